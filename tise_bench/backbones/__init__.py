@@ -1,0 +1,49 @@
+"""Backbone construction from the ``backbones`` config group (``real`` or ``random``)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .base import ImageBackbone
+
+log = logging.getLogger(__name__)
+_BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (sweeps reuse networks)
+
+
+def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path,
+                   device: str) -> ImageBackbone:
+    key = (name, random, seed, str(cache_dir), device, tuple(sorted((k, str(v)) for k, v in cfg.items())))
+    if key in _BUILT:
+        return _BUILT[key]
+    common = dict(random=random, seed=seed, cache_dir=cache_dir, device=device)
+    if name == "clip":
+        from .clip import ClipBackbone
+
+        bb: ImageBackbone = ClipBackbone(model=cfg.get("model", "ViT-B-32"), pretrained=cfg.get("pretrained", "openai"),
+                                         weights=cfg.get("weights"), **common)
+    elif name == "inception":
+        from .inception import InceptionBackbone
+
+        bb = InceptionBackbone(weights=cfg.get("weights"), **common)
+    else:
+        raise ConfigError(f"unknown backbone {name!r} under backbones; known: clip, inception")
+    _BUILT[key] = bb
+    return bb
+
+
+def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path) -> dict[str, ImageBackbone]:
+    """Build only the backbones some selected metric needs (a CLIP-only run never loads Inception)."""
+    random = bool(cfg.get("random", False))
+    seed = int(cfg.get("seed", 0))
+    device = str(cfg.get("device", "auto"))
+    out = {}
+    for name in sorted(needed):
+        sub = cfg.get(name)
+        if sub is None:
+            raise ConfigError(f"metrics need backbone {name!r} but backbones.{name} is not configured")
+        out[name] = build_backbone(name, dict(sub), random=random, seed=seed, cache_dir=cache_dir, device=device)
+    if random:
+        log.warning("*** RANDOM-WEIGHTS BACKBONES: numbers are for smoke tests only, not comparable to any paper ***")
+    return out

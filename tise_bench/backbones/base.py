@@ -1,0 +1,103 @@
+"""Backbone protocol: a network shared by every metric that needs it (metrics never own one).
+
+A backbone turns a decoded PIL image into its own input tensor (its own resize/normalisation) and a
+batch of such tensors into named feature arrays. ``namespace`` is the cache key part that says exactly
+which network produced a feature: ``{ident}-{weights_hash}-{preproc_version}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class ImageBackbone(ABC):
+    name: str  # config key: "clip", "inception", ...
+    ident: str  # architecture + weights tag, e.g. "clip-ViT-B-32-openai"
+    weights_hash: str
+    preproc_version: str
+    provides: tuple[str, ...]
+    is_random: bool = False
+
+    def __init__(self) -> None:
+        self.n_forward_images = 0  # counted for the "cached re-run makes zero forwards" guarantee
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.ident}-{self.weights_hash[:16]}-{self.preproc_version}"
+
+    @abstractmethod
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        """Decoded RGB image -> this backbone's input tensor (C,H,W)."""
+
+    @abstractmethod
+    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Batch of preprocessed tensors of one shape -> {feature: (B, D)} on any device."""
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        self.n_forward_images += int(batch.shape[0])
+        out = self._forward(batch)
+        return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
+
+    def describe(self) -> dict[str, object]:
+        return {"ident": self.ident, "weights_hash": self.weights_hash, "preproc_version": self.preproc_version,
+                "random_weights": self.is_random, "features": list(self.provides)}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
+    """sha256 of a weights file, memoised on (path, size, mtime) so big files are hashed once."""
+    path = Path(path)
+    st = path.stat()
+    memo = None
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    if memo_dir is not None:
+        memo = Path(memo_dir) / "weights-hashes" / f"{key}.json"
+        if memo.is_file():
+            try:
+                return json.loads(memo.read_text())["sha256"]
+            except (OSError, ValueError, KeyError):
+                pass
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo is not None:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"path": str(path), "sha256": digest}))
+        tmp.replace(memo)
+    return digest
+
+
+def state_dict_sha256(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Quick connectivity probe so offline runs fail in seconds instead of minute-long retries."""
+    if os.environ.get("TISE_OFFLINE") == "1":
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

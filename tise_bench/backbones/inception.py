@@ -1,0 +1,153 @@
+"""Inception-v3 (torch-fidelity ``inception-v3-compat``): pool3 (2048-d) for FID, 1008-way
+``logits_unbiased`` for IS / IS*. The image reaches the network as uint8 at its decoded size and is
+resized inside by torch-fidelity's TF1-compatible bilinear resize, exactly as ``calculate_metrics``
+does, so values match torch-fidelity bit for bit on the same weights file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+from ..errors import WeightsNotFoundError
+from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
+
+URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+FILENAME = URL.rsplit("/", 1)[1]
+_FEATURES = {"pool3": "2048", "logits_unbiased": "logits_unbiased"}
+
+
+def _fidelity_cls():
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    return FeatureExtractorInceptionV3
+
+
+def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
+    """Write (once) a seeded random state dict of the inception-v3-compat architecture.
+
+    Convs get Kaiming-normal and the fc a small normal init: with PyTorch's default init the deep
+    stack's activations shrink towards a constant and FID/IS collapse to 0/1.
+    """
+    cls = _fidelity_cls()
+    out = Path(cache_dir) / "weights" / f"inception-v3-compat-random-seed{seed}-torch{torch.__version__.split('+')[0]}.pth"
+    if out.is_file():
+        return out
+
+    class _Arch(cls):  # type: ignore[misc, valid-type]
+        def load_state_dict(self, state_dict, strict=True, assign=False):  # skip the loader, keep the layers
+            if state_dict == {}:
+                return None
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as td:
+        empty = Path(td) / "empty.pth"
+        torch.save({}, empty)
+        net = _Arch("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty))
+        gen = torch.Generator().manual_seed(seed)
+        _init_random(net, gen)
+        tmp = Path(td) / "w.pth"
+        torch.save(net.state_dict(), tmp)
+        os.replace(tmp, out)
+    return out
+
+
+def _calibration_images(gen: torch.Generator, n: int = 48, size: int = 96) -> torch.Tensor:
+    """Seeded structured images (smooth colour fields + rectangles) used only to set BN statistics."""
+    low = torch.rand(n, 3, 6, 6, generator=gen)
+    x = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    for i in range(n):
+        for _ in range(3):
+            y0, x0 = (torch.randint(0, size - 8, (2,), generator=gen)).tolist()
+            h, w = (torch.randint(8, size // 2, (2,), generator=gen)).tolist()
+            x[i, :, y0:y0 + h, x0:x0 + w] = torch.rand(3, 1, 1, generator=gen)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+@torch.no_grad()
+def _init_random(net: torch.nn.Module, gen: torch.Generator) -> None:
+    """Kaiming-normal convs, BN statistics from a seeded calibration batch (data-dependent init, so
+    pool3 varies across images), and an fc orthogonal to the mean feature scaled so the 1008 logits
+    spread across images: IS > 1 and FID > 0 on distinct image sets, as with real weights."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+            m.weight.copy_(torch.empty_like(m.weight).normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen))
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batch
+    calib = _calibration_images(gen)
+    net.train()
+    for chunk in calib.split(16):
+        net(chunk)
+    net.eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    old = net.features_list
+    net.features_list = ["2048"]
+    feats = torch.cat([net(c)[0] for c in calib.split(16)]).double()
+    net.features_list = old
+    centred = feats - feats.mean(0, keepdim=True)
+    w = torch.empty(net.fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
+    mean = feats.mean(0)
+    w -= (w @ mean)[:, None] * mean[None, :] / mean.dot(mean)
+    spread = (centred @ w.T).std()
+    net.fc.weight.copy_((w * (2.0 / spread)).float())
+    net.fc.bias.zero_()
+
+
+def find_real_weights(weights: str | None) -> Path:
+    """Local file if given, else torch hub's cache, else download if online; offline: a clear error."""
+    if weights:
+        p = Path(weights).expanduser()
+        if not p.is_file():
+            raise WeightsNotFoundError(
+                f"backbones.inception.weights={weights} does not exist. Give the path of torch-fidelity's "
+                f"'{FILENAME}' (download it from {URL})."
+            )
+        return p
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+    if hub.is_file():
+        return hub
+    if not host_reachable("github.com"):
+        raise WeightsNotFoundError(
+            f"Inception weights '{FILENAME}' not found and the network is unreachable.\n"
+            f"  looked in: {hub}\n"
+            f"  fix: download {URL} on a machine with internet and either copy it to {hub} or pass "
+            f"backbones.inception.weights=/path/to/{FILENAME}; or run offline smoke tests with backbones=random."
+        )
+    hub.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(URL, str(hub), progress=False)
+    return hub
+
+
+class InceptionBackbone(ImageBackbone):
+    name = "inception"
+    preproc_version = "tf1bilinear299-v1"
+    provides = ("pool3", "logits_unbiased")
+
+    def __init__(self, *, weights: str | None = None, random: bool = False, seed: int = 0,
+                 cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+        super().__init__()
+        self.is_random = random
+        path = random_inception_weights(cache_dir, seed) if random else find_real_weights(weights)
+        self.weights_path = path
+        self.weights_hash = file_sha256(path, cache_dir)
+        self.ident = f"inception-v3-compat-{'random-seed%d' % seed if random else 'tf2015'}"
+        self.device = resolve_device(device)
+        cls = _fidelity_cls()
+        self.net = cls("inception-v3-compat", list(_FEATURES.values()),
+                       feature_extractor_weights_path=str(path)).to(self.device).eval()
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        return pil_to_tensor(img)  # uint8 (3,H,W); resized to 299 inside the network
+
+    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.net(batch.to(self.device, non_blocking=True))
+        return {k: f for k, f in zip(_FEATURES, feats)}

@@ -1,0 +1,70 @@
+"""What a metric sees: one subset's records, the generated samples found for it, and their features.
+
+Everything here is already computed (by the FeatureBank in one pass); a metric only does arithmetic.
+Arrays returned by :meth:`gen` are aligned with ``samples``; :meth:`ref` with ``ref_records``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .data.manifest import Record
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated image: the ``k``-th sample for ``records[record_index]``."""
+
+    record_index: int
+    k: int
+    path: str
+    sha: str
+
+
+@dataclass
+class MetricContext:
+    subset: str
+    records: list[Record]
+    samples: list[Sample]
+    gen_features: dict[str, np.ndarray]
+    ref_features: dict[str, np.ndarray] = field(default_factory=dict)
+    ref_records: list[int] = field(default_factory=list)
+    text_features: dict[str, np.ndarray] = field(default_factory=dict)
+    text_truncated: set[str] = field(default_factory=set)
+    logit_scale: float = 100.0
+    ref_stats_fn: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sample_record(self) -> np.ndarray:
+        return np.asarray([s.record_index for s in self.samples], dtype=np.int64)
+
+    def gen(self, key: str) -> np.ndarray:
+        if key not in self.gen_features:
+            raise KeyError(f"feature {key!r} was not extracted for subset {self.subset!r}; declare it in the metric's needs")
+        return self.gen_features[key]
+
+    def ref(self, key: str) -> np.ndarray:
+        if key not in self.ref_features:
+            raise KeyError(f"reference feature {key!r} was not extracted for subset {self.subset!r}")
+        return self.ref_features[key]
+
+    def ref_stats(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, sigma) of the reference set for ``key`` — from an .npz or cached per eval set."""
+        if self.ref_stats_fn is None:
+            raise KeyError(f"no reference statistics available for subset {self.subset!r}")
+        return self.ref_stats_fn(key)
+
+    def text(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised CLIP text embeddings for ``texts`` (all pre-computed in the single pass)."""
+        missing = [t for t in texts if t not in self.text_features]
+        if missing:
+            raise KeyError(f"text embedding not pre-computed for {missing[0]!r}; the runner must collect it")
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.text_features[t] for t in texts])
+
+    def n_truncated(self, texts: list[str]) -> int:
+        return sum(1 for t in set(texts) if t in self.text_truncated)

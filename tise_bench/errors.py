@@ -1,0 +1,17 @@
+"""User-facing errors: every message names the file/key and says what to do."""
+
+
+class TiseError(Exception):
+    """Base class for errors that are the user's to fix (bad input, missing weights, bad config)."""
+
+
+class ConfigError(TiseError):
+    pass
+
+
+class DataError(TiseError):
+    pass
+
+
+class WeightsNotFoundError(TiseError):
+    pass

@@ -1,0 +1,149 @@
+"""Score one model's images on one eval set: find samples, one FeatureBank pass, pure metrics."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backbones.base import ImageBackbone
+from .context import MetricContext, Sample
+from .data.samples import find_images
+from .errors import ConfigError
+from .evalset import EvalSet, load_reference_stats
+from .features.bank import FeatureBank
+from .metrics.inception import fid_statistics
+from .registry import MetricSpec, get_metric
+from .results import EvalResult
+from .types import MetricValue
+
+log = logging.getLogger(__name__)
+
+
+def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]]
+                    ) -> tuple[list[tuple[MetricSpec, str]], dict[str, str]]:
+    """-> ([(spec, subset)], {id: reason} for metrics this eval set cannot run)."""
+    chosen, skipped = [], {}
+    for mid in ids:
+        spec = get_metric(mid)
+        subset = (params.get(mid) or {}).get("subset", spec.subset)
+        if subset not in evalset.subsets:
+            skipped[mid] = f"eval set {evalset.name!r} has no {subset!r} subset"
+            continue
+        chosen.append((spec, subset))
+    for mid in params:
+        if mid not in ids:
+            get_metric(mid)  # a typo in metrics.params.<id> gets a did-you-mean, not silence
+    return chosen, skipped
+
+
+def texts_for(records, params: dict[str, Any]) -> list[str]:
+    texts: list[str] = []
+    prefix = (params or {}).get("prefix") or ""
+    for r in records:
+        texts.append(r.caption)
+        if prefix:
+            texts.append(f"{prefix} {r.caption}")
+        if r.counter_caption:
+            texts.append(r.counter_caption)
+        texts.extend(r.ref_captions)
+        texts.extend(r.mismatched)
+    return texts
+
+
+def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
+                   params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
+                   on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None) -> EvalResult:
+    chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
+    used = sorted({s for _, s in chosen})
+    ids = list(dict.fromkeys(r.id for s in used for r in evalset.subsets[s]))
+    by_id, report = find_images(samples_dir, ids, policy=on_mismatch)
+
+    gen_needs: dict[str, set[str]] = {}
+    ref_needs: dict[str, set[str]] = {}
+    text_subsets: set[str] = set()
+    for spec, subset in chosen:
+        for need in spec.needs:
+            if need.role == "gen":
+                gen_needs.setdefault(need.backbone, set()).add(need.feature)
+            elif need.role == "ref":
+                ref_needs.setdefault(need.backbone, set()).add(need.feature)
+            else:
+                text_subsets.add(subset)
+    use_stats_file = bool(evalset.reference_stats)
+    ref_paths: list[str] = []
+    for spec, subset in chosen:
+        if any(n.role == "ref" for n in spec.needs):
+            ref_paths += [r.reference for r in evalset.subsets[subset] if r.reference]
+    ref_paths = list(dict.fromkeys(ref_paths))
+    missing_refs = [p for p in ref_paths if not Path(p).is_file()]
+    if missing_refs:
+        raise ConfigError(f"{len(missing_refs)} reference images listed in the manifest do not exist "
+                          f"(first: {missing_refs[0]}); fix the manifest's 'reference' paths")
+    gen_paths = [p for rid in ids for _, p in by_id.get(rid, [])]
+    all_needs = {b: gen_needs.get(b, set()) | ref_needs.get(b, set()) for b in set(gen_needs) | set(ref_needs)}
+    feats = bank.images(list(dict.fromkeys(gen_paths + ref_paths)), all_needs, on_bad=on_bad_image)
+    row_of = {p: i for i, p in enumerate(feats.paths)}
+
+    text_emb: dict[str, np.ndarray] = {}
+    truncated: set[str] = set()
+    if text_subsets:
+        texts = []
+        for spec, subset in chosen:
+            texts += texts_for(evalset.subsets[subset], params.get(spec.id) or {})
+        text_emb, truncated = bank.texts(backbones["clip"], texts)
+
+    stats_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def ref_stats(key: str, subset_refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if use_stats_file:
+            dim = feats.features[key].shape[1] if key in feats.features and feats.features[key].ndim == 2 else 2048
+            return load_reference_stats(evalset.reference_stats, dim)
+        rows = [row_of[p] for p in subset_refs if p in row_of]
+        if len(rows) < 2:
+            raise ConfigError(f"FID needs reference images (records' 'reference') or data.reference_stats=<npz>; "
+                              f"eval set {evalset.name!r} has {len(rows)} usable reference images")
+        shas = sorted({feats.shas[i] for i in rows})
+        ck = hashlib.sha256((key + "|" + bank.backbones[key.split('.')[0]].namespace + "|" + ",".join(shas)).encode()).hexdigest()
+        if ck not in stats_cache:
+            stats_cache[ck] = bank.cached_stats(ck, lambda: fid_statistics(feats.features[key][rows]))
+        return stats_cache[ck]
+
+    metrics: dict[str, MetricValue] = {}
+    per_sample: dict[str, dict[tuple[str, str], float]] = {}
+    samples_by_subset: dict[str, list[Sample]] = {}
+    for spec, subset in chosen:
+        recs = evalset.subsets[subset]
+        samples = [Sample(i, k, p, feats.shas[row_of[p]]) for i, r in enumerate(recs)
+                   for k, p in by_id.get(r.id, []) if p in row_of]
+        samples_by_subset[subset] = samples
+        srows = [row_of[s.path] for s in samples]
+        ref_records = [i for i, r in enumerate(recs) if r.reference and r.reference in row_of]
+        sub_refs = [recs[i].reference for i in ref_records]
+        ctx = MetricContext(
+            subset=subset, records=recs, samples=samples,
+            gen_features={f"{b}.{f}": feats.features[f"{b}.{f}"][srows] for b, fs in gen_needs.items() for f in fs},
+            ref_features={f"{b}.{f}": feats.features[f"{b}.{f}"][[row_of[p] for p in sub_refs]]
+                          for b, fs in ref_needs.items() for f in fs},
+            ref_records=ref_records, text_features=text_emb, text_truncated=truncated,
+            logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
+            ref_stats_fn=lambda key, _r=sub_refs: ref_stats(key, _r),
+        )
+        if not samples:
+            metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
+            continue
+        mv = spec.compute(ctx, dict(params.get(spec.id) or {}))
+        metrics[spec.id] = mv
+        if mv.per_sample is not None and len(mv.per_sample) == len(samples):
+            per_sample[spec.id] = {(subset, s.path): float(v) for s, v in zip(samples, mv.per_sample)}
+
+    counts = {**report.counts(), "bad_images": len(feats.bad), "images": len(gen_paths) - len(
+        [p for p in gen_paths if p in feats.bad]), "reference_images": len(ref_paths)}
+    return EvalResult.build(
+        model=model_name, data=evalset.name, specs={s.id: (s, sub) for s, sub in chosen}, metrics=metrics,
+        samples_by_subset=samples_by_subset, evalset=evalset, per_sample=per_sample, backbones=backbones,
+        counts=counts, not_applicable=not_applicable, report=report, bad=feats.bad,
+        n_truncated=len(truncated), config=config or {},
+    )

@@ -1,0 +1,165 @@
+"""FeatureBank: every feature any selected metric needs, in one streaming pass over the images.
+
+Each image file is read once and hashed; only images missing from some backbone's cache are decoded
+(once, whatever the number of backbones), and each backbone applies its own preprocessing to the decoded
+image. Features are cached per backbone namespace, keyed by the sha256 of the image bytes, so a
+repeated run with nothing changed performs zero backbone forwards; identical files (the same bytes under
+two names or two models) are computed once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..backbones.base import ImageBackbone
+from ..errors import DataError
+from . import decode as _decode
+from .store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageFeatures:
+    """Result of :meth:`FeatureBank.images`: per-path hashes, features aligned to ``paths`` (bad removed)."""
+
+    paths: list[str]
+    shas: list[str]
+    features: dict[str, np.ndarray]
+    bad: dict[str, str] = field(default_factory=dict)  # path -> reason (only when on_bad='skip')
+
+
+def _chunks(seq: list, n: int) -> Iterable[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class FeatureBank:
+    def __init__(self, backbones: dict[str, ImageBackbone], cache_dir: str | Path, *, batch_size: int = 32,
+                 max_pixels: int | None = 178_956_970, progress: bool = False) -> None:
+        self.backbones = backbones
+        self.cache_dir = Path(cache_dir)
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+        self.progress = progress
+        self._stores: dict[str, FeatureStore] = {}
+
+    def store(self, namespace: str) -> FeatureStore:
+        if namespace not in self._stores:
+            self._stores[namespace] = FeatureStore(self.cache_dir, namespace)
+        return self._stores[namespace]
+
+    def images(self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail") -> ImageFeatures:
+        """Features ``{"backbone.feature": (N, D)}`` for ``paths``; ``needs`` maps backbone -> features."""
+        needed = {b: tuple(sorted(f)) for b, f in needs.items() if f}
+        for b, feats in needed.items():
+            if b not in self.backbones:
+                raise DataError(f"a selected metric needs backbone {b!r}, which is not configured under backbones")
+            missing = set(feats) - set(self.backbones[b].provides)
+            if missing:
+                raise DataError(f"backbone {b!r} does not provide {sorted(missing)}")
+        stores = {b: self.store(self.backbones[b].namespace) for b in needed}
+        shas: dict[str, str] = {}
+        bad: dict[str, str] = {}
+        done: set[str] = set()  # shas computed in this run
+        iterator = _chunks(list(paths), self.batch_size)
+        if self.progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, total=(len(paths) + self.batch_size - 1) // self.batch_size,
+                            desc="features", unit="batch", leave=False)
+        for chunk in iterator:
+            todo: dict[str, bytes] = {}
+            for p in chunk:
+                try:
+                    data = _decode.read_bytes(p)
+                except DataError as e:
+                    if on_bad != "skip":
+                        raise
+                    bad[p] = str(e)
+                    continue
+                sha = _decode.content_hash(data)
+                shas[p] = sha
+                if sha in done or sha in todo:
+                    continue
+                if any(sha not in stores[b] for b in needed):
+                    todo[sha] = data
+                del data
+            self._extract(todo, needed, stores, bad, on_bad, {s: p for p, s in shas.items()})
+            done.update(todo)
+        good = [p for p in paths if p in shas and p not in bad]
+        keys = [shas[p] for p in good]
+        features: dict[str, np.ndarray] = {}
+        for b, feats in needed.items():
+            got = stores[b].get(keys, feats) if keys else {}
+            for f in feats:
+                features[f"{b}.{f}"] = got.get(f, np.zeros((0,), dtype=np.float32))
+        return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
+
+    def _extract(self, todo: dict[str, bytes], needed: dict[str, tuple[str, ...]],
+                 stores: dict[str, FeatureStore], bad: dict[str, str], on_bad: str, sha_to_path: dict[str, str]) -> None:
+        if not todo:
+            return
+        decoded = {}
+        for sha, data in todo.items():
+            path = sha_to_path.get(sha, sha)
+            try:
+                decoded[sha] = _decode.decode_image(data, path, self.max_pixels)
+            except DataError as e:
+                if on_bad != "skip":
+                    raise
+                bad.update({p: str(e) for p, s in sha_to_path.items() if s == sha} or {path: str(e)})
+        for b, feats in needed.items():
+            bb = self.backbones[b]
+            miss = [s for s in decoded if s not in stores[b]]
+            if not miss:
+                continue
+            tensors = {s: bb.preprocess(decoded[s]) for s in miss}
+            rows: dict[str, dict[str, np.ndarray]] = {}
+            by_shape: dict[tuple[int, ...], list[str]] = {}
+            for s, t in tensors.items():  # same-shape batches: no padding, exact parity with reference tools
+                by_shape.setdefault(tuple(t.shape), []).append(s)
+            for group in by_shape.values():
+                out = bb.forward(torch.stack([tensors[s] for s in group]))
+                for i, s in enumerate(group):
+                    rows[s] = {f: out[f][i] for f in bb.provides}
+            stores[b].put(miss, {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides})
+
+    def texts(self, clip, texts: list[str]) -> tuple[dict[str, np.ndarray], set[str]]:
+        """CLIP text embeddings for unique ``texts``, cached by sha256 of the text; -> (emb, truncated)."""
+        store = self.store(clip.namespace + "-text")
+        uniq = sorted(set(texts))
+        keys = {t: _decode.content_hash(t.encode("utf-8")) for t in uniq}
+        miss = [t for t in uniq if keys[t] not in store]
+        for chunk in _chunks(miss, 256):
+            emb, trunc = clip.encode_text(chunk)
+            store.put([keys[t] for t in chunk], {"text": emb, "truncated": trunc})
+        if not uniq:
+            return {}, set()
+        got = store.get([keys[t] for t in uniq], ("text", "truncated"))
+        emb = {t: got["text"][i] for i, t in enumerate(uniq)}
+        truncated = {t for i, t in enumerate(uniq) if bool(got["truncated"][i])}
+        return emb, truncated
+
+
+    def cached_stats(self, key: str, compute) -> tuple[np.ndarray, np.ndarray]:
+        """Reference (mu, sigma) computed once per eval set + backbone, then read from ``<cache>/stats``."""
+        path = self.cache_dir / "stats" / f"{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    return z["mu"], z["sigma"]
+            except (OSError, ValueError, KeyError):
+                log.warning("reference statistics cache %s is unreadable; recomputing", path)
+        mu, sigma = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, mu=mu, sigma=sigma)
+        os.replace(tmp, path)
+        return mu, sigma

@@ -1,0 +1,90 @@
+"""On-disk feature cache: sharded, content-addressed, atomically written, checksummed.
+
+Layout: ``<cache>/features/<namespace>/<checksum>.npz`` where namespace is
+``{backbone-ident}-{weights-hash}-{preproc-version}`` and each shard holds ``keys`` (sha256 of the image
+bytes or of the text) plus one array per feature, row-aligned. The file name is the blake2b digest of the
+file's bytes, so a truncated or altered shard is detected on read, reported and ignored (its rows are
+recomputed). Shards are only ever added, never edited, so concurrent runs cannot corrupt each other.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class FeatureStore:
+    """All shards of one namespace; ``get`` returns cached rows, ``put`` writes a new shard."""
+
+    def __init__(self, root: str | Path, namespace: str) -> None:
+        self.dir = Path(root) / "features" / namespace
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._index: dict[str, tuple[Path, int]] = {}
+        self.n_corrupt = 0
+        self._scan()
+
+    def _scan(self) -> None:
+        for shard in sorted(self.dir.glob("*.npz")):
+            arrays = self._read(shard)
+            if arrays is None:
+                continue
+            for row, key in enumerate(arrays["keys"].tolist()):
+                self._index.setdefault(key, (shard, row))
+
+    def _read(self, shard: Path) -> dict[str, np.ndarray] | None:
+        try:
+            data = shard.read_bytes()
+            if _digest(data) != shard.stem:
+                raise ValueError("checksum mismatch")
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError) as e:
+            self.n_corrupt += 1
+            log.warning("feature cache shard %s is corrupt (%s); its rows will be recomputed", shard, e)
+            return None
+        return arrays
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def get(self, keys: list[str], features: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Rows for ``keys`` (all must be present), stacked per feature."""
+        by_shard: dict[Path, list[tuple[int, int]]] = {}
+        for i, key in enumerate(keys):
+            shard, row = self._index[key]
+            by_shard.setdefault(shard, []).append((i, row))
+        out: dict[str, np.ndarray] = {}
+        for shard, pairs in by_shard.items():
+            arrays = self._read(shard)
+            if arrays is None or any(f not in arrays for f in features):
+                raise KeyError(f"shard {shard} vanished or lacks {features}")
+            dst = np.asarray([i for i, _ in pairs])
+            src = np.asarray([r for _, r in pairs])
+            for f in features:
+                if f not in out:
+                    out[f] = np.empty((len(keys),) + arrays[f].shape[1:], dtype=arrays[f].dtype)
+                out[f][dst] = arrays[f][src]
+        return out
+
+    def put(self, keys: list[str], arrays: dict[str, np.ndarray]) -> None:
+        if not keys:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.asarray(keys), **arrays)
+        data = buf.getvalue()
+        name = self.dir / f"{_digest(data)}.npz"
+        tmp = self.dir / f".{name.stem}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, name)
+        for row, key in enumerate(keys):
+            self._index[key] = (name, row)

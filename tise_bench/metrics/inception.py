@@ -1,0 +1,181 @@
+"""Inception-based realism metrics: IS, IS* (calibrated IS) and FID.
+
+Pure functions over numpy arrays (``fid_statistics``, ``frechet_distance``, ``inception_score``) plus thin
+registered adapters reading features from a :class:`~tise_bench.context.MetricContext`.
+The arithmetic reproduces torch-fidelity 0.4 (``fid_statistics_to_metric``, ``isc_features_to_metric``);
+the tests compare against it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..context import MetricContext
+from ..registry import Need, register_metric
+from ..types import MetricValue
+
+POOL3 = "inception.pool3"
+LOGITS = "inception.logits_unbiased"
+#: TISE's temperature for COCO, fitted on ImageNet validation logits of inception-v3-compat.
+COCO_TEMPERATURE = 0.9091363549232483
+
+
+def _check_finite_rows(x: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{what}: {int(bad.sum())} of {x.shape[0]} rows contain NaN or inf (first bad row {int(np.argmax(bad))}); "
+            "the images behind them are likely corrupt or the backbone overflowed — re-extract features"
+        )
+
+
+def _as_2d(x: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D array (n_samples, dim), got shape {x.shape}")
+    return x
+
+
+def fid_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of ``feats`` (N, D) in float64: ``mu = mean(X)``, ``sigma = cov(X)`` (ddof 1).
+
+    Same as torch-fidelity's ``fid_features_to_statistics`` (``np.mean``, ``np.cov(rowvar=False)``), except
+    that the mean is taken in float64 rather than the input dtype. Needs N ≥ 2 finite rows.
+    """
+    x = _as_2d(feats, "fid_statistics")
+    _check_finite_rows(x, "fid_statistics")
+    if x.shape[0] < 2:
+        raise ValueError(f"fid_statistics: a covariance needs at least 2 samples, got {x.shape[0]}")
+    return np.mean(x, axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+    names: tuple[str, str] = ("first", "second"),
+) -> float:
+    """Fréchet distance between Gaussians N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al. 2017).
+
+    ``d² = ‖mu1 − mu2‖² + Tr(sigma1) + Tr(sigma2) − 2·Tr((sigma1·sigma2)^½)``, where the trace of the matrix
+    square root is computed as Σ Re √λ_i over the eigenvalues λ_i of sigma1·sigma2 (the eigenvalues of a
+    product of two PSD matrices are real and ≥ 0 up to round-off; this avoids ``sqrtm``'s instability and
+    is the formula torch-fidelity 0.4 uses). ``names`` label the two sides in error messages.
+    """
+    m1, m2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
+    s1, s2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    for name, m, s in ((names[0], m1, s1), (names[1], m2, s2)):
+        if m.ndim != 1 or s.shape != (m.shape[0], m.shape[0]):
+            raise ValueError(f"frechet_distance: {name} statistics are inconsistent: mu shape {m.shape}, "
+                             f"sigma shape {s.shape}; expected mu (D,) and sigma (D, D)")
+        if not (np.isfinite(m).all() and np.isfinite(s).all()):
+            raise ValueError(f"frechet_distance: {name} statistics contain NaN or inf")
+    if m1.shape != m2.shape:
+        raise ValueError(
+            f"frechet_distance: dimension mismatch — {names[0]} mu {m1.shape}, sigma {s1.shape} vs "
+            f"{names[1]} mu {m2.shape}, sigma {s2.shape}; both sides must come from the same feature layer"
+        )
+    diff = m1 - m2
+    eig = np.linalg.eigvals(s1 @ s2).astype(np.complex128)
+    tr_covmean = float(np.sum(np.sqrt(eig).real))
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def inception_score(
+    logits: np.ndarray, temperature: float = 1.0, splits: int = 10, shuffle: bool = True, seed: int = 2020,
+) -> tuple[float, float, list[float]]:
+    """Inception Score (Salimans et al. 2016) with an optional calibration temperature (TISE's IS*).
+
+    ``p(y|x) = softmax(z / T)``; per split, ``IS = exp(mean_x KL(p(y|x) ‖ p(y)))`` with ``p(y)`` the split's
+    mean prediction. Rows are permuted with ``np.random.RandomState(seed).permutation(N)`` and split at
+    ``i·N // splits`` exactly as torch-fidelity's ``isc_features_to_metric`` (float64 throughout), so T = 1
+    reproduces ``inception_score_mean`` / ``_std`` (population std over splits).
+    If ``N < splits`` the number of splits is lowered to ``N`` (every split keeps ≥ 1 sample).
+
+    Returns ``(mean, std, split_scores)``.
+    """
+    z = _as_2d(logits, "inception_score")
+    _check_finite_rows(z, "inception_score")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"inception_score: temperature must be a positive finite number, got {temperature}")
+    n = z.shape[0]
+    if n == 0:
+        raise ValueError("inception_score: no samples")
+    if splits < 1:
+        raise ValueError(f"inception_score: splits must be ≥ 1, got {splits}")
+    splits = min(splits, n)
+    if shuffle:
+        z = z[np.random.RandomState(seed).permutation(n)]
+    log_p = _log_softmax(z / temperature)
+    p = np.exp(log_p)
+    scores: list[float] = []
+    for i in range(splits):
+        lo, hi = i * n // splits, (i + 1) * n // splits
+        p_c, log_p_c = p[lo:hi], log_p[lo:hi]
+        # log of the split's marginal via logsumexp, and 0·log0 := 0: saturated softmaxes (p == 0 in
+        # float64) stay finite instead of turning the score into NaN.
+        log_q = _logsumexp0(log_p_c) - math.log(hi - lo)
+        terms = np.where(p_c > 0, p_c * (log_p_c - log_q), 0.0)
+        kl = terms.sum(axis=1).mean()
+        scores.append(float(np.exp(kl)))
+    return float(np.mean(scores)), float(np.std(scores)), scores
+
+
+def _logsumexp0(log_p: np.ndarray) -> np.ndarray:
+    m = log_p.max(axis=0, keepdims=True)
+    return m + np.log(np.exp(log_p - m).sum(axis=0, keepdims=True))
+
+
+def _nan(reason: str, **extras: Any) -> MetricValue:
+    return MetricValue(value=float("nan"), n=0, extras={"reason": reason, **extras})
+
+
+def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float) -> MetricValue:
+    logits = ctx.gen(LOGITS)
+    splits, seed = int(params.get("splits", 10)), int(params.get("seed", 2020))
+    if logits.shape[0] == 0:
+        return _nan("no generated images", temperature=temperature)
+    mean, std, scores = inception_score(logits, temperature=temperature, splits=splits, seed=seed)
+    return MetricValue(value=mean, n=int(logits.shape[0]), std=std,
+                       extras={"temperature": temperature, "splits": len(scores), "split_scores": scores})
+
+
+@register_metric(
+    "is", display="IS", higher_is_better=True, version="1", subset="realism",
+    citation="Salimans et al. 2016, Improved Techniques for Training GANs",
+    needs=(Need("inception", "logits_unbiased", "gen"),),
+)
+def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """Inception Score on 1008-way logits_unbiased of inception-v3-compat, T = 1. Params: splits, seed."""
+    return _is_value(ctx, params, 1.0)
+
+
+@register_metric(
+    "is_star", display="IS*", higher_is_better=True, version="1", subset="realism",
+    citation="Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation",
+    needs=(Need("inception", "logits_unbiased", "gen"),),
+)
+def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """Calibrated IS: IS on softmax(z / T). Params: temperature (COCO 0.9091363549232483), splits, seed."""
+    return _is_value(ctx, params, float(params.get("temperature", COCO_TEMPERATURE)))
+
+
+@register_metric(
+    "fid", display="FID", higher_is_better=False, version="1", subset="realism",
+    citation="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
+    needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
+)
+def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """FID between pool3 features of the generated images and the reference statistics (mu, sigma)."""
+    feats = ctx.gen(POOL3)
+    if feats.shape[0] < 2:
+        return _nan(f"FID needs at least 2 generated images, got {feats.shape[0]}")
+    mu_g, sigma_g = fid_statistics(feats)
+    mu_r, sigma_r = ctx.ref_stats(POOL3)
+    value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r, names=("generated", "reference"))
+    return MetricValue(value=value, n=int(feats.shape[0]), extras={"feature": POOL3})

@@ -1,0 +1,111 @@
+"""The result of one evaluation: ``metrics.json`` (values + provenance) and a per-sample parquet table.
+
+Written atomically into ``<results_dir>/<data>/<model>/``; a run only ever writes its own folder.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .types import MetricValue
+
+RESULT_SCHEMA = 1
+_LIBS = ("tise_bench", "torch", "torchvision", "open_clip_torch", "torch-fidelity", "ultralytics", "numpy", "scipy",
+         "hydra-core", "pillow")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in _LIBS:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class EvalResult:
+    model: str
+    data: str
+    metrics: dict[str, MetricValue]
+    meta: dict[str, dict[str, Any]]  # metric id -> registry metadata (direction, version, ...)
+    samples: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, *, model, data, specs, metrics, samples_by_subset, evalset, per_sample, backbones, counts,
+              not_applicable, report, bad, n_truncated, config) -> "EvalResult":
+        rows = []
+        for subset, samples in samples_by_subset.items():
+            recs = evalset.subsets[subset]
+            for s in samples:
+                row = {"subset": subset, "id": recs[s.record_index].id, "k": s.k, "file": s.path, "sha256": s.sha,
+                       "caption": recs[s.record_index].caption}
+                for mid, vals in per_sample.items():
+                    row[mid] = vals.get((subset, s.path), np.nan)
+                rows.append(row)
+        table = pd.DataFrame(rows)
+        meta = {mid: {**spec.meta(), "subset": subset} for mid, (spec, subset) in specs.items()}
+        random = any(b.is_random for b in backbones.values())
+        prov = {
+            "random_weights": random,
+            "warning": ("RANDOM-WEIGHTS BACKBONES: smoke-test numbers, not comparable to any paper" if random else None),
+            "backbones": {n: b.describe() for n, b in backbones.items()},
+            "libraries": library_versions(),
+            "counts": counts,
+            "truncated_captions": n_truncated,
+            "not_applicable": not_applicable,
+            "mismatch": {"missing": report.missing[:50], "extra": report.extra[:50], "duplicate": report.duplicate[:50]},
+            "bad_images": dict(list(bad.items())[:50]),
+            "eval_set": {"name": evalset.name, "manifests": evalset.sources,
+                         "reference_stats": evalset.reference_stats},
+            "config": config,
+        }
+        return cls(model=model, data=data, metrics=metrics, meta=meta, samples=table, provenance=prov)
+
+    def values(self) -> dict[str, float]:
+        return {k: v.value for k, v in self.metrics.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA,
+            "model": self.model,
+            "data": self.data,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "metrics": {k: {**v.to_json(), **self.meta.get(k, {})} for k, v in self.metrics.items()},
+            **self.provenance,
+        }
+
+    def write(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / "samples.parquet", lambda p: self.samples.to_parquet(p, index=False))
+        text = json.dumps(self.to_json(), indent=2, sort_keys=False, default=_json_default)
+        _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(text + "\n", encoding="utf-8"))
+        return out / "metrics.json"
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _atomic_write(path: Path, writer) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    writer(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,58 @@
+"""The typed function behind ``python -m tise_bench``: compose -> evaluate every model -> write results."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .backbones import build_backbones
+from .errors import ConfigError
+from .evalset import load_eval_set
+from .evaluate import evaluate_model, resolve_metrics
+from .features.bank import FeatureBank
+from .report import format_table
+from .results import EvalResult
+
+log = logging.getLogger(__name__)
+
+
+def _models(cfg: dict[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
+    m = cfg["model"]
+    names = list(m.get("suite") or [m["name"]])
+    out = []
+    for name in names:
+        d = m.get("samples_dir") if not m.get("suite") else None
+        if not d:
+            if demo_dir is None:
+                raise ConfigError(f"model {name!r} has no samples_dir; set model.samples_dir=<folder of images> "
+                                  f"(demo models need data=demo)")
+            d = str(Path(demo_dir) / name)
+        out.append((name, d))
+    return out
+
+
+def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
+    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    paths = c["paths"]
+    evalset = load_eval_set(c["data"], paths["cache_dir"])
+    mcfg = c["metrics"]
+    params = dict(mcfg.get("params") or {})
+    chosen, _ = resolve_metrics(list(mcfg["ids"]), evalset, params)
+    needed = {n.backbone for spec, _ in chosen for n in spec.needs}
+    backbones = build_backbones(c["backbones"], needed, paths["cache_dir"])
+    bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(c.get("batch_size", 32)),
+                       max_pixels=c.get("max_pixels"), progress=bool(c.get("progress", False)))
+    results = []
+    for name, samples_dir in _models(c, evalset.demo_models_dir):
+        res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=list(mcfg["ids"]),
+                             params=params, bank=bank, backbones=backbones, on_mismatch=c.get("on_mismatch", "fail"),
+                             on_bad_image=c.get("on_bad_image", "fail"), config=c)
+        out = res.write(Path(paths["results_dir"]) / evalset.name / name)
+        log.info("wrote %s", out)
+        results.append(res)
+    if c.get("print_table", True):
+        print(format_table(results), file=sys.stdout)
+    return results
