@@ -39,20 +39,6 @@ def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str
     return chosen, skipped
 
 
-def texts_for(records, params: dict[str, Any]) -> list[str]:
-    texts: list[str] = []
-    prefix = (params or {}).get("prefix") or ""
-    for r in records:
-        texts.append(r.caption)
-        if prefix:
-            texts.append(f"{prefix} {r.caption}")
-        if r.counter_caption:
-            texts.append(r.counter_caption)
-        texts.extend(r.ref_captions)
-        texts.extend(r.mismatched)
-    return texts
-
-
 def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
                    params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
                    on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None) -> EvalResult:
@@ -92,7 +78,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     if text_subsets:
         texts = []
         for spec, subset in chosen:
-            texts += texts_for(evalset.subsets[subset], params.get(spec.id) or {})
+            texts += spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
         text_emb, truncated = bank.texts(backbones["clip"], texts)
 
     stats_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}

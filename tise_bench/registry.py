@@ -47,6 +47,11 @@ class MetricSpec:
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
 
+    def texts(self, records: list, params: dict[str, Any]) -> list[str]:
+        """Texts this metric looks up (declared by the metric as ``compute.texts_needed``)."""
+        fn = getattr(self.compute, "texts_needed", None)
+        return list(fn(records, params)) if fn is not None else []
+
     def meta(self) -> dict[str, Any]:
         return {
             "display": self.display,

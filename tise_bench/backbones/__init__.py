@@ -14,23 +14,22 @@ _BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (
 
 def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path,
                    device: str) -> ImageBackbone:
-    key = (name, random, seed, str(cache_dir), device, tuple(sorted((k, str(v)) for k, v in cfg.items())))
-    if key in _BUILT:
-        return _BUILT[key]
-    common = dict(random=random, seed=seed, cache_dir=cache_dir, device=device)
+    common = dict(random=random, seed=seed, cache_dir=str(cache_dir), device=device)
     if name == "clip":
-        from .clip import ClipBackbone
+        from .clip import ClipBackbone as cls
 
-        bb: ImageBackbone = ClipBackbone(model=cfg.get("model", "ViT-B-32"), pretrained=cfg.get("pretrained", "openai"),
-                                         weights=cfg.get("weights"), **common)
+        kwargs = dict(model=cfg.get("model", "ViT-B-32"), pretrained=cfg.get("pretrained", "openai"),
+                      weights=cfg.get("weights"), **common)
     elif name == "inception":
-        from .inception import InceptionBackbone
+        from .inception import InceptionBackbone as cls  # type: ignore[assignment]
 
-        bb = InceptionBackbone(weights=cfg.get("weights"), **common)
+        kwargs = dict(weights=cfg.get("weights"), **common)
     else:
         raise ConfigError(f"unknown backbone {name!r} under backbones; known: clip, inception")
-    _BUILT[key] = bb
-    return bb
+    key = (name, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+    if key not in _BUILT:
+        _BUILT[key] = cls(**kwargs)
+    return _BUILT[key]
 
 
 def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path) -> dict[str, ImageBackbone]:

@@ -1,0 +1,75 @@
+"""FeatureBank guarantees: one decode per image, one pass, zero forwards on a repeated run, cache integrity."""
+from __future__ import annotations
+
+import numpy as np
+from hydra import compose, initialize_config_module
+
+from helpers import RANDOM_BACKBONES, structured_images
+from tise_bench.backbones import build_backbones
+from tise_bench.features import decode
+from tise_bench.features.bank import FeatureBank
+from tise_bench.runner import run
+
+
+def _demo_cfg(cache, results, extra=()):
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+        return compose("config", overrides=[
+            "backbones=random", "backbones.device=cpu", f"paths.cache_dir={cache}", f"paths.results_dir={results}",
+            "data.n_prompts=6", "data.image_size=48", "progress=false", "print_table=false", *extra])
+
+
+def _unique_contents(paths) -> int:
+    return len({decode.content_hash(open(p, "rb").read()) for p in paths})
+
+
+def test_every_image_decoded_once_and_rerun_makes_zero_forwards(fresh_cache, tmp_path):
+    cfg = _demo_cfg(fresh_cache, tmp_path / "res")
+    bbs = build_backbones(RANDOM_BACKBONES, {"clip", "inception"}, fresh_cache)
+    fwd0 = {n: b.n_forward_images for n, b in bbs.items()}
+    txt0 = bbs["clip"].n_forward_texts
+    decode.DECODE_COUNT = 0
+    first = run(cfg)  # all metrics, all five demo models
+    demo_root = fresh_cache / "demo"
+    files = [p for p in demo_root.rglob("*.png")]
+    assert decode.DECODE_COUNT == _unique_contents(files), "an image was decoded more than once (or skipped)"
+    made = {n: b.n_forward_images - fwd0[n] for n, b in bbs.items()}
+    assert made["clip"] == made["inception"] == _unique_contents(files)
+    assert bbs["clip"].n_forward_texts > txt0
+
+    fwd1 = {n: b.n_forward_images for n, b in bbs.items()}
+    txt1 = bbs["clip"].n_forward_texts
+    decode.DECODE_COUNT = 0
+    second = run(cfg)
+    assert decode.DECODE_COUNT == 0
+    assert {n: b.n_forward_images for n, b in bbs.items()} == fwd1
+    assert bbs["clip"].n_forward_texts == txt1
+    for a, b in zip(first, second):
+        assert a.model == b.model
+        for mid, mv in a.metrics.items():
+            assert np.array_equal(np.asarray(mv.value), np.asarray(b.metrics[mid].value), equal_nan=True), mid
+
+
+def test_changed_bytes_miss_the_cache(fresh_cache, tmp_path):
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 3, seed=3, size=32)]
+    bbs = build_backbones(RANDOM_BACKBONES, {"inception"}, fresh_cache)
+    bank = FeatureBank(bbs, fresh_cache)
+    a = bank.images(paths, {"inception": {"pool3"}})
+    structured_images(tmp_path / "imgs", 1, seed=99, size=32)  # overwrite 0000.png with other pixels
+    before = bbs["inception"].n_forward_images
+    b = FeatureBank(bbs, fresh_cache).images(paths, {"inception": {"pool3"}})
+    assert bbs["inception"].n_forward_images == before + 1
+    assert not np.allclose(a.features["inception.pool3"][0], b.features["inception.pool3"][0])
+    np.testing.assert_array_equal(a.features["inception.pool3"][1:], b.features["inception.pool3"][1:])
+
+
+def test_corrupt_shard_is_detected_and_recomputed(fresh_cache, tmp_path, caplog):
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 2, seed=4, size=32)]
+    bbs = build_backbones(RANDOM_BACKBONES, {"inception"}, fresh_cache)
+    a = FeatureBank(bbs, fresh_cache).images(paths, {"inception": {"pool3"}})
+    shard = next((fresh_cache / "features").rglob("*.npz"))
+    shard.write_bytes(shard.read_bytes()[:-50])  # truncated
+    before = bbs["inception"].n_forward_images
+    b = FeatureBank(bbs, fresh_cache).images(paths, {"inception": {"pool3"}})
+    assert bbs["inception"].n_forward_images == before + 2
+    assert "corrupt" in caplog.text
+    np.testing.assert_allclose(a.features["inception.pool3"], b.features["inception.pool3"], rtol=1e-6)
