@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from .backbones import build_backbones
 from .errors import ConfigError
@@ -34,8 +35,19 @@ def _models(cfg: dict[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
     return out
 
 
+def _resolve(cfg: DictConfig) -> dict[str, Any]:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"{e.full_key} is required but not set; pass {e.full_key}=<value> on the command line "
+                          f"(see README: model=folder needs model.name and model.samples_dir, data=custom needs "
+                          f"data.name and data.manifest)") from None
+    except InterpolationResolutionError as e:
+        raise ConfigError(f"config value could not be resolved: {e}") from None
+
+
 def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
-    c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    c = _resolve(cfg) if isinstance(cfg, DictConfig) else cfg
     paths = c["paths"]
     evalset = load_eval_set(c["data"], paths["cache_dir"])
     mcfg = c["metrics"]
