@@ -20,7 +20,7 @@ from .backbones import build_backbones
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError
 from .evalset import SUBSETS, EvalSet
-from .evaluate import evaluate_model, resolve_metrics
+from .pipeline import evaluate_model, resolve_metrics
 from .features.bank import FeatureBank
 from .results import EvalResult
 

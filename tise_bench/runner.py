@@ -12,7 +12,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from .backbones import build_backbones
 from .errors import ConfigError
 from .evalset import load_eval_set
-from .evaluate import evaluate_model, resolve_metrics
+from .pipeline import evaluate_model, resolve_metrics
 from .features.bank import FeatureBank
 from .report import format_table
 from .results import EvalResult

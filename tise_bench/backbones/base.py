@@ -11,6 +11,7 @@ import json
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +38,28 @@ class ImageBackbone(ABC):
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         """Decoded RGB image -> this backbone's input tensor (C,H,W)."""
 
+    def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
+        """Per-image side information that ``_forward`` needs besides the pixels; none by default.
+
+        A backbone whose input loses something its output must be expressed in (the detector letterboxes
+        to a fixed square, but reports boxes in original pixels) returns it here, e.g.
+        ``{"orig_size": tensor([w, h])}``. Callers stack each key over the batch and pass the stacks to
+        :meth:`forward` as ``meta``; ``_forward`` receives them as keyword arguments.
+        """
+        return {}
+
     @abstractmethod
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Batch of preprocessed tensors of one shape -> {feature: (B, D)} on any device."""
+        """Batch of preprocessed tensors of one shape -> {feature: (B, ...)} on any device.
+
+        Backbones with :meth:`preprocess_meta` add one keyword argument per meta key.
+        """
 
     @torch.inference_mode()
-    def forward(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+    def forward(self, batch: torch.Tensor, meta: Mapping[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+        """Count, run ``_forward`` (with ``meta`` stacked as from :meth:`preprocess_meta`), return numpy."""
         self.n_forward_images += int(batch.shape[0])
-        out = self._forward(batch)
+        out = self._forward(batch, **dict(meta or {}))
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
     def describe(self) -> dict[str, object]:

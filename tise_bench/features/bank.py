@@ -121,12 +121,14 @@ class FeatureBank:
             if not miss:
                 continue
             tensors = {s: bb.preprocess(decoded[s]) for s in miss}
+            metas = {s: bb.preprocess_meta(decoded[s]) for s in miss}  # {} for most backbones
             rows: dict[str, dict[str, np.ndarray]] = {}
             by_shape: dict[tuple[int, ...], list[str]] = {}
             for s, t in tensors.items():  # same-shape batches: no padding, exact parity with reference tools
                 by_shape.setdefault(tuple(t.shape), []).append(s)
             for group in by_shape.values():
-                out = bb.forward(torch.stack([tensors[s] for s in group]))
+                meta = {k: torch.stack([metas[s][k] for s in group]) for k in metas[group[0]]}
+                out = bb.forward(torch.stack([tensors[s] for s in group]), meta)
                 for i, s in enumerate(group):
                     rows[s] = {f: out[f][i] for f in bb.provides}
             stores[b].put(miss, {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides})

@@ -1,0 +1,196 @@
+"""Object detector (ultralytics) for SOA, O-IS/O-FID crops and CA.
+
+Features, fixed-shape per image so they fit the feature cache:
+
+* ``detections`` — float32 ``(max_det, 6)``, rows ``[x1, y1, x2, y2, score, class_id]`` in ORIGINAL image
+  pixels (clipped to the image), sorted by score descending; unused rows are all ``-1`` (score ``-1`` =
+  padding). Boxes are kept down to a low confidence floor (``conf``, default 0.05), so metrics apply their
+  own threshold (TISE: 0.5) without recomputing. Boxes that clip to zero width or height are dropped.
+* ``size`` — float32 ``(2,)`` ``[width, height]`` of the decoded image.
+
+The image is letterboxed to ``imgsz`` (:mod:`.letterbox`, ultralytics' arithmetic), scaled to [0, 1] RGB
+as ultralytics does, run through the underlying torch module (``model.model`` equivalent) and filtered by
+ultralytics' own ``non_max_suppression`` (class-aware, one class per box, as ``model.predict``); batching is
+ours. The original size travels as ``preprocess_meta``. Conf, IoU, imgsz and max_det are part of the
+cache namespace.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..errors import ConfigError, WeightsNotFoundError
+from . import letterbox as lb
+from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
+
+log = logging.getLogger(__name__)
+PADDING = -1.0  # value of every field of an unused detections row
+
+
+@contextlib.contextmanager
+def ultralytics_guard(cache_dir: str | Path) -> Iterator[None]:
+    """Keep ultralytics' process-wide side effects out of the run.
+
+    Its import sets ``OMP_NUM_THREADS=1`` and some of its paths call ``torch.set_num_threads``; both are
+    restored. Its settings file goes under the tise cache unless ``YOLO_CONFIG_DIR`` is already set (this
+    only takes effect if ultralytics is first imported here).
+    """
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(cache_dir).expanduser().resolve() / "ultralytics"))
+    if os.environ.get("TISE_OFFLINE") == "1":
+        os.environ.setdefault("YOLO_OFFLINE", "1")  # else its import probes the network
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
+
+
+def _offline() -> bool:
+    if os.environ.get("TISE_OFFLINE") == "1" or os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true"):
+        return True
+    return not host_reachable("github.com")
+
+
+def find_weights(weights: str) -> Path:
+    """A local file, or an ultralytics model name found locally or downloaded by ultralytics if online."""
+    from ultralytics.utils import SETTINGS
+
+    p = Path(weights).expanduser()
+    if p.is_file():
+        return p
+    if p.name != weights:  # a path, not a bare model name
+        raise WeightsNotFoundError(
+            f"backbones.detector.weights={weights} does not exist. Give an existing ultralytics detection "
+            f"checkpoint (.pt) or a model name such as yolov8x.pt.")
+    wdir = Path(SETTINGS["weights_dir"]).expanduser()
+    looked = [Path.cwd() / weights, wdir / weights]
+    for cand in looked:
+        if cand.is_file():
+            return cand
+    where = "; ".join(str(c) for c in looked)
+    fix = (f"  fix: download {weights} (https://github.com/ultralytics/assets/releases) on a machine with "
+           f"internet and pass backbones.detector.weights=/path/to/{weights} (or copy it to {wdir}); "
+           f"or run offline smoke tests with backbones=random.")
+    if _offline():
+        raise WeightsNotFoundError(
+            f"detector weights '{weights}' not found and the network is unreachable (or TISE_OFFLINE/"
+            f"YOLO_OFFLINE is set).\n  looked in: {where}\n{fix}")
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    wdir.mkdir(parents=True, exist_ok=True)
+    got = Path(attempt_download_asset(wdir / weights))
+    if not got.is_file():
+        raise WeightsNotFoundError(f"ultralytics could not download '{weights}' (not a released asset?).\n"
+                                   f"  looked in: {where}\n{fix}")
+    return got
+
+
+def _load_real(path: Path) -> tuple[torch.nn.Module, dict[int, str]]:
+    try:
+        from ultralytics.nn.tasks import load_checkpoint
+    except ImportError:  # ultralytics < 8.3
+        from ultralytics.nn.tasks import attempt_load_one_weight as load_checkpoint
+    try:
+        net, _ = load_checkpoint(str(path), device=torch.device("cpu"), fuse=True)
+    except Exception as e:  # corrupt file or not an ultralytics checkpoint: say which file
+        raise WeightsNotFoundError(f"could not load detector weights {path}: {e}") from e
+    task = getattr(net, "task", "detect")
+    if task not in ("detect", "segment"):
+        raise ConfigError(f"backbones.detector.weights={path} is a {task!r} model; give a detection model "
+                          f"(e.g. yolov8x.pt)")
+    names = getattr(net, "names", None) or {}
+    return net, dict(names) if isinstance(names, dict) else dict(enumerate(names))
+
+
+class DetectorBackbone(ImageBackbone):
+    name = "detector"
+    provides = ("detections", "size")
+
+    def __init__(self, *, weights: str | None = "yolov8x.pt", arch: str = "yolov8n.yaml", imgsz: int = 640,
+                 conf: float = 0.05, iou: float = 0.7, max_det: int = 100, random: bool = False, seed: int = 0,
+                 cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+        super().__init__()
+        if imgsz <= 0 or imgsz % 32:
+            raise ConfigError(f"backbones.detector.imgsz={imgsz}: must be a positive multiple of 32 (e.g. 640)")
+        if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0) or max_det < 1:
+            raise ConfigError(f"backbones.detector: conf={conf} and iou={iou} must lie in [0, 1], "
+                              f"max_det={max_det} must be >= 1")
+        self.is_random = random
+        self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
+        self.device = resolve_device(device)
+        self.cache_dir = Path(cache_dir)
+        with ultralytics_guard(cache_dir):
+            if random:
+                from .detector_random import random_detector
+
+                net, self.names = random_detector(arch, seed, self.imgsz)
+                self.weights_hash = state_dict_sha256(net)
+                self.ident = f"detector-{Path(arch).stem}-random-seed{seed}"
+                net = net.fuse()
+            else:
+                if not weights:
+                    raise ConfigError("backbones.detector.weights is empty: give a model name (yolov8x.pt) or a "
+                                      ".pt path, or use backbones=random")
+                path = find_weights(weights)
+                self.weights_path = path
+                net, self.names = _load_real(path)
+                self.weights_hash = file_sha256(path, cache_dir)
+                self.ident = f"detector-{path.stem}"
+        self.net = net.to(self.device).eval()
+        self.preproc_version = (f"letterbox{self.imgsz}-conf{self.conf:g}-iou{self.iou:g}-max{self.max_det}-v1")
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        return lb.letterbox(img, self.imgsz)  # uint8 (3, imgsz, imgsz)
+
+    def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
+        return {"orig_size": torch.tensor([img.width, img.height], dtype=torch.int64)}
+
+    def _forward(self, batch: torch.Tensor, orig_size: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if orig_size is None:
+            raise ValueError("DetectorBackbone.forward needs meta={'orig_size': (B, 2) [w, h]} stacked from "
+                             "preprocess_meta; boxes cannot be mapped back to the original images without it")
+        with ultralytics_guard(self.cache_dir):
+            from ultralytics.utils.nms import non_max_suppression
+
+            x = batch.to(self.device, non_blocking=True).float() / 255.0  # RGB in [0, 1], as ultralytics
+            pred = self.net(x)
+            kw = {"end2end": True} if getattr(self.net, "end2end", False) else {}
+            dets = non_max_suppression(pred, self.conf, self.iou, max_det=self.max_det, nc=len(self.names),
+                                       max_time_img=1e9, **kw)  # no time limit: it silently drops images
+        out = torch.full((len(dets), self.max_det, 6), PADDING, dtype=torch.float32)
+        for i, d in enumerate(dets):
+            w, h = (int(v) for v in orig_size[i].tolist())
+            out[i, :, :] = pack(d[:, :6].float().cpu(), w, h, self.imgsz, self.max_det)
+        return {"detections": out, "size": orig_size.to(torch.float32).cpu()}
+
+    def describe(self) -> dict[str, object]:
+        d = super().describe()
+        d.update(imgsz=self.imgsz, conf_floor=self.conf, iou=self.iou, max_det=self.max_det,
+                 n_classes=len(self.names))
+        if self.is_random:
+            d["note"] = "random detector: boxes and classes are noise (smoke tests only)"
+        return d
+
+
+def pack(det: torch.Tensor, w: int, h: int, imgsz: int, max_det: int) -> torch.Tensor:
+    """NMS output ``(N, 6)`` in letterbox pixels -> ``(max_det, 6)`` in original pixels, by score, -1 padded."""
+    out = torch.full((max_det, 6), PADDING, dtype=torch.float32)
+    if det.numel() == 0:
+        return out
+    det = det.clone()
+    det[:, :4] = lb.from_letterbox(det[:, :4], w, h, imgsz)
+    keep = (det[:, 2] > det[:, 0]) & (det[:, 3] > det[:, 1])  # boxes that lay entirely in the padding
+    det = det[keep]
+    det = det[det[:, 4].argsort(descending=True, stable=True)][:max_det]
+    out[: len(det)] = det
+    return out

@@ -1,0 +1,91 @@
+"""Seeded random-weights detector for offline smoke runs.
+
+ultralytics' own init of a fresh ``DetectionModel`` is unusable here: PyTorch's default conv init shrinks
+activations through the ~60 layers until the class-head input underflows to exactly 0, so every anchor
+gets the same score sigmoid(prior bias) ≈ 1.6e-4 and nothing passes any threshold. So, as for the random
+Inception: Kaiming-normal convs, BatchNorm statistics from a seeded calibration batch, then a
+data-dependent class head: each class logit is standardised over the calibration anchors and shifted so
+that about :data:`TARGET_PER_IMAGE` anchors per calibration image score ≥ 0.5. Boxes and classes are noise,
+but downstream metrics (SOA, O-IS/O-FID crops, CA) run end to end.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .inception import _calibration_images
+
+TARGET_PER_IMAGE = 4  # anchors per calibration image above score 0.5 (before NMS)
+N_CALIB = 4
+
+
+def coco80_names() -> dict[int, str]:
+    import yaml
+
+    import ultralytics
+
+    path = Path(ultralytics.__file__).parent / "cfg" / "datasets" / "coco.yaml"
+    return {int(k): str(v) for k, v in yaml.safe_load(path.read_text())["names"].items()}
+
+
+def random_detector(arch: str, seed: int, imgsz: int) -> tuple[torch.nn.Module, dict[int, str]]:
+    """-> (eval-mode DetectionModel of ``arch`` with seeded, calibrated random weights, COCO-80 names)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    names = coco80_names()
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(seed)
+        try:
+            net = DetectionModel(arch, nc=len(names), verbose=False)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"backbones.detector.arch={arch}: no such ultralytics model yaml ({e}); "
+                                    f"use e.g. yolov8n.yaml") from e
+        gen = torch.Generator().manual_seed(seed)
+        _init_random(net, gen, imgsz)
+    net.names = names
+    return net.eval(), names
+
+
+@torch.no_grad()
+def _init_random(net: torch.nn.Module, gen: torch.Generator, imgsz: int) -> None:
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad:  # DFL's fixed arange conv is frozen
+            fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+            m.weight.copy_(torch.empty_like(m.weight).normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen))
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batch
+    calib = _calibration_images(gen, n=N_CALIB, size=imgsz).float() / 255.0
+    net.train()
+    for chunk in calib.split(2):
+        net(chunk)
+    net.eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.03
+    _calibrate_class_head(net, calib)
+
+
+def _calibrate_class_head(net: torch.nn.Module, calib: torch.Tensor) -> None:
+    """Standardise each class logit over the calibration anchors, then shift so a few pass 0.5."""
+    head = net.model[-1]
+    cls_convs = [seq[-1] for seq in head.cv3]
+    logits: list[torch.Tensor] = []
+    hooks = [c.register_forward_hook(lambda _m, _i, o: logits.append(o.flatten(2))) for c in cls_convs]
+    try:
+        net(calib)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    biases = torch.stack([c.bias for c in cls_convs])  # (levels, nc)
+    z = torch.cat([lg - b[None, :, None] for lg, b in zip(logits, biases)], dim=2)  # (N, nc, anchors) pre-bias
+    mean, std = z.mean(dim=(0, 2)), z.std(dim=(0, 2)).clamp_min(1e-12)
+    zs = (z - mean[None, :, None]) / std[None, :, None]
+    k = max(1, TARGET_PER_IMAGE * calib.shape[0])
+    tau = zs.flatten().topk(k).values[-1]  # the k-th largest standardised logit over all images
+    for c in cls_convs:
+        c.weight.div_(std[:, None, None, None])
+        c.bias.copy_(-mean / std - tau)

@@ -1,0 +1,67 @@
+"""Letterbox geometry for the detector: resize keeping the aspect ratio, pad to a square, and map boxes back.
+
+The arithmetic is ultralytics' ``LetterBox(auto=False, center=True)`` and ``ops.scale_boxes``: scale
+``r = min(S/h, S/w)``, resized sides ``round(w·r)``, ``round(h·r)`` (at least 1 pixel), padding split
+between both sides (left/top = ``round(pad/2 - 0.1)``), pad value 114, cv2 bilinear resize. Keeping the
+output square and fixed (not ultralytics' ``auto`` minimum rectangle) lets images of any size share a
+batch. Only the original ``(w, h)`` is needed to invert the mapping, so nothing per image is remembered.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+PAD_VALUE = 114
+
+
+class Geometry(NamedTuple):
+    """Where an original ``w×h`` image lands inside the ``size×size`` letterbox."""
+
+    new_w: int
+    new_h: int
+    left: int
+    top: int
+
+
+def geometry(w: int, h: int, size: int) -> Geometry:
+    r = min(size / h, size / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    left = round((size - new_w) / 2 - 0.1)
+    top = round((size - new_h) / 2 - 0.1)
+    return Geometry(new_w, new_h, left, top)
+
+
+def letterbox(img: Image.Image, size: int) -> torch.Tensor:
+    """RGB PIL image -> uint8 tensor (3, size, size): aspect kept, padded with 114 (as ultralytics)."""
+    import cv2  # ultralytics' own dependency; same resize kernel as its predictor
+
+    arr = np.asarray(img.convert("RGB"))
+    g = geometry(img.width, img.height, size)
+    if (img.width, img.height) != (g.new_w, g.new_h):
+        arr = cv2.resize(arr, (g.new_w, g.new_h), interpolation=cv2.INTER_LINEAR)
+    out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    out[g.top:g.top + g.new_h, g.left:g.left + g.new_w] = arr
+    return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+
+
+def to_letterbox(boxes: torch.Tensor, w: int, h: int, size: int) -> torch.Tensor:
+    """xyxy boxes in original pixels -> letterbox pixels (the forward map; used by tests)."""
+    g = geometry(w, h, size)
+    gx, gy = g.new_w / w, g.new_h / h
+    out = boxes.clone().float()
+    out[:, 0::2] = out[:, 0::2] * gx + g.left
+    out[:, 1::2] = out[:, 1::2] * gy + g.top
+    return out
+
+
+def from_letterbox(boxes: torch.Tensor, w: int, h: int, size: int) -> torch.Tensor:
+    """xyxy boxes in letterbox pixels -> original image pixels, clipped to ``[0, w] × [0, h]``."""
+    g = geometry(w, h, size)
+    gx, gy = g.new_w / w, g.new_h / h  # per-axis gains, as ultralytics (sides were rounded separately)
+    out = boxes.clone().float()
+    out[:, 0::2] = ((out[:, 0::2] - g.left) / gx).clamp(0, w)
+    out[:, 1::2] = ((out[:, 1::2] - g.top) / gy).clamp(0, h)
+    return out

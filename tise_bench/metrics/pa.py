@@ -1,0 +1,60 @@
+"""Positional alignment (PA), TISE (Dinh et al. 2022), SPEC §3.
+
+For each image of a pa record: success if softmax(s·[cos(img, caption), cos(img, counter_caption)])[0]
+> threshold (TISE: 0.6; s = CLIP's logit scale). Per-word success rate; PA = 100 · unweighted mean over
+positional words (so frequent words do not dominate).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..context import MetricContext
+from ..data.manifest import Record
+from ..registry import Need, register_metric
+from ..types import MetricValue
+from .clip import pairwise_softmax_success
+
+_TISE = "Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation (ECCV)"
+
+
+def per_word_rates(success: np.ndarray, words: Sequence[str]) -> tuple[dict[str, float], float]:
+    """-> ({word: success rate}, unweighted mean of the rates)."""
+    groups: dict[str, list[bool]] = {}
+    for ok, w in zip(success.tolist(), words):
+        groups.setdefault(w, []).append(bool(ok))
+    rates = {w: float(np.mean(v)) for w, v in sorted(groups.items())}
+    return rates, (float(np.mean(list(rates.values()))) if rates else float("nan"))
+
+
+def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]:
+    out = [t for r in records if r.counter_caption and r.positional_word for t in (r.caption, r.counter_caption)]
+    return list(dict.fromkeys(out))
+
+
+@register_metric("pa", display="PA", higher_is_better=True, version="1", subset="pa", citation=_TISE,
+                 needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")))
+def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """PA = 100 · mean over positional words of P(softmax(s·[cos_true, cos_counter])[0] > threshold)."""
+    threshold = float(params.get("threshold", 0.6))
+    keep = [i for i, s in enumerate(ctx.samples)
+            if ctx.records[s.record_index].counter_caption and ctx.records[s.record_index].positional_word]
+    n_skip = len(ctx.samples) - len(keep)
+    per = np.full(len(ctx.samples), np.nan)
+    if not keep:
+        return MetricValue(float("nan"), 0, per_sample=per, skipped={"no_counter_caption": n_skip},
+                           extras={"reason": "no record has positional_word + counter_caption"})
+    recs = [ctx.records[ctx.samples[i].record_index] for i in keep]
+    ok = pairwise_softmax_success(ctx.gen("clip.image")[keep], ctx.text([r.caption for r in recs]),
+                                  ctx.text([r.counter_caption for r in recs]), ctx.logit_scale, threshold)
+    per[keep] = ok.astype(float)
+    rates, mean = per_word_rates(ok, [str(r.positional_word) for r in recs])
+    return MetricValue(100.0 * mean, len(keep), per_sample=per,
+                       extras={"threshold": threshold, "per_word": {w: 100.0 * r for w, r in rates.items()},
+                               "n_words": len(rates), "logit_scale": ctx.logit_scale},
+                       skipped={"no_counter_caption": n_skip} if n_skip else {})
+
+
+compute_pa.texts_needed = texts_needed  # type: ignore[attr-defined]
