@@ -4,3 +4,4 @@ from . import clip  # noqa: F401
 from . import inception  # noqa: F401
 from . import rp  # noqa: F401
 from . import pa  # noqa: F401
+from . import objects  # noqa: F401

@@ -1,0 +1,128 @@
+"""Detector-based metrics: SOA-C / SOA-I (Hinz et al. 2020) and counting alignment CA (TISE), SPEC §3.
+
+Detections arrive as the FeatureBank's fixed-shape ``detector.detections`` rows ``[x1, y1, x2, y2, score,
+class_id]`` (padding rows have score −1); class names map to ids through the detector's own name list.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..context import MetricContext
+from ..registry import Need, register_metric
+from ..types import MetricValue
+
+_HINZ = "Hinz et al. 2020, Semantic Object Accuracy for Generative Text-to-Image Synthesis (TPAMI)"
+_TISE = "Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation (ECCV)"
+DETS = "detector.detections"
+
+
+def detected_counts(dets: np.ndarray, threshold: float) -> dict[int, int]:
+    """Number of boxes per class id at score ≥ threshold in one image's detection rows."""
+    keep = dets[dets[:, 4] >= threshold]
+    ids, n = np.unique(keep[:, 5].astype(np.int64), return_counts=True)
+    return {int(i): int(c) for i, c in zip(ids, n)}
+
+
+def soa_scores(correct: Sequence[bool], classes: Sequence[str], top_bottom: int = 40) -> dict[str, Any]:
+    """SOA-C = mean over classes of per-class accuracy; SOA-I = accuracy over all (image, class) pairs;
+    plus SOA-C over the ``top_bottom`` classes with the most / fewest images (ties broken by name)."""
+    per: dict[str, list[bool]] = {}
+    for ok, c in zip(correct, classes):
+        per.setdefault(c, []).append(bool(ok))
+    acc = {c: float(np.mean(v)) for c, v in sorted(per.items())}
+    by_count = sorted(per, key=lambda c: (-len(per[c]), c))
+    top, bottom = by_count[:top_bottom], by_count[-top_bottom:]
+    mean = lambda cs: float(np.mean([acc[c] for c in cs])) if cs else float("nan")  # noqa: E731
+    return {"soa_c": mean(list(acc)), "soa_i": float(np.mean(correct)) if len(correct) else float("nan"),
+            "per_class": acc, "soa_c_top": mean(top), "soa_c_bottom": mean(bottom),
+            "n_images_per_class": {c: len(v) for c, v in sorted(per.items())}}
+
+
+def count_rmse(counts: dict[str, int], detected: dict[int, int], name_to_id: dict[str, int]) -> float:
+    """Per image: RMSE over the classes named in ``counts`` (undetected = 0; extra classes ignored)."""
+    err = [(detected.get(name_to_id[c], 0) - n) ** 2 for c, n in counts.items()]
+    return float(np.sqrt(np.mean(err)))
+
+
+def _name_to_id(ctx: MetricContext) -> dict[str, int]:
+    names = ctx.extra.get("class_names")
+    if not names:
+        raise KeyError("detector class names missing from the metric context")
+    return {str(n): int(i) for i, n in (names.items() if isinstance(names, dict) else enumerate(names))}
+
+
+def _targets(rec) -> list[str]:
+    return [rec.category] if rec.category else list(dict.fromkeys(rec.labels))
+
+
+def _soa(ctx: MetricContext, params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, int, dict[str, int]]:
+    thr = float(params.get("threshold", 0.5))
+    n2i = _name_to_id(ctx)
+    dets = ctx.gen(DETS)
+    correct, classes, per_sample = [], [], np.full(len(ctx.samples), np.nan)
+    skipped = {"no_target_class": 0, "class_not_in_detector": 0}
+    for i, s in enumerate(ctx.samples):
+        targets = _targets(ctx.records[s.record_index])
+        if not targets:
+            skipped["no_target_class"] += 1
+            continue
+        found = detected_counts(dets[i], thr)
+        oks = []
+        for c in targets:
+            if c not in n2i:
+                skipped["class_not_in_detector"] += 1
+                continue
+            oks.append(found.get(n2i[c], 0) > 0)  # no detection at all = failure (TISE drops these: a bug)
+            correct.append(oks[-1])
+            classes.append(c)
+        if oks:
+            per_sample[i] = float(np.mean(oks))
+    return soa_scores(correct, classes, int(params.get("top_bottom", 40))), per_sample, len(correct), \
+        {k: v for k, v in skipped.items() if v}
+
+
+@register_metric("soa_c", display="SOA-C", higher_is_better=True, version="1", subset="soa", citation=_HINZ,
+                 needs=(Need("detector", "detections", "gen"),))
+def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """SOA-C: mean over classes of the fraction of a class's images in which the detector finds it."""
+    s, per, n, skipped = _soa(ctx, params)
+    return MetricValue(s["soa_c"], n, per_sample=per, skipped=skipped,
+                       extras={"threshold": float(params.get("threshold", 0.5)), "top40": s["soa_c_top"],
+                               "bottom40": s["soa_c_bottom"], "per_class": s["per_class"],
+                               "n_classes": len(s["per_class"])})
+
+
+@register_metric("soa_i", display="SOA-I", higher_is_better=True, version="1", subset="soa", citation=_HINZ,
+                 needs=(Need("detector", "detections", "gen"),))
+def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """SOA-I: fraction of all (image, named class) pairs in which the detector finds the class."""
+    s, per, n, skipped = _soa(ctx, params)
+    return MetricValue(s["soa_i"], n, per_sample=per, skipped=skipped,
+                       extras={"threshold": float(params.get("threshold", 0.5))})
+
+
+@register_metric("ca", display="CA", higher_is_better=False, version="1", subset="ca", citation=_TISE,
+                 needs=(Need("detector", "detections", "gen"),))
+def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
+    """CA = mean over images of the RMSE between caption counts and detected counts (lower is better)."""
+    thr = float(params.get("threshold", 0.5))
+    n2i = _name_to_id(ctx)
+    dets = ctx.gen(DETS)
+    per = np.full(len(ctx.samples), np.nan)
+    skipped = {"no_counts": 0, "class_not_in_detector": 0}
+    for i, s in enumerate(ctx.samples):
+        counts = ctx.records[s.record_index].counts
+        if not counts:
+            skipped["no_counts"] += 1
+            continue
+        if any(c not in n2i for c in counts):
+            skipped["class_not_in_detector"] += 1
+            continue
+        per[i] = count_rmse(counts, detected_counts(dets[i], thr), n2i)
+    vals = per[~np.isnan(per)]
+    return MetricValue(float(vals.mean()) if len(vals) else float("nan"), int(len(vals)),
+                       std=float(vals.std()) if len(vals) else None, per_sample=per,
+                       skipped={k: v for k, v in skipped.items() if v}, extras={"threshold": thr})
