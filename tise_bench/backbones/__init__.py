@@ -24,8 +24,14 @@ def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, c
         from .inception import InceptionBackbone as cls  # type: ignore[assignment]
 
         kwargs = dict(weights=cfg.get("weights"), **common)
+    elif name == "detector":
+        from .detector import DetectorBackbone as cls  # type: ignore[assignment]
+
+        kwargs = dict(weights=cfg.get("weights", "yolov8x.pt"), arch=cfg.get("arch", "yolov8n.yaml"),
+                      imgsz=int(cfg.get("imgsz", 640)), conf=float(cfg.get("conf", 0.05)),
+                      iou=float(cfg.get("iou", 0.7)), max_det=int(cfg.get("max_det", 100)), **common)
     else:
-        raise ConfigError(f"unknown backbone {name!r} under backbones; known: clip, inception")
+        raise ConfigError(f"unknown backbone {name!r} under backbones; known: clip, inception, detector")
     key = (name, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
     if key not in _BUILT:
         _BUILT[key] = cls(**kwargs)

@@ -136,7 +136,7 @@ class DetectorBackbone(ImageBackbone):
                 net, self.names = random_detector(arch, seed, self.imgsz)
                 self.weights_hash = state_dict_sha256(net)
                 self.ident = f"detector-{Path(arch).stem}-random-seed{seed}"
-                net = net.fuse()
+                net = net.fuse(verbose=False)
             else:
                 if not weights:
                     raise ConfigError("backbones.detector.weights is empty: give a model name (yolov8x.pt) or a "

@@ -16,8 +16,9 @@ import torch
 
 from .inception import _calibration_images
 
-TARGET_PER_IMAGE = 4  # anchors per calibration image above score 0.5 (before NMS)
-N_CALIB = 4
+TARGET_PER_IMAGE = 16  # anchors per calibration image above score 0.5 (before NMS)
+N_CALIB = 8
+N_PCS = 3  # principal directions of the per-image mean features removed from the class head
 
 
 def coco80_names() -> dict[int, str]:
@@ -60,7 +61,7 @@ def _init_random(net: torch.nn.Module, gen: torch.Generator, imgsz: int) -> None
             m.momentum = None  # cumulative average over the calibration batch
     calib = _calibration_images(gen, n=N_CALIB, size=imgsz).float() / 255.0
     net.train()
-    for chunk in calib.split(2):
+    for chunk in calib.split(4):
         net(chunk)
     net.eval()
     for m in net.modules():
@@ -70,22 +71,34 @@ def _init_random(net: torch.nn.Module, gen: torch.Generator, imgsz: int) -> None
 
 
 def _calibrate_class_head(net: torch.nn.Module, calib: torch.Tensor) -> None:
-    """Standardise each class logit over the calibration anchors, then shift so a few pass 0.5."""
+    """Make class logits follow local structure, standardise them, and shift so a few anchors pass 0.5.
+
+    Random features differ between images mostly by a global offset (overall colour/contrast), which would
+    light up every anchor of some images and none of others; so each class weight is projected orthogonal
+    to the mean feature and the top principal directions of the per-image mean features.
+    """
     head = net.model[-1]
     cls_convs = [seq[-1] for seq in head.cv3]
-    logits: list[torch.Tensor] = []
-    hooks = [c.register_forward_hook(lambda _m, _i, o: logits.append(o.flatten(2))) for c in cls_convs]
+    inputs: list[torch.Tensor] = []
+    hooks = [c.register_forward_hook(lambda _m, i, _o: inputs.append(i[0].flatten(2))) for c in cls_convs]
     try:
         net(calib)
     finally:
         for hk in hooks:
             hk.remove()
-    biases = torch.stack([c.bias for c in cls_convs])  # (levels, nc)
-    z = torch.cat([lg - b[None, :, None] for lg, b in zip(logits, biases)], dim=2)  # (N, nc, anchors) pre-bias
+    zs = []
+    for c, h in zip(cls_convs, inputs):  # h: (N, C, anchors)
+        per_image = h.mean(2)
+        centred = per_image - per_image.mean(0, keepdim=True)
+        pcs = torch.linalg.svd(centred, full_matrices=False).Vh[:N_PCS]
+        basis = torch.linalg.qr(torch.cat([per_image.mean(0, keepdim=True), pcs]).T).Q  # (C, 1 + N_PCS)
+        w = c.weight[:, :, 0, 0]
+        c.weight.copy_((w - (w @ basis) @ basis.T)[:, :, None, None])
+        zs.append(torch.einsum("kc,nca->nka", c.weight[:, :, 0, 0], h))
+    z = torch.cat(zs, dim=2)  # (N, nc, all anchors), before bias
     mean, std = z.mean(dim=(0, 2)), z.std(dim=(0, 2)).clamp_min(1e-12)
-    zs = (z - mean[None, :, None]) / std[None, :, None]
-    k = max(1, TARGET_PER_IMAGE * calib.shape[0])
-    tau = zs.flatten().topk(k).values[-1]  # the k-th largest standardised logit over all images
+    zs_all = (z - mean[None, :, None]) / std[None, :, None]
+    tau = zs_all.flatten().topk(max(1, TARGET_PER_IMAGE * calib.shape[0])).values[-1]
     for c in cls_convs:
         c.weight.div_(std[:, None, None, None])
         c.bias.copy_(-mean / std - tau)
