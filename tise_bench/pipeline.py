@@ -13,7 +13,8 @@ from .context import MetricContext, Sample
 from .data.samples import find_images
 from .errors import ConfigError
 from .evalset import EvalSet, load_reference_stats
-from .features.bank import FeatureBank
+from .features.bank import CropRequest, FeatureBank
+from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
 from .registry import MetricSpec, get_metric
 from .results import EvalResult
@@ -39,9 +40,25 @@ def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str
     return chosen, skipped
 
 
+def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows: list[int],
+                  ref_rows: list[int]) -> None:
+    """Crops of this subset's samples (owner remapped to sample index) and of its reference images."""
+    owner = features["crops.owner"]
+    keys = [k for k in features if k.startswith("crops.") and k != "crops.owner"]
+    pos = {r: i for i, r in enumerate(gen_rows)}
+    g = np.isin(owner, gen_rows)
+    for k in keys:
+        ctx.gen_features[k] = features[k][g]
+    ctx.gen_features["crops.owner"] = np.asarray([pos[r] for r in owner[g]], dtype=np.int64)
+    r = np.isin(owner, ref_rows)
+    for k in keys:
+        ctx.ref_features[k] = features[k][r]
+
+
 def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
                    params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
-                   on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None) -> EvalResult:
+                   on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None,
+                   crop_spec: CropSpec | None = None) -> EvalResult:
     chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
     used = sorted({s for _, s in chosen})
     ids = list(dict.fromkeys(r.id for s in used for r in evalset.subsets[s]))
@@ -50,9 +67,12 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     gen_needs: dict[str, set[str]] = {}
     ref_needs: dict[str, set[str]] = {}
     text_subsets: set[str] = set()
+    want_crops = False
     for spec, subset in chosen:
         for need in spec.needs:
-            if need.role == "gen":
+            if need.backbone == "crops":
+                want_crops = True
+            elif need.role == "gen":
                 gen_needs.setdefault(need.backbone, set()).add(need.feature)
             elif need.role == "ref":
                 ref_needs.setdefault(need.backbone, set()).add(need.feature)
@@ -70,7 +90,11 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
                           f"(first: {missing_refs[0]}); fix the manifest's 'reference' paths")
     gen_paths = [p for rid in ids for _, p in by_id.get(rid, [])]
     all_needs = {b: gen_needs.get(b, set()) | ref_needs.get(b, set()) for b in set(gen_needs) | set(ref_needs)}
-    feats = bank.images(list(dict.fromkeys(gen_paths + ref_paths)), all_needs, on_bad=on_bad_image)
+    crops = None
+    if want_crops:
+        crops = CropRequest(spec=crop_spec or CropSpec(), backbones={
+            "inception": "", **({"object_classifier": "objcls_"} if "object_classifier" in backbones else {})})
+    feats = bank.images(list(dict.fromkeys(gen_paths + ref_paths)), all_needs, on_bad=on_bad_image, crops=crops)
     row_of = {p: i for i, p in enumerate(feats.paths)}
 
     text_emb: dict[str, np.ndarray] = {}
@@ -116,7 +140,10 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
             ref_records=ref_records, text_features=text_emb, text_truncated=truncated,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
             ref_stats_fn=lambda key, _r=sub_refs: ref_stats(key, _r),
+            extra={"class_names": getattr(backbones.get("detector"), "names", None)},
         )
+        if crops is not None and any(n.backbone == "crops" for n in spec.needs):
+            _attach_crops(ctx, feats.features, srows, [row_of[p] for p in sub_refs])
         if not samples:
             metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
             continue

@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .evalset import load_eval_set
 from .pipeline import evaluate_model, resolve_metrics
 from .features.bank import FeatureBank
+from .features.crops import CropSpec
 from .report import format_table
 from .results import EvalResult
 
@@ -33,6 +34,15 @@ def _models(cfg: dict[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
             d = str(Path(demo_dir) / name)
         out.append((name, d))
     return out
+
+
+def crop_spec(mcfg: dict[str, Any], bcfg: dict[str, Any]) -> CropSpec:
+    """metrics.crops, with the backbone set's crop cap (random detectors) applied when it is tighter."""
+    spec = dict(mcfg.get("crops") or {})
+    cap = (bcfg.get("detector") or {}).get("max_crops")
+    if cap and (spec.get("max_per_image") is None or cap < spec["max_per_image"]):
+        spec["max_per_image"] = int(cap)
+    return CropSpec(**spec)
 
 
 def _resolve(cfg: DictConfig) -> dict[str, Any]:
@@ -61,7 +71,8 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     for name, samples_dir in _models(c, evalset.demo_models_dir):
         res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=list(mcfg["ids"]),
                              params=params, bank=bank, backbones=backbones, on_mismatch=c.get("on_mismatch", "fail"),
-                             on_bad_image=c.get("on_bad_image", "fail"), config=c)
+                             on_bad_image=c.get("on_bad_image", "fail"), config=c,
+                             crop_spec=crop_spec(mcfg, c["backbones"]))
         out = res.write(Path(paths["results_dir"]) / evalset.name / name)
         log.info("wrote %s", out)
         results.append(res)

@@ -38,11 +38,20 @@ def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, c
     return _BUILT[key]
 
 
+def use_object_classifier(cfg: dict[str, Any]) -> bool:
+    sub = cfg.get("object_classifier") or {}
+    return bool(sub.get("weights") or sub.get("random"))
+
+
 def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path) -> dict[str, ImageBackbone]:
     """Build only the backbones some selected metric needs (a CLIP-only run never loads Inception)."""
     random = bool(cfg.get("random", False))
     seed = int(cfg.get("seed", 0))
     device = str(cfg.get("device", "auto"))
+    needed = set(needed)
+    if "crops" in needed:  # object crops: the detector finds them, Inception (+ TISE's classifier) scores them
+        needed.discard("crops")
+        needed |= {"detector", "inception"} | ({"object_classifier"} if use_object_classifier(cfg) else set())
     out = {}
     for name in sorted(needed):
         sub = cfg.get(name)

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..backbones.base import ImageBackbone
 from ..errors import DataError
 from . import decode as _decode
+from .crops import CropSpec, crop_boxes, crop_key, make_crop
 from .store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,14 @@ class ImageFeatures:
     shas: list[str]
     features: dict[str, np.ndarray]
     bad: dict[str, str] = field(default_factory=dict)  # path -> reason (only when on_bad='skip')
+
+
+@dataclass(frozen=True)
+class CropRequest:
+    """Object crops wanted: the crop rule and the crop backbones with the prefix of their feature names."""
+
+    spec: CropSpec
+    backbones: dict[str, str]  # backbone name -> feature prefix, e.g. {"inception": "", "object_classifier": "objcls_"}
 
 
 def _chunks(seq: list, n: int) -> Iterable[list]:
@@ -55,8 +65,17 @@ class FeatureBank:
             self._stores[namespace] = FeatureStore(self.cache_dir, namespace)
         return self._stores[namespace]
 
-    def images(self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail") -> ImageFeatures:
-        """Features ``{"backbone.feature": (N, D)}`` for ``paths``; ``needs`` maps backbone -> features."""
+    def images(self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail",
+               crops: CropRequest | None = None) -> ImageFeatures:
+        """Features ``{"backbone.feature": (N, D)}`` for ``paths``; ``needs`` maps backbone -> features.
+
+        With ``crops``, detections are cut into object crops in the same pass (while the decoded image is
+        in memory) and the crop backbones run on them: ``crops.<feature>`` (all crops, concatenated) and
+        ``crops.owner`` (row of ``paths`` each crop came from).
+        """
+        needs = {b: set(f) for b, f in needs.items()}
+        if crops is not None:
+            needs.setdefault("detector", set()).update({"detections", "size"})
         needed = {b: tuple(sorted(f)) for b, f in needs.items() if f}
         for b, feats in needed.items():
             if b not in self.backbones:
@@ -75,7 +94,7 @@ class FeatureBank:
             iterator = tqdm(iterator, total=(len(paths) + self.batch_size - 1) // self.batch_size,
                             desc="features", unit="batch", leave=False)
         for chunk in iterator:
-            todo: dict[str, bytes] = {}
+            chunk_data: dict[str, bytes] = {}  # this chunk's not-yet-seen contents (bounded memory)
             for p in chunk:
                 try:
                     data = _decode.read_bytes(p)
@@ -86,13 +105,20 @@ class FeatureBank:
                     continue
                 sha = _decode.content_hash(data)
                 shas[p] = sha
-                if sha in done or sha in todo:
-                    continue
-                if any(sha not in stores[b] for b in needed):
-                    todo[sha] = data
-                del data
-            self._extract(todo, needed, stores, bad, on_bad, {s: p for p, s in shas.items()})
-            done.update(todo)
+                if sha not in done:
+                    chunk_data.setdefault(sha, data)
+            sha_to_path = {s: p for p, s in shas.items()}
+            todo = {s: d for s, d in chunk_data.items() if any(s not in stores[b] for b in needed)}
+            decoded = self._extract(todo, needed, stores, bad, on_bad, sha_to_path)
+            if crops is not None:
+                bad_shas = {shas[p] for p in bad if p in shas}
+                self._extract_crops({s: d for s, d in chunk_data.items() if s not in bad_shas}, decoded, crops,
+                                    bad, on_bad, sha_to_path)
+            done.update(chunk_data)
+        bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
+        for p, sha in shas.items():  # identical bytes under another name are just as unreadable
+            if sha in bad_shas and p not in bad:
+                bad[p] = bad_shas[sha]
         good = [p for p in paths if p in shas and p not in bad]
         keys = [shas[p] for p in good]
         features: dict[str, np.ndarray] = {}
@@ -100,21 +126,25 @@ class FeatureBank:
             got = stores[b].get(keys, feats) if keys else {}
             for f in feats:
                 features[f"{b}.{f}"] = got.get(f, np.zeros((0,), dtype=np.float32))
+        if crops is not None:
+            features.update(self._gather_crops(keys, crops))
         return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
 
+    def _decode(self, sha: str, data: bytes, decoded: dict, bad: dict[str, str], on_bad: str,
+                sha_to_path: dict[str, str]) -> None:
+        path = sha_to_path.get(sha, sha)
+        try:
+            decoded[sha] = _decode.decode_image(data, path, self.max_pixels)
+        except DataError as e:
+            if on_bad != "skip":
+                raise
+            bad[path] = str(e)
+
     def _extract(self, todo: dict[str, bytes], needed: dict[str, tuple[str, ...]],
-                 stores: dict[str, FeatureStore], bad: dict[str, str], on_bad: str, sha_to_path: dict[str, str]) -> None:
-        if not todo:
-            return
-        decoded = {}
+                 stores: dict[str, FeatureStore], bad: dict[str, str], on_bad: str, sha_to_path: dict[str, str]) -> dict:
+        decoded: dict = {}
         for sha, data in todo.items():
-            path = sha_to_path.get(sha, sha)
-            try:
-                decoded[sha] = _decode.decode_image(data, path, self.max_pixels)
-            except DataError as e:
-                if on_bad != "skip":
-                    raise
-                bad.update({p: str(e) for p, s in sha_to_path.items() if s == sha} or {path: str(e)})
+            self._decode(sha, data, decoded, bad, on_bad, sha_to_path)
         for b, feats in needed.items():
             bb = self.backbones[b]
             miss = [s for s in decoded if s not in stores[b]]
@@ -132,6 +162,55 @@ class FeatureBank:
                 for i, s in enumerate(group):
                     rows[s] = {f: out[f][i] for f in bb.provides}
             stores[b].put(miss, {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides})
+        return decoded
+
+    def _crop_plan(self, shas: list[str], spec: CropSpec) -> dict[str, list[tuple[str, tuple]]]:
+        """Per image sha: [(crop key, box)] from its cached detections — no pixels needed."""
+        if not shas:
+            return {}
+        got = self.store(self.backbones["detector"].namespace).get(shas, ("detections", "size"))
+        plan = {}
+        for i, s in enumerate(shas):
+            w, h = (int(round(v)) for v in got["size"][i])
+            plan[s] = [(crop_key(s, b), b) for b in crop_boxes(got["detections"][i], w, h, spec)]
+        return plan
+
+    def _crop_store(self, req: CropRequest, name: str) -> FeatureStore:
+        det = self.backbones["detector"].namespace
+        return self.store(f"crops-{req.spec.tag}-{self.backbones[name].namespace}--on-{det}")
+
+    def _extract_crops(self, chunk: dict[str, bytes], decoded: dict, req: CropRequest, bad: dict[str, str],
+                       on_bad: str, sha_to_path: dict[str, str]) -> None:
+        plan = self._crop_plan(list(chunk), req.spec)
+        cut: dict[str, Image.Image] = {}
+        for name in req.backbones:
+            bb, store = self.backbones[name], self._crop_store(req, name)
+            miss = [(s, k, box) for s, items in plan.items() for k, box in items if k not in store]
+            miss = list({k: (s, k, box) for s, k, box in miss}.values())
+            for s in {s for s, _, _ in miss if s not in decoded}:  # decoded once, even if only crops missed
+                self._decode(s, chunk[s], decoded, bad, on_bad, sha_to_path)
+            miss = [m for m in miss if m[0] in decoded]
+            for group in _chunks(miss, self.batch_size):
+                for s, k, box in group:
+                    if k not in cut:
+                        cut[k] = make_crop(decoded[s], box, req.spec.size)
+                out = bb.forward(torch.stack([bb.preprocess(cut[k]) for _, k, _ in group]))
+                store.put([k for _, k, _ in group], {f: out[f] for f in bb.provides})
+
+    def _gather_crops(self, shas: list[str], req: CropRequest) -> dict[str, np.ndarray]:
+        plan = self._crop_plan(list(dict.fromkeys(shas)), req.spec)
+        keys, owner = [], []
+        for row, s in enumerate(shas):
+            for k, _ in plan.get(s, []):
+                keys.append(k)
+                owner.append(row)
+        out: dict[str, np.ndarray] = {"crops.owner": np.asarray(owner, dtype=np.int64)}
+        for name, prefix in req.backbones.items():
+            bb = self.backbones[name]
+            got = self._crop_store(req, name).get(keys, bb.provides) if keys else {}
+            for f in bb.provides:
+                out[f"crops.{prefix}{f}"] = got.get(f, np.zeros((0, 0), dtype=np.float32))
+        return out
 
     def texts(self, clip, texts: list[str]) -> tuple[dict[str, np.ndarray], set[str]]:
         """CLIP text embeddings for unique ``texts``, cached by sha256 of the text; -> (emb, truncated)."""

@@ -5,3 +5,4 @@ from . import inception  # noqa: F401
 from . import rp  # noqa: F401
 from . import pa  # noqa: F401
 from . import objects  # noqa: F401
+from . import object_fidelity  # noqa: F401
