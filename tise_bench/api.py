@@ -23,6 +23,7 @@ from .evalset import SUBSETS, EvalSet
 from .pipeline import evaluate_model, resolve_metrics
 from .features.bank import FeatureBank
 from .results import EvalResult
+from .runner import crop_spec
 
 _CONF = Path(__file__).parent / "configs"
 
@@ -81,7 +82,8 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
              params: dict[str, dict[str, Any]] | None = None, backbones: str | dict[str, Any] = "real",
              cache_dir: str | Path | None = None, name: str = "model", data_name: str = "custom",
              reference_stats: str | None = None, on_mismatch: str = "fail", batch_size: int = 32,
-             device: str | None = None, write_to: str | Path | None = None) -> EvalResult:
+             device: str | None = None, write_to: str | Path | None = None,
+             crops: dict[str, Any] | None = None) -> EvalResult:
     """Score images against captions with the TISE metrics.
 
     ``images``: a folder of ``<id>.png`` files (with ``manifest`` or ``captions`` + ``ids``) or a sequence of
@@ -89,6 +91,7 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     or in-memory) aligned with ``captions``, needed by FID and CLIP-I2I (or give ``reference_stats``).
     ``backbones``: "real", "random" or a dict like the ``backbones`` config group. Metrics that the inputs
     cannot support (e.g. FID without references) are left out and listed in ``provenance['not_applicable']``.
+    ``crops``: overrides of ``metrics.crops`` (threshold, min_side, max_per_image) for O-IS / O-FID.
     """
     cache = Path(cache_dir or _default_cache())
     if manifest is not None:
@@ -142,7 +145,8 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     bank = FeatureBank(built, cache, batch_size=batch_size)
     result = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=ids_wanted,
                             params=merged, bank=bank, backbones=built, on_mismatch=on_mismatch,
-                            config={"api": True, "metrics": ids_wanted, "params": merged, "backbones": bcfg})
+                            config={"api": True, "metrics": ids_wanted, "params": merged, "backbones": bcfg},
+                            crop_spec=crop_spec({"crops": {**(mdefaults.get("crops") or {}), **(crops or {})}}, bcfg))
     result.provenance.setdefault("not_applicable", {}).update(not_supported)
     if write_to is not None:
         result.write(write_to)

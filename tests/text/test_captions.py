@@ -141,7 +141,10 @@ def test_positional_words_match_spec_and_opposites() -> None:
     assert set(POSITIONAL_WORDS) <= set(OPPOSITES)
     for w, o in OPPOSITES.items():
         if o is not None and w != "on top of":
-            assert OPPOSITES[o] == w or (w, o) == ("under", "on")
+            # "near" -> "far from" (grammar); its opposite is "far" -> "near"
+            norm = {"far from": "far"}
+            o = norm.get(o, o)
+            assert norm.get(OPPOSITES[o], OPPOSITES[o]) == w or (w, o) == ("under", "on")
     assert OPPOSITES["between"] is None and OPPOSITES["on top of"] == "under"
 
 
@@ -153,7 +156,7 @@ def test_positional_words_match_spec_and_opposites() -> None:
     ("Left of the bus is a car", "left", "Right of the bus is a car"),
     ("In front of a house stands a dog", "in front of", "Behind a house stands a dog"),
     ("A dog BEHIND a fence", "behind", "A dog IN FRONT OF a fence"),
-    ("Two giraffes standing near a tree", "near", "Two giraffes standing far a tree"),
+    ("Two giraffes standing near a tree", "near", "Two giraffes standing far from a tree"),
     ("A farm far away", "far", "A farm near away"),
     ("A box inside a box outside", "outside", "A box inside a box inside"),
     ("A dog at the bottom of the stairs", "bottom", "A dog at the top of the stairs"),

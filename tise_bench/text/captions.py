@@ -87,7 +87,7 @@ POSITIONAL_WORDS: tuple[str, ...] = (
 OPPOSITES: Mapping[str, str | None] = MappingProxyType({
     "left": "right", "right": "left", "above": "below", "below": "above",
     "in front of": "behind", "behind": "in front of", "inside": "outside", "outside": "inside",
-    "near": "far", "far": "near", "on": "under", "on top of": "under", "under": "on",
+    "near": "far from", "far": "near", "on": "under", "on top of": "under", "under": "on",
     "top": "bottom", "bottom": "top",
     # "A between B and C" has no single-word opposite that keeps the sentence grammatical
     # ("outside" / "beside" change the structure), so no counter caption is made for it.
@@ -152,7 +152,16 @@ def counter_caption(caption: str, word: str, occurrence: int = 0) -> str | None:
     if opposite is None or not 0 <= occurrence < len(hits):
         return None
     start, stop = hits[occurrence].span
-    return caption[:start] + _match_case(caption[start:stop], opposite) + caption[stop:]
+    rest = caption[stop:]
+    # near/far are not used alike: "near X" <-> "far from X" keeps both captions grammatical.
+    if word == "near":
+        if re.match(r"\s+to\b", rest, re.IGNORECASE):
+            rest = rest[re.match(r"\s+to\b", rest, re.IGNORECASE).end():]
+    elif word == "far":
+        m = re.match(r"\s+(?:away\s+)?from\b", rest, re.IGNORECASE)
+        if m:
+            rest = rest[m.end():]
+    return caption[:start] + _match_case(caption[start:stop], opposite) + rest
 
 
 # ------------------------------------------------------------------------------------------ counts
