@@ -23,8 +23,8 @@ def _unique_contents(paths) -> int:
 
 
 def test_every_image_decoded_once_and_rerun_makes_zero_forwards(fresh_cache, tmp_path):
-    cfg = _demo_cfg(fresh_cache, tmp_path / "res")
-    bbs = build_backbones(RANDOM_BACKBONES, {"clip", "inception"}, fresh_cache)
+    cfg = _demo_cfg(fresh_cache, tmp_path / "res", ["backbones.detector.imgsz=160"])
+    bbs = build_backbones(dict(cfg.backbones), {"clip", "inception", "detector"}, fresh_cache)
     fwd0 = {n: b.n_forward_images for n, b in bbs.items()}
     txt0 = bbs["clip"].n_forward_texts
     decode.DECODE_COUNT = 0
@@ -33,7 +33,11 @@ def test_every_image_decoded_once_and_rerun_makes_zero_forwards(fresh_cache, tmp
     files = [p for p in demo_root.rglob("*.png")]
     assert decode.DECODE_COUNT == _unique_contents(files), "an image was decoded more than once (or skipped)"
     made = {n: b.n_forward_images - fwd0[n] for n, b in bbs.items()}
-    assert made["clip"] == made["inception"] == _unique_contents(files)
+    crop_shards = [p for d in (fresh_cache / "features").glob("crops-*") for p in d.glob("*.npz")]
+    n_crops = sum(len(np.load(p)["keys"]) for p in crop_shards)  # Inception also scores each object crop once
+    assert n_crops > 0
+    assert made["clip"] == made["detector"] == _unique_contents(files)
+    assert made["inception"] == _unique_contents(files) + n_crops
     assert bbs["clip"].n_forward_texts > txt0
 
     fwd1 = {n: b.n_forward_images for n, b in bbs.items()}

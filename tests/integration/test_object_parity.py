@@ -33,18 +33,18 @@ def _save_crops(paths, det, cache, spec, out):
 
 
 def test_o_is_o_fid_equal_torch_fidelity_on_the_same_crops(tmp_path, fresh_cache):
-    gen = structured_images(tmp_path / "gen", 16, seed=11, size=96)
-    ref = structured_images(tmp_path / "ref", 16, seed=12, size=96)
+    gen = structured_images(tmp_path / "gen", 24, seed=11, size=96)
+    ref = structured_images(tmp_path / "ref", 24, seed=12, size=96)
     man = tmp_path / "m.jsonl"
     man.write_text("".join(json.dumps({"id": g.stem, "caption": f"objects {i}", "reference": str(r)}) + "\n"
                            for i, (g, r) in enumerate(zip(gen, ref))))
     res = tise_bench.evaluate(tmp_path / "gen", manifest=man, metrics=["o_is", "o_fid"], backbones=DET,
-                              cache_dir=fresh_cache)
+                              cache_dir=fresh_cache, crops={"threshold": 0.1})  # random detector: few boxes at 0.5
     bbs = build_backbones(DET, {"crops"}, fresh_cache)
-    spec = CropSpec(max_per_image=4)
+    spec = CropSpec(threshold=0.1, max_per_image=4)
     n_gen = _save_crops(gen, bbs["detector"], fresh_cache, spec, tmp_path / "gen_crops")
     n_ref = _save_crops(ref, bbs["detector"], fresh_cache, spec, tmp_path / "ref_crops")
-    assert n_gen >= 10 and n_ref >= 10, (n_gen, n_ref)
+    assert n_gen >= 8 and n_ref >= 8, (n_gen, n_ref)
     assert res.metrics["o_is"].n == n_gen and res.metrics["o_fid"].extras["n_reference_crops"] == n_ref
     assert res.metrics["o_is"].extras["fallback"] is True
     ref_vals = torch_fidelity.calculate_metrics(
@@ -53,5 +53,4 @@ def test_o_is_o_fid_equal_torch_fidelity_on_the_same_crops(tmp_path, fresh_cache
         feature_extractor_weights_path=str(bbs["inception"].weights_path), batch_size=16)
     assert np.isclose(res.metrics["o_is"].value, ref_vals["inception_score_mean"], rtol=1e-3)
     assert np.isclose(res.metrics["o_fid"].value, ref_vals["frechet_inception_distance"], rtol=1e-4)
-    per = res.samples.set_index("id")["o_is"]  # per-sample value = number of crops of that image
-    assert per.sum() == n_gen
+    assert "o_is" not in res.samples.columns  # set-level metric: no misleading per-sample column

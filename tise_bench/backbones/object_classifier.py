@@ -41,7 +41,11 @@ def load_checkpoint(path: str | Path, num_classes: int = 80) -> torch.nn.Module:
     sd = {k.removeprefix("module."): v for k, v in obj.items()}
     sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}  # the aux head is unused
     net = _net(num_classes)
-    missing, unexpected = net.load_state_dict(sd, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise WeightsNotFoundError(f"{p} does not fit torchvision inception_v3 with {num_classes} classes: "
+                                   f"{str(e).splitlines()[-1].strip()}") from None
     if missing or unexpected:
         raise WeightsNotFoundError(f"{p} does not fit torchvision inception_v3 with {num_classes} classes: "
                                    f"missing {missing[:3]}, unexpected {unexpected[:3]}")

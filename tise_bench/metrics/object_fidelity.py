@@ -23,6 +23,7 @@ OBJ_LOGITS = "crops.objcls_logits"
 
 
 def _per_sample_counts(ctx: MetricContext) -> np.ndarray:
+    """Crops per sample (O-IS/O-FID are set-level like IS/FID: no per-sample value is written)."""
     owner = ctx.gen("crops.owner").astype(np.int64)
     return np.bincount(owner, minlength=len(ctx.samples)).astype(float)
 
@@ -43,11 +44,11 @@ def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         extras["warning"] = ("TISE's COCO-80 object classifier was not provided "
                              "(backbones.object_classifier.weights); O-IS uses inception-v3-compat logits")
     if logits.shape[0] < 2:
-        return MetricValue(float("nan"), int(logits.shape[0]), per_sample=per,
+        return MetricValue(float("nan"), int(logits.shape[0]),
                            extras={**extras, "reason": "fewer than 2 object crops"})
     mean, std, _ = inception_score(logits, temperature=t, splits=int(params.get("splits", 10)),
                                    seed=int(params.get("seed", 2020)))
-    return MetricValue(mean, int(logits.shape[0]), std=std, per_sample=per, extras=extras)
+    return MetricValue(mean, int(logits.shape[0]), std=std, extras=extras)
 
 
 @register_metric("o_fid", display="O-FID", higher_is_better=False, version="1", subset="realism", citation=_TISE,
@@ -56,11 +57,12 @@ def compute_o_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """O-FID = FID(pool3 of generated-image crops, pool3 of reference-image crops)."""
     per = _per_sample_counts(ctx)
     gen, ref = ctx.gen("crops.pool3"), ctx.ref("crops.pool3")
-    extras = {"n_crops": int(gen.shape[0]), "n_reference_crops": int(ref.shape[0])}
+    extras = {"n_crops": int(gen.shape[0]), "n_reference_crops": int(ref.shape[0]),
+              "n_images_without_crops": int((per == 0).sum())}
     if gen.shape[0] < 2 or ref.shape[0] < 2:
-        return MetricValue(float("nan"), int(gen.shape[0]), per_sample=per,
+        return MetricValue(float("nan"), int(gen.shape[0]),
                            extras={**extras, "reason": "fewer than 2 object crops on one side"})
     mu1, s1 = fid_statistics(gen)
     mu2, s2 = fid_statistics(ref)
     return MetricValue(frechet_distance(mu1, s1, mu2, s2, names=("generated crops", "reference crops")),
-                       int(gen.shape[0]), per_sample=per, extras=extras)
+                       int(gen.shape[0]), extras=extras)
