@@ -76,6 +76,22 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
     return folder
 
 
+def _inapplicable(records: list[Record], reference_stats: str | None) -> dict[str, str]:
+    """Default metrics the inputs cannot support (left out and reported, never silently zero)."""
+    out: dict[str, str] = {}
+    if reference_stats is None and not any(r.reference for r in records):
+        out.update(dict.fromkeys(("fid", "clip_i2i", "o_fid"), "no reference images or reference_stats given"))
+    if not any(r.category or r.labels for r in records):
+        out.update(dict.fromkeys(("soa_c", "soa_i"), "records carry no 'category'/'labels'"))
+    if not any(r.counts for r in records):
+        out["ca"] = "records carry no 'counts'"
+    if not any(r.counter_caption and r.positional_word for r in records):
+        out["pa"] = "records carry no 'positional_word' + 'counter_caption'"
+    if not any(r.ref_captions for r in records):
+        out["ref_clip_score"] = "records carry no 'ref_captions'"
+    return out
+
+
 def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None = None, *,
              manifest: str | Path | None = None, references: Sequence[Any] | None = None,
              ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
@@ -125,13 +141,8 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     for k, v in (params or {}).items():
         merged.setdefault(k, {}).update(v)
     ids_wanted = list(metrics or mdefaults["ids"])
-    has_refs = reference_stats is not None or any(r.reference for r in records)
-    not_supported = {}
-    if metrics is None and not has_refs:
-        for mid in ("fid", "clip_i2i"):
-            if mid in ids_wanted:
-                ids_wanted.remove(mid)
-                not_supported[mid] = "no reference images or reference_stats given"
+    not_supported = _inapplicable(records, reference_stats) if metrics is None else {}
+    ids_wanted = [m for m in ids_wanted if m not in not_supported]
     if isinstance(backbones, str):
         if backbones not in ("real", "random"):
             raise ConfigError(f"evaluate(backbones={backbones!r}): use 'real', 'random' or a dict")

@@ -1,0 +1,156 @@
+"""The self-contained HTML leaderboard: every section, escaping, no network, and a headless-Chromium render."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from tise_bench.features.store import FeatureStore
+from tise_bench.leaderboard.html import build_drilldown, render_html
+from tise_bench.leaderboard.schema import TISE_ASPECTS, Leaderboard
+
+METRICS = [("clip_rp", "RP", True), ("is_star", "IS*", True), ("fid", "FID", False), ("soa_c", "SOA-C", True),
+           ("soa_i", "SOA-I", True), ("o_is", "O-IS", True), ("o_fid", "O-FID", False), ("ca", "CA", False),
+           ("pa", "PA", True)]
+DET = {"ident": "detector-test", "weights_hash": "ab" * 32, "preproc_version": "letterbox640-v1"}
+EVIL = "<script>alert(1)</script>"
+
+
+def _run_folder(tmp: Path) -> tuple[Path, Path]:
+    """A tiny run (metrics.json + samples.parquet + 4 images) and a detector cache holding 3 of them."""
+    run, cache, img_dir = tmp / "results" / "demo" / "m", tmp / "cache", tmp / "imgs"
+    run.mkdir(parents=True)
+    img_dir.mkdir()
+    rows, keys, dets, sizes = [], [], [], []
+    for i in range(4):
+        w, h = 320, 240
+        im = Image.new("RGB", (w, h), (40 + 50 * i, 120, 200 - 40 * i))
+        ImageDraw.Draw(im).ellipse((60, 40, 200, 200), fill=(230, 200, 40))
+        path = img_dir / f"s{i}.png"
+        im.save(path)
+        sha = f"{i:064x}"
+        rows.append({"subset": "realism", "id": f"p{i}", "k": 0, "file": str(path), "sha256": sha,
+                     "caption": f"a dog & a cat <b>{i}</b>", "clip_score": 0.3 + i / 10, "ca": np.nan})
+        d = np.full((5, 6), -1.0, dtype=np.float32)
+        d[0] = [60, 40, 200, 200, 0.9, 16]  # dog, kept
+        d[1] = [10, 10, 50, 50, 0.3, 15]  # below threshold, dropped
+        if i < 3:
+            keys.append(sha)
+            dets.append(d)
+            sizes.append([w, h])
+    rows.append({"subset": "rp", "id": "p9", "k": 0, "file": "x.png", "sha256": "f" * 64, "caption": "rp",
+                 "clip_score": np.nan, "ca": 1.0})
+    rows[1]["file"] = str(img_dir / "missing.png")
+    pd.DataFrame(rows).to_parquet(run / "samples.parquet", index=False)
+    (run / "metrics.json").write_text(json.dumps({"model": "m", "backbones": {"detector": DET}}))
+    ns = f"{DET['ident']}-{DET['weights_hash'][:16]}-{DET['preproc_version']}"
+    FeatureStore(cache, ns).put(keys, {"detections": np.stack(dets), "size": np.asarray(sizes, np.float32)})
+    return run, cache
+
+
+def _leaderboard(drilldown: dict[str, Any]) -> Leaderboard:
+    rng = np.random.default_rng(0)
+    names = ["ckpt-1000", "ckpt-2000", "ckpt-3000", "ckpt-4000", EVIL, "AttnGAN"]
+    rows = []
+    for i, name in enumerate(names):
+        ext = name == "AttnGAN"
+        vals = {m: float(rng.uniform(1, 60)) for m, _, _ in METRICS}
+        if ext:
+            vals["o_fid"] = None
+        row = {"model": name, "external": ext, "step": (i + 1) * 1000 if i < 4 else None, "values": vals,
+               "aspects": {a: float(rng.uniform(1, 6)) for a in TISE_ASPECTS}, "source": "x"}
+        if not ext:
+            row["ci"] = {m: [v * 0.95, v * 1.05] for m, v in vals.items() if v is not None}
+        row["rs"] = sum(row["aspects"].values())
+        rows.append(row)
+    rows.sort(key=lambda r: -r["rs"])
+    runs = [r["model"] for r in rows if not r["external"]]
+    probs = {m: list(rng.dirichlet(np.ones(len(runs)))) for m in runs}
+    return {"schema_version": 1, "data": "demo", "metrics": [{"id": i, "display": d, "higher_is_better": h}
+                                                             for i, d, h in METRICS],
+            "aspects": TISE_ASPECTS, "rows": rows, "excluded": {"is": "not in TISE's ranking"},
+            "bootstrap": {"n": 200, "seed": 0, "level": 0.95}, "rank_probabilities": probs,
+            "kendall_tau": list(np.clip(rng.normal(0.8, 0.1, 200), -1, 1)), "drilldown": drilldown,
+            "random_weights": True}
+
+
+def test_build_drilldown_boxes_and_missing(tmp_path: Path) -> None:
+    run, cache = _run_folder(tmp_path)
+    dd = build_drilldown(run, cache, n=10)
+    assert dd["model"] == "m" and [s["id"] for s in dd["samples"]] == ["p0", "p1", "p2", "p3"]  # realism only
+    s0, s1, s2, s3 = dd["samples"]
+    assert s0["thumbnail"].startswith("data:image/jpeg;base64,") and (s0["width"], s0["height"]) == (160, 120)
+    assert s0["boxes"] == [[30.0, 20.0, 100.0, 100.0, 0.9, "dog"]]  # scaled by 0.5, score-0.3 box dropped
+    assert s0["metrics"] == {"clip_score": pytest.approx(0.3)}  # NaN columns left out
+    assert s1["thumbnail"] is None and "not readable" in s1["note"] and s1["boxes"]
+    assert s3["boxes"] == [] and "no cached detections" in s3["note"]
+    assert build_drilldown(run, tmp_path / "empty")["note"].startswith("no detector cache")
+
+
+def test_html_sections_escaping_no_network(tmp_path: Path) -> None:
+    run, cache = _run_folder(tmp_path)
+    html = render_html(_leaderboard(build_drilldown(run, cache)))
+    assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>0</b>" not in html and "&lt;b&gt;0&lt;/b&gt;" in html
+    assert not re.search(r"https?://", html) and "src=" not in html
+    assert html.count("<svg") >= 9 + 1 + 1 + 1 + 9 + 4  # bars, heatmap, histogram, aspects, steps, thumbnails
+    for s in ('aria-label="rank probabilities"', "Kendall τ", "Aspect scores", "vs step", 'class="thumb"',
+              "RANDOM-WEIGHTS", 'class=ext', 'class="best"', "±", "data:image/jpeg;base64,", ">dog 0.90<"):
+        assert s in html, s
+    bare = render_html({"data": "d", "metrics": [], "rows": []})
+    assert bare.count('class="note"') == 7 and "RANDOM" not in bare
+
+
+def _chromium() -> str | None:
+    for c in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if c and Path(c).is_file():
+            return c
+    return None
+
+
+def _screenshot(html_file: Path, tmp: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the headless render is not checked")
+    png = tmp / "shot.png"
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
+           f"--screenshot={png}", "--window-size=1280,2400", html_file.resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180), png
+
+
+def _console_errors(log: str) -> list[str]:
+    return [ln for ln in log.splitlines() if "Uncaught" in ln or "ERROR:CONSOLE" in ln
+            or ("CONSOLE" in ln and "error" in ln.lower())]
+
+
+def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    run, cache = _run_folder(tmp_path)
+    page = tmp_path / "leaderboard.html"
+    page.write_text(render_html(_leaderboard(build_drilldown(run, cache))), encoding="utf-8")
+    proc, png = _screenshot(page, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not _console_errors(proc.stderr), _console_errors(proc.stderr)
+    with Image.open(png) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    assert rgb.shape[:2] == (2400, 1280)
+    non_white = (rgb < 235).any(axis=2).mean()
+    colours = len(np.unique(rgb.reshape(-1, 3)[::7], axis=0))
+    assert non_white > 0.05 and colours > 200, (non_white, colours)
+
+
+def test_console_error_check_can_fail(tmp_path: Path) -> None:
+    """The console check above would catch a broken script (guards against a log format change)."""
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><p>x</p><script>undefinedFunction();</script></body></html>")
+    proc, _ = _screenshot(page, tmp_path)
+    assert _console_errors(proc.stderr), proc.stderr[-2000:]

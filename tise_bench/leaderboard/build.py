@@ -1,0 +1,189 @@
+"""The leaderboard pass: runs + extra rows -> ranked :class:`Leaderboard` -> ``leaderboard.{csv,md,tex,json,html}``.
+
+``python -m tise_bench.leaderboard`` composes the packaged config and calls :func:`build`; tests and scripts can
+call :func:`make_leaderboard` / :func:`write_leaderboard` directly. Runs are never modified (SPEC §5).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..registry import all_metrics
+from .collect import Collected, collect_runs, merge, read_extra_rows
+from .ranking import OnMissing, metric_columns, ranking_score, resolve_metric_ids
+from .schema import LEADERBOARD_SCHEMA, TISE_ASPECTS, Leaderboard
+from .tables import TableOptions, to_csv, to_json, to_latex, to_markdown
+
+log = logging.getLogger(__name__)
+FORMATS = ("csv", "md", "tex", "json", "html")
+
+
+@dataclass
+class LeaderboardOptions:
+    """Everything the pass needs; mirrors ``conf/leaderboard.yaml`` (``data``, ``paths.*``, ``leaderboard.*``)."""
+
+    data: str
+    results_dir: Path = Path("results")
+    cache_dir: Path = Path(".cache/tise_bench")
+    extra_rows: Path | None = None
+    metrics: list[str] | None = None  # display names or ids; None = every metric any row has
+    aspects: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in TISE_ASPECTS.items()})
+    on_missing: OnMissing = "error"
+    bootstrap: int = 0  # resamples for the uncertainty pass; 0 = none
+    seed: int = 0
+    level: float = 0.95
+    ci: bool = False  # print "± half-width" in the Markdown/LaTeX tables
+    drilldown: str | None = None  # run model to show per-sample in the HTML report
+    drilldown_n: int = 24
+    decimals: int = 2
+    decimals_by_metric: dict[str, int] = field(default_factory=dict)
+    formats: list[str] = field(default_factory=lambda: list(FORMATS))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "LeaderboardOptions":
+        """From the resolved Hydra config (a plain dict)."""
+        lb = dict(cfg.get("leaderboard") or {})
+        paths = dict(cfg.get("paths") or {})
+        data = cfg.get("data")
+        if not data or data == "???":
+            raise ConfigError("no eval set given: pass data=<name> (the folder <results_dir>/<name>/ with the runs).")
+        extra = lb.get("extra_rows")
+        return cls(
+            data=str(data), results_dir=Path(paths.get("results_dir", "results")),
+            cache_dir=Path(paths.get("cache_dir", ".cache/tise_bench")),
+            extra_rows=Path(extra) if extra else None,
+            metrics=_str_list(lb["metrics"]) if lb.get("metrics") else None,
+            aspects={str(k): [str(m) for m in v] for k, v in (lb.get("aspects") or TISE_ASPECTS).items()},
+            on_missing=lb.get("on_missing", "error"), bootstrap=int(lb.get("bootstrap") or 0),
+            seed=int(lb.get("seed", 0)), level=float(lb.get("level", 0.95)), ci=bool(lb.get("ci", False)),
+            drilldown=lb.get("drilldown") or None, drilldown_n=int(lb.get("drilldown_n", 24)),
+            decimals=int(lb.get("decimals", 2)), decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
+            formats=_str_list(lb.get("formats") or FORMATS),
+        )
+
+
+def _str_list(value: Any) -> list[str]:
+    """``FID`` or ``[FID, RP]`` (a bare string on the command line is one item, not its characters)."""
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _columns_for(collected: Collected, selected: list[str] | None, aspects: Mapping[str, list[str]]) -> list[str]:
+    """Metric columns: the selection (its order), or every metric some row has — the aspects' metrics first, in
+    aspect order (TISE's table layout), then the rest in registry order. Ids not in the registry: error."""
+    if selected is not None:
+        return resolve_metric_ids(selected, "leaderboard.metrics")
+    present = {m for r in collected.rows for m, v in r.get("values", {}).items() if v is not None}
+    registry = list(all_metrics())
+    unknown = sorted(present - set(registry))
+    if unknown:
+        srcs = sorted({r.get("source", "?") for r in collected.rows if set(r.get("values", {})) & set(unknown)})
+        raise ConfigError(f"metric(s) {unknown} in {srcs[:3]} are not in the metric registry (direction unknown). "
+                          "Select the known ones with leaderboard.metrics=[...].")
+    ordered = [m for ms in aspects.values() for m in ms if m in present]
+    return list(dict.fromkeys([*ordered, *[m for m in registry if m in present]]))
+
+
+def make_leaderboard(collected: Collected, data: str, *, metrics: Sequence[str] | None = None,
+                     aspects: Mapping[str, Sequence[str]] = TISE_ASPECTS,
+                     on_missing: OnMissing = "error") -> Leaderboard:
+    """Rank the collected rows into a Leaderboard dict (no uncertainty, no files)."""
+    if not collected.rows:
+        raise ConfigError(f"nothing to rank for data={data}: no run folder with metrics.json and no extra rows. "
+                          "Evaluate a model first (python -m tise_bench model=<m> data=<d>) or pass "
+                          "leaderboard.extra_rows=<file.csv>.")
+    asp = {name: resolve_metric_ids(list(ms), f"leaderboard.aspects.{name}") for name, ms in aspects.items()}
+    ids = _columns_for(collected, list(metrics) if metrics is not None else None, asp)
+    present = [m for m in ids if any(r.get("values", {}).get(m) is not None for r in collected.rows)]
+    for r in collected.rows:  # a row lists every column; absent = None (never a silent zero)
+        r["values"] = {m: r.get("values", {}).get(m) for m in present}
+    ranking = ranking_score(collected.rows, present, asp, on_missing)
+    lb: Leaderboard = {
+        "schema_version": LEADERBOARD_SCHEMA, "data": data, "metrics": metric_columns(present),
+        "aspects": ranking.aspects, "rows": ranking.rows, "excluded": ranking.excluded,
+    }
+    lb["random_weights"] = list(collected.random_weights)  # type: ignore[typeddict-unknown-key]
+    if collected.random_weights:
+        log.warning("RANDOM-WEIGHTS BACKBONES in %s: smoke-test numbers, not comparable to any paper.",
+                    ", ".join(collected.random_weights))
+    return lb
+
+
+def _optional(name: str) -> Callable[..., Any] | None:
+    """``leaderboard.uncertainty.add_uncertainty`` etc. while those modules are still being written.
+
+    TODO(lead): drop this guard and import directly once uncertainty.py and html.py have landed.
+    """
+    module = {"add_uncertainty": "uncertainty", "render_html": "html", "build_drilldown": "html"}[name]
+    try:
+        mod = __import__(f"{__package__}.{module}", fromlist=[name])
+        return getattr(mod, name)
+    except ImportError as e:  # ModuleNotFoundError included; AttributeError (wrong API) is a real bug
+        log.warning("tise_bench.leaderboard.%s is not available (%s): skipping %s.", module, e, name)
+        return None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_leaderboard(lb: Leaderboard, out_dir: Path, opts: TableOptions,
+                      formats: Sequence[str] = FORMATS) -> dict[str, Path]:
+    """Write ``leaderboard.<fmt>`` for each format into ``out_dir``; returns {format: path}."""
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad:
+        raise ConfigError(f"leaderboard.formats: unknown {bad}; choose from {list(FORMATS)}.")
+    renderers: dict[str, Callable[[], str]] = {
+        "csv": lambda: to_csv(lb), "md": lambda: to_markdown(lb, opts), "tex": lambda: to_latex(lb, opts),
+        "json": lambda: to_json(lb),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for fmt in formats:
+        if fmt == "html":
+            render = _optional("render_html")
+            if render is None:
+                continue
+            renderers["html"] = lambda: render(lb)
+        path = out_dir / f"leaderboard.{fmt}"
+        _atomic_write(path, renderers[fmt]())
+        written[fmt] = path
+    return written
+
+
+def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
+    """The whole pass: collect, rank, (bootstrap), (drilldown), write. Returns the board and written files."""
+    data_dir = Path(opts.results_dir) / opts.data
+    ids = resolve_metric_ids(opts.metrics, "leaderboard.metrics") if opts.metrics is not None else None
+    collected = collect_runs(data_dir, ids)
+    if opts.extra_rows is not None:
+        collected = merge(collected, read_extra_rows(opts.extra_rows))
+    lb = make_leaderboard(collected, opts.data, metrics=ids, aspects=opts.aspects, on_missing=opts.on_missing)
+
+    if opts.bootstrap > 0:
+        if not collected.run_dirs:
+            log.warning("leaderboard.bootstrap=%d but there are no runs (extra rows have no per-sample values).",
+                        opts.bootstrap)
+        elif (add_uncertainty := _optional("add_uncertainty")) is not None:
+            add_uncertainty(lb, collected.run_dirs, Path(opts.cache_dir), opts.bootstrap, opts.seed, opts.level)
+    if opts.ci and not any(r.get("ci") for r in lb["rows"]):
+        log.warning("leaderboard.ci=true but no row carries an interval: it needs leaderboard.bootstrap=<N> "
+                    "(e.g. 1000), runs with per-sample tables, and the uncertainty pass; printing values only.")
+    if opts.drilldown:
+        if opts.drilldown not in collected.run_dirs:
+            raise ConfigError(f"leaderboard.drilldown={opts.drilldown!r} is not a run under {data_dir}; "
+                              f"runs: {sorted(collected.run_dirs)}.")
+        if (drill := _optional("build_drilldown")) is not None:
+            dd = drill(collected.run_dirs[opts.drilldown], Path(opts.cache_dir), opts.drilldown_n)
+            lb["drilldown"] = {"model": opts.drilldown, **dd}
+
+    per_metric = {resolve_metric_ids([k], "leaderboard.decimals_by_metric")[0]: int(v)
+                  for k, v in opts.decimals_by_metric.items()}
+    table_opts = TableOptions(decimals=opts.decimals, decimals_by_metric=per_metric, ci=opts.ci)
+    return lb, write_leaderboard(lb, data_dir, table_opts, opts.formats)

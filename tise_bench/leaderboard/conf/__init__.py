@@ -1,0 +1,1 @@
+"""Packaged Hydra config of ``python -m tise_bench.leaderboard``."""

@@ -1,0 +1,254 @@
+"""Self-contained HTML leaderboard: one file, inline CSS/SVG/JS, images as data URIs, no network at view time.
+
+``render_html(lb)`` reads only the :class:`~.schema.Leaderboard` structure; every section whose data is
+absent is replaced by a one-line note. ``build_drilldown`` (in :mod:`.html_drilldown`) makes the optional
+per-prompt section from one run's folder and the feature cache.
+"""
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+from . import html_charts as ch
+from .html_drilldown import build_drilldown
+from .schema import Leaderboard, MetricColumn, Row
+
+__all__ = ["render_html", "build_drilldown"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1220px;
+ color:#222;background:#fff;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.meta,.mut,.note{color:#666}.note{font-style:italic}
+.banner{background:#b00020;color:#fff;padding:10px 14px;border-radius:4px;font-weight:600;margin:10px 0}
+.scroll{overflow-x:auto}
+table.lb{border-collapse:collapse;font-variant-numeric:tabular-nums}
+table.lb{font-size:13px}table.lb th,table.lb td{padding:3px 7px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+table.lb th{background:#f4f5f7;cursor:pointer;user-select:none}table.lb td.m,table.lb th.m{text-align:left}
+table.lb td.best{background:#e3f4e1;font-weight:700}tr.ext td{color:#555;background:#fafafa}
+tr.ext td.m::after{content:" (published)";font-size:11px;color:#888}
+.ci{display:block;color:#888;font-size:10px;line-height:1.1}
+.grid-charts{display:flex;flex-wrap:wrap;gap:10px}
+svg.chart{background:#fff;border:1px solid #eee;border-radius:4px}
+svg text{fill:#222;font-family:system-ui,sans-serif}svg text.mut{fill:#777}svg text.ttl{font-weight:600}
+svg .grid{stroke:#eee}svg .err{stroke:#222;stroke-width:1.3;fill:none}svg .mean{stroke:#e15759;stroke-dasharray:4 3}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
+.card{border:1px solid #e2e2e2;border-radius:6px;padding:8px;font-size:12px}
+.card svg{display:block;margin:0 auto 6px;background:#f0f0f0;width:100%;max-width:200px;height:auto}.card .cap{font-weight:600;margin-bottom:4px}
+.card table{width:100%;border-collapse:collapse}.card td{padding:1px 2px}.card td+td{text-align:right}
+.box-label{font-size:9px;fill:#fff;stroke:#000;stroke-width:2.2px;paint-order:stroke}
+"""
+
+_JS = """
+(function(){var t=document.querySelector('table.lb');if(!t||!t.tBodies.length)return;
+var hs=t.tHead.rows[0].cells;for(var i=0;i<hs.length;i++){(function(c,th){var asc=false;
+th.addEventListener('click',function(){var b=t.tBodies[0],rs=Array.prototype.slice.call(b.rows);asc=!asc;
+rs.sort(function(x,y){var a=x.cells[c].getAttribute('data-v'),z=y.cells[c].getAttribute('data-v');
+var fa=parseFloat(a),fz=parseFloat(z);if(isNaN(fa)&&isNaN(fz))return asc?String(a).localeCompare(z):String(z).localeCompare(a);
+if(isNaN(fa))return 1;if(isNaN(fz))return -1;return asc?fa-fz:fz-fa;});
+rs.forEach(function(r){b.appendChild(r);});});})(i,hs[i]);}})();
+"""
+
+
+def _e(s: object) -> str:
+    return escape(str(s), quote=True)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _random_weights(lb: Leaderboard) -> bool:
+    if lb.get("random_weights"):
+        return True
+    return any(r.get("random_weights") or "random" in str(r.get("note", "")).lower()
+               for r in lb.get("rows", []))  # type: ignore[misc]
+
+
+def _best(rows: list[Row], mid: str, higher: bool) -> float | None:
+    vals = [v for r in rows if (v := _num(r.get("values", {}).get(mid))) is not None]
+    return (max(vals) if higher else min(vals)) if vals else None
+
+
+def _table(lb: Leaderboard) -> str:
+    rows, cols = lb.get("rows", []), lb.get("metrics", [])
+    if not rows:
+        return _note("No rows: no run results were found.")
+    head = ['<th data-col>#</th><th class="m">Model</th>']
+    head += [f'<th title="{_e(c["id"])}">{_e(c["display"])} {"↑" if c["higher_is_better"] else "↓"}</th>'
+             for c in cols]
+    head.append('<th title="ranking score: sum of aspect scores">RS ↑</th>')
+    best = {c["id"]: _best(rows, c["id"], c["higher_is_better"]) for c in cols}
+    rs_vals = [v for r in rows if (v := _num(r.get("rs"))) is not None]
+    best_rs = max(rs_vals) if rs_vals else None
+    body = []
+    for i, r in enumerate(rows, 1):
+        model = str(r.get("model", "?"))
+        cells = [f'<td data-v="{i}">{i}</td><td class="m" data-v="{_e(model)}">{_e(model)}</td>']
+        for c in cols:
+            v = _num(r.get("values", {}).get(c["id"]))
+            ci = r.get("ci", {}).get(c["id"])
+            cls = ' class="best"' if v is not None and v == best[c["id"]] else ""
+            txt = _e(ch.fmt(v))
+            if v is not None and ci and len(ci) == 2:
+                lo, hi = _num(ci[0]), _num(ci[1])
+                if lo is not None and hi is not None:
+                    txt += (f'<span class="ci" title="interval [{_e(ch.fmt(lo))}, {_e(ch.fmt(hi))}]">'
+                            f'±{_e(ch.fmt((hi - lo) / 2))}</span>')
+            cells.append(f'<td{cls} data-v="{"" if v is None else v}">{txt}</td>')
+        rs = _num(r.get("rs"))
+        cls = ' class="best"' if rs is not None and rs == best_rs else ""
+        cells.append(f'<td{cls} data-v="{"" if rs is None else rs}">{_e(ch.fmt(rs))}</td>')
+        body.append(f'<tr{" class=ext" if r.get("external") else ""}>{"".join(cells)}</tr>')
+    boot = lb.get("bootstrap") or {}
+    foot = "Best value per column highlighted; click a header to sort."
+    if boot:
+        foot += (f" ± = half-width of the {_num(boot.get('level')) or 0.95:.0%} bootstrap interval "
+                 f"(n = {_e(boot.get('n', '?'))}; hover for the interval).")
+    out = (f'<div class="scroll"><table class="lb"><thead><tr>{"".join(head)}</tr></thead>'
+           f'<tbody>{"".join(body)}</tbody></table></div><p class="mut">{_e(foot)}</p>')
+    excluded = lb.get("excluded") or {}
+    if excluded:
+        out += "<p class=mut>Not ranked: " + "; ".join(f"<b>{_e(k)}</b>: {_e(v)}" for k, v in excluded.items())
+        out += "</p>"
+    return out
+
+
+def _bars(lb: Leaderboard) -> str:
+    rows, charts = lb.get("rows", []), []
+    for c in lb.get("metrics", []):
+        items = []
+        for r in rows:
+            ci = r.get("ci", {}).get(c["id"])
+            ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
+            items.append((str(r.get("model", "?")), _num(r.get("values", {}).get(c["id"])), ci_t,
+                          bool(r.get("external"))))
+        if any(v is not None for _, v, _, _ in items):
+            arrow = "higher is better" if c["higher_is_better"] else "lower is better"
+            charts.append(ch.bar_chart(f'{c["display"]} ({arrow})', items))
+    if not charts:
+        return _note("No metric values to plot.")
+    whiskers = "" if any(r.get("ci") for r in rows) else (
+        '<p class="mut">No bootstrap intervals: the uncertainty pass was not run (leaderboard.bootstrap=N).</p>')
+    return f'<div class="grid-charts">{"".join(charts)}</div>{whiskers}'
+
+
+def _rank_probs(lb: Leaderboard) -> str:
+    rp = lb.get("rank_probabilities")
+    if not rp:
+        return _note("No rank probabilities (the bootstrap uncertainty pass was not run).")
+    models = [str(r["model"]) for r in lb.get("rows", []) if r.get("model") in rp]
+    models += [m for m in rp if m not in models]
+    probs = [[_num(p) or 0.0 for p in rp[m]] for m in models]
+    return (ch.heatmap(models, probs) + '<p class="mut">P(model finishes in place k) over bootstrap '
+            "resamples; place #1 = best (rank N in the schema's convention).</p>")
+
+
+def _tau(lb: Leaderboard) -> str:
+    tau = [v for v in (lb.get("kendall_tau") or []) if _num(v) is not None]
+    if not tau:
+        return _note("No Kendall-τ distribution (the bootstrap uncertainty pass was not run).")
+    return (ch.histogram(tau, f"Kendall τ(bootstrap ranking, point ranking), {len(tau)} resamples")
+            + '<p class="mut">Near 1: the ranking is stable under resampling of the prompts.</p>')
+
+
+def _aspects(lb: Leaderboard) -> str:
+    rows = [r for r in lb.get("rows", []) if r.get("aspects")]
+    if not rows:
+        return _note("No aspect scores.")
+    names = list(lb.get("aspects") or {}) or sorted({a for r in rows for a in r["aspects"]})
+    series = [(str(r.get("model", "?")), [_num(r["aspects"].get(a)) for a in names]) for r in rows]
+    return (ch.grouped_bars(names, series, "Aspect scores (mean rank of the aspect's metrics; higher = better)")
+            + '<p class="mut">' + _e("; ".join(f"{a}: {', '.join(m)}" for a, m in (lb.get("aspects") or {}).items()))
+            + "</p>")
+
+
+def _steps(lb: Leaderboard) -> str:
+    rows = [r for r in lb.get("rows", []) if _num(r.get("step")) is not None]
+    if len(rows) < 2:
+        return _note("No checkpoint sweep (rows carry no training step).")
+    cols: list[MetricColumn] = list(lb.get("metrics", []))
+    charts = []
+    for k, c in enumerate(cols):
+        pts = []
+        for r in rows:
+            ci = r.get("ci", {}).get(c["id"])
+            ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
+            pts.append((float(r["step"]), _num(r.get("values", {}).get(c["id"])), ci_t))  # type: ignore[arg-type]
+        if sum(p[1] is not None for p in pts) >= 1:
+            arrow = "↑" if c["higher_is_better"] else "↓"
+            charts.append(ch.line_plot(f'{c["display"]} {arrow} vs step', pts, ch.PALETTE[k % len(ch.PALETTE)]))
+    rs = [(float(r["step"]), _num(r.get("rs")), None) for r in rows]  # type: ignore[arg-type]
+    if any(v is not None for _, v, _ in rs):
+        charts.append(ch.line_plot("RS ↑ vs step", rs, "#333"))
+    return f'<div class="grid-charts">{"".join(charts)}</div>'
+
+
+def _card(s: dict[str, Any], displays: dict[str, str]) -> str:
+    w, h = int(s.get("width") or 160), int(s.get("height") or 160)
+    thumb = str(s.get("thumbnail") or "")
+    parts = [f'<svg class="thumb" width="{w}" height="{h}" viewBox="0 0 {w} {h}">']
+    if thumb.startswith("data:image/"):  # only inline images: never a URL or a script URI
+        parts.append(f'<image href="{_e(thumb)}" x="0" y="0" width="{w}" height="{h}"/>')
+    else:
+        parts.append(f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle" font-size="11" fill="#777">no image</text>')
+    for b in s.get("boxes") or []:
+        x1, y1, x2, y2 = (_num(v) or 0.0 for v in b[:4])
+        score, name = _num(b[4]) or 0.0, str(b[5]) if len(b) > 5 else "?"
+        parts.append(f'<rect x="{x1:.1f}" y="{y1:.1f}" width="{max(x2 - x1, 1):.1f}" height="{max(y2 - y1, 1):.1f}" '
+                     f'fill="none" stroke="#ffd400" stroke-width="1.5"><title>{_e(name)} {score:.2f}</title></rect>')
+        right = x1 > w * 0.55  # anchor labels of right-hand boxes at their right edge so they stay visible
+        parts.append(f'<text class="box-label" x="{(x2 - 2 if right else x1 + 2):.1f}" y="{max(y1 + 10, 10):.1f}" '
+                     f'text-anchor="{"end" if right else "start"}">{_e(name)} {score:.2f}</text>')
+    parts.append("</svg>")
+    vals = "".join(f"<tr><td>{_e(displays.get(k, k))}</td><td>{_e(ch.fmt(_num(v)))}</td></tr>"
+                   for k, v in (s.get("metrics") or {}).items())
+    note = f'<div class="note">{_e(s["note"])}</div>' if s.get("note") else ""
+    ident = str(s.get("id", "")) + (f" · k={s['k']}" if s.get("k") else "")
+    return (f'<div class="card">{"".join(parts)}<div class="cap">{_e(s.get("caption", ""))}</div>'
+            f'<div class="mut">{_e(ident)}</div><table>{vals}</table>{note}</div>')
+
+
+def _drilldown(lb: Leaderboard) -> str:
+    dd = lb.get("drilldown") or {}
+    samples = dd.get("samples") or []
+    if not samples:
+        return _note("No per-prompt drill-down in this leaderboard.")
+    displays = {c["id"]: c["display"] for c in lb.get("metrics", [])}
+    head = f"Model <b>{_e(dd.get('model', '?'))}</b>, first {len(samples)} samples"
+    if dd.get("threshold") is not None:
+        head += f"; detections with score ≥ {_e(dd['threshold'])}"
+    if dd.get("note"):
+        head += f". {_e(dd['note'])}"
+    cards = "".join(_card(s, displays) for s in samples)
+    return f'<p class="mut">{head}</p><div class="cards">{cards}</div>'
+
+
+def render_html(lb: Leaderboard) -> str:
+    """The whole leaderboard page as one self-contained HTML string (no external resources)."""
+    data = str(lb.get("data", "?"))
+    rw = lb.get("random_weights")  # build.py: list of the models run with random weights; or a bool
+    which = f" ({', '.join(map(str, rw))})" if isinstance(rw, list) and rw else ""
+    banner = (f'<div class="banner">RANDOM-WEIGHTS BACKBONES{_e(which)}: smoke-test numbers only, not comparable '
+              "to any paper.</div>") if _random_weights(lb) else ""
+    n_ext = sum(bool(r.get("external")) for r in lb.get("rows", []))
+    meta = f"{len(lb.get('rows', []))} rows ({n_ext} published baselines), schema {_e(lb.get('schema_version', '?'))}"
+    sections = [("Leaderboard", _table(lb)), ("Metric values (error bars: bootstrap interval)", _bars(lb)),
+                ("Rank probabilities", _rank_probs(lb)), ("Ranking stability", _tau(lb)),
+                ("Aspects", _aspects(lb)), ("Metrics vs training step", _steps(lb)),
+                ("Per-prompt drill-down", _drilldown(lb))]
+    body = "".join(f'<section id="s{i}"><h2>{_e(t)}</h2>{html}</section>' for i, (t, html) in enumerate(sections))
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>tise_bench leaderboard: {_e(data)}</title><style>{_CSS}</style></head><body>"
+            f'<h1>tise_bench leaderboard: {_e(data)}</h1><div class="meta">{meta}</div>{banner}{body}'
+            f"<script>{_JS}</script></body></html>\n")

@@ -1,0 +1,230 @@
+"""Inline-SVG charts for the HTML leaderboard: pure functions from plain data to an ``<svg>`` string.
+
+No plotting library and nothing fetched at view time: every chart is hand-written SVG, so the page stays
+one self-contained file. All text is escaped here; callers pass raw strings.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#bab0ac")
+EXTERNAL = "#9a9a9a"  # bars of published baselines (extra rows)
+
+
+def fmt(v: float | None) -> str:
+    """A compact number: 4 significant digits, no exponent for ordinary metric magnitudes."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 1e6 or a < 1e-3:
+        return f"{v:.3g}"
+    if float(v).is_integer():
+        return str(int(v))
+    return f"{v:.1f}" if a >= 1000 else f"{v:.4g}" if a >= 1 else f"{v:.3g}"
+
+
+def _e(s: object) -> str:
+    return escape(str(s), quote=True)
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    if not hi > lo:
+        return [lo]
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.ceil(lo / step) * step
+    return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
+
+
+def _text(x: float, y: float, s: object, *, anchor: str = "start", size: int = 11, cls: str = "",
+          extra: str = "") -> str:
+    c = f' class="{cls}"' if cls else ""
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{c}{extra}>'
+            f'{_e(s)}</text>')
+
+
+def bar_chart(title: str, items: Sequence[tuple[str, float | None, tuple[float, float] | None, bool]],
+              width: int = 380) -> str:
+    """Horizontal bars, one per ``(label, value, ci or None, external)``, CI drawn as an error bar."""
+    row_h, left, right, top = 20, 130, 56, 26
+    height = top + row_h * len(items) + 24
+    nums = [v for _, v, _, _ in items if v is not None and math.isfinite(v)]
+    nums += [b for _, v, ci, _ in items if ci and v is not None for b in ci if math.isfinite(b)]
+    lo, hi = (min(nums + [0.0]), max(nums + [0.0])) if nums else (0.0, 1.0)
+    if hi == lo:
+        hi = lo + 1.0
+    span = width - left - right
+    x = lambda v: left + (v - lo) / (hi - lo) * span  # noqa: E731
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    for t in _nice_ticks(lo, hi):
+        out.append(f'<line x1="{x(t):.1f}" y1="{top - 4}" x2="{x(t):.1f}" y2="{height - 20}" class="grid"/>')
+        out.append(_text(x(t), height - 6, fmt(t), anchor="middle", size=9, cls="mut"))
+    for i, (label, v, ci, ext) in enumerate(items):
+        y = top + i * row_h
+        short = label if len(label) <= 20 else label[:19] + "…"
+        out.append(_text(left - 6, y + 14, short, anchor="end", extra=f' data-full="{_e(label)}"'))
+        if v is None or not math.isfinite(v):
+            out.append(_text(left + 4, y + 14, "n/a", cls="mut"))
+            continue
+        x0, x1 = sorted((x(0.0), x(v)))
+        color = EXTERNAL if ext else PALETTE[i % len(PALETTE)]
+        out.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 6}" '
+                   f'fill="{color}"><title>{_e(label)}: {_e(fmt(v))}</title></rect>')
+        end = x(v)
+        if ci:
+            a, b = x(ci[0]), x(ci[1])
+            ym = y + row_h / 2
+            out.append(f'<path d="M{a:.1f},{ym - 5}v10M{a:.1f},{ym}H{b:.1f}M{b:.1f},{ym - 5}v10" class="err"/>')
+            end = max(end, a, b)
+        out.append(_text(min(end + 4, width - right + 4), y + 14, fmt(v), size=10))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _color(p: float) -> str:
+    """White -> dark blue as probability goes 0 -> 1."""
+    t = max(0.0, min(1.0, p)) ** 0.7
+    r, g, b = (round(255 + (c - 255) * t) for c in (8, 48, 107))
+    return f"rgb({r},{g},{b})"
+
+
+def heatmap(models: Sequence[str], probs: Sequence[Sequence[float]]) -> str:
+    """Models x places; ``probs[i][r-1]`` = P(model i has rank r), rank N = best, shown best first."""
+    n = max((len(p) for p in probs), default=0)
+    cell, left, top = 46, 140, 40
+    width, height = left + cell * n + 10, top + cell * len(models) + 8
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="rank probabilities">']
+    for j in range(n):
+        out.append(_text(left + cell * j + cell / 2, top - 10, f"#{j + 1}", anchor="middle", size=11))
+    out.append(_text(left - 6, top - 10, "place →", anchor="end", size=10, cls="mut"))
+    for i, (m, p) in enumerate(zip(models, probs)):
+        y = top + cell * i
+        out.append(_text(left - 6, y + cell / 2 + 4, m if len(m) <= 20 else m[:19] + "…", anchor="end"))
+        for j in range(n):
+            r = n - j  # place j+1 (1 = best) is rank N - j
+            v = float(p[r - 1]) if r - 1 < len(p) else 0.0
+            fg = "#fff" if v > 0.5 else "#222"
+            out.append(f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
+                       f'fill="{_color(v)}"><title>{_e(m)}: P(place {j + 1}) = {v:.3f}</title></rect>')
+            out.append(_text(left + cell * j + cell / 2 - 1, y + cell / 2 + 3, f"{v:.2f}", anchor="middle",
+                             size=10, extra=f' fill="{fg}"'))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def histogram(values: Sequence[float], title: str, bins: int = 20, width: int = 520, height: int = 220) -> str:
+    """Counts of ``values`` in equal bins over their range (at least 0.1 wide), mean marked."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
+    lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+    if hi - lo < 0.1:
+        mid = (hi + lo) / 2
+        lo, hi = mid - 0.05, mid + 0.05
+    counts = [0] * bins
+    for v in vals:
+        counts[min(bins - 1, int((v - lo) / (hi - lo) * bins))] += 1
+    left, right, top, bottom = 40, 12, 26, 30
+    pw, ph = width - left - right, height - top - bottom
+    cmax = max(counts + [1])
+    x = lambda v: left + (v - lo) / (hi - lo) * pw  # noqa: E731
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    for t in _nice_ticks(0, cmax, 4):
+        yy = top + ph - t / cmax * ph
+        out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{width - right}" y2="{yy:.1f}" class="grid"/>')
+        out.append(_text(left - 4, yy + 3, fmt(t), anchor="end", size=9, cls="mut"))
+    bw = pw / bins
+    for i, c in enumerate(counts):
+        h = c / cmax * ph
+        out.append(f'<rect x="{left + i * bw + 0.5:.1f}" y="{top + ph - h:.1f}" width="{bw - 1:.1f}" '
+                   f'height="{h:.1f}" fill="{PALETTE[0]}"><title>{c}</title></rect>')
+    for t in _nice_ticks(lo, hi, 5):
+        out.append(_text(x(t), height - 12, f"{t:.2f}", anchor="middle", size=9, cls="mut"))
+    if vals:
+        mean = sum(vals) / len(vals)
+        out.append(f'<line x1="{x(mean):.1f}" y1="{top}" x2="{x(mean):.1f}" y2="{top + ph}" class="mean"/>')
+        out.append(_text(x(mean) + 4, top + 10, f"mean {mean:.3f}", size=10))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]],
+                 title: str, width: int = 900, height: int = 260) -> str:
+    """Vertical bars: one group per ``groups`` entry, one bar (and legend entry) per series."""
+    left, right, top, bottom = 44, 12, 30, 44
+    pw, ph = width - left - right, height - top - bottom
+    vals = [v for _, vs in series for v in vs if v is not None and math.isfinite(v)]
+    hi = max(vals + [1e-9])
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    for t in _nice_ticks(0, hi, 4):
+        yy = top + ph - t / hi * ph
+        out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{width - right}" y2="{yy:.1f}" class="grid"/>')
+        out.append(_text(left - 4, yy + 3, fmt(t), anchor="end", size=9, cls="mut"))
+    gw = pw / max(len(groups), 1)
+    bw = gw * 0.8 / max(len(series), 1)
+    for g, name in enumerate(groups):
+        out.append(_text(left + gw * g + gw / 2, top + ph + 14, name, anchor="middle", size=11))
+        for s, (label, vs) in enumerate(series):
+            v = vs[g] if g < len(vs) else None
+            if v is None or not math.isfinite(v):
+                continue
+            h = v / hi * ph
+            out.append(f'<rect x="{left + gw * g + gw * 0.1 + s * bw:.1f}" y="{top + ph - h:.1f}" '
+                       f'width="{max(bw - 1, 1):.1f}" height="{max(h, 0):.1f}" fill="{PALETTE[s % len(PALETTE)]}">'
+                       f'<title>{_e(label)} · {_e(name)}: {_e(fmt(v))}</title></rect>')
+    lx = left
+    for s, (label, _) in enumerate(series):
+        out.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>')
+        short = label if len(label) <= 18 else label[:17] + "…"
+        out.append(_text(lx + 14, height - 5, short, size=10))
+        lx += 24 + 6.5 * len(short)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def line_plot(title: str, points: Sequence[tuple[float, float, tuple[float, float] | None]],
+              color: str = PALETTE[0], width: int = 300, height: int = 190) -> str:
+    """``(step, value, ci or None)`` sorted by step: a polyline with markers and a shaded CI band."""
+    pts = sorted((p for p in points if p[1] is not None and math.isfinite(p[1])), key=lambda p: p[0])
+    left, right, top, bottom = 48, 22, 26, 28
+    pw, ph = width - left - right, height - top - bottom
+    ys = [p[1] for p in pts] + [b for p in pts if p[2] for b in p[2]]
+    xs = [p[0] for p in pts]
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 1, y1 + 1
+    pad = (y1 - y0) * 0.08
+    y0, y1 = y0 - pad, y1 + pad
+    X = lambda v: left + (v - x0) / (x1 - x0) * pw  # noqa: E731
+    Y = lambda v: top + ph - (v - y0) / (y1 - y0) * ph  # noqa: E731
+    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    for t in _nice_ticks(y0, y1, 4):
+        out.append(f'<line x1="{left}" y1="{Y(t):.1f}" x2="{width - right}" y2="{Y(t):.1f}" class="grid"/>')
+        out.append(_text(left - 4, Y(t) + 3, fmt(t), anchor="end", size=9, cls="mut"))
+    for t in _nice_ticks(x0, x1, 4):
+        out.append(_text(X(t), height - 10, fmt(t), anchor="middle", size=9, cls="mut"))
+    band = [p for p in pts if p[2]]
+    if len(band) >= 2:
+        d = " ".join(f"{X(s):.1f},{Y(c[1]):.1f}" for s, _, c in band)
+        d += " " + " ".join(f"{X(s):.1f},{Y(c[0]):.1f}" for s, _, c in reversed(band))
+        out.append(f'<polygon points="{d}" fill="{color}" fill-opacity="0.18"/>')
+    if pts:
+        line = " ".join(f"{X(s):.1f},{Y(v):.1f}" for s, v, _ in pts)
+        out.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
+    for s, v, _ in pts:
+        out.append(f'<circle cx="{X(s):.1f}" cy="{Y(v):.1f}" r="3" fill="{color}">'
+                   f'<title>step {_e(fmt(s))}: {_e(fmt(v))}</title></circle>')
+    out.append("</svg>")
+    return "".join(out)

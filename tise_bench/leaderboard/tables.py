@@ -1,0 +1,214 @@
+"""Render a :class:`~tise_bench.leaderboard.schema.Leaderboard` as CSV, Markdown, LaTeX (booktabs) and JSON.
+
+Pure functions of the Leaderboard dict: one row per model (in the dict's order, i.e. RS descending), a column
+per metric under its display name, one per aspect, and ``RS``. Published baselines are marked ``†``, runs
+made with random-weights backbones ``‡``; excluded metrics are named in a footnote. "Best" is judged on the
+values *as printed* (so two values that print the same are both bold) and follows each metric's direction;
+aspect scores and RS are higher-is-better.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..registry import all_metrics
+from .schema import Leaderboard, Row
+
+EXTERNAL_MARK = "†"
+RANDOM_MARK = "‡"
+_LATEX_MARKS = {EXTERNAL_MARK: r"$^\dagger$", RANDOM_MARK: r"$^\ddagger$"}
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """Number formatting: ``decimals`` for every value unless ``decimals_by_metric[id]`` says otherwise."""
+
+    decimals: int = 2
+    decimals_by_metric: Mapping[str, int] = field(default_factory=dict)
+    ci: bool = False  # print "value ± half-width" where a row carries a bootstrap interval
+
+
+@dataclass(frozen=True)
+class _Col:
+    key: str  # metric id, "aspect:<name>" or "rs"
+    header: str
+    higher_is_better: bool
+    arrow: bool  # metric columns get ↑/↓ in the header
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (``_`` in model names above all)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def fmt_number(v: float | None, decimals: int) -> str:
+    """Fixed-point with ``decimals`` digits; missing values print as an en dash."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.{decimals}f}"
+
+
+def _columns(lb: Leaderboard) -> list[_Col]:
+    cols = [_Col(m["id"], m["display"], m["higher_is_better"], True) for m in lb.get("metrics", [])]
+    cols += [_Col(f"aspect:{a}", a, True, False) for a in lb.get("aspects", {})]
+    return [*cols, _Col("rs", "RS", True, False)]
+
+
+def _value(row: Row, key: str) -> float | None:
+    if key == "rs":
+        return row.get("rs")
+    if key.startswith("aspect:"):
+        return row.get("aspects", {}).get(key[len("aspect:"):])
+    return row.get("values", {}).get(key)
+
+
+def _decimals(key: str, opts: TableOptions) -> int:
+    return int(opts.decimals_by_metric.get(key, opts.decimals))
+
+
+def _best(lb: Leaderboard, col: _Col, opts: TableOptions) -> set[int]:
+    """Indices of the rows holding the best printed value of ``col`` (all of them on a tie)."""
+    d = _decimals(col.key, opts)
+    vals = {i: round(v, d) for i, r in enumerate(lb.get("rows", [])) if (v := _value(r, col.key)) is not None}
+    if not vals:
+        return set()
+    best = max(vals.values()) if col.higher_is_better else min(vals.values())
+    return {i for i, v in vals.items() if v == best}
+
+
+def _marks(lb: Leaderboard, row: Row) -> str:
+    random = set(lb.get("random_weights", []))  # type: ignore[typeddict-item]
+    return (EXTERNAL_MARK if row.get("external") else "") + (RANDOM_MARK if row["model"] in random else "")
+
+
+def _cell(row: Row, col: _Col, opts: TableOptions, pm: str) -> str:
+    v = _value(row, col.key)
+    text = fmt_number(v, _decimals(col.key, opts))
+    ci = row.get("ci", {}).get(col.key) if opts.ci else None
+    if v is not None and ci is not None and len(ci) == 2:
+        text += f"{pm}{fmt_number((ci[1] - ci[0]) / 2, _decimals(col.key, opts))}"
+    return text
+
+
+def footnotes(lb: Leaderboard) -> list[str]:
+    """Plain-text notes every table carries: baselines, random weights, excluded metrics."""
+    rows = lb.get("rows", [])
+    notes: list[str] = []
+    if any(r.get("external") for r in rows):
+        notes.append(f"{EXTERNAL_MARK} published baseline (extra row; values as reported, not re-evaluated).")
+    if lb.get("random_weights"):  # type: ignore[typeddict-item]
+        notes.append(f"{RANDOM_MARK} evaluated with RANDOM-WEIGHTS backbones: smoke-test numbers, "
+                     "not comparable to any paper.")
+    names = {**{k: s.display for k, s in all_metrics().items()}, **{m["id"]: m["display"] for m in lb.get("metrics", [])}}
+    for mid, why in lb.get("excluded", {}).items():
+        notes.append(f"{names.get(mid, mid)} not in RS: {why}.")
+    if rows and any(r.get("ci") for r in rows) and lb.get("bootstrap"):
+        b = lb["bootstrap"]
+        notes.append(f"± = half-width of the {100 * float(b.get('level', 0.95)):g}% bootstrap interval "
+                     f"({b.get('n')} resamples).")
+    aspects = "; ".join(f"{a} = mean rank of {', '.join(names.get(m, m) for m in ms)}"
+                        for a, ms in lb.get("aspects", {}).items())
+    if aspects:
+        notes.append(f"Ranks: best = N, ties averaged. {aspects}; RS = sum of aspect scores.")
+    return notes
+
+
+def to_frame(lb: Leaderboard) -> pd.DataFrame:
+    """Numeric table (full precision): model, external, step, metric columns (+ CI bounds), aspects, RS."""
+    rows = lb.get("rows", [])
+    random = set(lb.get("random_weights", []))  # type: ignore[typeddict-item]
+    recs: list[dict[str, Any]] = []
+    for r in rows:
+        rec: dict[str, Any] = {"model": r["model"], "external": bool(r.get("external")), "step": r.get("step"),
+                               "random_weights": r["model"] in random}
+        for m in lb.get("metrics", []):
+            rec[m["display"]] = r.get("values", {}).get(m["id"])
+            if any(m["id"] in x.get("ci", {}) for x in rows):
+                lo_hi = r.get("ci", {}).get(m["id"])
+                rec[f"{m['display']} CI low"] = lo_hi[0] if lo_hi else None
+                rec[f"{m['display']} CI high"] = lo_hi[1] if lo_hi else None
+        rec.update(r.get("aspects", {}))
+        rec["RS"] = r.get("rs")
+        recs.append(rec)
+    df = pd.DataFrame(recs)
+    if "step" in df and df["step"].isna().all():
+        df = df.drop(columns="step")
+    elif "step" in df:
+        df["step"] = df["step"].astype("Int64")
+    return df
+
+
+def to_csv(lb: Leaderboard) -> str:
+    return to_frame(lb).to_csv(index=False)
+
+
+def to_json(lb: Leaderboard) -> str:
+    return json.dumps(lb, indent=2, ensure_ascii=False) + "\n"
+
+
+def _has_step(lb: Leaderboard) -> bool:
+    return any(r.get("step") is not None for r in lb.get("rows", []))
+
+
+def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
+    """GitHub-flavoured Markdown table, best values in bold, footnotes below."""
+    cols = _columns(lb)
+    step = _has_step(lb)
+    head = ["#", "Model", *(["Step"] if step else []),
+            *[f"{c.header} {'↑' if c.higher_is_better else '↓'}" if c.arrow else c.header for c in cols]]
+    best = {c.key: _best(lb, c, opts) for c in cols}
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", ":---", *(["---:"] if step else []),
+                                                          *["---:"] * len(cols)]) + "|"]
+    for i, r in enumerate(lb.get("rows", [])):
+        cells = [str(i + 1), r["model"].replace("|", r"\|") + _marks(lb, r)]
+        if step:
+            cells.append("" if r.get("step") is None else str(r["step"]))
+        for c in cols:
+            text = _cell(r, c, opts, " ± ")
+            cells.append(f"**{text}**" if i in best[c.key] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = footnotes(lb)
+    return "\n".join([f"Leaderboard — {lb.get('data', '')}", "", *lines, *([""] + notes if notes else [])]) + "\n"
+
+
+def to_latex(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
+    """A booktabs ``table``: ↑/↓ in metric headers, best per column in ``\\textbf``, escaped names."""
+    cols = _columns(lb)
+    step = _has_step(lb)
+    best = {c.key: _best(lb, c, opts) for c in cols}
+
+    def head(c: _Col) -> str:
+        arrow = (r" $\uparrow$" if c.higher_is_better else r" $\downarrow$") if c.arrow else ""
+        return latex_escape(c.header) + arrow
+
+    spec = "l" + ("r" if step else "") + "r" * len(cols)
+    header = ["Model", *(["Step"] if step else []), *[head(c) for c in cols]]
+    body: list[str] = []
+    for i, r in enumerate(lb.get("rows", [])):
+        marks = "".join(_LATEX_MARKS[m] for m in _marks(lb, r))
+        cells = [latex_escape(r["model"]) + marks]
+        if step:
+            cells.append("" if r.get("step") is None else str(r["step"]))
+        for c in cols:
+            text = _cell(r, c, opts, r" $\pm$ ").replace("–", "--")
+            cells.append(rf"\textbf{{{text}}}" if i in best[c.key] else text)
+        body.append(" & ".join(cells) + r" \\")
+    notes = [latex_escape(n).replace(EXTERNAL_MARK, _LATEX_MARKS[EXTERNAL_MARK])
+             .replace(RANDOM_MARK, _LATEX_MARKS[RANDOM_MARK]).replace("±", r"$\pm$") for n in footnotes(lb)]
+    data = latex_escape(str(lb.get("data", "")))
+    label = "".join(ch if ch.isalnum() else "-" for ch in str(lb.get("data", "")))
+    out = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small",
+           rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule", *body,
+           r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        out += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize " + r" \\ ".join(notes) + "}"]
+    out += [rf"\caption{{Leaderboard on {data}: ranking score (RS) and its metrics.}}",
+            rf"\label{{tab:leaderboard-{label}}}", r"\end{table}"]
+    return "\n".join(out) + "\n"
