@@ -106,7 +106,7 @@ def make_leaderboard(collected: Collected, data: str, *, metrics: Sequence[str] 
         "schema_version": LEADERBOARD_SCHEMA, "data": data, "metrics": metric_columns(present),
         "aspects": ranking.aspects, "rows": ranking.rows, "excluded": ranking.excluded,
     }
-    lb["random_weights"] = list(collected.random_weights)  # type: ignore[typeddict-unknown-key]
+    lb["random_weights"] = list(collected.random_weights)
     if collected.random_weights:
         log.warning("RANDOM-WEIGHTS BACKBONES in %s: smoke-test numbers, not comparable to any paper.",
                     ", ".join(collected.random_weights))
