@@ -149,8 +149,19 @@ def to_csv(lb: Leaderboard) -> str:
     return to_frame(lb).to_csv(index=False)
 
 
+def _finite(o):
+    """NaN/inf -> None recursively: leaderboard.json stays strict JSON (e.g. an all-NaN bootstrap CI)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
 def to_json(lb: Leaderboard) -> str:
-    return json.dumps(lb, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_finite(lb), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _has_step(lb: Leaderboard) -> bool:
