@@ -2,16 +2,24 @@
 
 Missing ids, extra files and duplicates (the same id/k twice, e.g. ``7.png`` and ``7.jpg``) are counted;
 the default policy fails with a message naming the first offenders and the switch that skips them.
+
+Only the top level of the folder is listed (never walked), so a directory symlink loop inside it cannot
+hang the run; sub-folders are ignored, except one named like an image (``7.png/``), which is an extra.
+A symlink is an image like any other file: one to a readable image works; a dangling or self-referencing
+one is left for the reader (:func:`tise_bench.features.decode.read_bytes`) to report as unreadable.
+File names are matched to ids exactly, then after Unicode NFC normalisation (macOS writes NFD names).
 """
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+POLICIES = ("fail", "skip")
 
 
 @dataclass
@@ -24,18 +32,47 @@ class SampleReport:
         return {"missing": len(self.missing), "extra": len(self.extra), "duplicate": len(self.duplicate)}
 
 
-def _parse(stem: str, ids: set[str]) -> tuple[str, int] | None:
-    if stem in ids:
-        return stem, 0
+def _nfc(s: str) -> str:
+    return unicodedata.normalize("NFC", s)
+
+
+def _lookup(name: str, ids: set[str], nfc_ids: dict[str, str]) -> str | None:
+    if name in ids:
+        return name
+    return nfc_ids.get(_nfc(name))
+
+
+def _parse(stem: str, ids: set[str], nfc_ids: dict[str, str] | None = None) -> tuple[str, int] | None:
+    """``stem`` -> (id, k): ``<id>`` is sample 0, ``<id>_<k>`` sample k; an exact id match wins."""
+    nfc_ids = {} if nfc_ids is None else nfc_ids
+    rid = _lookup(stem, ids, nfc_ids)
+    if rid is not None:
+        return rid, 0
     base, sep, k = stem.rpartition("_")
-    if sep and k.isdigit() and base in ids:
-        return base, int(k)
+    if sep and k.isascii() and k.isdigit():
+        rid = _lookup(base, ids, nfc_ids)
+        if rid is not None:
+            return rid, int(k)
     return None
+
+
+def _list(d: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(d))
+    except OSError as e:
+        raise DataError(f"cannot list the generated-images folder {d}: {e.strerror or e}\n"
+                        f"  fix: check its permissions, or point model.samples_dir at a readable folder") from None
 
 
 def find_images(samples_dir: str | Path, ids: list[str], *, policy: str = "fail",
                 exts: tuple[str, ...] = IMAGE_EXTS) -> tuple[dict[str, list[tuple[int, str]]], SampleReport]:
-    """-> ({id: [(k, path), ...] sorted by k}, report). Listing order never affects the result."""
+    """-> ({id: [(k, path), ...] sorted by k}, report). Listing order never affects the result.
+
+    ``policy`` (the ``on_mismatch`` switch): ``"fail"`` raises :class:`DataError` when anything is missing,
+    extra or duplicated; ``"skip"`` returns what matches and leaves the rest in the report (counted).
+    """
+    if policy not in POLICIES:
+        raise ConfigError(f"on_mismatch={policy!r} is not valid; choose one of: {', '.join(POLICIES)}")
     d = Path(samples_dir)
     if not d.is_dir():
         raise DataError(
@@ -43,16 +80,24 @@ def find_images(samples_dir: str | Path, ids: list[str], *, policy: str = "fail"
             f"<id>_<k>.png), or point model.samples_dir / paths.samples_root at the folder that has them."
         )
     idset = set(ids)
+    nfc_ids: dict[str, str] = {}
+    for i in ids:
+        nfc_ids.setdefault(_nfc(i), i)
     found: dict[tuple[str, int], str] = {}
     report = SampleReport()
-    for name in sorted(os.listdir(d)):
+    for name in _list(d):
         path = d / name
         stem, ext = os.path.splitext(name)
-        if ext.lower() not in exts or name.startswith("."):
-            if path.is_file() and not name.startswith("."):
+        if name.startswith("."):
+            continue
+        if ext.lower() not in exts:
+            if path.is_file():
                 report.extra.append(str(path))
             continue
-        parsed = _parse(stem, idset)
+        if path.is_dir():  # a folder named like an image (is_dir is False for a looping link)
+            report.extra.append(str(path))
+            continue
+        parsed = _parse(stem, idset, nfc_ids)
         if parsed is None:
             report.extra.append(str(path))
             continue

@@ -1,50 +1,159 @@
-"""The one place an image file becomes pixels. Counted, so tests can prove one decode per image."""
+"""The one place an image file becomes pixels. Counted, so tests can prove one decode per image.
+
+Every decodable oddity becomes plain 8-bit RGB with the right pixels (see ``docs/input_matrix.md``):
+
+* EXIF orientation is applied (a JPEG with orientation 6 comes out rotated 90° clockwise);
+* 16-bit grayscale (``I;16*``, and ``I`` as older Pillow reads 16-bit PNGs) is scaled to 8 bits,
+  ``round(v · 255 / 65535)``, instead of Pillow's ``convert("RGB")``, which clips everything above 255 to
+  white; 32-bit float (``F``) is clipped to 0..255 as Pillow does;
+* transparency (``RGBA``, ``LA``, ``PA``, ``P``/``L``/``RGB`` with a ``tRNS`` colour key) is composited on
+  **white** — opaque pixels are unchanged, so an opaque RGBA image gives exactly its RGB channels;
+* ``CMYK`` (including Adobe's inverted CMYK JPEGs), ``P``, ``L``, ``1`` and ``YCbCr`` use Pillow's
+  conversion. Embedded ICC profiles are ignored, as torch-fidelity and pytorch-fid ignore them.
+
+Anything else raises :class:`~tise_bench.errors.DataError` naming the file and the fix.
+"""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import math
+import os
+import sys
 import warnings
 
-from PIL import Image, ImageOps
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 DECODE_COUNT = 0  # incremented per decode; tests reset and read it
 
+#: Pillow's own default guard (2 × ``Image.MAX_IMAGE_PIXELS``); the config's ``max_pixels`` default.
+DEFAULT_MAX_PIXELS = 178_956_970
+#: Container formats we let Pillow open. Identification is by content, not extension, so this keeps a
+#: renamed EPS/PDF/etc. (which Pillow would hand to external programs such as Ghostscript) out. The JPEG
+#: opener also reads MPO, the multi-picture JPEGs many phone cameras write.
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+#: Modes holding alpha (composited on white).
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+#: 16-bit (and 32-bit integer) grayscale modes, scaled 0..65535 -> 0..255.
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+BACKGROUND = (255, 255, 255)
+FIX_BAD = "fix: re-export or remove the file, or pass on_bad_image=skip to skip it (skips are counted in metrics.json)"
+
 
 def content_hash(data: bytes) -> str:
+    """sha256 hex digest of ``data`` (the feature-cache key of an image)."""
     return hashlib.sha256(data).hexdigest()
 
 
+def _link_note(path: str) -> str:
+    """`` (a symbolic link to X)`` when ``path`` is a symlink, so a dangling/looping link is obvious."""
+    try:
+        return f" (a symbolic link to {os.readlink(path)})" if os.path.islink(path) else ""
+    except OSError:
+        return ""
+
+
 def read_bytes(path: str) -> bytes:
+    """The file's bytes; a missing, dangling-symlink, looping-symlink, directory or unreadable path
+    raises :class:`DataError` naming it."""
     try:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as e:
-        raise DataError(f"cannot read image file {path}: {e.strerror or e}") from None
+        why = "symbolic link loop" if e.errno == errno.ELOOP else (e.strerror or str(e))
+        raise DataError(f"cannot read image file {path}{_link_note(path)}: {why}\n  {FIX_BAD}") from None
 
 
-def decode_image(data: bytes, path: str, max_pixels: int | None = 178_956_970) -> Image.Image:
-    """bytes -> loaded RGB PIL image (EXIF orientation applied). Raises DataError naming ``path``."""
+def check_max_pixels(max_pixels: object) -> int | None:
+    """Validate the ``max_pixels`` switch: a positive integer, or ``None`` (guard disabled)."""
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, float)) or not math.isfinite(max_pixels) \
+            or max_pixels < 1 or int(max_pixels) != max_pixels:
+        raise ConfigError(f"max_pixels={max_pixels!r} is not valid: give a positive integer number of pixels "
+                          f"(default {DEFAULT_MAX_PIXELS}), or max_pixels=null to disable the decompression-bomb guard")
+    return int(max_pixels)
+
+
+def _scale_wide_gray(img: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit int) grayscale -> 8-bit ``L``: clip to 0..65535, then ``round(v · 255 / 65535)``."""
+    a = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+    return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8))
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB with the pixels a viewer shows (module docstring has the rules)."""
+    mode = img.mode
+    if mode in WIDE_GRAY_MODES:
+        img = _scale_wide_gray(img)  # drops a 16-bit tRNS colour key (rare; documented)
+    elif mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        img = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8))
+    elif mode in ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _pil_open():
+    """Pillow's own ``Image.open``. ultralytics replaces it on import with a wrapper that, on an unidentified
+    file, tries to import (or pip-install) ``pi-heif``; we identify files by content ourselves and want
+    neither the install attempt nor its ``ModuleNotFoundError`` in place of a clear message."""
+    op = Image.open
+    if getattr(op, "__module__", "") == Image.__name__:
+        return op
+    orig = getattr(sys.modules.get(getattr(op, "__module__", ""), None), "_image_open", None)
+    return orig if getattr(orig, "__module__", "") == Image.__name__ else op
+
+
+def _exif_transpose(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation; a malformed EXIF block leaves the image as stored rather than failing."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError):
+        return img
+
+
+def decode_image(data: bytes, path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """bytes -> loaded 8-bit RGB PIL image (EXIF orientation applied, modes normalised by :func:`to_rgb`).
+
+    ``max_pixels`` is the decompression-bomb guard, checked on the header before any pixel is decoded
+    (``None`` disables it). Raises :class:`DataError` naming ``path`` and the fix.
+    """
     global DECODE_COUNT
     DECODE_COUNT += 1
+    limit = check_max_pixels(max_pixels)
     if not data:
-        raise DataError(f"{path}: empty (0-byte) image file")
+        raise DataError(f"{path}: empty (0-byte) image file\n  {FIX_BAD}")
+    old_max, old_trunc = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
     try:
+        # Our own guard below replaces Pillow's (whose limit is a process global); truncated files must fail
+        # even if some other library switched LOAD_TRUNCATED_IMAGES on (it would pad them with grey).
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = max_pixels
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.init()
             try:
-                img = Image.open(io.BytesIO(data))
-                img.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
-        img = ImageOps.exif_transpose(img)
-        if img.mode != "RGB":
-            img = img.convert("RGB")
-        return img
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: image exceeds the pixel limit ({e}); raise data.max_pixels if it is genuine") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: not a decodable image ({e})") from None
+                img = _pil_open()(io.BytesIO(data), formats=[f for f in FORMATS if f in Image.OPEN])
+            except (UnidentifiedImageError, ImportError):
+                raise DataError(f"{path}: not an image file ({len(data)} bytes starting {data[:12]!r}; readable "
+                                f"formats: {', '.join(FORMATS)})\n  {FIX_BAD}") from None
+            w, h = img.size
+            if limit is not None and w * h > limit:
+                raise DataError(
+                    f"{path}: {w}×{h} = {w * h} pixels exceeds max_pixels={limit} (decompression-bomb guard)\n"
+                    f"  fix: if the image is genuine pass max_pixels=<larger number> (or max_pixels=null to "
+                    f"disable the guard); otherwise remove it or pass on_bad_image=skip to skip and count it")
+            img.load()
+            img = to_rgb(_exif_transpose(img))
+    except DataError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: corrupt or truncated image ({e})\n  {FIX_BAD}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = old_max, old_trunc
+    return img
