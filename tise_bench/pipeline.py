@@ -11,6 +11,7 @@ import numpy as np
 from .backbones.base import ImageBackbone
 from .context import MetricContext, Sample
 from .data.samples import find_images
+from .distributed import Dist, extract_shard
 from .errors import ConfigError
 from .evalset import EvalSet, load_reference_stats
 from .features.bank import CropRequest, FeatureBank
@@ -58,8 +59,11 @@ def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows:
 def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
                    params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
                    on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None,
-                   crop_spec: CropSpec | None = None) -> EvalResult:
+                   crop_spec: CropSpec | None = None, dist: Dist | None = None) -> EvalResult | None:
+    """One model's metrics. Under torchrun (``dist.enabled``) the ranks share the image feature extraction
+    and only rank 0 goes on to the metrics; the other ranks return None."""
     chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
+    fwd0 = _forward_counts(backbones)
     used = sorted({s for _, s in chosen})
     ids = list(dict.fromkeys(r.id for s in used for r in evalset.subsets[s]))
     by_id, report = find_images(samples_dir, ids, policy=on_mismatch)
@@ -94,7 +98,12 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     if want_crops:
         crops = CropRequest(spec=crop_spec or CropSpec(), backbones={
             "inception": "", **({"object_classifier": "objcls_"} if "object_classifier" in backbones else {})})
-    feats = bank.images(list(dict.fromkeys(gen_paths + ref_paths)), all_needs, on_bad=on_bad_image, crops=crops)
+    all_paths = list(dict.fromkeys(gen_paths + ref_paths))
+    if dist is not None and dist.enabled:
+        extract_shard(bank, all_paths, all_needs, on_bad=on_bad_image, crops=crops, dist=dist)
+        if not dist.is_main:
+            return None
+    feats = bank.images(all_paths, all_needs, on_bad=on_bad_image, crops=crops)
     row_of = {p: i for i, p in enumerate(feats.paths)}
 
     text_emb: dict[str, np.ndarray] = {}
@@ -154,9 +163,22 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
 
     counts = {**report.counts(), "bad_images": len(feats.bad), "images": len(gen_paths) - len(
         [p for p in gen_paths if p in feats.bad]), "reference_images": len(ref_paths)}
-    return EvalResult.build(
+    result = EvalResult.build(
         model=model_name, data=evalset.name, specs={s.id: (s, sub) for s, sub in chosen}, metrics=metrics,
         samples_by_subset=samples_by_subset, evalset=evalset, per_sample=per_sample, backbones=backbones,
         counts=counts, not_applicable=not_applicable, report=report, bad=feats.bad,
         n_truncated=len(truncated), config=config or {},
     )
+    # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
+    fwd1 = _forward_counts(backbones)
+    result.provenance["backbone_forwards"] = {k: fwd1[k] - fwd0[k] for k in fwd1}
+    return result
+
+
+def _forward_counts(backbones: dict[str, ImageBackbone]) -> dict[str, int]:
+    """Images (and texts, for CLIP) each backbone has forwarded so far in this process."""
+    out = {n: int(getattr(b, "n_forward_images", 0)) for n, b in backbones.items()}
+    for n, b in backbones.items():
+        if hasattr(b, "n_forward_texts"):
+            out[f"{n}.text"] = int(b.n_forward_texts)
+    return out

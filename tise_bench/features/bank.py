@@ -8,6 +8,7 @@ two names or two models) are computed once.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterable
@@ -64,6 +65,11 @@ class FeatureBank:
         if namespace not in self._stores:
             self._stores[namespace] = FeatureStore(self.cache_dir, namespace)
         return self._stores[namespace]
+
+    def refresh(self) -> None:
+        """See the shards other processes added to the cache since the stores were opened."""
+        for store in self._stores.values():
+            store.refresh()
 
     def images(self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail",
                crops: CropRequest | None = None) -> ImageFeatures:
@@ -230,17 +236,32 @@ class FeatureBank:
 
 
     def cached_stats(self, key: str, compute) -> tuple[np.ndarray, np.ndarray]:
-        """Reference (mu, sigma) computed once per eval set + backbone, then read from ``<cache>/stats``."""
+        """Reference (mu, sigma) computed once per eval set + backbone, then read from ``<cache>/stats``.
+
+        The file carries a blake2b checksum of its arrays; a truncated or altered file is reported with a
+        warning and recomputed, never used."""
         path = self.cache_dir / "stats" / f"{key}.npz"
         if path.is_file():
             try:
-                with np.load(path) as z:
-                    return z["mu"], z["sigma"]
-            except (OSError, ValueError, KeyError):
-                log.warning("reference statistics cache %s is unreadable; recomputing", path)
+                with np.load(path, allow_pickle=False) as z:
+                    mu, sigma, check = z["mu"], z["sigma"], str(z["checksum"])
+                if check != _stats_checksum(mu, sigma):
+                    raise ValueError("checksum mismatch")
+                return mu, sigma
+            except (OSError, ValueError, KeyError, EOFError) as e:
+                log.warning("reference statistics cache %s is corrupt (%s); recomputing", path, e)
         mu, sigma = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, mu=mu, sigma=sigma)
+        np.savez(tmp, mu=mu, sigma=sigma, checksum=np.asarray(_stats_checksum(mu, sigma)))
         os.replace(tmp, path)
         return mu, sigma
+
+
+def _stats_checksum(mu: np.ndarray, sigma: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in (mu, sigma):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
