@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from .backbones import build_backbones
+from .distributed import init_from_env, rank_device
 from .errors import ConfigError
 from .evalset import load_eval_set
 from .pipeline import evaluate_model, resolve_metrics
@@ -57,7 +58,11 @@ def _resolve(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
+    """Evaluate every model of the config; under torchrun only rank 0 writes (and returns) results."""
     c = _resolve(cfg) if isinstance(cfg, DictConfig) else cfg
+    dist = init_from_env(str(c["backbones"].get("device", "auto")))
+    if dist.enabled:  # each rank on its own GPU (LOCAL_RANK)
+        c = {**c, "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)}}
     paths = c["paths"]
     evalset = load_eval_set(c["data"], paths["cache_dir"])
     mcfg = c["metrics"]
@@ -66,16 +71,19 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     needed = {n.backbone for spec, _ in chosen for n in spec.needs}
     backbones = build_backbones(c["backbones"], needed, paths["cache_dir"])
     bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(c.get("batch_size", 32)),
-                       max_pixels=c.get("max_pixels"), progress=bool(c.get("progress", False)))
+                       max_pixels=c.get("max_pixels"), progress=bool(c.get("progress", False)) and dist.is_main)
     results = []
     for name, samples_dir in _models(c, evalset.demo_models_dir):
         res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=list(mcfg["ids"]),
                              params=params, bank=bank, backbones=backbones, on_mismatch=c.get("on_mismatch", "fail"),
                              on_bad_image=c.get("on_bad_image", "fail"), config=c,
-                             crop_spec=crop_spec(mcfg, c["backbones"]))
+                             crop_spec=crop_spec(mcfg, c["backbones"]), dist=dist)
+        if res is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 writes
+            continue
+        res.provenance["world_size"] = dist.world_size
         out = res.write(Path(paths["results_dir"]) / evalset.name / name)
         log.info("wrote %s", out)
         results.append(res)
-    if c.get("print_table", True):
+    if c.get("print_table", True) and dist.is_main:
         print(format_table(results), file=sys.stdout)
     return results

@@ -30,11 +30,15 @@ class FeatureStore:
         self.dir = Path(root) / "features" / namespace
         self.dir.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, tuple[Path, int]] = {}
+        self._seen: set[Path] = set()
         self.n_corrupt = 0
         self._scan()
 
     def _scan(self) -> None:
         for shard in sorted(self.dir.glob("*.npz")):
+            if shard in self._seen:
+                continue
+            self._seen.add(shard)
             arrays = self._read(shard)
             if arrays is None:
                 continue
@@ -53,6 +57,10 @@ class FeatureStore:
             log.warning("feature cache shard %s is corrupt (%s); its rows will be recomputed", shard, e)
             return None
         return arrays
+
+    def refresh(self) -> None:
+        """Index shards other processes wrote since this store was opened (e.g. the other torchrun ranks)."""
+        self._scan()
 
     def __contains__(self, key: str) -> bool:
         return key in self._index
@@ -86,5 +94,6 @@ class FeatureStore:
         tmp = self.dir / f".{name.stem}.{os.getpid()}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, name)
+        self._seen.add(name)
         for row, key in enumerate(keys):
             self._index[key] = (name, row)
