@@ -46,10 +46,14 @@ def test_batch_sizes_give_the_same_values(data, session_cache, tmp_path):
         runs[bs] = res
     base = runs[32]
     for bs, res in runs.items():
-        for mid in METRICS:
-            assert res.metrics[mid].value == pytest.approx(base.metrics[mid].value, rel=1e-6, abs=1e-9), (bs, mid)
+        for mid in ("is", "fid"):  # the bar: 1e-6 relative
+            assert res.metrics[mid].value == pytest.approx(base.metrics[mid].value, rel=1e-6), (bs, mid)
+        assert res.metrics["clip_rp"].value == base.metrics["clip_rp"].value
+        # cosines: batched matmuls differ in the last float32 bits (random-weight cosines are ~0, so relative
+        # error is meaningless there); 1e-6 absolute on a 0..2.5 scale
         for mid in ("clip_score", "clip_i2i"):
-            np.testing.assert_allclose(res.samples[mid].to_numpy(), base.samples[mid].to_numpy(), rtol=1e-5, atol=1e-7)
+            assert res.metrics[mid].value == pytest.approx(base.metrics[mid].value, abs=1e-6), (bs, mid)
+            np.testing.assert_allclose(res.samples[mid].to_numpy(), base.samples[mid].to_numpy(), rtol=0, atol=1e-6)
 
 
 def test_repeat_and_listing_order_give_identical_values(data, fresh_cache, monkeypatch):
