@@ -19,7 +19,7 @@ from helpers import structured_images
 from tise_bench.features.store import FeatureStore
 
 METRICS = ["clip_score", "is", "fid"]
-N = 40
+N = 24
 
 
 def _random_cfg() -> dict:
