@@ -5,6 +5,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError
 from .base import ImageBackbone
 
@@ -13,7 +15,9 @@ _BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (
 
 
 def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path,
-                   device: str) -> ImageBackbone:
+                   device: str, amp: bool = False) -> ImageBackbone:
+    """One backbone, built once per process and config. ``amp``: fp16 autocast on CUDA for the backbones
+    that allow it (CLIP, detector); ignored on CPU and for Inception."""
     common = dict(random=random, seed=seed, cache_dir=str(cache_dir), device=device)
     if name == "clip":
         from .clip import ClipBackbone as cls
@@ -32,9 +36,12 @@ def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, c
                       iou=float(cfg.get("iou", 0.7)), max_det=int(cfg.get("max_det", 100)), **common)
     else:
         raise ConfigError(f"unknown backbone {name!r} under backbones; known: clip, inception, detector")
-    key = (name, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+    key = (name, amp, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
     if key not in _BUILT:
-        _BUILT[key] = cls(**kwargs)
+        bb = cls(**kwargs)
+        dev = getattr(bb, "device", None)
+        bb.amp = bool(amp and bb.amp_capable and isinstance(dev, torch.device) and dev.type == "cuda")
+        _BUILT[key] = bb
     return _BUILT[key]
 
 
@@ -57,7 +64,8 @@ def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path
         sub = cfg.get(name)
         if sub is None:
             raise ConfigError(f"metrics need backbone {name!r} but backbones.{name} is not configured")
-        out[name] = build_backbone(name, dict(sub), random=random, seed=seed, cache_dir=cache_dir, device=device)
+        out[name] = build_backbone(name, dict(sub), random=random, seed=seed, cache_dir=cache_dir, device=device,
+                                   amp=bool(cfg.get("amp", False)))
     if random:
         log.warning("*** RANDOM-WEIGHTS BACKBONES: numbers are for smoke tests only, not comparable to any paper ***")
     return out

@@ -6,6 +6,7 @@ which network produced a feature: ``{ident}-{weights_hash}-{preproc_version}``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,13 +27,24 @@ class ImageBackbone(ABC):
     preproc_version: str
     provides: tuple[str, ...]
     is_random: bool = False
+    #: May run under fp16 autocast on CUDA (CLIP, detector). Inception never does: IS/FID keep fp32 parity
+    #: with torch-fidelity.
+    amp_capable: bool = False
+    amp: bool = False  # set by build_backbone when backbones.amp is on and the device is CUDA
 
     def __init__(self) -> None:
         self.n_forward_images = 0  # counted for the "cached re-run makes zero forwards" guarantee
 
     @property
     def namespace(self) -> str:
-        return f"{self.ident}-{self.weights_hash[:16]}-{self.preproc_version}"
+        """Cache key part; fp16 features are another namespace than fp32 ones (they differ in the last bits)."""
+        return f"{self.ident}-{self.weights_hash[:16]}-{self.preproc_version}{'-amp16' if self.amp else ''}"
+
+    def autocast(self):
+        """fp16 autocast on CUDA when :attr:`amp` is on, else a no-op context."""
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
 
     @abstractmethod
     def preprocess(self, img: Image.Image) -> torch.Tensor:
@@ -59,12 +71,13 @@ class ImageBackbone(ABC):
     def forward(self, batch: torch.Tensor, meta: Mapping[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
         """Count, run ``_forward`` (with ``meta`` stacked as from :meth:`preprocess_meta`), return numpy."""
         self.n_forward_images += int(batch.shape[0])
-        out = self._forward(batch, **dict(meta or {}))
+        with self.autocast():
+            out = self._forward(batch, **dict(meta or {}))
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
     def describe(self) -> dict[str, object]:
         return {"ident": self.ident, "weights_hash": self.weights_hash, "preproc_version": self.preproc_version,
-                "random_weights": self.is_random, "features": list(self.provides)}
+                "random_weights": self.is_random, "features": list(self.provides), "amp_fp16": self.amp}
 
 
 def resolve_device(device: str) -> torch.device:

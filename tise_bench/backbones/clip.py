@@ -55,6 +55,7 @@ def _cached_pretrained(model: str, tag: str) -> tuple[str | None, list[str], str
 class ClipBackbone(ImageBackbone):
     name = "clip"
     provides = ("image",)
+    amp_capable = True
 
     def __init__(self, *, model: str = "ViT-B-32", pretrained: str = "openai", weights: str | None = None,
                  random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto",
@@ -132,5 +133,6 @@ class ClipBackbone(ImageBackbone):
         truncated = np.array([self.n_tokens(t) > self.context_length for t in texts], dtype=bool)
         tokens = self.tokenizer(texts).to(self.device)
         self.n_forward_texts += len(texts)
-        emb = self.net.encode_text(tokens)
+        with self.autocast():
+            emb = self.net.encode_text(tokens)
         return torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy(), truncated

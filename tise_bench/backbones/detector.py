@@ -115,6 +115,7 @@ def _load_real(path: Path) -> tuple[torch.nn.Module, dict[int, str]]:
 class DetectorBackbone(ImageBackbone):
     name = "detector"
     provides = ("detections", "size")
+    amp_capable = True
 
     def __init__(self, *, weights: str | None = "yolov8x.pt", arch: str = "yolov8n.yaml", imgsz: int = 640,
                  conf: float = 0.05, iou: float = 0.7, max_det: int = 100, random: bool = False, seed: int = 0,
