@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .backbones.base import forward_counts
+
 log = logging.getLogger(__name__)
 
 # A rank waits at the barrier for the slowest rank's shard; long runs must not trip the default timeout.
@@ -102,16 +104,16 @@ def extract_shard(bank, paths: list[str], needs: dict[str, set[str]], *, on_bad:
     other ranks hanging at the barrier.
     """
     mine = dist.shard(list(paths))
-    before = _forwards(bank)
+    before = _images_forwarded(bank)
     try:
         bank.images(mine, needs, on_bad=on_bad, crops=crops)
         log.info("distributed: rank %d extracted its shard of %d/%d images (%d backbone forwards)",
-                 dist.rank, len(mine), len(paths), _forwards(bank) - before)
+                 dist.rank, len(mine), len(paths), _images_forwarded(bank) - before)
     except Exception as e:  # noqa: BLE001 - re-raised by rank 0's full pass, see docstring
         log.warning("distributed: rank %d could not extract its shard (%s); rank 0 will redo it", dist.rank, e)
     dist.barrier()
     bank.refresh()
 
 
-def _forwards(bank) -> int:
-    return sum(int(getattr(b, "n_forward_images", 0)) for b in bank.backbones.values())
+def _images_forwarded(bank) -> int:
+    return sum(v for k, v in forward_counts(bank.backbones).items() if not k.endswith(".text"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .backbones.base import ImageBackbone
+from .backbones.base import ImageBackbone, forward_counts
 from .context import MetricContext, Sample
 from .data.samples import find_images
 from .distributed import Dist, extract_shard
@@ -63,7 +63,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     """One model's metrics. Under torchrun (``dist.enabled``) the ranks share the image feature extraction
     and only rank 0 goes on to the metrics; the other ranks return None."""
     chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
-    fwd0 = _forward_counts(backbones)
+    fwd0 = forward_counts(backbones)
     used = sorted({s for _, s in chosen})
     ids = list(dict.fromkeys(r.id for s in used for r in evalset.subsets[s]))
     by_id, report = find_images(samples_dir, ids, policy=on_mismatch)
@@ -170,15 +170,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         n_truncated=len(truncated), config=config or {},
     )
     # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
-    fwd1 = _forward_counts(backbones)
+    fwd1 = forward_counts(backbones)
     result.provenance["backbone_forwards"] = {k: fwd1[k] - fwd0[k] for k in fwd1}
     return result
 
-
-def _forward_counts(backbones: dict[str, ImageBackbone]) -> dict[str, int]:
-    """Images (and texts, for CLIP) each backbone has forwarded so far in this process."""
-    out = {n: int(getattr(b, "n_forward_images", 0)) for n, b in backbones.items()}
-    for n, b in backbones.items():
-        if hasattr(b, "n_forward_texts"):
-            out[f"{n}.text"] = int(b.n_forward_texts)
-    return out

@@ -80,6 +80,15 @@ class ImageBackbone(ABC):
                 "random_weights": self.is_random, "features": list(self.provides), "amp_fp16": self.amp}
 
 
+def forward_counts(backbones: Mapping[str, ImageBackbone]) -> dict[str, int]:
+    """Images (and texts, for CLIP: ``<name>.text``) each backbone has forwarded so far in this process."""
+    out = {n: int(b.n_forward_images) for n, b in backbones.items()}
+    for n, b in backbones.items():
+        if hasattr(b, "n_forward_texts"):
+            out[f"{n}.text"] = int(b.n_forward_texts)
+    return out
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
