@@ -124,8 +124,11 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         if len(rows) < 2:
             raise ConfigError(f"FID needs reference images (records' 'reference') or data.reference_stats=<npz>; "
                               f"eval set {evalset.name!r} has {len(rows)} usable reference images")
-        shas = sorted({feats.shas[i] for i in rows})
-        ck = hashlib.sha256((key + "|" + bank.backbones[key.split('.')[0]].namespace + "|" + ",".join(shas)).encode()).hexdigest()
+        # Keyed by exactly what the statistics are computed from: the rows' hashes in order, repeats included
+        # (a set of hashes would let an eval set that reuses a reference image read another set's statistics).
+        shas = [feats.shas[i] for i in rows]
+        ck = hashlib.sha256((key + "|" + bank.backbones[key.split('.')[0]].namespace + "|rows-v2|"
+                             + ",".join(shas)).encode()).hexdigest()
         if ck not in stats_cache:
             stats_cache[ck] = bank.cached_stats(ck, lambda: fid_statistics(feats.features[key][rows]))
         return stats_cache[ck]
