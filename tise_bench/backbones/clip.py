@@ -1,20 +1,116 @@
 """CLIP via open_clip: L2-normalised image embeddings (``image``) and caption embeddings.
 
 Any open_clip architecture; weights from a pretrained tag (open_clip's own download + cache), a local
-file, or ``random`` (same architecture, seeded init) for offline tests. Image preprocessing is
-open_clip's own transform for that model, applied to the already-decoded PIL image.
+file, or ``random`` (same architecture, seeded init) for offline tests.
+
+Weights. ``backbones.clip.pretrained`` names an open_clip pretrained tag for ``backbones.clip.model``
+(``ViT-B-32`` / ``openai`` by default). Without ``backbones.clip.weights`` the tag's checkpoint is found in
+open_clip's download cache (the Hugging Face hub cache or ``~/.cache/clip``), or downloaded there once by
+open_clip's own downloader when the network is up; either way the backbone holds the checkpoint FILE,
+whose sha256 is the ``weights_hash``. With ``backbones.clip.weights=/path/to/file`` that file is loaded
+and ``pretrained`` stays the tag the file came from (see below); ``pretrained: null`` means "no tag":
+open_clip's defaults for the architecture, recorded as such in ``describe()``.
+
+Per-tag settings (:func:`tag_settings`). The tag, not the file, decides how the network is run, exactly
+as open_clip's pretrained config says for that tag: QuickGELU (the tag's ``quick_gelu`` field, or a
+``-quickgelu`` architecture) and the image preprocessing (``mean``, ``std``, ``interpolation``,
+``resize_mode``: e.g. SigLIP squashes to the square with mean = std = 0.5; OpenAI resizes the shortest
+side bicubic and centre-crops). These are applied whether the weights came from the tag's download, the
+cache or a local file, are part of the cache namespace (``preproc_version``) and are listed in
+``describe()``. Image preprocessing is open_clip's own transform built from them, applied to the
+already-decoded PIL image.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import WeightsNotFoundError
+from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
+
+log = logging.getLogger(__name__)
+NO_TAG = ("", "none", "null")
+
+
+@dataclass(frozen=True)
+class TagSettings:
+    """How open_clip runs ``model`` with the weights of ``tag``: activation and image preprocessing."""
+
+    tag: str | None  # None: no tag (a local file with pretrained=null): open_clip's defaults
+    quick_gelu: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
+    resize_mode: str
+    source: str  # where the settings come from, for describe()
+
+    def version(self, size: int) -> str:
+        """Cache-namespace part: everything here that changes the image features besides the weights."""
+        norm = hashlib.sha256(repr((tuple(map(float, self.mean)), tuple(map(float, self.std)))).encode())
+        return (f"openclip{size}-{self.resize_mode}-{self.interpolation}-norm{norm.hexdigest()[:8]}"
+                f"{'-qgelu' if self.quick_gelu else ''}-v2")
+
+
+def _model_config(model: str) -> dict:
+    import open_clip
+
+    cfg = open_clip.get_model_config(model)
+    if cfg is None:
+        raise ConfigError(f"backbones.clip.model={model!r} is not an open_clip architecture "
+                          f"(see open_clip.list_models(), e.g. ViT-B-32, ViT-B-16-SigLIP)")
+    return cfg
+
+
+def tag_settings(model: str, tag: str | None, *, strict: bool = True) -> TagSettings:
+    """QuickGELU and preprocessing for ``model`` run with the weights of ``tag``, from open_clip's
+    pretrained config (``open_clip.pretrained.get_pretrained_cfg``).
+
+    ``tag`` None/"none": open_clip's defaults (``PreprocessCfg``, the architecture's own ``quick_gelu``).
+    An unknown tag is refused when ``strict`` (real weights: the settings would be guessed), else
+    (random weights) falls back to the defaults.
+    """
+    import open_clip
+    from open_clip import pretrained as P
+    from open_clip.transform import PreprocessCfg
+
+    arch_qg = bool(_model_config(model).get("quick_gelu", False))  # the -quickgelu architectures
+    d = PreprocessCfg()
+    cfg = P.get_pretrained_cfg(model, tag) if tag and str(tag).lower() not in NO_TAG else {}
+    if not cfg:
+        if tag and str(tag).lower() not in NO_TAG and strict:
+            known = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
+            raise ConfigError(
+                f"backbones.clip.pretrained={tag!r} is not an open_clip pretrained tag of {model} (known: {known}). "
+                f"Set it to the tag the weights came from (its QuickGELU and preprocessing are taken from open_clip's "
+                f"config for that tag), or to null to run a local backbones.clip.weights file with open_clip's "
+                f"defaults for {model}.")
+        why = "no pretrained tag" if not tag or str(tag).lower() in NO_TAG else f"{tag!r} is not a tag of {model}"
+        return TagSettings(tag=None, quick_gelu=arch_qg, mean=tuple(d.mean), std=tuple(d.std),
+                           interpolation=d.interpolation, resize_mode=d.resize_mode,
+                           source=f"open_clip defaults for {model} ({why})")
+    return TagSettings(tag=P._clean_tag(tag), quick_gelu=arch_qg or bool(cfg.get("quick_gelu", False)),
+                       mean=tuple(cfg.get("mean", d.mean)), std=tuple(cfg.get("std", d.std)),
+                       interpolation=str(cfg.get("interpolation", d.interpolation)),
+                       resize_mode=str(cfg.get("resize_mode", d.resize_mode)),
+                       source=f"open_clip {open_clip.__version__} pretrained cfg {model}/{P._clean_tag(tag)}")
+
+
+def _hf_names(fname: str) -> list[str]:
+    """File names open_clip's HF download tries, in its order (a safetensors alternative first)."""
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    fname = fname or HF_WEIGHTS_NAME
+    alts = [HF_SAFE_WEIGHTS_NAME] if fname == HF_WEIGHTS_NAME else (
+        [fname[:-4] + ".safetensors"] if fname.endswith((".bin", ".pth")) else [])
+    return alts + [fname]
 
 
 def _cached_pretrained(model: str, tag: str) -> tuple[str | None, list[str], str]:
@@ -31,25 +127,40 @@ def _cached_pretrained(model: str, tag: str) -> tuple[str | None, list[str], str
         )
     looked: list[str] = []
     hub = cfg.get("hf_hub", "")
-    if hub:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover
-            try_to_load_from_cache = None
+    if hub and P.has_hf_hub():
+        from huggingface_hub import try_to_load_from_cache
+
         repo, fname = os.path.split(hub)
-        for name in ([fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
+        for name in _hf_names(fname):
             looked.append(f"huggingface cache: {repo}/{name}")
-            if try_to_load_from_cache is not None:
-                hit = try_to_load_from_cache(repo, name)
-                if isinstance(hit, str):
-                    return hit, looked, f"hf://{repo}/{name}"
+            hit = try_to_load_from_cache(repo, name)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit, looked, f"hf://{repo}/{name}"
     url = cfg.get("url", "")
     if url:
         local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
         looked.append(str(local))
         if local.is_file():
             return str(local), looked, url
-    return None, looked, hub or url
+    return None, looked, (f"hf://{hub}" if hub else url)
+
+
+def _download(model: str, tag: str, source: str, looked: list[str]) -> str:
+    """open_clip's own downloader (same cache as :func:`_cached_pretrained`) -> the checkpoint FILE."""
+    from open_clip import pretrained as P
+
+    try:
+        got = P.download_pretrained(P.get_pretrained_cfg(model, tag))
+    except Exception as e:  # network, missing file on the hub, checksum mismatch
+        raise WeightsNotFoundError(
+            f"downloading CLIP weights {model}/{tag} from {source} failed: {e}\n"
+            f"  fix: retry with a working connection, or download the checkpoint yourself and pass "
+            f"backbones.clip.weights=/path/to/checkpoint (keep backbones.clip.pretrained={tag})") from e
+    if not got or not Path(got).is_file():
+        raise WeightsNotFoundError(
+            f"open_clip's download of CLIP weights {model}/{tag} from {source} returned {got!r}, not a file.\n"
+            f"  looked in: " + "; ".join(looked) + f"\n  fix: pass backbones.clip.weights=/path/to/checkpoint")
+    return str(got)
 
 
 class ClipBackbone(ImageBackbone):
@@ -57,7 +168,7 @@ class ClipBackbone(ImageBackbone):
     provides = ("image",)
     amp_capable = True
 
-    def __init__(self, *, model: str = "ViT-B-32", pretrained: str = "openai", weights: str | None = None,
+    def __init__(self, *, model: str = "ViT-B-32", pretrained: str | None = "openai", weights: str | None = None,
                  random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto",
                  quick_gelu: bool | None = None) -> None:
         super().__init__()
@@ -66,26 +177,38 @@ class ClipBackbone(ImageBackbone):
         self.is_random = random
         self.device = resolve_device(device)
         self.model_name = model
-        if quick_gelu is None:  # OpenAI checkpoints were trained with QuickGELU
-            quick_gelu = pretrained == "openai"
+        self.weights_path: str | None = None
+        st = tag_settings(model, pretrained, strict=not random)
+        if quick_gelu is False and _model_config(model).get("quick_gelu", False):
+            raise ConfigError(f"{model} is a QuickGELU architecture; quick_gelu=False cannot be honoured")
+        if quick_gelu is not None and quick_gelu != st.quick_gelu:  # explicit override (constructor only)
+            st = TagSettings(**{**asdict(st), "quick_gelu": bool(quick_gelu),
+                                "source": st.source + f"; quick_gelu overridden to {bool(quick_gelu)}"})
+        self.settings = st
+        kw = dict(force_quick_gelu=st.quick_gelu, image_mean=st.mean, image_std=st.std,
+                  image_interpolation=st.interpolation, image_resize_mode=st.resize_mode)
         if random:
             torch.manual_seed(seed)
-            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, force_quick_gelu=quick_gelu)
+            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, **kw)
             self.weights_hash = state_dict_sha256(net)
             tag = f"random-seed{seed}"
         else:
             path = self._resolve_weights(model, pretrained, weights)
-            try:
-                net, _, preprocess = open_clip.create_model_and_transforms(
-                    model, pretrained=path, force_quick_gelu=quick_gelu)
-            except Exception as e:  # a corrupt or mismatched checkpoint: say which file
-                raise WeightsNotFoundError(f"could not load CLIP weights {path} into {model}: {e}") from e
+            try:  # the FILE, never the tag: open_clip would not re-apply the tag's settings to a file anyway
+                net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=path, **kw)
+            except Exception as e:  # a corrupt or mismatched checkpoint: say which file and what to do
+                fix = (f"give a valid open_clip checkpoint for {model} as backbones.clip.weights" if weights else
+                       f"it is open_clip's cached download of {model}/{pretrained}: delete {path} so that the next "
+                       f"run downloads it again, or pass backbones.clip.weights=/path/to/a/good/checkpoint")
+                raise WeightsNotFoundError(f"could not load CLIP weights {path} into {model}: {e}\n  fix: {fix}") from e
+            self.weights_path = path
             self.weights_hash = file_sha256(path, cache_dir)
             tag = Path(weights).stem if weights else pretrained
         self.ident = f"clip-{model}-{tag}"
         size = getattr(net.visual, "image_size", 224)
         size = size[0] if isinstance(size, (tuple, list)) else size
-        self.preproc_version = f"openclip{size}-v1"
+        self.image_size = int(size)
+        self.preproc_version = st.version(self.image_size)
         self.net = net.to(self.device).eval()
         self._preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(model)
@@ -94,7 +217,8 @@ class ClipBackbone(ImageBackbone):
         self.n_forward_texts = 0
 
     @staticmethod
-    def _resolve_weights(model: str, pretrained: str, weights: str | None) -> str:
+    def _resolve_weights(model: str, pretrained: str | None, weights: str | None) -> str:
+        """-> the checkpoint file: ``weights``, the tag's cached file, or the tag's file downloaded now."""
         if weights:
             p = Path(weights).expanduser()
             if not p.is_file():
@@ -103,10 +227,14 @@ class ClipBackbone(ImageBackbone):
                     f"for {model} (e.g. open_clip_pytorch_model.bin), or unset it to use pretrained={pretrained!r}."
                 )
             return str(p)
+        if not pretrained or str(pretrained).lower() in NO_TAG:
+            raise ConfigError(f"backbones.clip: neither weights nor a pretrained tag for {model}; set "
+                              f"backbones.clip.pretrained (e.g. openai) or backbones.clip.weights=/path/to/checkpoint")
         path, looked, source = _cached_pretrained(model, pretrained)
         if path:
             return path
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not host_reachable("huggingface.co")
+        host = "huggingface.co" if source.startswith("hf://") else (urlparse(source).hostname or "huggingface.co")
+        offline = (os.environ.get("HF_HUB_OFFLINE") == "1" and source.startswith("hf://")) or not host_reachable(host)
         if offline:
             raise WeightsNotFoundError(
                 f"CLIP weights for {model}/{pretrained} are not cached and the network is unreachable.\n"
@@ -114,7 +242,15 @@ class ClipBackbone(ImageBackbone):
                 f"  fix: run once with internet to fill the cache, or download the checkpoint and pass "
                 f"backbones.clip.weights=/path/to/checkpoint; or use backbones=random for offline smoke runs."
             )
-        return pretrained  # online: let open_clip download and cache it
+        return _download(model, pretrained, source, looked)
+
+    def describe(self) -> dict[str, object]:
+        d = super().describe()
+        st = self.settings
+        d.update(model=self.model_name, pretrained_tag=st.tag, weights_file=self.weights_path,
+                 quick_gelu=st.quick_gelu, image_size=self.image_size, mean=list(st.mean), std=list(st.std),
+                 interpolation=st.interpolation, resize_mode=st.resize_mode, settings_source=st.source)
+        return d
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self._preprocess(img)
