@@ -1,4 +1,6 @@
-"""TISE caption pickles → manifests: contents, references through coco_root, clear layout errors, data-only."""
+"""TISE caption pickles → manifests: contents, references through coco_root, clear layout errors, data-only.
+
+write_tise below uses renamed files (the name-token fallback); test_tise_release.py covers the released names."""
 from __future__ import annotations
 
 import pickle
@@ -73,7 +75,8 @@ def test_layout_errors_list_what_was_found(tmp_path):
         prepare_tise_pickles(folder, tmp_path / "out", log=None)
     msg = str(e.value)
     assert "no pickle found for ['ca']" in msg and "other.pkl  -> no subset" in msg
-    assert "captions_rp.pkl  -> ['rp']" in msg and "soa/label_16_dog.pkl" in msg and "assumption" in msg
+    assert "captions_rp.pkl  -> ['rp']" in msg and "soa/label_16_dog.pkl" in msg
+    assert "COCO_RP_captions.pkl" in msg and "CA_input_captions.pkl" in msg  # the released names are named
     _dump(folder / "rp_extra.pkl", [])
     with pytest.raises(DataError, match="several pickles match rp"):
         prepare_tise_pickles(folder, tmp_path / "out", subsets=["rp"], log=None)

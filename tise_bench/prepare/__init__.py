@@ -4,7 +4,8 @@
 thin wrapper around :func:`run_prepare`, which dispatches to the plain functions below:
 
 * :func:`prepare_coco` -- COCO-2014 val → realism, rp, pa, ca, soa (seeded selection rules in :mod:`.coco`);
-* :func:`prepare_tise_pickles` -- TISE's released caption pickles → the same five (:mod:`.tise_pickles`);
+* :func:`prepare_tise_pickles` -- TISE's released caption pickles → the same five, or CUB's realism and rp
+  (``data=cub``) (:mod:`.tise_pickles`);
 * :func:`prepare_cub` -- CUB-200 captions → realism, rp (:mod:`.cub`).
 
 Each returns ``{subset: manifest path}`` and writes byte-identical files for identical inputs and seed.
@@ -32,13 +33,13 @@ def run_prepare(cfg: Mapping[str, Any]) -> dict[str, Path]:
     data = cfg.get("data")
     if not _given(data):
         raise ConfigError("data=<name> is required: data=coco coco_root=<dir> | data=coco tise_pickles=<dir> | "
-                          "data=cub cub_root=<dir>")
+                          "data=cub cub_root=<dir> | data=cub tise_pickles=<dir>")
     out, seed = Path(str(cfg["out"])), int(cfg.get("seed", 0))
     sizes = dict(cfg.get("sizes") or {})
     if _given(cfg.get("tise_pickles")):
         subs = cfg.get("tise_subsets")
         return prepare_tise_pickles(cfg["tise_pickles"], out, coco_root=cfg.get("coco_root") or None, seed=seed,
-                                    subsets=None if subs is None else [str(s) for s in subs])
+                                    subsets=None if subs is None else [str(s) for s in subs], data=str(data))
     if _given(cfg.get("cub_root")):
         return prepare_cub(cfg["cub_root"], out, seed=seed, sizes=sizes)
     if _given(cfg.get("coco_root")):
