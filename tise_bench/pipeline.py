@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .backbones.base import ImageBackbone, forward_counts
+from .backbones.base import ImageBackbone, file_sha256, forward_counts
+from .comparability import comparability
 from .context import MetricContext, Sample
-from .data.samples import find_images
+from .data.samples import find_images_layout
 from .distributed import Dist, extract_shard
 from .errors import ConfigError
-from .evalset import EvalSet, load_reference_stats
+from .evalset import EvalSet, feature_extractor_id, load_reference_stats
 from .features.bank import CropRequest, FeatureBank
 from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
@@ -59,14 +60,15 @@ def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows:
 def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
                    params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
                    on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None,
-                   crop_spec: CropSpec | None = None, dist: Dist | None = None) -> EvalResult | None:
+                   crop_spec: CropSpec | None = None, dist: Dist | None = None, layout: str = "flat",
+                   subset_dirs: dict[str, str] | None = None) -> EvalResult | None:
     """One model's metrics. Under torchrun (``dist.enabled``) the ranks share the image feature extraction
     and only rank 0 goes on to the metrics; the other ranks return None."""
     chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
     fwd0 = forward_counts(backbones)
     used = sorted({s for _, s in chosen})
-    ids = list(dict.fromkeys(r.id for s in used for r in evalset.subsets[s]))
-    by_id, report = find_images(samples_dir, ids, policy=on_mismatch)
+    by_subset, report = find_images_layout(samples_dir, {s: evalset.subsets[s] for s in used}, layout=layout,
+                                           subset_dirs=subset_dirs, policy=on_mismatch)
 
     gen_needs: dict[str, set[str]] = {}
     ref_needs: dict[str, set[str]] = {}
@@ -92,7 +94,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     if missing_refs:
         raise ConfigError(f"{len(missing_refs)} reference images listed in the manifest do not exist "
                           f"(first: {missing_refs[0]}); fix the manifest's 'reference' paths")
-    gen_paths = [p for rid in ids for _, p in by_id.get(rid, [])]
+    gen_paths = list(dict.fromkeys(p for s in used for v in by_subset[s].values() for _, p in v))
     all_needs = {b: gen_needs.get(b, set()) | ref_needs.get(b, set()) for b in set(gen_needs) | set(ref_needs)}
     crops = None
     if want_crops:
@@ -119,7 +121,9 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     def ref_stats(key: str, subset_refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if use_stats_file:
             dim = feats.features[key].shape[1] if key in feats.features and feats.features[key].ndim == 2 else 2048
-            return load_reference_stats(evalset.reference_stats, dim)
+            return load_reference_stats(evalset.reference_stats, dim,
+                                        extractor=feature_extractor_id(bank.backbones[key.split(".")[0]]),
+                                        declared=evalset.reference_stats_extractor)
         rows = [row_of[p] for p in subset_refs if p in row_of]
         if len(rows) < 2:
             raise ConfigError(f"FID needs reference images (records' 'reference') or data.reference_stats=<npz>; "
@@ -139,7 +143,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     for spec, subset in chosen:
         recs = evalset.subsets[subset]
         samples = [Sample(i, k, p, feats.shas[row_of[p]]) for i, r in enumerate(recs)
-                   for k, p in by_id.get(r.id, []) if p in row_of]
+                   for k, p in by_subset[subset].get(r.id, []) if p in row_of]
         samples_by_subset[subset] = samples
         srows = [row_of[s.path] for s in samples]
         ref_records = [i for i, r in enumerate(recs) if r.reference and r.reference in row_of]
@@ -172,8 +176,42 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         counts=counts, not_applicable=not_applicable, report=report, bad=feats.bad,
         n_truncated=len(truncated), config=config or {},
     )
+    _record_comparability(result, chosen, params, metrics, backbones, evalset, crops, feats.shas, row_of)
     # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
     fwd1 = forward_counts(backbones)
     result.provenance["backbone_forwards"] = {k: fwd1[k] - fwd0[k] for k in fwd1}
     return result
 
+
+
+def eval_domain(evalset: EvalSet) -> str | None:
+    """``coco`` / ``cub`` (TISE's two protocols) from the data config, else from the eval set's name."""
+    dom = getattr(evalset, "domain", None)
+    if dom:
+        return str(dom).lower()
+    return evalset.name.lower() if evalset.name.lower() in ("coco", "cub") else None
+
+
+def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int]) -> str:
+    """What a reference-based metric compared against: the stats file (hash + extractor) or the images."""
+    if evalset.reference_stats:
+        extractor = getattr(evalset, "reference_stats_extractor", None) or "tise_bench"
+        return f"stats:{file_sha256(evalset.reference_stats)[:16]}:{extractor}"
+    refs = [shas[row_of[r.reference]] for r in recs if r.reference and r.reference in row_of]
+    return "images:" + hashlib.sha256(",".join(refs).encode()).hexdigest()[:16]
+
+
+def _record_comparability(result: EvalResult, chosen, params, metrics, backbones, evalset: EvalSet,
+                          crops: CropRequest | None, shas: list[str], row_of: dict[str, int]) -> None:
+    """``protocol`` and ``comparability`` of every metric entry (see :mod:`tise_bench.comparability`)."""
+    domain = eval_domain(evalset)
+    for spec, subset in chosen:
+        mv = metrics.get(spec.id)
+        if mv is None:
+            continue
+        recs = evalset.subsets[subset]
+        ref = _reference_source(evalset, recs, shas, row_of) if any(n.role == "ref" for n in spec.needs) else None
+        protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
+                                         domain=domain, records=recs,
+                                         crop_tag=crops.spec.tag if crops is not None else None, reference=ref)
+        result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})
