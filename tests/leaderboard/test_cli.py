@@ -16,7 +16,7 @@ from tise_bench.leaderboard.schema import TISE_ASPECTS
 
 from .lb_helpers import write_csv, write_run
 
-ALL = {"is_star": 20.0, "fid": 30.0, "clip_rp": 60.0, "soa_c": 0.5, "soa_i": 0.6, "o_is": 5.0, "o_fid": 40.0,
+ALL = {"is_star": 20.0, "fid": 30.0, "clip_rp": 60.0, "soa_c": 50.0, "soa_i": 60.0, "o_is": 5.0, "o_fid": 40.0,
        "ca": 2.0, "pa": 30.0}
 
 
@@ -37,7 +37,7 @@ def _results(root: Path) -> Path:
 def test_cli_writes_all_files_and_nothing_in_cwd(tmp_path):
     results = _results(tmp_path / "results")
     extra = write_csv(tmp_path / "paper.csv", "method,IS*,FID,RP,SOA-C,SOA-I,O-IS,O-FID,CA,PA\n"
-                                              "Paper_GAN,25,20,70,0.4,0.5,6,30,1.0,40")
+                                              "Paper_GAN,25,20,70,40,50,6,30,1.0,40")
     cwd = tmp_path / "cwd"
     p = _cli(["data=tiny", f"paths.results_dir={results}", f"leaderboard.extra_rows={extra}"], cwd)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -73,6 +73,6 @@ def test_compose_packaged_config_then_build(tmp_path):
     assert set(files) == {"csv", "json"} and lb["aspects"] == {"realism": ["fid", "is_star"], "counting": ["ca"]}
     assert {r["model"]: r["rs"] for r in lb["rows"]} == {"good_model": 4.0, "bad_model": 2.0}
     d = LeaderboardOptions.from_config(OmegaConf.to_container(default, resolve=True))  # type: ignore[arg-type]
-    assert d.aspects == TISE_ASPECTS and d.on_missing == "error" and d.bootstrap == 0
+    assert d.aspects == TISE_ASPECTS and d.on_missing == "error" and d.bootstrap == 0 and d.allow_mixed is False
     home_cache = f"{os.environ.get('HOME', '.')}/.cache/tise_bench"
     assert str(d.cache_dir) == os.environ.get("TISE_CACHE_DIR", home_cache) and d.results_dir == Path("results")

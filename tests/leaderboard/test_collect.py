@@ -34,7 +34,7 @@ def test_extra_rows_by_display_name_or_id_blank_is_missing(tmp_path):
     csv = write_csv(tmp_path / "x.csv", "method,FID,is_star,o-fid\nAttnGAN,35.5,,120\nDF-GAN,21.4,30.1,")
     rows = read_extra_rows(csv)
     assert rows[0] == {"model": "AttnGAN", "external": True, "step": None, "source": str(csv),
-                       "values": {"fid": 35.5, "is_star": None, "o_fid": 120.0}}
+                       "values": {"fid": 35.5, "is_star": None, "o_fid": 120.0}, "protocol": "tise-paper"}
     assert rows[1]["values"] == {"fid": 21.4, "is_star": 30.1, "o_fid": None}
 
 

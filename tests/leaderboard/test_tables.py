@@ -42,7 +42,7 @@ def test_latex_booktabs_arrows_bold_best_and_escaping():
     assert r"\textbf{15.00}" in first and "25.00" in second and r"\textbf{25.00}" not in second  # lowest FID
     assert first.count(r"\textbf{70.00}") == 1 and second.count(r"\textbf{70.00}") == 1  # RP tie: both bold
     assert r"\textbf{50.00}" not in third and r"\textbf{5.50}" in first  # RS best bold
-    assert r"$^\dagger$ published baseline" in tex and "RANDOM-WEIGHTS" in tex
+    assert r"$^\dagger$ published (tise-paper protocol)" in tex and "RANDOM-WEIGHTS" in tex
     assert latex_escape("a_b%c#d$e{f}~^\\") == r"a\_b\%c\#d\$e\{f\}\textasciitilde{}\textasciicircum{}\textbackslash{}"
 
 
@@ -65,7 +65,7 @@ def test_markdown_and_csv_order_marks_and_decimals():
     assert lines[0].startswith("| # | Model | FID ↓ | RP ↑ | realism | relevance | RS |")
     assert lines[1].startswith("| 1 | my_model_v2 | **15.000** | **70.0** |")
     assert "| Paper GAN† |" in lines[3] and "base&line‡" in lines[2]
-    assert "† published baseline" in md
+    assert "† published (tise-paper protocol)" in md
     df = pd.read_csv(io.StringIO(to_csv(lb)))
     assert list(df.columns) == ["model", "external", "random_weights", "FID", "RP", "realism", "relevance", "RS"]
     assert list(df["model"]) == ["my_model_v2", "base&line", "Paper GAN"]

@@ -4,7 +4,8 @@ For each metric of ``metrics.json`` a :class:`Recipe` says how to recompute it o
 
 * ``mean`` — from the per-sample column of ``samples.parquet``: CLIP-S, RefCLIP-S, CLIP-I2I, CA (means),
   RP (100·mean hit), PA (100·unweighted mean over the manifest's ``positional_word``), SOA-I (each image
-  counted once per named class), SOA-C (unweighted mean over the manifest's classes);
+  counted once per named class), SOA-C (unweighted mean over the manifest's classes); a ``percent`` metric
+  (metrics.json ``unit``) with 0/1 per-sample hits is scaled by 100 (:func:`mean_scale`);
 * ``is`` — IS / IS* / O-IS on the cached logits of the resampled images (or of their object crops), with the
   metric's temperature, splits and split seed (2020);
 * ``fid`` — FID / O-FID on the cached pool3 features of the resampled images (crops), against reference
@@ -32,7 +33,7 @@ from ..features.store import FeatureStore
 from ..metrics.inception import fid_statistics
 from .resample import FidReplicator, csr_from_owner
 
-MEAN_SCALE = {"clip_rp": 100.0, "pa": 100.0}
+MEAN_SCALE = {"clip_rp": 100.0, "pa": 100.0}  # runs without a recorded unit: RP, PA percent; SOA a fraction
 IS_METRICS = {"is": 1.0, "is_star": None, "o_is": None}  # None: temperature from metrics.json
 FID_METRICS = ("fid", "o_fid")
 
@@ -140,9 +141,25 @@ def _targets(rec: Record) -> list[str]:
     return [rec.category] if rec.category else list(dict.fromkeys(rec.labels))
 
 
-def _mean_recipe(mid: str, sub: SubsetRows, column: np.ndarray) -> Recipe:
+def mean_scale(mid: str, unit: str | None, column: np.ndarray) -> float:
+    """Factor from the per-sample column's mean to the reported value.
+
+    ``unit`` is the metrics.json entry's ``unit``. Without one (a run written before units were recorded) RP and
+    PA were percent and SOA a fraction (:data:`MEAN_SCALE`). A ``percent`` metric whose per-sample values are
+    hits in [0, 1] is scaled by 100; one whose per-sample values are already percent is not.
+    """
+    if unit is None:
+        return MEAN_SCALE.get(mid, 1.0)
+    if unit != "percent":
+        return 1.0
+    finite = column[np.isfinite(column)]
+    return 100.0 if bool(np.all(np.abs(finite) <= 1.0)) else 1.0
+
+
+def _mean_recipe(mid: str, sub: SubsetRows, column: np.ndarray, unit: str | None = None) -> Recipe:
     recs = [sub.records[p] for p in sub.prompt_of_sample]
-    r = Recipe(mid, "", "mean", values=column, prompt_of_row=sub.prompt_of_sample, scale=MEAN_SCALE.get(mid, 1.0))
+    r = Recipe(mid, "", "mean", values=column, prompt_of_row=sub.prompt_of_sample,
+               scale=mean_scale(mid, unit, column))
     if mid == "pa":
         words = [str(x.positional_word) for x in recs]
         r.groups = np.unique(words, return_inverse=True)[1]
@@ -247,7 +264,7 @@ def load_run(model: str, run_dir: Path, cache_dir: Path) -> RunData:
         if mid in IS_METRICS or mid in FID_METRICS:
             recipe = _feature_recipe(mid, run, mj, feats, sub)
         elif mid in sub.table.columns:
-            recipe = _mean_recipe(mid, sub, sub.table[mid].to_numpy(dtype=np.float64))
+            recipe = _mean_recipe(mid, sub, sub.table[mid].to_numpy(dtype=np.float64), m.get("unit"))
         else:
             run.skipped[mid] = "no per-sample column in samples.parquet"
             continue

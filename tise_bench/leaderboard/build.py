@@ -15,6 +15,7 @@ from typing import Any, Callable
 from ..errors import ConfigError
 from ..registry import all_metrics
 from .collect import Collected, collect_runs, merge, read_extra_rows
+from .comparable import check_comparability
 from .ranking import OnMissing, metric_columns, ranking_score, resolve_metric_ids
 from .schema import LEADERBOARD_SCHEMA, TISE_ASPECTS, Leaderboard
 from .tables import TableOptions, to_csv, to_json, to_latex, to_markdown
@@ -34,6 +35,7 @@ class LeaderboardOptions:
     metrics: list[str] | None = None  # display names or ids; None = every metric any row has
     aspects: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in TISE_ASPECTS.items()})
     on_missing: OnMissing = "error"
+    allow_mixed: bool = False  # rank columns whose rows differ in settings/unit/protocol (footnoted), not refuse
     bootstrap: int = 0  # resamples for the uncertainty pass; 0 = none
     seed: int = 0
     level: float = 0.95
@@ -59,12 +61,23 @@ class LeaderboardOptions:
             extra_rows=Path(extra) if extra else None,
             metrics=_str_list(lb["metrics"]) if lb.get("metrics") else None,
             aspects={str(k): [str(m) for m in v] for k, v in (lb.get("aspects") or TISE_ASPECTS).items()},
-            on_missing=lb.get("on_missing", "error"), bootstrap=int(lb.get("bootstrap") or 0),
+            on_missing=lb.get("on_missing", "error"), allow_mixed=_bool(lb.get("allow_mixed", False),
+                                                                       "leaderboard.allow_mixed"),
+            bootstrap=int(lb.get("bootstrap") or 0),
             seed=int(lb.get("seed", 0)), level=float(lb.get("level", 0.95)), ci=bool(lb.get("ci", False)),
             drilldown=lb.get("drilldown") or None, drilldown_n=int(lb.get("drilldown_n", 24)),
             decimals=int(lb.get("decimals", 2)), decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
             formats=_str_list(lb.get("formats") or FORMATS),
         )
+
+
+def _bool(value: Any, key: str) -> bool:
+    """A true/false option; anything else (e.g. the string 'yes' from a script) is refused, never guessed."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{key} must be true or false, got {value!r}.")
 
 
 def _str_list(value: Any) -> list[str]:
@@ -90,8 +103,12 @@ def _columns_for(collected: Collected, selected: list[str] | None, aspects: Mapp
 
 def make_leaderboard(collected: Collected, data: str, *, metrics: Sequence[str] | None = None,
                      aspects: Mapping[str, Sequence[str]] = TISE_ASPECTS,
-                     on_missing: OnMissing = "error") -> Leaderboard:
-    """Rank the collected rows into a Leaderboard dict (no uncertainty, no files)."""
+                     on_missing: OnMissing = "error", allow_mixed: bool = False) -> Leaderboard:
+    """Rank the collected rows into a Leaderboard dict (no uncertainty, no files).
+
+    Every column two or more rows fill is checked for comparability first (:mod:`.comparable`): rows that
+    differ in recorded settings, unit or protocol are refused unless ``allow_mixed`` (then footnoted).
+    """
     if not collected.rows:
         raise ConfigError(f"nothing to rank for data={data}: no run folder with metrics.json and no extra rows. "
                           "Evaluate a model first (python -m tise_bench model=<m> data=<d>) or pass "
@@ -101,12 +118,17 @@ def make_leaderboard(collected: Collected, data: str, *, metrics: Sequence[str] 
     present = [m for m in ids if any(r.get("values", {}).get(m) is not None for r in collected.rows)]
     for r in collected.rows:  # a row lists every column; absent = None (never a silent zero)
         r["values"] = {m: r.get("values", {}).get(m) for m in present}
+    comparability = check_comparability(collected.rows, present, allow_mixed=allow_mixed)
     ranking = ranking_score(collected.rows, present, asp, on_missing)
     lb: Leaderboard = {
         "schema_version": LEADERBOARD_SCHEMA, "data": data, "metrics": metric_columns(present),
         "aspects": ranking.aspects, "rows": ranking.rows, "excluded": ranking.excluded,
     }
     lb["random_weights"] = list(collected.random_weights)
+    lb["comparability"] = comparability
+    if comparability["mixed"]:
+        log.warning("leaderboard.allow_mixed=true: ranking %d non-comparable column mix(es), footnoted in every "
+                    "output: %s", len(comparability["mixed"]), "; ".join(x["note"] for x in comparability["mixed"]))
     if collected.random_weights:
         log.warning("RANDOM-WEIGHTS BACKBONES in %s: smoke-test numbers, not comparable to any paper.",
                     ", ".join(collected.random_weights))
@@ -164,7 +186,8 @@ def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
     collected = collect_runs(data_dir, ids)
     if opts.extra_rows is not None:
         collected = merge(collected, read_extra_rows(opts.extra_rows))
-    lb = make_leaderboard(collected, opts.data, metrics=ids, aspects=opts.aspects, on_missing=opts.on_missing)
+    lb = make_leaderboard(collected, opts.data, metrics=ids, aspects=opts.aspects, on_missing=opts.on_missing,
+                          allow_mixed=opts.allow_mixed)
 
     if opts.bootstrap > 0:
         if not collected.run_dirs:

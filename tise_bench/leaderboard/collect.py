@@ -8,6 +8,11 @@ Step rule (for metric-vs-step plots): ``config.model.step`` of the run when it i
 from the *end* of the model name — ``step12000``, ``step_12000``, ``ckpt-500``, ``iter300``, ``it_300`` (prefix
 ``step``/``ckpt``/``iter``/``it``, optional ``_``/``-``, then digits, at the end of the name or after ``_``/``-``/
 ``.``). A bare trailing number (``sd15``, ``sdxl-1``) is never a step. Extra rows take an optional ``step`` column.
+
+Comparability: a run row carries ``meta`` — per metric the ``unit``, ``protocol`` and ``comparability`` its
+``metrics.json`` entry records (``None`` where a run written before comparability recording lacks them). An
+extra row carries ``protocol``: ``tise-paper`` (numbers as published in TISE's paper, under TISE's protocol)
+unless the CSV's optional ``protocol`` column names another. :mod:`.comparable` checks both before ranking.
 """
 from __future__ import annotations
 
@@ -27,6 +32,9 @@ from .schema import Row
 _STEP_RE = re.compile(r"(?:^|[_\-.])(?:step|ckpt|iter|it)[_\-]?(\d+)$", re.IGNORECASE)
 METHOD_COLUMN = "method"
 STEP_COLUMN = "step"
+PROTOCOL_COLUMN = "protocol"
+PAPER_PROTOCOL = "tise-paper"  # default protocol of an extra row: TISE's published table
+_TEXT_COLUMNS = (METHOD_COLUMN, STEP_COLUMN, PROTOCOL_COLUMN)
 
 
 @dataclass
@@ -78,16 +86,33 @@ def load_run(path: Path, metric_ids: Iterable[str] | None = None) -> tuple[Row, 
         raise DataError(f"{path} has no top-level 'metrics' object; is it a tise_bench metrics.json?")
     wanted = list(metrics) if metric_ids is None else [m for m in metric_ids]
     values: dict[str, float | None] = {}
+    meta: dict[str, dict[str, Any]] = {}
     for mid in wanted:
         entry = metrics.get(mid)
         values[mid] = _finite(entry.get("value") if isinstance(entry, dict) else entry)
+        if values[mid] is not None:
+            meta[mid] = _entry_meta(entry, path, mid)
     model = str(result.get("model") or path.parent.name)
     model_cfg = (result.get("config") or {}).get("model") or {}
     step = model_cfg.get("step") if isinstance(model_cfg, dict) else None
     if not (isinstance(step, int) and not isinstance(step, bool)):
         step = parse_step(model)
-    row: Row = {"model": model, "external": False, "step": step, "values": values, "source": str(path)}
+    row: Row = {"model": model, "external": False, "step": step, "values": values, "source": str(path),
+                "meta": meta}
     return row, bool(result.get("random_weights", False))
+
+
+def _entry_meta(entry: Any, path: Path, mid: str) -> dict[str, Any]:
+    """``unit`` / ``protocol`` / ``comparability`` of one metrics.json entry; ``None`` where not recorded."""
+    if not isinstance(entry, dict):
+        return {"unit": None, "protocol": None, "comparability": None}
+    comp = entry.get("comparability")
+    if comp is not None and not isinstance(comp, dict):
+        raise DataError(f"{path}: metrics.{mid}.comparability is {type(comp).__name__}, expected an object of "
+                        "settings. Re-run the evaluation to rewrite metrics.json.")
+    unit, protocol = entry.get("unit"), entry.get("protocol")
+    return {"unit": None if unit is None else str(unit), "protocol": None if protocol is None else str(protocol),
+            "comparability": None if comp is None else dict(comp)}
 
 
 def collect_runs(data_dir: Path, metric_ids: Iterable[str] | None = None) -> Collected:
@@ -108,22 +133,24 @@ def collect_runs(data_dir: Path, metric_ids: Iterable[str] | None = None) -> Col
 
 
 def _column_map(header: list[str], names: Mapping[str, str], path: Path) -> dict[str, str]:
-    """CSV header -> metric id; ``method``/``step`` map to themselves. Case-insensitive after an exact try."""
+    """CSV header -> metric id; ``method``/``step``/``protocol`` map to themselves. Case-insensitive after an
+    exact try."""
     if METHOD_COLUMN not in [h.strip().lower() for h in header]:
         raise ConfigError(f"{path}: no '{METHOD_COLUMN}' column (the row names). Header is {header}.")
     lower = {k.lower(): v for k, v in names.items()}
     out: dict[str, str] = {}
     for col in header:
         key = col.strip()
-        if key.lower() in (METHOD_COLUMN, STEP_COLUMN):
+        if key.lower() in _TEXT_COLUMNS:
             out[col] = key.lower()
         elif key in names or key.lower() in lower:
             out[col] = names.get(key) or lower[key.lower()]
         else:
             known = ", ".join(sorted(set(names)))
             raise ConfigError(f"{path}: unknown column {col!r}. Columns are '{METHOD_COLUMN}', optional "
-                              f"'{STEP_COLUMN}', and metrics by display name or id: {known}.")
-    ids = [v for v in out.values() if v not in (METHOD_COLUMN, STEP_COLUMN)]
+                              f"'{STEP_COLUMN}' and '{PROTOCOL_COLUMN}' (default {PAPER_PROTOCOL!r}), and metrics "
+                              f"by display name or id: {known}.")
+    ids = [v for v in out.values() if v not in _TEXT_COLUMNS]
     dup = sorted({m for m in ids if ids.count(m) > 1})
     if dup:
         raise ConfigError(f"{path}: metric(s) {dup} given by more than one column; keep one column per metric.")
@@ -131,7 +158,8 @@ def _column_map(header: list[str], names: Mapping[str, str], path: Path) -> dict
 
 
 def read_extra_rows(path: str | Path, names: Mapping[str, str] | None = None) -> list[Row]:
-    """Published baselines from a CSV: ``method`` + metric columns (display names or ids) + optional ``step``.
+    """Published baselines from a CSV: ``method`` + metric columns (display names or ids) + optional ``step`` and
+    ``protocol`` (the protocol the row's numbers were made under; empty or absent = ``tise-paper``).
 
     Empty cells are missing values (``None``). ``names`` maps accepted column names to metric ids (default: the
     registry's display names and ids).
@@ -160,9 +188,13 @@ def read_extra_rows(path: str | Path, names: Mapping[str, str] | None = None) ->
             seen.add(method)
             values: dict[str, float | None] = {}
             step: int | None = None
+            protocol = PAPER_PROTOCOL
             for col, cell in rec.items():
                 target = cols[col]
                 if target == METHOD_COLUMN or cell == "":
+                    continue
+                if target == PROTOCOL_COLUMN:
+                    protocol = cell
                     continue
                 try:
                     num = float(cell)
@@ -178,10 +210,10 @@ def read_extra_rows(path: str | Path, names: Mapping[str, str] | None = None) ->
                 else:
                     values[target] = _finite(num)
             for target in cols.values():
-                if target not in (METHOD_COLUMN, STEP_COLUMN):
+                if target not in _TEXT_COLUMNS:
                     values.setdefault(target, None)
             rows.append({"model": method, "external": True, "step": step, "values": values,
-                         "source": str(path)})
+                         "source": str(path), "protocol": protocol})
     return rows
 
 

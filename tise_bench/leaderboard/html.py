@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from . import html_charts as ch
+from .comparable import comparability_notes, published_note
 from .html_drilldown import build_drilldown
 from .schema import Leaderboard, MetricColumn, Row
 
@@ -28,6 +29,7 @@ table.lb{font-size:13px}table.lb th,table.lb td{padding:3px 7px;border-bottom:1p
 table.lb th{background:#f4f5f7;cursor:pointer;user-select:none}table.lb td.m,table.lb th.m{text-align:left}
 table.lb td.best{background:#e3f4e1;font-weight:700}tr.ext td{color:#555;background:#fafafa}
 tr.ext td.m::after{content:" (published)";font-size:11px;color:#888}
+ul.notes{color:#555;font-size:13px;padding-left:18px}ul.notes li.mixed{color:#b00020;font-weight:600}
 .ci{display:block;color:#888;font-size:10px;line-height:1.1}
 .grid-charts{display:flex;flex-wrap:wrap;gap:10px}
 svg.chart{background:#fff;border:1px solid #eee;border-radius:4px}
@@ -93,7 +95,8 @@ def _table(lb: Leaderboard) -> str:
     body = []
     for i, r in enumerate(rows, 1):
         model = str(r.get("model", "?"))
-        cells = [f'<td data-v="{i}">{i}</td><td class="m" data-v="{_e(model)}">{_e(model)}</td>']
+        proto = f' title="published, protocol {_e(r.get("protocol") or "tise-paper")}"' if r.get("external") else ""
+        cells = [f'<td data-v="{i}">{i}</td><td class="m" data-v="{_e(model)}"{proto}>{_e(model)}</td>']
         for c in cols:
             v = _num(r.get("values", {}).get(c["id"]))
             ci = r.get("ci", {}).get(c["id"])
@@ -116,6 +119,10 @@ def _table(lb: Leaderboard) -> str:
                  f"(n = {_e(boot.get('n', '?'))}; hover for the interval).")
     out = (f'<div class="scroll"><table class="lb"><thead><tr>{"".join(head)}</tr></thead>'
            f'<tbody>{"".join(body)}</tbody></table></div><p class="mut">{_e(foot)}</p>')
+    notes = [n for n in [published_note(lb, "Grey rows:"), *comparability_notes(lb)] if n]
+    if notes:
+        out += '<ul class="notes">' + "".join(
+            f'<li{" class=mixed" if n.startswith("MIXED") else ""}>{_e(n)}</li>' for n in notes) + "</ul>"
     excluded = lb.get("excluded") or {}
     if excluded:
         out += "<p class=mut>Not ranked: " + "; ".join(f"<b>{_e(k)}</b>: {_e(v)}" for k, v in excluded.items())

@@ -27,6 +27,8 @@ class Row(TypedDict, total=False):
     aspects: dict[str, float]  # aspect name -> mean rank of its metrics
     rs: float  # ranking score = sum of aspect scores
     source: str  # path of metrics.json or the extra-rows CSV
+    meta: dict[str, dict[str, Any]]  # runs: metric id -> {"unit", "protocol", "comparability"} (None = not recorded)
+    protocol: str  # extra rows: the protocol of their numbers ("tise-paper" unless the CSV says otherwise)
 
 
 class Paired(TypedDict):
@@ -46,6 +48,9 @@ class Leaderboard(TypedDict, total=False):
     rows: list[Row]  # sorted by RS descending
     excluded: dict[str, str]  # metric id -> why it is not ranked (reported, never silent)
     random_weights: list[str]  # runs made with random-weights backbones (smoke tests, marked in every table)
+    comparability: dict[str, Any]  # {"allow_mixed", "mixed": [{metric, kind, field, values: [{value, rows}], note}],
+    #                                 "unrecorded": {run: [metric ids]}, "protocols": {metric: [{protocol, rows}]},
+    #                                 "notes": [str]} (see comparable.check_comparability)
     bootstrap: dict[str, Any]  # {"n": int, "seed": int, "level": float} when uncertainty was computed
     rank_probabilities: dict[str, list[float]]  # model -> P(rank = r) for r = 1..N (N = best)
     kendall_tau: list[float]  # bootstrap distribution of Kendall tau(bootstrap RS ranking, point ranking)

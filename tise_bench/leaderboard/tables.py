@@ -1,8 +1,11 @@
 """Render a :class:`~tise_bench.leaderboard.schema.Leaderboard` as CSV, Markdown, LaTeX (booktabs) and JSON.
 
 Pure functions of the Leaderboard dict: one row per model (in the dict's order, i.e. RS descending), a column
-per metric under its display name, one per aspect, and ``RS``. Published baselines are marked ``†``, runs
-made with random-weights backbones ``‡``; excluded metrics are named in a footnote. "Best" is judged on the
+per metric under its display name, one per aspect, and ``RS``. Published baselines are marked ``†`` (their
+footnote names their protocol, ``tise-paper`` by default), runs made with random-weights backbones ``‡``;
+excluded metrics, non-comparable columns ranked with ``leaderboard.allow_mixed=true``, protocols other than
+TISE's and runs predating comparability recording are named in footnotes (CSV has no footnotes: the JSON
+holds them under ``comparability``). "Best" is judged on the
 values *as printed* (so two values that print the same are both bold) and follows each metric's direction;
 aspect scores and RS are higher-is-better.
 """
@@ -17,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..registry import all_metrics
+from .comparable import comparability_notes, published_note
 from .schema import Leaderboard, Row
 
 EXTERNAL_MARK = "†"
@@ -98,11 +102,15 @@ def _cell(row: Row, col: _Col, opts: TableOptions, pm: str) -> str:
 
 
 def footnotes(lb: Leaderboard) -> list[str]:
-    """Plain-text notes every table carries: baselines, random weights, excluded metrics."""
+    """Plain-text notes every table carries: baselines (with their protocol), random weights, comparability
+    (mixes ranked with ``allow_mixed``, protocols other than TISE's, runs predating comparability recording),
+    excluded metrics."""
     rows = lb.get("rows", [])
     notes: list[str] = []
-    if any(r.get("external") for r in rows):
-        notes.append(f"{EXTERNAL_MARK} published baseline (extra row; values as reported, not re-evaluated).")
+    published = published_note(lb, EXTERNAL_MARK)
+    if published:
+        notes.append(published)
+    notes += comparability_notes(lb)
     if lb.get("random_weights"):  # type: ignore[typeddict-item]
         notes.append(f"{RANDOM_MARK} evaluated with RANDOM-WEIGHTS backbones: smoke-test numbers, "
                      "not comparable to any paper.")
@@ -212,7 +220,8 @@ def to_latex(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
             cells.append(rf"\textbf{{{text}}}" if i in best[c.key] else text)
         body.append(" & ".join(cells) + r" \\")
     notes = [latex_escape(n).replace(EXTERNAL_MARK, _LATEX_MARKS[EXTERNAL_MARK])
-             .replace(RANDOM_MARK, _LATEX_MARKS[RANDOM_MARK]).replace("±", r"$\pm$") for n in footnotes(lb)]
+             .replace(RANDOM_MARK, _LATEX_MARKS[RANDOM_MARK]).replace("±", r"$\pm$").replace("≤", r"$\le$")
+             for n in footnotes(lb)]
     data = latex_escape(str(lb.get("data", "")))
     label = "".join(ch if ch.isalnum() else "-" for ch in str(lb.get("data", "")))
     out = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small",
