@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Role = Literal["gen", "ref", "text"]
 
+#: What a metric's value is measured in (``metrics.json`` field ``unit``; leaderboard scale checks read it):
+#: ``percent`` 0..100 (RP, PA, SOA-C, SOA-I — as in TISE's table), ``score`` an unbounded score or ratio
+#: (CLIP-S, RefCLIP-S, CLIP-I2I, IS, IS*, O-IS), ``distance`` a Fréchet distance (FID, O-FID),
+#: ``count_rmse`` a root-mean-square error of object counts (CA).
+UNITS = ("percent", "score", "distance", "count_rmse")
+
 
 @dataclass(frozen=True)
 class Need:
@@ -41,6 +47,7 @@ class MetricSpec:
     subset: str
     needs: tuple[Need, ...]
     compute: Callable[["MetricContext", dict[str, Any]], "MetricValue"]
+    unit: str
     description: str = ""
 
     @property
@@ -60,6 +67,7 @@ class MetricSpec:
             "version": self.version,
             "citation": self.citation,
             "subset": self.subset,
+            "unit": self.unit,
         }
 
 
@@ -75,16 +83,23 @@ def register_metric(
     citation: str,
     subset: str,
     needs: tuple[Need, ...] | list[Need],
+    unit: str,
     description: str = "",
 ) -> Callable[[Callable], Callable]:
-    """Decorator registering ``fn(ctx, params) -> MetricValue`` under ``id``; duplicates are rejected."""
+    """Decorator registering ``fn(ctx, params) -> MetricValue`` under ``id``; duplicates are rejected.
+
+    ``unit`` is one of :data:`UNITS` and is written next to every value in ``metrics.json``.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"metric {id!r}: unit={unit!r} is not one of {', '.join(UNITS)} "
+                         "(tise_bench/registry.py UNITS)")
 
     def deco(fn: Callable) -> Callable:
         if id in _REGISTRY:
             raise ValueError(f"metric id {id!r} registered twice ({_REGISTRY[id].compute.__module__} and {fn.__module__})")
         _REGISTRY[id] = MetricSpec(
             id=id, display=display, higher_is_better=higher_is_better, version=version, citation=citation,
-            subset=subset, needs=tuple(needs), compute=fn, description=description or (fn.__doc__ or "").strip(),
+            subset=subset, needs=tuple(needs), compute=fn, unit=unit, description=description or (fn.__doc__ or "").strip(),
         )
         return fn
 

@@ -12,21 +12,64 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}"
 
 
+FALLBACK_MARK, PROTOCOL_MARK = "†", "*"
+
+
+def flags(result: EvalResult, metric_id: str) -> tuple[bool, str | None]:
+    """(fallback, protocol divergence) of one metric: ``extras['fallback']`` is true when a stand-in network
+    was used (e.g. O-IS / O-FID without TISE's object classifier); the divergence is ``meta[id]['protocol']``
+    when it is present and not ``"tise"``."""
+    mv = result.metrics.get(metric_id)
+    fallback = bool(mv is not None and mv.extras.get("fallback"))
+    protocol = (result.meta.get(metric_id) or {}).get("protocol")
+    return fallback, (str(protocol) if protocol not in (None, "tise") else None)
+
+
+def _cell(result: EvalResult, metric_id: str) -> str:
+    if metric_id not in result.metrics:
+        return "-"
+    fallback, protocol = flags(result, metric_id)
+    marks = (FALLBACK_MARK if fallback else "") + (PROTOCOL_MARK if protocol else "")
+    return _fmt(result.metrics[metric_id].value) + marks
+
+
+def _legend(results: list[EvalResult], ids: list[str], display: dict[str, str]) -> list[str]:
+    fb: list[str] = []
+    proto: dict[str, list[str]] = {}
+    for r in results:
+        for i in ids:
+            f, p = flags(r, i)
+            if f and display[i] not in fb:
+                fb.append(display[i])
+            if p:
+                proto.setdefault(p, [])
+                if display[i] not in proto[p]:
+                    proto[p].append(display[i])
+    out = []
+    if fb:
+        out.append(f"{FALLBACK_MARK} fallback network, not TISE's (see 'warning' in metrics.json): {', '.join(fb)}")
+    if proto:
+        out.append(f"{PROTOCOL_MARK} not TISE's protocol: "
+                   + "; ".join(f"{', '.join(names)}: {p}" for p, names in proto.items()))
+    return out
+
+
 def format_table(results: list[EvalResult]) -> str:
     if not results:
         return "(no results)"
     ids = list(dict.fromkeys(k for r in results for k in r.metrics))
-    heads = ["model"] + [f"{results[0].meta.get(i, {}).get('display', i)}{'↑' if results[0].meta.get(i, {}).get('higher_is_better', True) else '↓'}"
+    display = {i: results[0].meta.get(i, {}).get("display", i) for i in ids}
+    heads = ["model"] + [f"{display[i]}{'↑' if results[0].meta.get(i, {}).get('higher_is_better', True) else '↓'}"
                          for i in ids] + ["images", "skipped"]
     rows = []
     for r in results:
         c = r.provenance.get("counts", {})
         skipped = sum(int(c.get(k, 0)) for k in ("missing", "extra", "duplicate", "bad_images"))
-        rows.append([r.model] + [_fmt(r.metrics[i].value) if i in r.metrics else "-" for i in ids]
-                    + [str(c.get("images", "")), str(skipped)])
+        rows.append([r.model] + [_cell(r, i) for i in ids] + [str(c.get("images", "")), str(skipped)])
     widths = [max(len(h), *(len(row[j]) for row in rows)) for j, h in enumerate(heads)]
     line = lambda cells: "  ".join(x.rjust(w) if j else x.ljust(w) for j, (x, w) in enumerate(zip(cells, widths)))
     out = [f"data={results[0].data}", line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    out += _legend(results, ids, display)
     if any(r.provenance.get("random_weights") for r in results):
         out.append("!! RANDOM-WEIGHTS BACKBONES: smoke-test numbers only, not comparable to published results !!")
     na = results[0].provenance.get("not_applicable") or {}

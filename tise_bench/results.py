@@ -77,32 +77,52 @@ class EvalResult:
         return {k: v.value for k, v in self.metrics.items()}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The ``metrics.json`` document: strict JSON values only (NaN / ±inf anywhere become ``None``)."""
+        return strict_json_value({
             "schema_version": RESULT_SCHEMA,
             "model": self.model,
             "data": self.data,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "metrics": {k: {**v.to_json(), **self.meta.get(k, {})} for k, v in self.metrics.items()},
             **self.provenance,
-        }
+        })
 
     def write(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "samples.parquet", lambda p: self.samples.to_parquet(p, index=False))
-        text = json.dumps(self.to_json(), indent=2, sort_keys=False, default=_json_default)
+        text = dumps_strict(self.to_json(), indent=2)
         _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(text + "\n", encoding="utf-8"))
         return out / "metrics.json"
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
+def strict_json_value(o: Any) -> Any:
+    """``o`` with every value strict JSON can hold: non-finite floats (Python or numpy, at any depth, inside
+    dicts, lists, tuples and arrays) become ``None``; numpy scalars and arrays become Python numbers and
+    lists; paths become strings; dict keys become strings. Anything else raises ``TypeError``."""
+    if o is None or isinstance(o, (str, bool)):
+        return o
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, (int, np.integer)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        x = float(o)
+        return x if np.isfinite(x) else None
+    if isinstance(o, dict):
+        return {str(k): strict_json_value(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set, frozenset)):
+        return [strict_json_value(v) for v in (sorted(o, key=str) if isinstance(o, (set, frozenset)) else o)]
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return strict_json_value(o.tolist())
     if isinstance(o, Path):
         return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    raise TypeError(f"metrics.json: value of type {type(o).__name__} is not JSON serialisable ({o!r:.80})")
+
+
+def dumps_strict(obj: Any, **kw: Any) -> str:
+    """``json.dumps`` of :func:`strict_json_value` (obj), refusing NaN / inf (``allow_nan=False``)."""
+    return json.dumps(strict_json_value(obj), allow_nan=False, **kw)
 
 
 def _atomic_write(path: Path, writer) -> None:

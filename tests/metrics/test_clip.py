@@ -20,7 +20,7 @@ COS = np.array([-0.5, -0.01, 0.0, 0.2, 0.31, 0.9, 1.0])
 
 @pytest.mark.parametrize("name,formula", [
     ("clipscore", lambda c: 2.5 * max(c, 0.0)),
-    ("torchmetrics", lambda c: 100.0 * max(c, 0.0)),
+    ("torchmetrics", lambda c: 100.0 * c),  # per sample; the set mean is clamped (test_clip_reference.py)
     ("cosine", lambda c: c),
     ("unit", lambda c: min(max((c + 1) / 2, 0.0), 1.0)),
 ])
@@ -97,13 +97,13 @@ def test_clip_score_adapter() -> None:
     ctx, img, _ = _setup()
     cap = np.stack([ctx.text_features[c] for c in ["a dog", "a dog", "a car", "a cow"]])
     cos = (_unit(img) * cap).sum(1)
-    v = get_metric("clip_score").compute(ctx, {"convention": "torchmetrics"})
-    np.testing.assert_allclose(v.per_sample, 100 * np.maximum(cos, 0), rtol=1e-12)
-    assert v.value == pytest.approx(100 * np.maximum(cos, 0).mean()) and v.n == 4
-    assert v.extras["conventions"]["cosine"] == pytest.approx(cos.mean())
+    v = get_metric("clip_score").compute(ctx, {"convention": "torchmetrics"})  # torchmetrics: no prefix
+    np.testing.assert_allclose(v.per_sample, 100 * cos, rtol=1e-12)
+    assert v.value == pytest.approx(max(100 * cos.mean(), 0)) and v.n == 4
+    assert v.extras["mean_cosine"] == pytest.approx(cos.mean()) and v.extras["prefix"] == ""
     assert v.extras["n_truncated"] == 1 and set(v.extras["per_category"]) == {"animal", "vehicle"}
-    animal = 100 * np.maximum(cos[[0, 1, 3]], 0).mean()
-    assert v.extras["category_mean"] == pytest.approx((animal + 100 * max(cos[2], 0)) / 2)
+    animal = max(100 * cos[[0, 1, 3]].mean(), 0)
+    assert v.extras["category_mean"] == pytest.approx((animal + max(100 * cos[2], 0)) / 2)
     with pytest.raises(ConfigError):
         get_metric("clip_score").compute(ctx, {"convention": "nope"})
 
@@ -114,13 +114,14 @@ def test_clip_score_prefix_changes_lookup() -> None:
     v = get_metric("clip_score").compute(ctx, {"prefix": "A photo depicts"})
     cap = ctx.text(["A photo depicts a dog"])[0]
     assert v.per_sample[0] == pytest.approx(2.5 * max(float(_unit(img)[0] @ cap), 0))
+    assert get_metric("clip_score").compute(ctx, {}).value == v.value  # the clipscore default prefix
     with pytest.raises(KeyError, match="a dog"):
-        get_metric("clip_score").compute(ctx, {})  # un-prefixed captions were not collected
+        get_metric("clip_score").compute(ctx, {"prefix": ""})  # un-prefixed captions were not collected
 
 
 def test_ref_clip_score_adapter_skips_records_without_refs() -> None:
     ctx, img, _ = _setup()
-    v = get_metric("ref_clip_score").compute(ctx, {})
+    v = get_metric("ref_clip_score").compute(ctx, {"prefix": ""})
     assert v.n == 3 and v.skipped == {"no_ref_captions": 1} and np.isnan(v.per_sample[2])
     t = ctx.text_features
     for j, (cap, refs) in zip([0, 3], [("a dog", ["a puppy", "a cat"]), ("a cow", ["a bull"])]):
@@ -130,7 +131,7 @@ def test_ref_clip_score_adapter_skips_records_without_refs() -> None:
         assert v.per_sample[j] == pytest.approx(want, rel=1e-12)
     none = MetricContext(subset="realism", records=[ctx.records[1]], samples=[Sample(0, 0, "b.png", "x")],
                          gen_features={"clip.image": img[:1]})
-    n = get_metric("ref_clip_score").compute(none, {})
+    n = get_metric("ref_clip_score").compute(none, {"prefix": ""})
     assert n.n == 0 and math.isnan(n.value) and n.skipped == {"no_ref_captions": 1} and "reason" in n.extras
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
@@ -36,13 +37,14 @@ def test_soa_planted():
     ctx = _ctx("soa", recs, dets)
     c = get_metric("soa_c").compute(ctx, {"threshold": 0.5})
     i = get_metric("soa_i").compute(ctx, {"threshold": 0.5})
-    assert math.isclose(c.value, np.mean([1 / 3, 1.0, 0.0]))
-    assert math.isclose(i.value, 2 / 5)
-    assert c.extras["per_class"] == {"cat": 1.0, "dog": 1 / 3, "person": 0.0}
+    # percent, as TISE's table (issue 9 defect 6)
+    assert math.isclose(c.value, 100 * np.mean([1 / 3, 1.0, 0.0]))
+    assert math.isclose(i.value, 40.0)
+    assert c.extras["per_class"] == pytest.approx({"cat": 100.0, "dog": 100 / 3, "person": 0.0})
     assert c.skipped == {"class_not_in_detector": 1} and c.n == 5
     assert list(i.per_sample[:5]) == [1.0, 0.0, 0.0, 1.0, 0.0] and np.isnan(i.per_sample[5])
     top1 = get_metric("soa_c").compute(ctx, {"threshold": 0.5, "top_bottom": 1})
-    assert math.isclose(top1.extras["top40"], 1 / 3) and top1.extras["bottom40"] in (0.0, 1.0)
+    assert math.isclose(top1.extras["top40"], 100 / 3) and top1.extras["bottom40"] in (0.0, 100.0)
 
 
 def test_ca_planted_rmse():

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..context import MetricContext
+from ..errors import ConfigError
 from ..registry import Need, register_metric
 from ..types import MetricValue
 
@@ -126,6 +127,48 @@ def inception_score(
     return float(np.mean(scores)), float(np.std(scores)), scores
 
 
+def inception_score_tise_objects(
+    logits: np.ndarray, temperature: float = 1.0, splits: int = 10,
+) -> tuple[float, float, list[float]]:
+    """TISE's O-IS split procedure (``object_centric_inception_score.py``), on logits in their given order.
+
+    ``p = softmax(z / T)``; ``splits`` contiguous parts of ``N // splits`` rows each — no shuffling, the last
+    ``N % splits`` rows are dropped; per part ``exp(mean_i scipy.stats.entropy(p_i, mean(part)))``; returns
+    ``(mean, population std, split_scores)``. Needs ``N ≥ splits`` (TISE would return NaN below that).
+    """
+    from scipy.stats import entropy
+
+    z = _as_2d(logits, "inception_score_tise_objects")
+    _check_finite_rows(z, "inception_score_tise_objects")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"inception_score_tise_objects: temperature must be positive and finite, got {temperature}")
+    if splits < 1:
+        raise ValueError(f"inception_score_tise_objects: splits must be ≥ 1, got {splits}")
+    n, size = z.shape[0], z.shape[0] // max(splits, 1)
+    if size == 0:
+        raise ValueError(f"inception_score_tise_objects: {n} rows for {splits} splits; TISE's procedure takes "
+                         f"N // splits rows per split and needs N ≥ splits")
+    p = np.exp(_log_softmax(z / temperature))
+    scores = []
+    for k in range(splits):
+        part = p[k * size:(k + 1) * size]
+        kl = entropy(part, part.mean(axis=0)[None, :], axis=1)
+        scores.append(float(np.exp(np.mean(kl))))
+    return float(np.mean(scores)), float(np.std(scores)), scores
+
+
+SPLIT_MODES = ("torch_fidelity", "tise")
+
+
+def split_mode(params: dict[str, Any], default: str, metric: str) -> str:
+    """``params['split_mode']`` (or ``default``), validated against :data:`SPLIT_MODES`."""
+    mode = str(params.get("split_mode") or default)
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"metrics.params.{metric}.split_mode={mode!r}: valid values are {', '.join(SPLIT_MODES)} "
+                          "(torch_fidelity: seeded shuffle, split at i·N//splits; tise: TISE's own loop)")
+    return mode
+
+
 def _logsumexp0(log_p: np.ndarray) -> np.ndarray:
     m = log_p.max(axis=0, keepdims=True)
     return m + np.log(np.exp(log_p - m).sum(axis=0, keepdims=True))
@@ -135,38 +178,44 @@ def _nan(reason: str, **extras: Any) -> MetricValue:
     return MetricValue(value=float("nan"), n=0, extras={"reason": reason, **extras})
 
 
-def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float) -> MetricValue:
+def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, metric: str) -> MetricValue:
     logits = ctx.gen(LOGITS)
     splits, seed = int(params.get("splits", 10)), int(params.get("seed", 2020))
+    mode = split_mode(params, "torch_fidelity", metric)
     if logits.shape[0] == 0:
-        return _nan("no generated images", temperature=temperature)
-    mean, std, scores = inception_score(logits, temperature=temperature, splits=splits, seed=seed)
+        return _nan("no generated images", temperature=temperature, split_mode=mode)
+    # tise = inception_score_star_coco.py: contiguous i·N//splits splits in the images' order, no shuffle
+    mean, std, scores = inception_score(logits, temperature=temperature, splits=splits, seed=seed,
+                                        shuffle=mode == "torch_fidelity")
     return MetricValue(value=mean, n=int(logits.shape[0]), std=std,
-                       extras={"temperature": temperature, "splits": len(scores), "split_scores": scores})
+                       extras={"temperature": temperature, "splits": len(scores), "split_mode": mode,
+                               "split_scores": scores})
 
 
 @register_metric(
-    "is", display="IS", higher_is_better=True, version="1", subset="realism",
+    "is", display="IS", higher_is_better=True, version="1", subset="realism", unit="score",
     citation="Salimans et al. 2016, Improved Techniques for Training GANs",
     needs=(Need("inception", "logits_unbiased", "gen"),),
 )
 def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """Inception Score on 1008-way logits_unbiased of inception-v3-compat, T = 1. Params: splits, seed."""
-    return _is_value(ctx, params, 1.0)
+    """Inception Score on 1008-way logits_unbiased of inception-v3-compat, T = 1. Params: splits, seed,
+    split_mode (torch_fidelity | tise)."""
+    return _is_value(ctx, params, 1.0, "is")
 
 
 @register_metric(
-    "is_star", display="IS*", higher_is_better=True, version="1", subset="realism",
+    "is_star", display="IS*", higher_is_better=True, version="1", subset="realism", unit="score",
     citation="Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation",
     needs=(Need("inception", "logits_unbiased", "gen"),),
 )
 def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """Calibrated IS: IS on softmax(z / T). Params: temperature (COCO 0.9091363549232483), splits, seed."""
-    return _is_value(ctx, params, float(params.get("temperature", COCO_TEMPERATURE)))
+    """Calibrated IS: IS on softmax(z / T). Params: temperature (COCO 0.9091363549232483), splits, seed,
+    split_mode (torch_fidelity | tise)."""
+    return _is_value(ctx, params, float(params.get("temperature", COCO_TEMPERATURE)), "is_star")
 
 
 @register_metric(
-    "fid", display="FID", higher_is_better=False, version="1", subset="realism",
+    "fid", display="FID", higher_is_better=False, version="1", subset="realism", unit="distance",
     citation="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )

@@ -2,9 +2,15 @@
 
 The FeatureBank turns every detection at score ≥ threshold into a 299×299 crop and runs the crop
 backbones on it; crops of all samples arrive concatenated as ``crops.*`` with ``crops.owner`` giving the
-sample row of each crop. O-IS = IS over the crops with TISE's COCO-80 object classifier and
-T = 2.1737587451934814, or — without that checkpoint — inception-v3-compat ``logits_unbiased`` with T = 1
-(flagged ``fallback`` in the result). O-FID = FID between generated and reference crop pool3 features.
+sample row of each crop. With TISE's COCO-80 object classifier configured
+(``backbones.object_classifier.weights``) its outputs arrive as ``crops.objcls_logits`` / ``crops.objcls_pool3``:
+
+* O-IS = IS over the crops' classifier logits with T = 2.1737587451934814 and TISE's split loop
+  (``split_mode: tise``: 10 contiguous splits of N // 10 crops, remainder dropped, scipy entropy);
+* O-FID = Fréchet distance between the classifier's pool3 features of generated and reference crops.
+
+Without the classifier both fall back to inception-v3-compat (``logits_unbiased`` with T = 1, ``pool3``) and
+say so: ``classifier``, ``fallback: true`` and a ``warning`` in the result.
 """
 from __future__ import annotations
 
@@ -16,10 +22,18 @@ from ..backbones.object_classifier import TISE_OBJECT_TEMPERATURE
 from ..context import MetricContext
 from ..registry import Need, register_metric
 from ..types import MetricValue
-from .inception import fid_statistics, frechet_distance, inception_score
+from .inception import fid_statistics, frechet_distance, inception_score, inception_score_tise_objects, split_mode
 
 _TISE = "Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation (ECCV)"
 OBJ_LOGITS = "crops.objcls_logits"
+OBJ_POOL3 = "crops.objcls_pool3"
+TISE_CLASSIFIER = "tise-coco80-inception_v3"
+FALLBACK_CLASSIFIER = "inception-v3-compat (fallback)"
+
+
+def _fallback_warning(metric: str, what: str) -> str:
+    return (f"TISE's COCO-80 object classifier was not provided (backbones.object_classifier.weights); "
+            f"{metric} uses inception-v3-compat {what}: not comparable with TISE's {metric}")
 
 
 def _per_sample_counts(ctx: MetricContext) -> np.ndarray:
@@ -28,37 +42,57 @@ def _per_sample_counts(ctx: MetricContext) -> np.ndarray:
     return np.bincount(owner, minlength=len(ctx.samples)).astype(float)
 
 
-@register_metric("o_is", display="O-IS", higher_is_better=True, version="1", subset="realism", citation=_TISE,
-                 needs=(Need("crops", "logits_unbiased", "gen"), Need("crops", "owner", "gen")))
+@register_metric("o_is", display="O-IS", higher_is_better=True, version="2", subset="realism", unit="score",
+                 citation=_TISE, needs=(Need("crops", "logits_unbiased", "gen"), Need("crops", "owner", "gen")))
 def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """O-IS = IS over object crops (TISE object classifier, T = 2.1737587451934814; else flagged fallback)."""
+    """O-IS = IS over object crops (TISE object classifier, T = 2.1737587451934814; else flagged fallback).
+    Params: splits (10), temperature, split_mode (tise | torch_fidelity), seed (torch_fidelity only)."""
     per = _per_sample_counts(ctx)
+    mode = split_mode(params, "tise", "o_is")
+    splits = int(params.get("splits", 10))
     if OBJ_LOGITS in ctx.gen_features:
         logits, t, clf, fallback = ctx.gen(OBJ_LOGITS), float(params.get("temperature", TISE_OBJECT_TEMPERATURE)), \
-            "tise-coco80-inception_v3", False
+            TISE_CLASSIFIER, False
     else:
-        logits, t, clf, fallback = ctx.gen("crops.logits_unbiased"), 1.0, "inception-v3-compat (fallback)", True
-    extras = {"classifier": clf, "fallback": fallback, "temperature": t, "n_crops": int(logits.shape[0]),
-              "n_images_without_crops": int((per == 0).sum())}
+        logits, t, clf, fallback = ctx.gen("crops.logits_unbiased"), 1.0, FALLBACK_CLASSIFIER, True
+    n = int(logits.shape[0])
+    extras: dict[str, Any] = {"classifier": clf, "fallback": fallback, "temperature": t, "split_mode": mode,
+                              "n_crops": n, "n_images_without_crops": int((per == 0).sum())}
     if fallback:
-        extras["warning"] = ("TISE's COCO-80 object classifier was not provided "
-                             "(backbones.object_classifier.weights); O-IS uses inception-v3-compat logits")
-    if logits.shape[0] < 2:
-        return MetricValue(float("nan"), int(logits.shape[0]),
-                           extras={**extras, "reason": "fewer than 2 object crops"})
-    mean, std, _ = inception_score(logits, temperature=t, splits=int(params.get("splits", 10)),
-                                   seed=int(params.get("seed", 2020)))
-    return MetricValue(mean, int(logits.shape[0]), std=std, extras=extras)
+        extras["warning"] = _fallback_warning("O-IS", "logits")
+    if n < 2:
+        return MetricValue(float("nan"), n, extras={**extras, "reason": "fewer than 2 object crops"})
+    if mode == "tise":
+        if n < splits:
+            return MetricValue(float("nan"), n, extras={
+                **extras, "reason": f"{n} crops for {splits} splits: TISE's split loop uses N // splits crops per "
+                                    "split (lower metrics.params.o_is.splits or set split_mode=torch_fidelity)"})
+        mean, std, scores = inception_score_tise_objects(logits, temperature=t, splits=splits)
+        extras.update(splits=splits, n_crops_used=splits * (n // splits))
+    else:
+        mean, std, scores = inception_score(logits, temperature=t, splits=splits, seed=int(params.get("seed", 2020)))
+        extras.update(splits=len(scores), n_crops_used=n)
+    return MetricValue(mean, n, std=std, extras={**extras, "split_scores": scores})
 
 
-@register_metric("o_fid", display="O-FID", higher_is_better=False, version="1", subset="realism", citation=_TISE,
+@register_metric("o_fid", display="O-FID", higher_is_better=False, version="2", subset="realism", unit="distance",
+                 citation=_TISE,
                  needs=(Need("crops", "pool3", "gen"), Need("crops", "owner", "gen"), Need("crops", "pool3", "ref")))
 def compute_o_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """O-FID = FID(pool3 of generated-image crops, pool3 of reference-image crops)."""
+    """O-FID = FID between generated-image crops and reference-image crops on the pool3 features of TISE's
+    object classifier (``crops.objcls_pool3``), or — without it — of inception-v3-compat (flagged fallback)."""
     per = _per_sample_counts(ctx)
-    gen, ref = ctx.gen("crops.pool3"), ctx.ref("crops.pool3")
-    extras = {"n_crops": int(gen.shape[0]), "n_reference_crops": int(ref.shape[0]),
-              "n_images_without_crops": int((per == 0).sum())}
+    has_gen, has_ref = OBJ_POOL3 in ctx.gen_features, OBJ_POOL3 in ctx.ref_features
+    if has_gen != has_ref:
+        raise KeyError(f"O-FID: {OBJ_POOL3!r} was extracted for the "
+                       f"{'generated' if has_gen else 'reference'} crops only; both sides must use the same "
+                       "network (the object classifier must run on reference crops too)")
+    key, clf, fallback = (OBJ_POOL3, TISE_CLASSIFIER, False) if has_gen else ("crops.pool3", FALLBACK_CLASSIFIER, True)
+    gen, ref = ctx.gen(key), ctx.ref(key)
+    extras: dict[str, Any] = {"classifier": clf, "fallback": fallback, "feature": key, "n_crops": int(gen.shape[0]),
+                              "n_reference_crops": int(ref.shape[0]), "n_images_without_crops": int((per == 0).sum())}
+    if fallback:
+        extras["warning"] = _fallback_warning("O-FID", "pool3 features")
     if gen.shape[0] < 2 or ref.shape[0] < 2:
         return MetricValue(float("nan"), int(gen.shape[0]),
                            extras={**extras, "reason": "fewer than 2 object crops on one side"})

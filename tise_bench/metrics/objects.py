@@ -28,15 +28,17 @@ def detected_counts(dets: np.ndarray, threshold: float) -> dict[int, int]:
 
 def soa_scores(correct: Sequence[bool], classes: Sequence[str], top_bottom: int = 40) -> dict[str, Any]:
     """SOA-C = mean over classes of per-class accuracy; SOA-I = accuracy over all (image, class) pairs;
-    plus SOA-C over the ``top_bottom`` classes with the most / fewest images (ties broken by name)."""
+    plus SOA-C over the ``top_bottom`` classes with the most / fewest images (ties broken by name).
+
+    All accuracies are in percent (0..100), as TISE's table reports SOA-C / SOA-I (and RP, PA)."""
     per: dict[str, list[bool]] = {}
     for ok, c in zip(correct, classes):
         per.setdefault(c, []).append(bool(ok))
-    acc = {c: float(np.mean(v)) for c, v in sorted(per.items())}
+    acc = {c: 100.0 * float(np.mean(v)) for c, v in sorted(per.items())}
     by_count = sorted(per, key=lambda c: (-len(per[c]), c))
     top, bottom = by_count[:top_bottom], by_count[-top_bottom:]
     mean = lambda cs: float(np.mean([acc[c] for c in cs])) if cs else float("nan")  # noqa: E731
-    return {"soa_c": mean(list(acc)), "soa_i": float(np.mean(correct)) if len(correct) else float("nan"),
+    return {"soa_c": mean(list(acc)), "soa_i": 100.0 * float(np.mean(correct)) if len(correct) else float("nan"),
             "per_class": acc, "soa_c_top": mean(top), "soa_c_bottom": mean(bottom),
             "n_images_per_class": {c: len(v) for c, v in sorted(per.items())}}
 
@@ -84,10 +86,12 @@ def _soa(ctx: MetricContext, params: dict[str, Any]) -> tuple[dict[str, Any], np
         {k: v for k, v in skipped.items() if v}
 
 
-@register_metric("soa_c", display="SOA-C", higher_is_better=True, version="1", subset="soa", citation=_HINZ,
+@register_metric("soa_c", display="SOA-C", higher_is_better=True, version="2", subset="soa", unit="percent",
+                 citation=_HINZ,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """SOA-C: mean over classes of the fraction of a class's images in which the detector finds it."""
+    """SOA-C (%): mean over classes of the percentage of a class's images in which the detector finds it.
+    The per-sample column is the fraction (0..1) of an image's named classes that were found."""
     s, per, n, skipped = _soa(ctx, params)
     return MetricValue(s["soa_c"], n, per_sample=per, skipped=skipped,
                        extras={"threshold": float(params.get("threshold", 0.5)), "top40": s["soa_c_top"],
@@ -95,16 +99,18 @@ def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
                                "n_classes": len(s["per_class"])})
 
 
-@register_metric("soa_i", display="SOA-I", higher_is_better=True, version="1", subset="soa", citation=_HINZ,
+@register_metric("soa_i", display="SOA-I", higher_is_better=True, version="2", subset="soa", unit="percent",
+                 citation=_HINZ,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """SOA-I: fraction of all (image, named class) pairs in which the detector finds the class."""
+    """SOA-I (%): percentage of all (image, named class) pairs in which the detector finds the class."""
     s, per, n, skipped = _soa(ctx, params)
     return MetricValue(s["soa_i"], n, per_sample=per, skipped=skipped,
                        extras={"threshold": float(params.get("threshold", 0.5))})
 
 
-@register_metric("ca", display="CA", higher_is_better=False, version="1", subset="ca", citation=_TISE,
+@register_metric("ca", display="CA", higher_is_better=False, version="1", subset="ca", unit="count_rmse",
+                 citation=_TISE,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """CA = mean over images of the RMSE between caption counts and detected counts (lower is better)."""

@@ -34,7 +34,7 @@ def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]
     return list(dict.fromkeys(out))
 
 
-@register_metric("pa", display="PA", higher_is_better=True, version="1", subset="pa", citation=_TISE,
+@register_metric("pa", display="PA", higher_is_better=True, version="1", subset="pa", unit="percent", citation=_TISE,
                  needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")))
 def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """PA = 100 · mean over positional words of P(softmax(s·[cos_true, cos_counter])[0] > threshold)."""

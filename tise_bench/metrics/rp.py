@@ -127,7 +127,7 @@ def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]
 
 
 @register_metric(
-    "clip_rp", display="RP", higher_is_better=True, version="1", subset="rp",
+    "clip_rp", display="RP", higher_is_better=True, version="1", subset="rp", unit="percent",
     citation="Park et al. 2021 (CLIP R-precision); Dinh et al. 2022, TISE",
     needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
 )
