@@ -56,8 +56,9 @@ def test_o_is_uses_classifier_logits_with_tise_temperature():
     without = MetricContext(**base, gen_features={"crops.logits_unbiased": inc, "crops.owner": owner})
     from tise_bench.metrics.inception import inception_score
 
-    a = get_metric("o_is").compute(with_clf, {})
-    b = get_metric("o_is").compute(without, {})
+    tf = {"split_mode": "torch_fidelity"}  # the default (tise) split loop is tested in tests/metrics
+    a = get_metric("o_is").compute(with_clf, tf)
+    b = get_metric("o_is").compute(without, tf)
     assert a.extras["fallback"] is False and a.extras["temperature"] == TISE_OBJECT_TEMPERATURE
     assert np.isclose(a.value, inception_score(obj, temperature=TISE_OBJECT_TEMPERATURE)[0])
     assert b.extras["fallback"] is True and "warning" in b.extras

@@ -39,7 +39,8 @@ def test_o_is_o_fid_equal_torch_fidelity_on_the_same_crops(tmp_path, fresh_cache
     man.write_text("".join(json.dumps({"id": g.stem, "caption": f"objects {i}", "reference": str(r)}) + "\n"
                            for i, (g, r) in enumerate(zip(gen, ref))))
     res = tise_bench.evaluate(tmp_path / "gen", manifest=man, metrics=["o_is", "o_fid"], backbones=DET,
-                              cache_dir=fresh_cache, crops={"threshold": 0.1})  # random detector: few boxes at 0.5
+                              cache_dir=fresh_cache, crops={"threshold": 0.1},  # random detector: few boxes at 0.5
+                              params={"o_is": {"split_mode": "torch_fidelity"}})  # torch-fidelity's IS splits
     bbs = build_backbones(DET, {"crops"}, fresh_cache)
     spec = CropSpec(threshold=0.1, max_per_image=4)
     n_gen = _save_crops(gen, bbs["detector"], fresh_cache, spec, tmp_path / "gen_crops")
