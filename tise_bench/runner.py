@@ -77,7 +77,9 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
         res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=list(mcfg["ids"]),
                              params=params, bank=bank, backbones=backbones, on_mismatch=c.get("on_mismatch", "fail"),
                              on_bad_image=c.get("on_bad_image", "fail"), config=c,
-                             crop_spec=crop_spec(mcfg, c["backbones"]), dist=dist)
+                             crop_spec=crop_spec(mcfg, c["backbones"]), dist=dist,
+                             layout=str(c["model"].get("layout") or "flat"),
+                             subset_dirs=dict(c["model"].get("subset_dirs") or {}))
         if res is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 writes
             continue
         res.provenance["world_size"] = dist.world_size
