@@ -13,6 +13,16 @@ as ultralytics does, run through the underlying torch module (``model.model`` eq
 ultralytics' own ``non_max_suppression`` (class-aware, one class per box, as ``model.predict``); batching is
 ours. The original size travels as ``preprocess_meta``. Conf, IoU, imgsz and max_det are part of the
 cache namespace.
+
+TISE's thresholds (``semantic_object_accuracy/SOA.py``, ``object_fidelity/crop_object.py``): detectron2 Mask
+R-CNN R50-FPN 3x with ``SCORE_THRESH_TEST = 0.5`` and detectron2's default ``NMS_THRESH_TEST = 0.5``, which is
+per-class NMS. Our defaults (``configs/backbones/real.yaml``): NMS IoU 0.5, per-class (ultralytics
+``agnostic=False``), and a 0.05 confidence floor for the cache with 0.5 applied by the metrics. Keeping the low
+floor changes nothing at 0.5: greedy NMS only lets a box be suppressed by a higher-scoring box of its class, so
+boxes under 0.5 never remove a box at or above 0.5, and the boxes ≥ 0.5 that survive are the same as with a
+0.5 threshold before NMS (up to ``max_det`` = 100, detectron2's ``DETECTIONS_PER_IMAGE``). One class per box
+matches detectron2 at 0.5 too: its softmax class scores admit at most one class above 0.5 per box. The
+detector itself (YOLO, not Mask R-CNN) remains a divergence from TISE.
 """
 from __future__ import annotations
 
@@ -102,8 +112,13 @@ def _load_real(path: Path) -> tuple[torch.nn.Module, dict[int, str]]:
         from ultralytics.nn.tasks import attempt_load_one_weight as load_checkpoint
     try:
         net, _ = load_checkpoint(str(path), device=torch.device("cpu"), fuse=True)
-    except Exception as e:  # corrupt file or not an ultralytics checkpoint: say which file
-        raise WeightsNotFoundError(f"could not load detector weights {path}: {e}") from e
+    except Exception as e:  # corrupt file or not an ultralytics checkpoint: say which file and what to do
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise WeightsNotFoundError(
+            f"could not load detector weights {path}: {type(e).__name__}: {first}\n"
+            f"  the file is corrupt (e.g. an interrupted download) or not an ultralytics detection checkpoint.\n"
+            f"  fix: delete {path} and download {path.name} again (https://github.com/ultralytics/assets/releases), "
+            f"or pass backbones.detector.weights=/path/to/a/good/{path.name}.") from None
     task = getattr(net, "task", "detect")
     if task not in ("detect", "segment"):
         raise ConfigError(f"backbones.detector.weights={path} is a {task!r} model; give a detection model "
@@ -118,7 +133,7 @@ class DetectorBackbone(ImageBackbone):
     amp_capable = True
 
     def __init__(self, *, weights: str | None = "yolov8x.pt", arch: str = "yolov8n.yaml", imgsz: int = 640,
-                 conf: float = 0.05, iou: float = 0.7, max_det: int = 100, random: bool = False, seed: int = 0,
+                 conf: float = 0.05, iou: float = 0.5, max_det: int = 100, random: bool = False, seed: int = 0,
                  cache_dir: str | Path = ".cache", device: str = "auto") -> None:
         super().__init__()
         if imgsz <= 0 or imgsz % 32:
@@ -137,6 +152,7 @@ class DetectorBackbone(ImageBackbone):
                 net, self.names = random_detector(arch, seed, self.imgsz)
                 self.weights_hash = state_dict_sha256(net)
                 self.ident = f"detector-{Path(arch).stem}-random-seed{seed}"
+                self.weights_name = f"{Path(arch).name} (random seed {seed})"
                 net = net.fuse(verbose=False)
             else:
                 if not weights:
@@ -147,6 +163,7 @@ class DetectorBackbone(ImageBackbone):
                 net, self.names = _load_real(path)
                 self.weights_hash = file_sha256(path, cache_dir)
                 self.ident = f"detector-{path.stem}"
+                self.weights_name = path.name
         self.net = net.to(self.device).eval()
         self.preproc_version = (f"letterbox{self.imgsz}-conf{self.conf:g}-iou{self.iou:g}-max{self.max_det}-v1")
 
@@ -166,7 +183,8 @@ class DetectorBackbone(ImageBackbone):
             x = batch.to(self.device, non_blocking=True).float() / 255.0  # RGB in [0, 1], as ultralytics
             pred = self.net(x)
             kw = {"end2end": True} if getattr(self.net, "end2end", False) else {}
-            dets = non_max_suppression(pred, self.conf, self.iou, max_det=self.max_det, nc=len(self.names),
+            dets = non_max_suppression(pred, self.conf, self.iou, agnostic=False,  # per-class NMS (TISE)
+                                       max_det=self.max_det, nc=len(self.names),
                                        max_time_img=1e9, **kw)  # no time limit: it silently drops images
         out = torch.full((len(dets), self.max_det, 6), PADDING, dtype=torch.float32)
         for i, d in enumerate(dets):
@@ -176,8 +194,8 @@ class DetectorBackbone(ImageBackbone):
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d.update(imgsz=self.imgsz, conf_floor=self.conf, iou=self.iou, max_det=self.max_det,
-                 n_classes=len(self.names))
+        d.update(weights=self.weights_name, imgsz=self.imgsz, conf_floor=self.conf, iou=self.iou, nms="per-class",
+                 max_det=self.max_det, n_classes=len(self.names))
         if self.is_random:
             d["note"] = "random detector: boxes and classes are noise (smoke tests only)"
         return d

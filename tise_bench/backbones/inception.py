@@ -127,6 +127,22 @@ def find_real_weights(weights: str | None) -> Path:
     return hub
 
 
+def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
+    """torch-fidelity's network with the weights file; a file it cannot load is a clear error naming it."""
+    cls = _fidelity_cls()
+    try:
+        return cls("inception-v3-compat", list(_FEATURES.values()), feature_extractor_weights_path=str(path))
+    except Exception as e:  # truncated download, wrong file: torch.load / load_state_dict errors
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        fix = (f"delete it (it is rebuilt on the next run)" if random else
+               f"delete it and download {URL} again (or copy a good copy there), or pass "
+               f"backbones.inception.weights=/path/to/{FILENAME}")
+        raise WeightsNotFoundError(
+            f"could not load Inception weights {path}: {type(e).__name__}: {first}\n"
+            f"  the file is corrupt (e.g. an interrupted download) or not torch-fidelity's '{FILENAME}'.\n"
+            f"  fix: {fix}.") from None
+
+
 class InceptionBackbone(ImageBackbone):
     name = "inception"
     preproc_version = "tf1bilinear299-v1"
@@ -141,12 +157,15 @@ class InceptionBackbone(ImageBackbone):
         self.weights_hash = file_sha256(path, cache_dir)
         self.ident = f"inception-v3-compat-{'random-seed%d' % seed if random else 'tf2015'}"
         self.device = resolve_device(device)
-        cls = _fidelity_cls()
-        self.net = cls("inception-v3-compat", list(_FEATURES.values()),
-                       feature_extractor_weights_path=str(path)).to(self.device).eval()
+        self.net = _load_fidelity(path, random).to(self.device).eval()
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return pil_to_tensor(img)  # uint8 (3,H,W); resized to 299 inside the network
+
+    def describe(self) -> dict[str, object]:
+        d = super().describe()
+        d["weights"] = self.weights_path.name
+        return d
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.net(batch.to(self.device, non_blocking=True))

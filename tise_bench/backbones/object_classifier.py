@@ -1,61 +1,184 @@
-"""TISE's object classifier for O-IS: torchvision Inception-v3 with an 80-way COCO fc.
+"""TISE's object classifier for O-IS and O-FID: torchvision Inception-v3 with an 80-way COCO fc.
 
-TISE fine-tuned Inception-v3 on COCO object crops and calibrated it with T = 2.1737587451934814. The
-checkpoint is not distributed with any library, so the user provides it
-(``backbones.object_classifier.weights=<file>``); without it O-IS falls back to inception-v3-compat
-logits on the crops and the result says so. Input: the 299×299 uint8 crop scaled to [−1, 1].
+TISE fine-tuned Inception-v3 on COCO object crops (``inceptionv3_fine_to_with_80_coco_classes.pth``: the
+state dict of ``torchvision.models.inception_v3`` with ``AuxLogits.fc = Linear(768, 80)`` and
+``fc = Linear(2048, 80)``) and uses it for both object metrics, each with its own input pipeline
+(``object_fidelity/O-IS/object_centric_inception_score.py`` and ``object_fidelity/O-FID/``):
+
+* ``logits`` (O-IS, then divided by T = 2.1737587451934814 by the metric): ``Resize((299, 299))``,
+  ``ToTensor()`` ([0, 1]), ``Normalize((0.5,)*3, (0.5,)*3)`` ([−1, 1]), the full network with
+  ``transform_input=False``.
+* ``pool3`` (O-FID, 2048-d): ``Resize((299, 299))``, ``ToTensor()``, then TISE's ``InceptionV3`` wrapper:
+  bilinear resize to 299 with ``align_corners=True`` (identity at 299), its ``normalize_input``
+  ``x[:, c] = x[:, c] * (std_c / 0.5) + (mean_c − 0.5) / 0.5`` with ImageNet mean/std, and the trunk up to the
+  final average pool after ``Mixed_7c`` (the wrapper's blocks 0–3; ``transform_input`` is bypassed).
+
+Crops arrive as 299×299 uint8 (:mod:`..features.crops`), so ``Resize((299, 299))`` is the identity here and
+both inputs are computed exactly as TISE's scripts do from the same 299×299 crop. The checkpoint is not
+distributed with any library, so the user provides it (``backbones.object_classifier.weights=<file>``);
+without it O-IS and O-FID fall back to inception-v3-compat on the crops and the result says so.
 """
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
-from .base import ImageBackbone, file_sha256, resolve_device, state_dict_sha256
+from .base import ImageBackbone, file_sha256, resolve_device
 
 TISE_OBJECT_TEMPERATURE = 2.1737587451934814
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # TISE O-FID inception.py normalize_input
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TRUNK = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+         "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+         "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool")  # torchvision Inception3 order up to pool3
 
 
 def _net(num_classes: int) -> torch.nn.Module:
     from torchvision.models import inception_v3
 
-    return inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=num_classes)
+    with torch.random.fork_rng(devices=[]):  # its default init draws from the global RNG; leave that alone
+        return inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=num_classes,
+                            transform_input=False)
 
 
-def load_checkpoint(path: str | Path, num_classes: int = 80) -> torch.nn.Module:
-    """Load a state dict (raw, under 'state_dict'/'model', or with 'module.' prefixes) into the network."""
+def to_unit(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B,3,H,W) -> float in [0, 1], as ``transforms.ToTensor``."""
+    return batch.float().div(255)
+
+
+def ois_input(x01: torch.Tensor) -> torch.Tensor:
+    """TISE O-IS: ``Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))`` on the ToTensor output."""
+    return x01.sub(0.5).div(0.5)
+
+
+def ofid_input(x01: torch.Tensor) -> torch.Tensor:
+    """TISE O-FID ``InceptionV3.forward``: resize_input (bilinear, align_corners=True, 299) + normalize_input."""
+    x = F.interpolate(x01, size=(299, 299), mode="bilinear", align_corners=True)
+    x = x.clone()
+    for c in range(3):
+        x[:, c] = x[:, c] * (IMAGENET_STD[c] / 0.5) + (IMAGENET_MEAN[c] - 0.5) / 0.5
+    return x
+
+
+def pool3(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """2048-d output of the final average pool (after ``Mixed_7c``) of a torchvision Inception3."""
+    for name in TRUNK:
+        x = getattr(net, name)(x)
+    return torch.flatten(x, 1)
+
+
+def _calibration_images(gen: torch.Generator, n: int, size: int) -> torch.Tensor:
+    from .inception import _calibration_images as calib
+
+    return calib(gen, n=n, size=size)
+
+
+@torch.no_grad()
+def init_random_inception3(net: torch.nn.Module, gen: torch.Generator,
+                           net_input: Callable[[torch.Tensor], torch.Tensor], n_calib: int = 4,
+                           size: int = 299) -> None:
+    """Seeded, non-collapsing random weights for a torchvision-style Inception3 (same recipe as the random
+    inception-v3-compat): Kaiming-normal convs, BatchNorm statistics from a seeded calibration batch (so
+    pool3 varies across images), and an fc orthogonal to the mean pool3 feature scaled so that the logits
+    spread across images (IS > 1, FID > 0 on distinct image sets). Calibrated on ``n_calib`` seeded images (at the
+    input size of the real inputs, few of them, so that building it takes seconds on a CPU)."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+            m.weight.copy_(torch.empty_like(m.weight).normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen))
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_parameters()
+            m.momentum = None  # cumulative average over the calibration batch
+    calib = net_input(_calibration_images(gen, n_calib, size))
+    net.train()
+    for chunk in calib.split(4):
+        pool3(net, chunk)
+    net.eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    feats = torch.cat([pool3(net, c) for c in calib.split(4)]).double()
+    mean = feats.mean(0)
+    w = torch.empty(net.fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
+    w -= (w @ mean)[:, None] * mean[None, :] / mean.dot(mean)
+    spread = ((feats - mean) @ w.T).std().clamp_min(1e-12)
+    net.fc.weight.copy_((w * (2.0 / spread)).float())
+    net.fc.bias.zero_()
+
+
+def random_weights_file(cache_dir: str | Path, stem: str, build: Callable[[], torch.nn.Module]) -> Path:
+    """Write (once, atomically) the state dict that ``build()`` returns under ``<cache>/weights/<stem>.pth``."""
+    out = Path(cache_dir) / "weights" / f"{stem}-torch{torch.__version__.split('+')[0]}.pth"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as td:
+        tmp = Path(td) / "w.pth"
+        torch.save(build().state_dict(), tmp)
+        os.replace(tmp, out)
+    return out
+
+
+def read_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` (raw, under 'state_dict'/'model'/'net', a pickled module, 'module.' prefixes);
+    a missing or unreadable file is a :class:`WeightsNotFoundError` naming the config key and the file."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise WeightsNotFoundError(
-            f"backbones.object_classifier.weights={path} does not exist. Give TISE's COCO-80 Inception-v3 "
-            f"checkpoint, or set it to null to use the inception-v3-compat fallback for O-IS (flagged).")
-    obj = torch.load(p, map_location="cpu", weights_only=False)
+        raise WeightsNotFoundError(f"{key}={path} does not exist. Give {what}.")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated / not a torch file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise WeightsNotFoundError(f"could not read {key}={p}: {type(e).__name__}: {first}\n"
+                                   f"  the file is corrupt or not a PyTorch checkpoint. fix: give {what}.") from None
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     for k in ("state_dict", "model", "net"):
         if isinstance(obj, dict) and k in obj and isinstance(obj[k], dict):
             obj = obj[k]
-    sd = {k.removeprefix("module."): v for k, v in obj.items()}
+    if not isinstance(obj, dict):
+        raise WeightsNotFoundError(f"{key}={p} holds a {type(obj).__name__}, not a state dict. Give {what}.")
+    return {str(k).removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_checkpoint(path: str | Path, num_classes: int = 80) -> torch.nn.Module:
+    """Load TISE's classifier state dict into torchvision inception_v3 (the unused aux head is dropped)."""
+    what = ("TISE's COCO-80 Inception-v3 checkpoint (object_fidelity/weights/inceptionv3_fine_to_with_80_coco_"
+            "classes.pth), or set it to null to use the flagged inception-v3-compat fallback for O-IS/O-FID")
+    sd = read_state_dict(path, "backbones.object_classifier.weights", what)
     sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}  # the aux head is unused
     net = _net(num_classes)
     try:
         missing, unexpected = net.load_state_dict(sd, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise WeightsNotFoundError(f"{p} does not fit torchvision inception_v3 with {num_classes} classes: "
+        raise WeightsNotFoundError(f"{path} does not fit torchvision inception_v3 with {num_classes} classes: "
                                    f"{str(e).splitlines()[-1].strip()}") from None
     if missing or unexpected:
-        raise WeightsNotFoundError(f"{p} does not fit torchvision inception_v3 with {num_classes} classes: "
+        raise WeightsNotFoundError(f"{path} does not fit torchvision inception_v3 with {num_classes} classes: "
                                    f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     return net
 
 
+def random_object_classifier(num_classes: int, seed: int) -> torch.nn.Module:
+    net = _net(num_classes)
+    init_random_inception3(net, torch.Generator().manual_seed(seed), lambda u8: ois_input(to_unit(u8)))
+    return net.eval()
+
+
 class ObjectClassifierBackbone(ImageBackbone):
     name = "object_classifier"
-    preproc_version = "crop299-pm1-v1"
-    provides = ("logits",)
+    preproc_version = "tise-ois-pm1+ofid-imagenet-v2"
+    provides = ("logits", "pool3")
 
     def __init__(self, *, weights: str | None = None, num_classes: int = 80, random: bool = False, seed: int = 0,
                  cache_dir: str | Path = ".cache", device: str = "auto") -> None:
@@ -63,24 +186,32 @@ class ObjectClassifierBackbone(ImageBackbone):
         self.is_random = random
         self.device = resolve_device(device)
         if random:
-            torch.manual_seed(seed)
-            net = _net(num_classes)
-            for m in net.modules():  # same recipe as the random Inception: no collapse
-                if isinstance(m, torch.nn.Conv2d):
-                    torch.nn.init.kaiming_normal_(m.weight)
-            self.weights_hash = state_dict_sha256(net)
+            path = random_weights_file(cache_dir, f"objcls-inception_v3-{num_classes}-random-seed{seed}",
+                                       lambda: random_object_classifier(num_classes, seed))
             self.ident = f"objcls-inception_v3-{num_classes}-random-seed{seed}"
         else:
             if not weights:
-                raise WeightsNotFoundError("object classifier requested without backbones.object_classifier.weights")
-            net = load_checkpoint(weights, num_classes)
-            self.weights_hash = file_sha256(weights, cache_dir)
-            self.ident = f"objcls-inception_v3-{num_classes}-{Path(weights).stem}"
+                raise WeightsNotFoundError(
+                    "the object classifier was requested without backbones.object_classifier.weights: give TISE's "
+                    "COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for smoke tests")
+            path = Path(weights).expanduser()
+            self.ident = f"objcls-inception_v3-{num_classes}-{path.stem}"
+        net = load_checkpoint(path, num_classes)
+        self.weights_path = Path(path)
+        self.weights_hash = file_sha256(path, cache_dir)
         self.net = net.to(self.device).eval()
 
+    def describe(self) -> dict[str, object]:
+        d = super().describe()
+        d.update(weights=self.weights_path.name, temperature=TISE_OBJECT_TEMPERATURE,
+                 inputs="logits: ToTensor+Normalize(0.5,0.5) (TISE O-IS); pool3: ToTensor+TISE O-FID normalize_input")
+        return d
+
     def preprocess(self, img: Image.Image) -> torch.Tensor:
-        return pil_to_tensor(img)  # crops arrive already 299×299
+        if img.size != (299, 299):  # TISE: transforms.Resize((299, 299)) (PIL bilinear); crops are already 299
+            img = img.resize((299, 299), Image.BILINEAR)
+        return pil_to_tensor(img.convert("RGB"))
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = batch.to(self.device, dtype=torch.float32) / 127.5 - 1.0
-        return {"logits": self.net(x)}
+        x01 = to_unit(batch.to(self.device))
+        return {"logits": self.net(ois_input(x01)), "pool3": pool3(self.net, ofid_input(x01))}

@@ -1,0 +1,261 @@
+"""TISE's CUB bird classifier for CUB IS*: Inception-v3 fine-tuned on CUB (50 classes + background).
+
+What TISE runs (``image_realism/IS/bird/inception_score_star_bird.py``, the StackGAN bird model
+``inception_finetuned_models/birds_valid299/model.ckpt``, a TF-slim checkpoint):
+
+* network: TF-slim Inception-v3 (``inception/slim/inception_model.py``) with ``num_classes = 50 + 1`` (label 0
+  is an unused background class), BatchNorm without scale (``scale=False``, epsilon 0.001), the
+  exponential-moving-average version of every variable restored (``ExponentialMovingAverage(0.9999)
+  .variables_to_restore()``), eval mode;
+* input: ``scipy.misc.imresize(img, (299, 299, 3), interp="bilinear")`` (= PIL ``resize((299, 299),
+  BILINEAR)`` on the uint8 RGB image), then ``img / 127.5 - 1`` in float32;
+* output: ``logits[:, 1:]`` (background dropped), divided by T = 0.5980541706085205 and softmaxed by the
+  metric.
+
+This backbone provides ``logits`` = the 50 bird logits (background dropped, not divided by T).
+
+The PyTorch form. TF-slim's Inception-v3 has the same layers, kernel sizes, strides, padding and
+concatenation order as ``torchvision.models.inception_v3``; it differs in two points, both reproduced by
+:class:`TFSlimInception3`: (1) the 3×3 stride-1 SAME average pools of the Mixed blocks exclude the padding
+from the average (TF), where torchvision counts it (``count_include_pad=True``); (2) BatchNorm has no
+gamma (a weight of 1). Unlike the 2015 graph behind inception-v3-compat, the last block (``mixed_8x8x2048b``)
+uses an average pool, not a max pool. Expected file (``backbones.bird_classifier.weights``): a PyTorch state
+dict with the key names and shapes of ``torchvision.models.inception_v3(num_classes=51, aux_logits=False)``
+(``AuxLogits.*`` keys are ignored; ``*.bn.weight`` may be absent and is then 1, as in slim); raw, under
+``state_dict``/``model``, or with ``module.`` prefixes.
+
+Converting TISE's checkpoint (needs TensorFlow, on any machine)::
+
+    import numpy as np, tensorflow as tf
+    ck = "inception_finetuned_models/birds_valid299/model.ckpt"
+    r = tf.train.load_checkpoint(ck)
+    np.savez("bird_slim.npz", **{n: r.get_tensor(n) for n, _ in tf.train.list_variables(ck)})
+
+then ``python -m tise_bench.backbones.bird_classifier bird_slim.npz bird_inception_v3.pth`` (this module's
+:func:`convert_slim_variables`: slim variable names → torchvision keys, the ``/ExponentialMovingAverage``
+values as TISE restores them, HWIO kernels → OIHW, fc ``[2048, 51]`` → ``[51, 2048]``, every shape checked).
+NOT verified here: no TensorFlow and no copy of TISE's checkpoint were available when this was written, so
+the variable-name table (derived from TISE's slim code: explicit scopes ``conv0``…``conv4`` and
+``logits/logits``, ``Conv``, ``Conv_1``, … in creation order inside each branch scope) and the end-to-end
+equality of our logits with TISE's TF graph are unchecked on the real file. Check once: IS* of a few CUB
+images with TISE's script and with ``tise-bench`` on the converted file should agree to ~1e-4.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
+from torchvision.transforms.functional import pil_to_tensor
+
+from ..errors import WeightsNotFoundError
+from .base import ImageBackbone, file_sha256, resolve_device
+from .object_classifier import init_random_inception3, random_weights_file, read_state_dict
+
+TISE_BIRD_TEMPERATURE = 0.5980541706085205
+CUB_CLASSES = 50  # + 1 background logit (index 0) in the network
+
+
+def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """TF ``avg_pool`` 3×3, stride 1, SAME: padded positions are not counted in the average."""
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class _TFInceptionA(InceptionA):
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return [self.branch1x1(x), b5, b3, self.branch_pool(_tf_avg_pool(x))]
+
+
+class _TFInceptionC(InceptionC):
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        d = x
+        for m in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
+                  self.branch7x7dbl_5):
+            d = m(d)
+        return [self.branch1x1(x), b7, d, self.branch_pool(_tf_avg_pool(x))]
+
+
+class _TFInceptionE(InceptionE):
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        d = torch.cat([self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d)], 1)
+        return [self.branch1x1(x), b3, d, self.branch_pool(_tf_avg_pool(x))]
+
+
+class TFSlimInception3(Inception3):
+    """torchvision's Inception3 with TF-slim's average pools (padding excluded); keys as torchvision's."""
+
+    def __init__(self, num_classes: int = CUB_CLASSES + 1) -> None:
+        from torchvision.models.inception import BasicConv2d, InceptionAux, InceptionB, InceptionD
+
+        with torch.random.fork_rng(devices=[]):
+            super().__init__(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=False,
+                             inception_blocks=[BasicConv2d, _TFInceptionA, InceptionB, _TFInceptionC, InceptionD,
+                                               _TFInceptionE, InceptionAux])
+
+
+# --- TF-slim variable names (TISE's inception_model.py) -> torchvision module prefixes ----------------------
+_STEM = {"Conv2d_1a_3x3": "conv0", "Conv2d_2a_3x3": "conv1", "Conv2d_2b_3x3": "conv2", "Conv2d_3b_1x1": "conv3",
+         "Conv2d_4a_3x3": "conv4"}
+_A = {"branch1x1": "branch1x1/Conv", "branch5x5_1": "branch5x5/Conv", "branch5x5_2": "branch5x5/Conv_1",
+      "branch3x3dbl_1": "branch3x3dbl/Conv", "branch3x3dbl_2": "branch3x3dbl/Conv_1",
+      "branch3x3dbl_3": "branch3x3dbl/Conv_2", "branch_pool": "branch_pool/Conv"}
+_B = {"branch3x3": "branch3x3/Conv", "branch3x3dbl_1": "branch3x3dbl/Conv", "branch3x3dbl_2": "branch3x3dbl/Conv_1",
+      "branch3x3dbl_3": "branch3x3dbl/Conv_2"}
+_C = {"branch1x1": "branch1x1/Conv", "branch7x7_1": "branch7x7/Conv", "branch7x7_2": "branch7x7/Conv_1",
+      "branch7x7_3": "branch7x7/Conv_2", **{f"branch7x7dbl_{i + 1}": f"branch7x7dbl/Conv{'' if i == 0 else f'_{i}'}"
+                                            for i in range(5)}, "branch_pool": "branch_pool/Conv"}
+_D = {"branch3x3_1": "branch3x3/Conv", "branch3x3_2": "branch3x3/Conv_1",
+      **{f"branch7x7x3_{i + 1}": f"branch7x7x3/Conv{'' if i == 0 else f'_{i}'}" for i in range(4)}}
+_E = {"branch1x1": "branch1x1/Conv", "branch3x3_1": "branch3x3/Conv", "branch3x3_2a": "branch3x3/Conv_1",
+      "branch3x3_2b": "branch3x3/Conv_2", "branch3x3dbl_1": "branch3x3dbl/Conv", "branch3x3dbl_2": "branch3x3dbl/Conv_1",
+      "branch3x3dbl_3a": "branch3x3dbl/Conv_2", "branch3x3dbl_3b": "branch3x3dbl/Conv_3", "branch_pool": "branch_pool/Conv"}
+_MIXED = {"Mixed_5b": ("mixed_35x35x256a", _A), "Mixed_5c": ("mixed_35x35x288a", _A),
+          "Mixed_5d": ("mixed_35x35x288b", _A), "Mixed_6a": ("mixed_17x17x768a", _B),
+          "Mixed_6b": ("mixed_17x17x768b", _C), "Mixed_6c": ("mixed_17x17x768c", _C),
+          "Mixed_6d": ("mixed_17x17x768d", _C), "Mixed_6e": ("mixed_17x17x768e", _C),
+          "Mixed_7a": ("mixed_17x17x1280a", _D), "Mixed_7b": ("mixed_8x8x2048a", _E),
+          "Mixed_7c": ("mixed_8x8x2048b", _E)}
+EMA = "/ExponentialMovingAverage"
+
+
+def slim_conv_scopes() -> dict[str, str]:
+    """torchvision ``BasicConv2d`` prefix -> TF-slim conv scope, for every conv of the network."""
+    out = dict(_STEM)
+    for tv, (scope, table) in _MIXED.items():
+        out.update({f"{tv}.{k}": f"{scope}/{v}" for k, v in table.items()})
+    return out
+
+
+def convert_slim_variables(variables: Mapping[str, np.ndarray], num_classes: int = CUB_CLASSES) -> dict[str, torch.Tensor]:
+    """TF-slim checkpoint variables (name -> array) -> state dict of :class:`TFSlimInception3`.
+
+    Uses the ``<name>/ExponentialMovingAverage`` value of every weight, beta, moving mean/variance and the fc,
+    as TISE's ``saver.restore`` of ``variables_to_restore()`` does; a missing one is an error (TISE's restore
+    would fail too). Every shape is checked against the network.
+    """
+    ref = TFSlimInception3(num_classes + 1).state_dict()
+    sd: dict[str, torch.Tensor] = {}
+
+    def get(name: str, want: torch.Size, transpose: tuple[int, ...] | None) -> torch.Tensor:
+        if name + EMA not in variables:
+            raise WeightsNotFoundError(f"slim variable {name + EMA!r} not in the checkpoint (TISE restores the moving "
+                                       f"averages); is this TISE's birds_valid299/model.ckpt?")
+        a = np.asarray(variables[name + EMA], dtype=np.float32)
+        if transpose is not None and a.ndim == len(transpose):
+            a = a.transpose(transpose)
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        if t.shape != want:
+            raise WeightsNotFoundError(f"slim variable {name!r}: shape {tuple(a.shape)} does not fit {tuple(want)}")
+        return t
+
+    for tv, scope in slim_conv_scopes().items():
+        sd[f"{tv}.conv.weight"] = get(f"{scope}/weights", ref[f"{tv}.conv.weight"].shape, (3, 2, 0, 1))
+        sd[f"{tv}.bn.bias"] = get(f"{scope}/BatchNorm/beta", ref[f"{tv}.bn.bias"].shape, None)
+        sd[f"{tv}.bn.running_mean"] = get(f"{scope}/BatchNorm/moving_mean", ref[f"{tv}.bn.running_mean"].shape, None)
+        sd[f"{tv}.bn.running_var"] = get(f"{scope}/BatchNorm/moving_variance", ref[f"{tv}.bn.running_var"].shape, None)
+        sd[f"{tv}.bn.weight"] = torch.ones_like(ref[f"{tv}.bn.weight"])  # slim batch_norm: scale=False
+    sd["fc.weight"] = get("logits/logits/weights", ref["fc.weight"].shape, (1, 0))
+    sd["fc.bias"] = get("logits/logits/biases", ref["fc.bias"].shape, None)
+    return sd
+
+
+def load_bird_checkpoint(path: str | Path, num_classes: int = CUB_CLASSES) -> torch.nn.Module:
+    what = ("a PyTorch state dict of TISE's CUB bird Inception-v3 converted from its TF-slim checkpoint "
+            "(see tise_bench/backbones/bird_classifier.py for the format and the conversion)")
+    sd = read_state_dict(path, "backbones.bird_classifier.weights", what)
+    sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}
+    net = TFSlimInception3(num_classes + 1)
+    for k, v in net.state_dict().items():  # slim has no BatchNorm gamma: absent weights are 1
+        if k.endswith(".bn.weight") and k not in sd:
+            sd[k] = torch.ones_like(v)
+    try:
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+    except RuntimeError as e:
+        raise WeightsNotFoundError(f"{path} does not fit Inception-v3 with {num_classes} + 1 classes: "
+                                   f"{str(e).splitlines()[-1].strip()}. {what}") from None
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise WeightsNotFoundError(f"{path} does not fit Inception-v3 with {num_classes} + 1 classes: missing "
+                                   f"{missing[:3]}, unexpected {unexpected[:3]}. Give {what}.")
+    return net
+
+
+def _tf_input(batch: torch.Tensor) -> torch.Tensor:
+    """TISE: ``img.astype(np.float32) / 127.5 - 1.0`` (NCHW here; the converted kernels are OIHW)."""
+    return batch.float() / 127.5 - 1.0
+
+
+def random_bird_classifier(num_classes: int, seed: int) -> torch.nn.Module:
+    net = TFSlimInception3(num_classes + 1)
+    init_random_inception3(net, torch.Generator().manual_seed(seed), _tf_input)
+    return net.eval()
+
+
+class BirdClassifierBackbone(ImageBackbone):
+    name = "bird_classifier"
+    preproc_version = "tise-cub-pil-bilinear299-pm1-v1"
+    provides = ("logits",)
+
+    def __init__(self, *, weights: str | None = None, num_classes: int = CUB_CLASSES, random: bool = False,
+                 seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+        super().__init__()
+        self.is_random = random
+        self.device = resolve_device(device)
+        if random:
+            path = random_weights_file(cache_dir, f"birdcls-inception_v3-{num_classes}bg-random-seed{seed}",
+                                       lambda: random_bird_classifier(num_classes, seed))
+            self.ident = f"birdcls-inception_v3-{num_classes}bg-random-seed{seed}"
+        else:
+            if not weights:
+                raise WeightsNotFoundError(
+                    "CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted .pth> "
+                    "(see tise_bench/backbones/bird_classifier.py), or backbones.bird_classifier.random=true for "
+                    "smoke tests")
+            path = Path(weights).expanduser()
+            self.ident = f"birdcls-inception_v3-{num_classes}bg-{path.stem}"
+        net = load_bird_checkpoint(path, num_classes)
+        self.weights_path = Path(path)
+        self.weights_hash = file_sha256(path, cache_dir)
+        self.net = net.to(self.device).eval()
+
+    def describe(self) -> dict[str, object]:
+        d = super().describe()
+        d.update(weights=self.weights_path.name, temperature=TISE_BIRD_TEMPERATURE, background_dropped=True,
+                 conversion_verified=False)
+        return d
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        # scipy.misc.imresize(img, (299, 299, 3), interp="bilinear") is PIL resize((299, 299), BILINEAR)
+        return pil_to_tensor(img.convert("RGB").resize((299, 299), Image.BILINEAR))
+
+    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.net(_tf_input(batch.to(self.device)))
+        return {"logits": logits[:, 1:]}  # index 0 is the background class TISE drops
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m tise_bench.backbones.bird_classifier",
+                                 description="Convert TISE's TF-slim bird Inception (variables saved as .npz) "
+                                             "to the PyTorch state dict backbones.bird_classifier.weights expects.")
+    ap.add_argument("npz", type=Path, help="np.savez of {variable name: value} of birds_valid299/model.ckpt")
+    ap.add_argument("out", type=Path, help="output .pth")
+    args = ap.parse_args(argv)
+    with np.load(args.npz) as z:
+        sd = convert_slim_variables({k: z[k] for k in z.files})
+    torch.save(sd, args.out)
+    print(f"wrote {args.out} ({len(sd)} tensors)")
+
+
+if __name__ == "__main__":
+    main()
