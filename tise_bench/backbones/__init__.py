@@ -42,6 +42,8 @@ def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, c
     """
     weights = explicit_weights(cfg)
     use_random = bool(random or cfg.get("random")) and weights is None
+    if name == "detector" and cfg.get("imported"):
+        weights = None  # imported detections replace the detector: its weights are not used
     if random and weights is not None:
         log.warning("backbones.%s.weights=%s is given with backbones=random: %s uses these REAL weights "
                     "(the other backbones stay random)", name, weights, name)
