@@ -6,7 +6,6 @@ file (clear error naming the file and the fix), and the "online" branch with the
 by one that writes the local checkpoint (the returned path is a real file that gets hashed)."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import shutil
 from pathlib import Path
@@ -18,8 +17,8 @@ from helpers import structured_images
 
 import tise_bench.backbones.detector as detector_mod
 import tise_bench.backbones.inception as inception_mod
-from tise_bench.backbones.detector import DetectorBackbone, find_weights, ultralytics_guard
-from tise_bench.backbones.inception import FILENAME, URL, InceptionBackbone, random_inception_weights
+from tise_bench.backbones.detector import DetectorBackbone, find_weights
+from tise_bench.backbones.inception import FILENAME, URL, InceptionBackbone
 from tise_bench.errors import WeightsNotFoundError
 from tise_bench.features.bank import FeatureBank
 
@@ -36,12 +35,6 @@ def _truncate(p: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- Inception
-@pytest.fixture(scope="module")
-def fidelity_ckpt(tmp_path_factory) -> Path:
-    """A state dict of torch-fidelity's FeatureExtractorInceptionV3 (the format of its released file)."""
-    return random_inception_weights(tmp_path_factory.mktemp("fid-w"), seed=1)
-
-
 @pytest.fixture()
 def hub_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -106,25 +99,6 @@ def test_inception_online_download_returns_a_real_hashed_file(fidelity_ckpt, hub
 
 
 # ----------------------------------------------------------------------------------------------- detector
-@pytest.fixture(scope="module")
-def yolo_ckpt(tmp_path_factory) -> Path:
-    """A yolov8n built from its yaml, saved in ultralytics' checkpoint format ({'model': fp16 module, ...})."""
-    out = tmp_path_factory.mktemp("yolo") / "yolov8n.pt"
-    with ultralytics_guard(out.parent):
-        import ultralytics
-        from ultralytics.nn.tasks import DetectionModel
-
-        from tise_bench.backbones.detector_random import coco80_names
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = DetectionModel("yolov8n.yaml", nc=80, verbose=False)
-        model.names = coco80_names()
-        torch.save({"model": copy.deepcopy(model).half(), "ema": None, "train_args": {}, "date": "2023-01-01",
-                    "version": ultralytics.__version__}, out)
-    return out
-
-
 @pytest.fixture()
 def yolo_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """ultralytics' weights dir, pointed into tmp_path; cwd too (find_weights also looks there)."""
