@@ -118,7 +118,7 @@ class ImportedDetections(ImageBackbone):
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise ConfigError(f"backbones.detector.imported={self.path}: not readable JSON ({e})") from e
         self.names: dict[int, str] = dict(enumerate(COCO_CLASSES))
-        self.detector = "not stated in the file"
+        self.detector = f"unstated (imported from {self.path.name})"  # the file may name it: "detector"
         self.on_missing = "error"
         self.file_format = ""
         self._table: dict[str, np.ndarray] = {}  # key -> (n, 6) rows, score-sorted

@@ -157,7 +157,10 @@ class FeatureBank:
             if not miss:
                 continue
             tensors = {s: bb.preprocess(decoded[s]) for s in miss}
-            metas = {s: bb.preprocess_meta(decoded[s]) for s in miss}  # {} for most backbones
+            if getattr(bb, "needs_source", False):  # looked up by image file (imported detections)
+                metas = {s: bb.preprocess_meta_for(sha_to_path.get(s, s), decoded[s]) for s in miss}
+            else:
+                metas = {s: bb.preprocess_meta(decoded[s]) for s in miss}  # {} for most backbones
             rows: dict[str, dict[str, np.ndarray]] = {}
             by_shape: dict[tuple[int, ...], list[str]] = {}
             for s, t in tensors.items():  # same-shape batches: no padding, exact parity with reference tools
