@@ -1,5 +1,7 @@
-"""The prompt bootstrap follows each metric's recorded unit: percent SOA (0/1 per-sample hits, value ×100) gets an
-interval on the value's own scale; a run written before units were recorded (SOA a fraction) still does."""
+"""The prompt bootstrap follows what the run recorded: percent SOA (0/1 per-sample hits, value ×100) gets an
+interval on the value's own scale, a run written before units were recorded (SOA a fraction) still does; IS
+replicates use the metric's split procedure (O-IS: TISE's loop); runs from before crop rounding existed keep
+their outward-rounded crops."""
 from __future__ import annotations
 
 import json
@@ -9,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tise_bench.leaderboard.bootdata import mean_scale
+from tise_bench.leaderboard.bootdata import RunData, _Features, _split_mode, mean_scale
+from tise_bench.leaderboard.resample import is_replicates
 from tise_bench.leaderboard.uncertainty import add_uncertainty
+from tise_bench.metrics.inception import inception_score, inception_score_tise_objects
 
 CLASSES = ["dog", "cat", "car"]
 
@@ -57,3 +61,29 @@ def test_mean_scale_by_unit():
     assert mean_scale("soa_c", "percent", hits) == 100.0 and mean_scale("soa_c", "percent", pct) == 1.0
     assert mean_scale("soa_c", None, hits) == 1.0 and mean_scale("clip_rp", None, hits) == 100.0
     assert mean_scale("clip_score", "score", hits) == 1.0 and mean_scale("pa", "percent", hits) == 100.0
+
+
+def test_is_replicates_follow_the_metrics_split_mode():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(37, 12)) * 3
+    ident = [np.arange(37)]
+    t = 2.1737587451934814
+    assert is_replicates(logits, ident, t, 10, 2020, "tise_objects")[0] == \
+        inception_score_tise_objects(logits, temperature=t, splits=10)[0]  # 10 splits of 3, 7 rows dropped
+    assert is_replicates(logits, ident, t, 10, 2020, "tise")[0] == \
+        inception_score(logits, temperature=t, splits=10, shuffle=False)[0]
+    assert is_replicates(logits, ident, t, 10, 2020)[0] == inception_score(logits, temperature=t, splits=10)[0]
+    modes = ("tise_objects", "tise", "torch_fidelity")
+    assert len({is_replicates(logits, ident, t, 10, 2020, m)[0] for m in modes}) == 3
+    assert np.isnan(is_replicates(logits, [np.arange(9)], t, 10, 2020, "tise_objects")[0])  # N < splits: TISE NaN
+
+
+def test_o_is_split_mode_and_legacy_crop_rounding_read_from_the_run():
+    assert _split_mode("o_is", {"split_mode": "tise"}) == "tise_objects"
+    assert _split_mode("is_star", {"split_mode": "tise"}) == "tise"
+    assert _split_mode("o_is", {}) == "torch_fidelity"  # written before split_mode existed
+    old = {"config": {"metrics": {"crops": {"threshold": 0.5, "min_side": 4, "size": 299, "max_per_image": None}}}}
+    feats = _Features(RunData("m", {}), old, Path("."))
+    assert feats.crop_spec.rounding == "outward" and feats.crop_spec.tag == "crop-v1-t0.5-m4-s299"
+    new = {"config": {"metrics": {"crops": {"threshold": 0.5, "min_side": 1, "rounding": "nearest"}}}}
+    assert _Features(RunData("m", {}), new, Path(".")).crop_spec.rounding == "nearest"

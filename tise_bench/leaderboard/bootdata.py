@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from ..features.store import FeatureStore
 from ..metrics.inception import fid_statistics
 from .resample import FidReplicator, csr_from_owner
 
+_CROP_FIELDS = {f.name for f in fields(CropSpec)}
 MEAN_SCALE = {"clip_rp": 100.0, "pa": 100.0}  # runs without a recorded unit: RP, PA percent; SOA a fraction
 IS_METRICS = {"is": 1.0, "is_star": None, "o_is": None}  # None: temperature from metrics.json
 FID_METRICS = ("fid", "o_fid")
@@ -54,6 +55,7 @@ class Recipe:
     temperature: float = 1.0
     splits: int = 10
     seed: int = 2020
+    split_mode: str = "torch_fidelity"  # resample.IS_SPLITS: the metric's split procedure
     fid: FidReplicator | None = None  # fid
     crop_owner: np.ndarray | None = None  # is/fid on crops: sample position of each crop row
     sample_rank: np.ndarray | None = None  # o_is: the feature bank's row order of each sample (crop order)
@@ -91,6 +93,8 @@ class _Features:
         self.run, self.bb, self.cache = run, mj.get("backbones") or {}, cache_dir
         cfg = mj.get("config") or {}
         spec = dict((cfg.get("metrics") or {}).get("crops") or {})
+        if "rounding" in _CROP_FIELDS and "rounding" not in spec:
+            spec["rounding"] = "outward"  # runs written before metrics.crops.rounding existed rounded outwards
         cap = ((cfg.get("backbones") or {}).get("detector") or {}).get("max_crops")
         if cap and (spec.get("max_per_image") is None or cap < spec["max_per_image"]):
             spec["max_per_image"] = int(cap)  # same rule as runner.crop_spec
@@ -177,12 +181,20 @@ def _params(mj: dict[str, Any], mid: str) -> dict[str, Any]:
     return dict(((mj.get("config") or {}).get("metrics") or {}).get("params", {}).get(mid) or {})
 
 
+def _split_mode(mid: str, m: dict[str, Any]) -> str:
+    """The IS split procedure the metric used (``split_mode`` in metrics.json; runs written before the option
+    existed used torch-fidelity's); TISE's O-IS loop is its own procedure."""
+    mode = str(m.get("split_mode") or "torch_fidelity")
+    return "tise_objects" if mode == "tise" and mid == "o_is" else mode
+
+
 def _feature_recipe(mid: str, run: RunData, mj: dict[str, Any], feats: _Features, sub: SubsetRows) -> Recipe:
     m, shas = mj["metrics"][mid], sub.table["sha256"].tolist()
     if mid in IS_METRICS:
         prm = _params(mj, mid)
         t = IS_METRICS[mid] if IS_METRICS[mid] is not None else float(m.get("temperature", 1.0))
-        r = Recipe(mid, sub.key, "is", temperature=t, splits=int(prm.get("splits", 10)), seed=int(prm.get("seed", 2020)))
+        r = Recipe(mid, sub.key, "is", temperature=t, splits=int(prm.get("splits", 10)),
+                   seed=int(prm.get("seed", 2020)), split_mode=_split_mode(mid, m))
         if mid == "o_is":
             rank = _bank_rank(mj, run.model)
             r.sample_rank = np.asarray([rank.get(f, len(rank)) for f in sub.table["file"]], dtype=np.int64)

@@ -259,11 +259,13 @@ def comparability_notes(lb: Leaderboard) -> list[str]:
         out.append(f"MIXED (ranked with leaderboard.allow_mixed=true): {x['note']}.")
     if any(x["kind"] == "protocol" for x in comp.get("mixed") or []):
         out.append(PROTOCOLS_EXPLAINED.strip())
+    div: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (protocol, rows) -> metrics: one note per group
     for mid, groups in (comp.get("protocols") or {}).items():
-        div = [g for g in groups if g["protocol"] is not None and g["protocol"] not in SAME_AS_TISE]
-        if div:
-            out.append(f"{_short(mid)} protocol differs from TISE's: "
-                       + "; ".join(f"{g['protocol']!r} ({', '.join(g['rows'])})" for g in div) + ".")
+        for g in groups:
+            if g["protocol"] is not None and g["protocol"] not in SAME_AS_TISE:
+                div.setdefault((g["protocol"], tuple(g["rows"])), []).append(_short(mid))
+    for (proto, rows), mids in div.items():
+        out.append(f"{', '.join(mids)} protocol differs from TISE's: {proto!r} ({', '.join(rows)}).")
     unrec = comp.get("unrecorded") or {}
     if unrec:
         out.append(f"{', '.join(unrec)} predate{'s' if len(unrec) == 1 else ''} comparability recording (no "

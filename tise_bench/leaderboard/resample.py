@@ -21,7 +21,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..metrics.inception import fid_statistics, frechet_distance, inception_score
+from ..metrics.inception import fid_statistics, frechet_distance, inception_score, inception_score_tise_objects
+
+#: IS split procedures of the metrics (metrics.json ``split_mode``): torch-fidelity's seeded shuffle, TISE's
+#: contiguous ``i·N//splits`` splits in file order (IS, IS*), TISE's object loop (O-IS: N // splits per split,
+#: remainder dropped)
+IS_SPLITS = ("torch_fidelity", "tise", "tise_objects")
 
 
 def draw_prompts(n_prompts: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,12 +93,19 @@ def grouped_mean(weights: np.ndarray, values: np.ndarray, groups: np.ndarray | N
 
 
 def is_replicates(logits: np.ndarray, row_lists: Sequence[np.ndarray], temperature: float, splits: int,
-                  seed: int) -> np.ndarray:
-    """IS (mean over splits, as the metric) of ``logits[rows]`` for each replicate's ordered row list."""
+                  seed: int, split_mode: str = "torch_fidelity") -> np.ndarray:
+    """IS (mean over splits, as the metric) of ``logits[rows]`` for each replicate's ordered row list, with the
+    metric's split procedure (:data:`IS_SPLITS`); a replicate the procedure cannot score is NaN."""
+    if split_mode not in IS_SPLITS:
+        raise ValueError(f"is_replicates: split_mode {split_mode!r} is not one of {IS_SPLITS}")
     out = np.full(len(row_lists), np.nan)
     for b, rows in enumerate(row_lists):
-        if len(rows) >= 1:
-            out[b] = inception_score(logits[rows], temperature=temperature, splits=splits, seed=seed)[0]
+        if split_mode == "tise_objects":
+            if len(rows) >= max(splits, 1):
+                out[b] = inception_score_tise_objects(logits[rows], temperature=temperature, splits=splits)[0]
+        elif len(rows) >= 1:
+            out[b] = inception_score(logits[rows], temperature=temperature, splits=splits, seed=seed,
+                                     shuffle=split_mode == "torch_fidelity")[0]
     return out
 
 

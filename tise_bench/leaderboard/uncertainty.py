@@ -62,7 +62,7 @@ def replicate_values(recipe: Recipe, sub: SubsetRows, draws: np.ndarray) -> np.n
             r = r[np.argsort(recipe.sample_rank[r], kind="stable")]
         rows.append(r if crop_csr is None else expand(r, crop_csr))
     if recipe.kind == "is":
-        return is_replicates(recipe.logits, rows, recipe.temperature, recipe.splits, recipe.seed)
+        return is_replicates(recipe.logits, rows, recipe.temperature, recipe.splits, recipe.seed, recipe.split_mode)
     n_rows = recipe.fid.x.shape[0]
     return np.asarray([recipe.fid.replicate(np.bincount(r, minlength=n_rows), r) for r in rows])
 
