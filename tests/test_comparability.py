@@ -28,7 +28,11 @@ def test_rp_divergences_are_named():
     mv = MetricValue(50.0, 10, extras={"n_with_mismatched": 4})
     div = tise_divergences("clip_rp", {"top_k": 1}, mv, {"clip": _bb("clip-ViT-L-14-openai")}, domain="coco")
     assert any(d.startswith("clip=clip-ViT-L-14-openai (TISE: ViT-B/32 openai)") for d in div)
-    assert any("6 of 10" in d and "mismatched_captions" in d for d in div)
+    assert "distractors drawn from the set for some images (TISE: released mismatched_captions)" in div
+    # the protocol string carries no counts: runs with 40 and 80 images of one sweep must compare equal
+    for n in (40, 80):
+        div_n = tise_divergences("clip_rp", {}, MetricValue(1.0, n, extras={"n_with_mismatched": 0}), TISE_CLIP)
+        assert div_n == ["distractors drawn from the set (TISE: released mismatched_captions)"]
     cub = tise_divergences("clip_rp", {}, MetricValue(1.0, 1, extras={"n_with_mismatched": 1}), TISE_CLIP, domain="cub")
     assert cub == ["encoders=CLIP (TISE CUB: DAMSM image/text encoders)"]
 
@@ -45,7 +49,7 @@ def test_detector_metrics_name_the_detector():
     div = tise_divergences("soa_c", {}, MetricValue(1.0, 1, extras={"threshold": 0.5}), yolo)
     assert "detector=yolov8x.pt (TISE: detectron2 Mask R-CNN R50-FPN 3x)" in div
     d2 = {"detector": _bb("imported-x", detector="detectron2 mask_rcnn_R_50_FPN_3x")}
-    assert tise_divergences("soa_c", {}, MetricValue(1.0, 1, extras={"threshold": 0.5, "drop_empty": True}), d2) == []
+    assert tise_divergences("soa_c", {}, MetricValue(1.0, 1, extras={"threshold": 0.5, "empty_images": "drop"}), d2) == []
     assert "counter=detector boxes (TISE: CountSeg)" in tise_divergences("ca", {}, MetricValue(1.0, 1), d2)
 
 

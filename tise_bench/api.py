@@ -20,7 +20,7 @@ from .backbones import build_backbones
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError
 from .evalset import SUBSETS, EvalSet
-from .pipeline import evaluate_model, resolve_metrics
+from .pipeline import check_requirements, evaluate_model, resolve_metrics
 from .features.bank import FeatureBank
 from .results import EvalResult
 from .runner import crop_spec
@@ -152,7 +152,8 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     if device is not None:
         bcfg["device"] = device
     chosen, _ = resolve_metrics(ids_wanted, evalset, merged)
-    built = build_backbones(bcfg, {n.backbone for s, _ in chosen for n in s.needs}, cache)
+    check_requirements(chosen, merged, bcfg, evalset)
+    built = build_backbones(bcfg, {n.backbone for s, _ in chosen for n in s.needs_for(merged.get(s.id))}, cache)
     bank = FeatureBank(built, cache, batch_size=batch_size)
     result = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=ids_wanted,
                             params=merged, bank=bank, backbones=built, on_mismatch=on_mismatch,

@@ -26,17 +26,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .backbones.object_classifier import TISE_OBJECT_TEMPERATURE
+from .metrics.inception import BIRD_TEMPERATURE, COCO_TEMPERATURE
 from .types import MetricValue
 
 TISE = "tise"
 TISE_CLIP_IDENT = "clip-ViT-B-32-openai"
-TISE_COCO_T = 0.9091363549232483
-TISE_OBJECT_T = 2.1737587451934814
-TISE_BIRD_T = 0.5980541706085205
+TISE_COCO_T = COCO_TEMPERATURE
+TISE_OBJECT_T = TISE_OBJECT_TEMPERATURE
+TISE_BIRD_T = BIRD_TEMPERATURE
 TISE_DETECTOR = "detectron2 Mask R-CNN R50-FPN 3x"
 #: extras a metric reports that change its value (copied into ``comparability``)
 _EXTRA_KEYS = ("convention", "prefix", "temperature", "threshold", "classifier", "fallback", "split_mode",
-               "network", "feature")
+               "network", "feature", "empty_images", "aggregation")
 #: parameters that never change the value
 _IGNORED_PARAMS = {"subset"}
 
@@ -92,7 +94,8 @@ def _close(a: Any, b: float) -> bool:
 
 
 def tise_divergences(metric_id: str, params: Mapping[str, Any], mv: MetricValue, backbones: Mapping[str, Any],
-                     *, domain: str | None = None, records: list | None = None) -> list[str] | str:
+                     *, domain: str | None = None, records: list | None = None, crop_spec: Any = None
+                     ) -> list[str] | str:
     """-> the divergences from TISE's protocol for one metric value (``[]`` = TISE exactly), or a string
     naming the reference for metrics TISE does not define."""
     ex = mv.extras or {}
@@ -126,9 +129,9 @@ def tise_divergences(metric_id: str, params: Mapping[str, Any], mv: MetricValue,
         else:
             out += _clip_divergence(backbones)
         n, given = int(mv.n or 0), int(ex.get("n_with_mismatched", 0) or 0)
-        if given < n:
-            out.append(f"distractors drawn from the set for {n - given} of {n} images "
-                       f"(TISE: released mismatched_captions)")
+        if given < n:  # no counts here: the protocol must be the same string for every model of a sweep
+            some = "" if given == 0 else " for some images"
+            out.append(f"distractors drawn from the set{some} (TISE: released mismatched_captions)")
         if int(params.get("top_k", 1)) != 1:
             out.append(f"top_k={params.get('top_k')} (TISE: 1)")
     elif metric_id == "pa":
@@ -137,15 +140,18 @@ def tise_divergences(metric_id: str, params: Mapping[str, Any], mv: MetricValue,
             out.append(f"threshold={ex.get('threshold')} (TISE: 0.6)")
     elif metric_id in ("soa_c", "soa_i"):
         out += _detector_divergence(backbones, ex.get("threshold", params.get("threshold", 0.5)))
-        if not ex.get("drop_empty", False):
+        if ex.get("empty_images", "fail") != "drop":
             out.append("images without any detection count as failures (TISE's code drops them)")
     elif metric_id == "ca":
         out += _detector_divergence(backbones, ex.get("threshold", params.get("threshold", 0.5)))
         out.append("counter=detector boxes (TISE: CountSeg)")
     elif metric_id in ("o_is", "o_fid"):
-        out += _detector_divergence(backbones, None)
+        out += _detector_divergence(backbones, getattr(crop_spec, "threshold", None))
+        out += list(getattr(crop_spec, "tise_divergences", []) or [])
         if ex.get("fallback", True):
             out.append("classifier=inception-v3-compat fallback (TISE: COCO-80 fine-tuned Inception-v3)")
+        if metric_id == "o_fid":
+            out.append("every crop used (TISE's O-FID loader drops the last partial batch of 64 crops per side)")
         if metric_id == "o_is":
             if not ex.get("fallback", True) and not _close(ex.get("temperature"), TISE_OBJECT_T):
                 out.append(f"temperature={ex.get('temperature')} (TISE: {TISE_OBJECT_T})")
@@ -179,15 +185,17 @@ def _scalar(v: Any) -> Any:
 
 def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: MetricValue,
                   backbones: Mapping[str, Any], *, domain: str | None = None, records: list | None = None,
-                  crop_tag: str | None = None, reference: str | None = None) -> tuple[str, dict[str, Any]]:
+                  crop_spec: Any = None, reference: str | None = None) -> tuple[str, dict[str, Any]]:
     """-> (protocol, comparability fields) for one metric value."""
-    protocol = protocol_string(tise_divergences(metric_id, params, mv, backbones, domain=domain, records=records))
+    protocol = protocol_string(tise_divergences(metric_id, params, mv, backbones, domain=domain, records=records,
+                                                crop_spec=crop_spec))
     fields: dict[str, Any] = {"unit": getattr(spec, "unit", None), "protocol": protocol}
-    for b in _backbone_of_needs(spec.needs, backbones):
+    needs = spec.needs_for(dict(params)) if hasattr(spec, "needs_for") else spec.needs
+    for b in _backbone_of_needs(needs, backbones):
         if b == "object_classifier" and (mv.extras or {}).get("fallback", False):
             continue
         fields[f"backbone.{b}"] = getattr(backbones[b], "namespace", None)
-    if any(n.backbone == "detector" or n.backbone == "crops" for n in spec.needs):
+    if any(n.backbone == "detector" or n.backbone == "crops" for n in needs):
         fields["detector"] = detector_label(backbones)
     for k, v in sorted(params.items()):
         if k not in _IGNORED_PARAMS:
@@ -195,9 +203,9 @@ def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: Metr
     for k in _EXTRA_KEYS:
         if k in (mv.extras or {}):
             fields[k] = _scalar(mv.extras[k])
-    if crop_tag and any(n.backbone == "crops" for n in spec.needs):
-        fields["crops"] = crop_tag
-    if reference is not None and any(n.role == "ref" for n in spec.needs):
+    if crop_spec is not None and any(n.backbone == "crops" for n in needs):
+        fields["crops"] = crop_spec.tag
+    if reference is not None and any(n.role == "ref" for n in needs):
         fields["reference"] = reference
     if records is not None:
         fields["eval_set"] = records_hash(records)

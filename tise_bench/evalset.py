@@ -13,6 +13,7 @@ from .data.manifest import Record, load_manifest
 from .errors import ConfigError, DataError
 
 SUBSETS = ("realism", "rp", "pa", "ca", "soa")
+DOMAINS = ("coco", "cub")
 
 
 @dataclass
@@ -23,6 +24,7 @@ class EvalSet:
     subsets: dict[str, list[Record]]
     reference_stats: str | None = None  # optional .npz with mu/sigma (pool3) replacing reference images
     reference_stats_extractor: str | None = None  # what made a keyless reference_stats file (see REFERENCE_EXTRACTORS)
+    domain: str | None = None  # "coco" | "cub": which of TISE's protocols applies (data.domain)
     demo_models_dir: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -42,6 +44,11 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
     if not name or name == "???":
         raise ConfigError("data.name is required (e.g. data=coco, or data=custom data.name=<name> data.manifest=<file>)")
     kind = cfg.get("kind", "manifests")
+    domain = cfg.get("domain") or None
+    if domain is not None and str(domain).lower() not in DOMAINS:
+        raise ConfigError(f"data.domain={domain!r} is not valid; choose one of {', '.join(DOMAINS)} or null "
+                          f"(which of TISE's protocols applies to this eval set)")
+    domain = None if domain is None else str(domain).lower()
     stats = cfg.get("reference_stats")
     if stats and not Path(stats).is_file():
         raise DataError(f"data.reference_stats={stats} does not exist; give the .npz written by pytorch-fid/TISE "
@@ -60,7 +67,8 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
                             image_size=int(cfg.get("image_size", 128)), seed=int(cfg.get("seed", 0)))
         subsets = {s: load_manifest(p) for s, p in demo.manifests.items()}
         return EvalSet(name=name, subsets=subsets, reference_stats=stats, demo_models_dir=str(demo.models_dir),
-                       sources={s: str(p) for s, p in demo.manifests.items()}, reference_stats_extractor=declared)
+                       sources={s: str(p) for s, p in demo.manifests.items()}, reference_stats_extractor=declared,
+                       domain=domain)
     manifest = cfg.get("manifest")
     paths: dict[str, str] = {}
     if manifest:
@@ -79,7 +87,8 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
         recs = loaded.pop("all")
         for s in SUBSETS:
             loaded.setdefault(s, recs)
-    return EvalSet(name=name, subsets=loaded, reference_stats=stats, sources=paths, reference_stats_extractor=declared)
+    return EvalSet(name=name, subsets=loaded, reference_stats=stats, sources=paths, reference_stats_extractor=declared,
+                   domain=domain)
 
 
 def _stats_array(z: Any, key: str, path: str) -> np.ndarray:

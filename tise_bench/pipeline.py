@@ -42,6 +42,27 @@ def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str
     return chosen, skipped
 
 
+def check_requirements(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]],
+                       backbones_cfg: dict[str, Any], evalset: EvalSet) -> None:
+    """Protocol requirements that can be checked before any backbone is built or image read.
+
+    IS* on CUB (``metrics.params.is_star.network=bird_classifier``, set by ``data=cub``) needs TISE's bird
+    classifier: with real backbones and no weights file the run stops here instead of silently using the
+    ImageNet Inception with COCO's temperature."""
+    from .backbones import use_bird_classifier
+
+    for spec, _ in chosen:
+        nets = {n.backbone for n in spec.needs_for(params.get(spec.id))}
+        if "bird_classifier" in nets and not backbones_cfg.get("random") and not use_bird_classifier(backbones_cfg):
+            raise ConfigError(
+                f"{spec.id} on eval set {evalset.name!r} follows TISE's CUB protocol: IS* with TISE's bird-fine-tuned "
+                f"Inception (50 classes + background, T = 0.5980541706085205), which no library ships.\n"
+                f"  fix: backbones.bird_classifier.weights=<file> (convert TISE's TF-slim checkpoint with "
+                f"`python -m tise_bench.backbones.bird_classifier`), or leave {spec.id} out (metrics.ids=[...]), or "
+                f"metrics.params.{spec.id}.network=inception to compute IS* with inception-v3-compat "
+                f"(recorded as a divergence from TISE's CUB protocol).")
+
+
 def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows: list[int],
                   ref_rows: list[int]) -> None:
     """Crops of this subset's samples (owner remapped to sample index) and of its reference images."""
@@ -75,7 +96,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     text_subsets: set[str] = set()
     want_crops = False
     for spec, subset in chosen:
-        for need in spec.needs:
+        for need in spec.needs_for(params.get(spec.id)):
             if need.backbone == "crops":
                 want_crops = True
             elif need.role == "gen":
@@ -87,7 +108,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     use_stats_file = bool(evalset.reference_stats)
     ref_paths: list[str] = []
     for spec, subset in chosen:
-        if any(n.role == "ref" for n in spec.needs):
+        if any(n.role == "ref" for n in spec.needs_for(params.get(spec.id))):
             ref_paths += [r.reference for r in evalset.subsets[subset] if r.reference]
     ref_paths = list(dict.fromkeys(ref_paths))
     missing_refs = [p for p in ref_paths if not Path(p).is_file()]
@@ -158,7 +179,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
             ref_stats_fn=lambda key, _r=sub_refs: ref_stats(key, _r),
             extra={"class_names": getattr(backbones.get("detector"), "names", None)},
         )
-        if crops is not None and any(n.backbone == "crops" for n in spec.needs):
+        if crops is not None and any(n.backbone == "crops" for n in spec.needs_for(params.get(spec.id))):
             _attach_crops(ctx, feats.features, srows, [row_of[p] for p in sub_refs])
         if not samples:
             metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
@@ -210,8 +231,9 @@ def _record_comparability(result: EvalResult, chosen, params, metrics, backbones
         if mv is None:
             continue
         recs = evalset.subsets[subset]
-        ref = _reference_source(evalset, recs, shas, row_of) if any(n.role == "ref" for n in spec.needs) else None
+        needs = spec.needs_for(params.get(spec.id))
+        ref = _reference_source(evalset, recs, shas, row_of) if any(n.role == "ref" for n in needs) else None
         protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
                                          domain=domain, records=recs,
-                                         crop_tag=crops.spec.tag if crops is not None else None, reference=ref)
+                                         crop_spec=crops.spec if crops is not None else None, reference=ref)
         result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})

@@ -59,6 +59,12 @@ class MetricSpec:
         fn = getattr(self.compute, "texts_needed", None)
         return list(fn(records, params)) if fn is not None else []
 
+    def needs_for(self, params: dict[str, Any] | None = None) -> tuple[Need, ...]:
+        """Features this metric reads with these params (``compute.needs_for`` when the network is a
+        parameter, e.g. IS* on CUB reads TISE's bird classifier); else the registered ``needs``."""
+        fn = getattr(self.compute, "needs_for", None)
+        return tuple(fn(dict(params or {}))) if fn is not None else self.needs
+
     def meta(self) -> dict[str, Any]:
         return {
             "display": self.display,

@@ -13,7 +13,7 @@ from .backbones import build_backbones
 from .distributed import init_from_env, rank_device
 from .errors import ConfigError
 from .evalset import load_eval_set
-from .pipeline import evaluate_model, resolve_metrics
+from .pipeline import check_requirements, evaluate_model, resolve_metrics
 from .features.bank import FeatureBank
 from .features.crops import CropSpec
 from .report import format_table
@@ -68,7 +68,8 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     mcfg = c["metrics"]
     params = dict(mcfg.get("params") or {})
     chosen, _ = resolve_metrics(list(mcfg["ids"]), evalset, params)
-    needed = {n.backbone for spec, _ in chosen for n in spec.needs}
+    check_requirements(chosen, params, c["backbones"], evalset)
+    needed = {n.backbone for spec, _ in chosen for n in spec.needs_for(params.get(spec.id))}
     backbones = build_backbones(c["backbones"], needed, paths["cache_dir"])
     bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(c.get("batch_size", 32)),
                        max_pixels=c.get("max_pixels"), progress=bool(c.get("progress", False)) and dist.is_main)

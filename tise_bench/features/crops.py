@@ -1,12 +1,20 @@
 """Object crops for O-IS / O-FID (SPEC §3): every detection at score ≥ threshold becomes a crop.
 
-The box is clipped to the image and rounded outwards to whole pixels; boxes with a side shorter than
-``min_side`` pixels (default 4) after clipping are skipped (too small to classify, and TISE's crops of
-1–2 px would only add noise). ``max_per_image`` keeps only the highest-scoring crops of an image: unset
-for real detectors (TISE keeps all); the random backbone set caps it (``backbones.detector.max_crops``)
-because a random detector fires dozens of boxes on some images and would make smoke runs slow. Each crop is resized to 299×299 (aspect ratio not kept, as TISE does)
-with PIL bilinear and handed to the crop backbones as uint8, so O-FID/O-IS equal torch-fidelity run on
-the same crops saved as PNG.
+The box is clipped to the image and turned into whole pixels by ``rounding``:
+
+* ``nearest`` (default, TISE): each coordinate rounded to the nearest integer with Python's ``round`` — what
+  TISE's ``object_fidelity/crop_object.py`` gets from ``PIL.Image.crop(float box)`` (Pillow's ``_crop`` does
+  ``map(int, map(round, box))``);
+* ``outward``: floor of the top-left, ceil of the bottom-right (the whole box is kept; tise_bench ≤ 0.1).
+
+Boxes with a side shorter than ``min_side`` pixels after rounding are skipped and counted (default 1: only
+empty crops, which TISE's resize would fail on; 4 drops TISE's 1–3 px crops as noise, a divergence).
+``max_per_image`` keeps only the highest-scoring crops of an image: unset for real detectors (TISE keeps
+all); the random backbone set caps it (``backbones.detector.max_crops``) because a random detector fires
+dozens of boxes on some images and would make smoke runs slow. Each crop is resized to 299×299 (aspect ratio
+not kept, as TISE does) with PIL bilinear — TISE saves the crop as PNG and torchvision's
+``Resize((299, 299))`` calls the same PIL resize — and handed to the crop backbones as uint8, so O-FID/O-IS
+equal torch-fidelity run on the same crops saved as PNG.
 """
 from __future__ import annotations
 
@@ -17,21 +25,44 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..errors import ConfigError
+
 CROP_SIZE = 299
 CROP_VERSION = "crop-v1"
+ROUNDINGS = ("nearest", "outward")
 
 
 @dataclass(frozen=True)
 class CropSpec:
     threshold: float = 0.5
-    min_side: int = 4
+    min_side: int = 1
     size: int = CROP_SIZE
     max_per_image: int | None = None  # None = every detection (TISE); random detectors are capped (see README)
+    rounding: str = "nearest"  # nearest (TISE: PIL crop of a float box) | outward
+
+    def __post_init__(self) -> None:
+        if self.rounding not in ROUNDINGS:
+            raise ConfigError(f"metrics.crops.rounding={self.rounding!r} is not valid; choose one of "
+                              f"{', '.join(ROUNDINGS)} (nearest = TISE's PIL crop of the float box)")
+        if int(self.min_side) < 1:
+            raise ConfigError(f"metrics.crops.min_side={self.min_side} must be >= 1 (an empty crop cannot be resized)")
 
     @property
     def tag(self) -> str:
         cap = f"-k{self.max_per_image}" if self.max_per_image else ""
-        return f"{CROP_VERSION}-t{self.threshold:g}-m{self.min_side}-s{self.size}{cap}"
+        rnd = "" if self.rounding == "outward" else f"-r{self.rounding}"  # outward kept the original tag
+        return f"{CROP_VERSION}-t{self.threshold:g}-m{self.min_side}-s{self.size}{cap}{rnd}"
+
+    @property
+    def tise_divergences(self) -> list[str]:
+        out = []
+        if self.rounding != "nearest":
+            out.append(f"crop rounding={self.rounding} (TISE: nearest, PIL crop of the float box)")
+        if self.min_side > 1:
+            out.append(f"crops smaller than {self.min_side} px dropped (TISE keeps them)")
+        if self.max_per_image:
+            out.append(f"at most {self.max_per_image} crops per image (TISE: all)")
+        return out
 
 
 def crop_boxes(dets: np.ndarray, width: int, height: int, spec: CropSpec) -> list[tuple[int, int, int, int, int]]:
@@ -43,8 +74,12 @@ def crop_boxes(dets: np.ndarray, width: int, height: int, spec: CropSpec) -> lis
             break
         if score < spec.threshold:
             continue
-        a, b = max(0, math.floor(x1)), max(0, math.floor(y1))
-        c, d = min(width, math.ceil(x2)), min(height, math.ceil(y2))
+        x1, y1 = max(0.0, x1), max(0.0, y1)
+        x2, y2 = min(float(width), x2), min(float(height), y2)
+        if spec.rounding == "nearest":
+            a, b, c, d = (int(round(v)) for v in (x1, y1, x2, y2))
+        else:
+            a, b, c, d = math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)
         if c - a < spec.min_side or d - b < spec.min_side:
             continue
         out.append((a, b, c, d, int(cls)))

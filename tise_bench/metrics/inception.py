@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backbones.bird_classifier import TISE_BIRD_TEMPERATURE
 from ..context import MetricContext
 from ..errors import ConfigError
 from ..registry import Need, register_metric
@@ -21,6 +22,10 @@ POOL3 = "inception.pool3"
 LOGITS = "inception.logits_unbiased"
 #: TISE's temperature for COCO, fitted on ImageNet validation logits of inception-v3-compat.
 COCO_TEMPERATURE = 0.9091363549232483
+#: TISE's temperature for CUB IS* (its bird-fine-tuned Inception, 50 classes, background dropped).
+BIRD_TEMPERATURE = TISE_BIRD_TEMPERATURE
+IS_STAR_NETWORKS = {"inception": Need("inception", "logits_unbiased", "gen"),
+                    "bird_classifier": Need("bird_classifier", "logits", "gen")}
 
 
 def _check_finite_rows(x: np.ndarray, what: str) -> None:
@@ -178,8 +183,9 @@ def _nan(reason: str, **extras: Any) -> MetricValue:
     return MetricValue(value=float("nan"), n=0, extras={"reason": reason, **extras})
 
 
-def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, metric: str) -> MetricValue:
-    logits = ctx.gen(LOGITS)
+def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, metric: str,
+              key: str = LOGITS) -> MetricValue:
+    logits = ctx.gen(key)
     splits, seed = int(params.get("splits", 10)), int(params.get("seed", 2020))
     mode = split_mode(params, "torch_fidelity", metric)
     if logits.shape[0] == 0:
@@ -189,7 +195,7 @@ def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, me
                                         shuffle=mode == "torch_fidelity")
     return MetricValue(value=mean, n=int(logits.shape[0]), std=std,
                        extras={"temperature": temperature, "splits": len(scores), "split_mode": mode,
-                               "split_scores": scores})
+                               "split_scores": scores, "feature": key})
 
 
 @register_metric(
@@ -209,9 +215,31 @@ def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     needs=(Need("inception", "logits_unbiased", "gen"),),
 )
 def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """Calibrated IS: IS on softmax(z / T). Params: temperature (COCO 0.9091363549232483), splits, seed,
-    split_mode (torch_fidelity | tise)."""
-    return _is_value(ctx, params, float(params.get("temperature", COCO_TEMPERATURE)), "is_star")
+    """Calibrated IS: IS on softmax(z / T). Params: network (inception | bird_classifier), temperature (COCO
+    0.9091363549232483 with inception-v3-compat; CUB 0.5980541706085205 with TISE's bird classifier), splits,
+    seed, split_mode (torch_fidelity | tise)."""
+    network = is_star_network(params)
+    default_t = COCO_TEMPERATURE if network == "inception" else BIRD_TEMPERATURE
+    mv = _is_value(ctx, params, float(params.get("temperature", default_t)), "is_star", IS_STAR_NETWORKS[network].key)
+    return MetricValue(mv.value, mv.n, std=mv.std, per_sample=mv.per_sample, skipped=mv.skipped,
+                       extras={**mv.extras, "network": network})
+
+
+def is_star_network(params: dict[str, Any]) -> str:
+    """``params['network']``: ``inception`` (inception-v3-compat logits_unbiased, TISE's COCO IS*) or
+    ``bird_classifier`` (TISE's CUB IS*: the bird-fine-tuned Inception, background logit dropped)."""
+    network = str(params.get("network") or "inception")
+    if network not in IS_STAR_NETWORKS:
+        raise ConfigError(f"metrics.params.is_star.network={network!r}: valid values are "
+                          f"{', '.join(IS_STAR_NETWORKS)} (bird_classifier = TISE's CUB IS*)")
+    return network
+
+
+def needs_is_star(params: dict[str, Any]) -> tuple[Need, ...]:
+    return (IS_STAR_NETWORKS[is_star_network(params)],)
+
+
+compute_is_star.needs_for = needs_is_star  # type: ignore[attr-defined]
 
 
 @register_metric(

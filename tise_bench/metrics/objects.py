@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..context import MetricContext
+from ..errors import ConfigError
 from ..registry import Need, register_metric
 from ..types import MetricValue
 
@@ -60,18 +61,36 @@ def _targets(rec) -> list[str]:
     return [rec.category] if rec.category else list(dict.fromkeys(rec.labels))
 
 
+EMPTY_MODES = ("fail", "drop")
+
+
+def _empty_mode(params: dict[str, Any]) -> str:
+    """``empty_images``: ``fail`` (default) counts an image without any detection at the threshold as a failure;
+    ``drop`` reproduces TISE's ``SOA.py``, which only stores images with at least one detection
+    (``output_dict`` is filled under ``if len(class_ids) > 0``) and so leaves the others out of the denominator."""
+    mode = str(params.get("empty_images", "fail"))
+    if mode not in EMPTY_MODES:
+        raise ConfigError(f"metrics.params.soa_c/soa_i.empty_images={mode!r} is not valid; choose fail (count as "
+                          f"failures, default) or drop (TISE's code: left out of the denominator)")
+    return mode
+
+
 def _soa(ctx: MetricContext, params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, int, dict[str, int]]:
     thr = float(params.get("threshold", 0.5))
     n2i = _name_to_id(ctx)
     dets = ctx.gen(DETS)
     correct, classes, per_sample = [], [], np.full(len(ctx.samples), np.nan)
-    skipped = {"no_target_class": 0, "class_not_in_detector": 0}
+    empty = _empty_mode(params)
+    skipped = {"no_target_class": 0, "class_not_in_detector": 0, "no_detection_dropped": 0}
     for i, s in enumerate(ctx.samples):
         targets = _targets(ctx.records[s.record_index])
         if not targets:
             skipped["no_target_class"] += 1
             continue
         found = detected_counts(dets[i], thr)
+        if not found and empty == "drop":  # TISE's SOA.py keeps only images with >= 1 detection
+            skipped["no_detection_dropped"] += 1
+            continue
         oks = []
         for c in targets:
             if c not in n2i:
@@ -94,7 +113,8 @@ def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     The per-sample column is the fraction (0..1) of an image's named classes that were found."""
     s, per, n, skipped = _soa(ctx, params)
     return MetricValue(s["soa_c"], n, per_sample=per, skipped=skipped,
-                       extras={"threshold": float(params.get("threshold", 0.5)), "top40": s["soa_c_top"],
+                       extras={"threshold": float(params.get("threshold", 0.5)), "empty_images": _empty_mode(params),
+                               "top40": s["soa_c_top"],
                                "bottom40": s["soa_c_bottom"], "per_class": s["per_class"],
                                "n_classes": len(s["per_class"])})
 
@@ -106,7 +126,7 @@ def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-I (%): percentage of all (image, named class) pairs in which the detector finds the class."""
     s, per, n, skipped = _soa(ctx, params)
     return MetricValue(s["soa_i"], n, per_sample=per, skipped=skipped,
-                       extras={"threshold": float(params.get("threshold", 0.5))})
+                       extras={"threshold": float(params.get("threshold", 0.5)), "empty_images": _empty_mode(params)})
 
 
 @register_metric("ca", display="CA", higher_is_better=False, version="1", subset="ca", unit="count_rmse",
