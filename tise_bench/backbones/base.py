@@ -76,7 +76,8 @@ class ImageBackbone(ABC):
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
     def describe(self) -> dict[str, object]:
-        return {"ident": self.ident, "weights_hash": self.weights_hash, "preproc_version": self.preproc_version,
+        return {"ident": self.ident, "namespace": self.namespace, "weights_hash": self.weights_hash,
+                "preproc_version": self.preproc_version,
                 "random_weights": self.is_random, "features": list(self.provides), "amp_fp16": self.amp}
 
 

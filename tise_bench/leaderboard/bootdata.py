@@ -104,7 +104,9 @@ class _Features:
         b = self.bb.get(name)
         if not b:
             raise DataError(f"bootstrap of {self.run.model!r}/{metric}: metrics.json has no backbones.{name}")
-        return f"{b['ident']}-{b['weights_hash'][:16]}-{b['preproc_version']}"
+        if b.get("namespace"):  # recorded by the run (includes the -amp16 suffix of fp16 CUDA features)
+            return str(b["namespace"])
+        return f"{b['ident']}-{b['weights_hash'][:16]}-{b['preproc_version']}{'-amp16' if b.get('amp_fp16') else ''}"
 
     def get(self, namespace: str, keys: list[str], feature: str, metric: str, what: str) -> np.ndarray:
         if not (self.cache / "features" / namespace).is_dir():
@@ -200,17 +202,19 @@ def _feature_recipe(mid: str, run: RunData, mj: dict[str, Any], feats: _Features
             r.sample_rank = np.asarray([rank.get(f, len(rank)) for f in sub.table["file"]], dtype=np.int64)
             bb, f = ("inception", "logits_unbiased") if m.get("fallback", True) else ("object_classifier", "logits")
             r.logits, r.crop_owner = feats.crops(shas, bb, f, mid)
-        else:
-            r.logits = feats.get(feats.namespace("inception", mid), shas, "logits_unbiased", mid, "generated logits")
+        else:  # the network the metric read (IS* on CUB: TISE's bird classifier), recorded as "feature"
+            bb, _, f = str(m.get("feature") or "inception.logits_unbiased").partition(".")
+            r.logits = feats.get(feats.namespace(bb, mid), shas, f, mid, "generated logits")
         return r
     ns = feats.namespace("inception", mid)
     refs = list(dict.fromkeys(x.reference for x in sub.records if x.reference)) if mid == "o_fid" else \
         [x.reference for x in sub.records if x.reference]
     ref_shas = [_file_sha(p, run.model, mid) for p in refs]
     r = Recipe(mid, sub.key, "fid")
-    if mid == "o_fid":
-        gen, r.crop_owner = feats.crops(shas, "inception", "pool3", mid)
-        mu_r, sigma_r = fid_statistics(feats.crops(ref_shas, "inception", "pool3", mid)[0])
+    if mid == "o_fid":  # TISE's object classifier pool3 unless the run fell back to inception-v3-compat
+        crop_bb = "inception" if m.get("fallback", True) else "object_classifier"
+        gen, r.crop_owner = feats.crops(shas, crop_bb, "pool3", mid)
+        mu_r, sigma_r = fid_statistics(feats.crops(ref_shas, crop_bb, "pool3", mid)[0])
     else:
         gen = feats.get(ns, shas, "pool3", mid, "generated pool3 features")
         stats = (mj.get("eval_set") or {}).get("reference_stats")
