@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
 from helpers import RANDOM_BACKBONES, structured_images
 
 import tise_bench
@@ -71,10 +72,11 @@ def test_metrics_json_carries_protocol_and_comparability(tmp_path, fresh_cache):
     def run(convention, out):
         tise_bench.evaluate(str(gen), caps, ids=[f"{i:06d}" for i in range(4)], references=refs,
                             metrics=["clip_score", "fid"], params={"clip_score": {"convention": convention}},
-                            backbones=RANDOM_BACKBONES, cache_dir=fresh_cache, write_to=out)
+                            backbones=RANDOM_BACKBONES, cache_dir=fresh_cache, write_to=out, name=out.name)
         return json.loads((out / "metrics.json").read_text())["metrics"]
 
-    a, b = run("clipscore", tmp_path / "a"), run("torchmetrics", tmp_path / "b")
+    results = tmp_path / "results"
+    a, b = run("clipscore", results / "set" / "run_a"), run("torchmetrics", results / "set" / "run_b")
     for m in (a, b):
         for mid in ("clip_score", "fid"):
             assert isinstance(m[mid]["protocol"], str) and m[mid]["protocol"]
@@ -87,3 +89,20 @@ def test_metrics_json_carries_protocol_and_comparability(tmp_path, fresh_cache):
     assert a["clip_score"]["comparability"]["convention"] == "clipscore"
     assert b["clip_score"]["comparability"]["convention"] == "torchmetrics"
     assert a["fid"]["comparability"] == b["fid"]["comparability"]
+
+    # The leaderboard over these two real runs refuses the CLIP-S column, naming runs and field ...
+    from tise_bench.errors import ConfigError
+    from tise_bench.leaderboard.build import LeaderboardOptions, build
+
+    opts = dict(data="set", results_dir=results, cache_dir=fresh_cache, metrics=["clip_score", "fid"],
+                aspects={"relevance": ["clip_score"], "realism": ["fid"]}, formats=["md", "json"])
+    with pytest.raises(ConfigError) as e:
+        build(LeaderboardOptions(**opts))
+    msg = str(e.value)
+    assert "CLIP-S" in msg and "convention" in msg and "run_a" in msg and "run_b" in msg
+    assert "leaderboard.allow_mixed=true" in msg and "FID" not in msg.split("Runs:")[0]
+    # ... and with allow_mixed ranks them and footnotes the mix
+    lb, written = build(LeaderboardOptions(**opts, allow_mixed=True))
+    md = written["md"].read_text()
+    assert "MIXED" in md and "convention" in md
+    assert lb["comparability"]["allow_mixed"] is True
