@@ -150,7 +150,7 @@ def test_tise_paper_row_with_a_divergent_fid_protocol_is_refused_then_footnoted(
     out = _outputs(tmp_path)
     for fmt in ("md", "html"):
         assert "MIXED (ranked with leaderboard.allow_mixed=true): FID (fid): protocol differs" in out[fmt], fmt
-        assert f"FID protocol differs from TISE&#x27;s" in out[fmt] if fmt == "html" else \
+        assert "FID protocol differs from TISE&#x27;s" in out[fmt] if fmt == "html" else \
             f"FID protocol differs from TISE's: '{FID_TORCH_FIDELITY}' (run_a, run_b)." in out[fmt]
     assert r"MIXED (ranked with leaderboard.allow\_mixed=true): FID (fid): protocol differs" in out["tex"]
     assert "† published (tise-paper protocol)" in out["md"] and r"$^\dagger$ published (tise-paper protocol)" \

@@ -54,8 +54,7 @@ from torchvision.models.inception import Inception3, InceptionA, InceptionC, Inc
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
-from .base import ImageBackbone, file_sha256, resolve_device
-from .object_classifier import init_random_inception3, random_weights_file, read_state_dict
+from .object_classifier import LocalClassifierBackbone, init_random_inception3, read_state_dict
 
 TISE_BIRD_TEMPERATURE = 0.5980541706085205
 CUB_CLASSES = 50  # + 1 background logit (index 0) in the network
@@ -202,7 +201,7 @@ def random_bird_classifier(num_classes: int, seed: int) -> torch.nn.Module:
     return net.eval()
 
 
-class BirdClassifierBackbone(ImageBackbone):
+class BirdClassifierBackbone(LocalClassifierBackbone):
     name = "bird_classifier"
     preproc_version = "tise-cub-pil-bilinear299-pm1-v1"
     provides = ("logits",)
@@ -210,24 +209,13 @@ class BirdClassifierBackbone(ImageBackbone):
     def __init__(self, *, weights: str | None = None, num_classes: int = CUB_CLASSES, random: bool = False,
                  seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
         super().__init__()
-        self.is_random = random
-        self.device = resolve_device(device)
-        if random:
-            path = random_weights_file(cache_dir, f"birdcls-inception_v3-{num_classes}bg-random-seed{seed}",
-                                       lambda: random_bird_classifier(num_classes, seed))
-            self.ident = f"birdcls-inception_v3-{num_classes}bg-random-seed{seed}"
-        else:
-            if not weights:
-                raise WeightsNotFoundError(
-                    "CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted .pth> "
-                    "(see tise_bench/backbones/bird_classifier.py), or backbones.bird_classifier.random=true for "
-                    "smoke tests")
-            path = Path(weights).expanduser()
-            self.ident = f"birdcls-inception_v3-{num_classes}bg-{path.stem}"
-        net = load_bird_checkpoint(path, num_classes)
-        self.weights_path = Path(path)
-        self.weights_hash = file_sha256(path, cache_dir)
-        self.net = net.to(self.device).eval()
+        self._setup(weights=weights, random=random, seed=seed, cache_dir=cache_dir, device=device,
+                    stem=f"birdcls-inception_v3-{num_classes}bg",
+                    make_random=lambda: random_bird_classifier(num_classes, seed),
+                    load=lambda p: load_bird_checkpoint(p, num_classes),
+                    missing="CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted "
+                            ".pth> (see tise_bench/backbones/bird_classifier.py), or "
+                            "backbones.bird_classifier.random=true for smoke tests")
 
     def describe(self) -> dict[str, object]:
         d = super().describe()

@@ -159,7 +159,7 @@ def _download(model: str, tag: str, source: str, looked: list[str]) -> str:
     if not got or not Path(got).is_file():
         raise WeightsNotFoundError(
             f"open_clip's download of CLIP weights {model}/{tag} from {source} returned {got!r}, not a file.\n"
-            f"  looked in: " + "; ".join(looked) + f"\n  fix: pass backbones.clip.weights=/path/to/checkpoint")
+            f"  looked in: " + "; ".join(looked) + "\n  fix: pass backbones.clip.weights=/path/to/checkpoint")
     return str(got)
 
 
@@ -239,8 +239,8 @@ class ClipBackbone(ImageBackbone):
             raise WeightsNotFoundError(
                 f"CLIP weights for {model}/{pretrained} are not cached and the network is unreachable.\n"
                 f"  source: {source}\n  looked in: " + "; ".join(looked) + "\n"
-                f"  fix: run once with internet to fill the cache, or download the checkpoint and pass "
-                f"backbones.clip.weights=/path/to/checkpoint; or use backbones=random for offline smoke runs."
+                "  fix: run once with internet to fill the cache, or download the checkpoint and pass "
+                "backbones.clip.weights=/path/to/checkpoint; or use backbones=random for offline smoke runs."
             )
         return _download(model, pretrained, source, looked)
 

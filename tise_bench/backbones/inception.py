@@ -134,7 +134,7 @@ def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
         return cls("inception-v3-compat", list(_FEATURES.values()), feature_extractor_weights_path=str(path))
     except Exception as e:  # truncated download, wrong file: torch.load / load_state_dict errors
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        fix = (f"delete it (it is rebuilt on the next run)" if random else
+        fix = ("delete it (it is rebuilt on the next run)" if random else
                f"delete it and download {URL} again (or copy a good copy there), or pass "
                f"backbones.inception.weights=/path/to/{FILENAME}")
         raise WeightsNotFoundError(

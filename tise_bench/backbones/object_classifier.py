@@ -175,7 +175,30 @@ def random_object_classifier(num_classes: int, seed: int) -> torch.nn.Module:
     return net.eval()
 
 
-class ObjectClassifierBackbone(ImageBackbone):
+class LocalClassifierBackbone(ImageBackbone):
+    """A TISE classifier that no library ships: a user-given weights file, or a seeded random variant cached
+    under ``<cache>/weights`` (smoke tests). Subclasses call :meth:`_setup` from ``__init__``."""
+
+    def _setup(self, *, weights: str | None, random: bool, seed: int, cache_dir: str | Path, device: str,
+               stem: str, make_random: Callable[[], torch.nn.Module],
+               load: Callable[[Path], torch.nn.Module], missing: str) -> None:
+        self.is_random = random
+        self.device = resolve_device(device)
+        if random:
+            path = random_weights_file(cache_dir, f"{stem}-random-seed{seed}", make_random)
+            self.ident = f"{stem}-random-seed{seed}"
+        else:
+            if not weights:
+                raise WeightsNotFoundError(missing)
+            path = Path(weights).expanduser()
+            self.ident = f"{stem}-{path.stem}"
+        net = load(path)
+        self.weights_path = Path(path)
+        self.weights_hash = file_sha256(path, cache_dir)
+        self.net = net.to(self.device).eval()
+
+
+class ObjectClassifierBackbone(LocalClassifierBackbone):
     name = "object_classifier"
     preproc_version = "tise-ois-pm1+ofid-imagenet-v2"
     provides = ("logits", "pool3")
@@ -183,23 +206,13 @@ class ObjectClassifierBackbone(ImageBackbone):
     def __init__(self, *, weights: str | None = None, num_classes: int = 80, random: bool = False, seed: int = 0,
                  cache_dir: str | Path = ".cache", device: str = "auto") -> None:
         super().__init__()
-        self.is_random = random
-        self.device = resolve_device(device)
-        if random:
-            path = random_weights_file(cache_dir, f"objcls-inception_v3-{num_classes}-random-seed{seed}",
-                                       lambda: random_object_classifier(num_classes, seed))
-            self.ident = f"objcls-inception_v3-{num_classes}-random-seed{seed}"
-        else:
-            if not weights:
-                raise WeightsNotFoundError(
-                    "the object classifier was requested without backbones.object_classifier.weights: give TISE's "
-                    "COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for smoke tests")
-            path = Path(weights).expanduser()
-            self.ident = f"objcls-inception_v3-{num_classes}-{path.stem}"
-        net = load_checkpoint(path, num_classes)
-        self.weights_path = Path(path)
-        self.weights_hash = file_sha256(path, cache_dir)
-        self.net = net.to(self.device).eval()
+        self._setup(weights=weights, random=random, seed=seed, cache_dir=cache_dir, device=device,
+                    stem=f"objcls-inception_v3-{num_classes}",
+                    make_random=lambda: random_object_classifier(num_classes, seed),
+                    load=lambda p: load_checkpoint(p, num_classes),
+                    missing="the object classifier was requested without backbones.object_classifier.weights: give "
+                            "TISE's COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for "
+                            "smoke tests")
 
     def describe(self) -> dict[str, object]:
         d = super().describe()

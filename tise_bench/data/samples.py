@@ -123,8 +123,8 @@ def find_images(samples_dir: str | Path, ids: list[str], *, policy: str = "fail"
                  for n, lst in problems]
         raise DataError(
             f"images in {d} do not match the eval set's {len(ids)} prompt ids: " + "; ".join(lines) + ".\n"
-            f"  fix: add/rename the files (expected <id>.png or <id>_<k>.png), or pass on_mismatch=skip to "
-            f"evaluate the images that match and report the rest in metrics.json."
+            "  fix: add/rename the files (expected <id>.png or <id>_<k>.png), or pass on_mismatch=skip to "
+            "evaluate the images that match and report the rest in metrics.json."
         )
     return by_id, report
 

@@ -31,7 +31,7 @@ from ..evalset import load_reference_stats
 from ..features.crops import CropSpec, crop_boxes, crop_key
 from ..features.store import FeatureStore
 from ..metrics.inception import fid_statistics
-from .resample import FidReplicator, csr_from_owner
+from .resample import FidReplicator
 
 _CROP_FIELDS = {f.name for f in fields(CropSpec)}
 MEAN_SCALE = {"clip_rp": 100.0, "pa": 100.0}  # runs without a recorded unit: RP, PA percent; SOA a fraction
