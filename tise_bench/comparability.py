@@ -187,11 +187,12 @@ def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: Metr
                   backbones: Mapping[str, Any], *, domain: str | None = None, records: list | None = None,
                   crop_spec: Any = None, reference: str | None = None) -> tuple[str, dict[str, Any]]:
     """-> (protocol, comparability fields) for one metric value."""
-    protocol = protocol_string(tise_divergences(metric_id, params, mv, backbones, domain=domain, records=records,
+    needs = spec.needs_for(dict(params)) if hasattr(spec, "needs_for") else spec.needs
+    used = {b: backbones[b] for b in _backbone_of_needs(needs, backbones)}  # only the networks this metric read
+    protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain, records=records,
                                                 crop_spec=crop_spec))
     fields: dict[str, Any] = {"unit": getattr(spec, "unit", None), "protocol": protocol}
-    needs = spec.needs_for(dict(params)) if hasattr(spec, "needs_for") else spec.needs
-    for b in _backbone_of_needs(needs, backbones):
+    for b in used:
         if b == "object_classifier" and (mv.extras or {}).get("fallback", False):
             continue
         fields[f"backbone.{b}"] = getattr(backbones[b], "namespace", None)

@@ -49,8 +49,9 @@ def _legend(results: list[EvalResult], ids: list[str], display: dict[str, str]) 
     if fb:
         out.append(f"{FALLBACK_MARK} fallback network, not TISE's (see 'warning' in metrics.json): {', '.join(fb)}")
     if proto:
-        out.append(f"{PROTOCOL_MARK} not TISE's protocol: "
-                   + "; ".join(f"{', '.join(names)}: {p}" for p, names in proto.items()))
+        out.append(f"{PROTOCOL_MARK} not TISE's protocol ('protocol' in metrics.json; metrics/README.md, "
+                   f"'TISE protocol vs ours'):")
+        out += [f"    {', '.join(names)}: {p}" for p, names in proto.items()]
     return out
 
 

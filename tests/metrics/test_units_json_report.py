@@ -66,7 +66,8 @@ def test_table_marks_fallback_and_protocol_divergence():
     assert "3.25†" in row and "40*" in row and "12.5 " in row + " " and "12.5†" not in row and "0.7 " in row + " "
     legend = "\n".join(lines[4:])
     assert "† fallback network" in legend and "O-IS" in legend
-    assert "* not TISE's protocol: SOA-C: detector=yolov8x (TISE: Mask R-CNN R50-FPN)" in legend
+    assert "* not TISE's protocol" in legend
+    assert "    SOA-C: detector=yolov8x (TISE: Mask R-CNN R50-FPN)" in legend
     assert "FID" not in legend and "CLIP-S" not in legend
     plain = format_table([_result({"fid": ok})])
     assert "†" not in plain and "*" not in plain.replace("FID↓", "")
