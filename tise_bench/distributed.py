@@ -67,7 +67,7 @@ def init_from_env(device: str = "auto") -> Dist:
         return Dist()
     import torch.distributed as td
 
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = _wants_cuda(device)
     if cuda:
         torch.cuda.set_device(local)

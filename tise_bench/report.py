@@ -68,7 +68,10 @@ def format_table(results: list[EvalResult]) -> str:
         skipped = sum(int(c.get(k, 0)) for k in ("missing", "extra", "duplicate", "bad_images"))
         rows.append([r.model] + [_cell(r, i) for i in ids] + [str(c.get("images", "")), str(skipped)])
     widths = [max(len(h), *(len(row[j]) for row in rows)) for j, h in enumerate(heads)]
-    line = lambda cells: "  ".join(x.rjust(w) if j else x.ljust(w) for j, (x, w) in enumerate(zip(cells, widths)))
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(x.rjust(w) if j else x.ljust(w) for j, (x, w) in enumerate(zip(cells, widths)))
+
     out = [f"data={results[0].data}", line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
     out += _legend(results, ids, display)
     if any(r.provenance.get("random_weights") for r in results):
