@@ -111,7 +111,7 @@ def replace_region(text: str, table: str, where: str) -> str:
 def expected(root: Path, specs: list[MetricSpec] | None = None) -> dict[Path, tuple[str, str]]:
     """Per generated file: (text on disk, text the registry renders)."""
     specs = list(all_metrics().values()) if specs is None else specs
-    out = {}
+    out: dict[Path, tuple[str, str]] = {}
     for t in TABLES:
         path = root / t.path
         if not path.is_file():
@@ -124,7 +124,7 @@ def expected(root: Path, specs: list[MetricSpec] | None = None) -> dict[Path, tu
 
 def drift(root: Path, specs: list[MetricSpec] | None = None) -> str:
     """Unified diff of every generated file against what the registry renders; empty when in sync."""
-    diffs = []
+    diffs: list[str] = []
     for path, (current, new) in expected(root, specs).items():
         rel = path.relative_to(root).as_posix()
         diffs += difflib.unified_diff(current.splitlines(keepends=True), new.splitlines(keepends=True),
@@ -134,7 +134,7 @@ def drift(root: Path, specs: list[MetricSpec] | None = None) -> str:
 
 def write(root: Path, specs: list[MetricSpec] | None = None) -> list[Path]:
     """Rewrite the generated regions in place; returns the files that changed."""
-    changed = []
+    changed: list[Path] = []
     for path, (current, new) in expected(root, specs).items():
         if new != current:
             path.write_text(new, encoding="utf-8")
@@ -143,7 +143,8 @@ def write(root: Path, specs: list[MetricSpec] | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tise_bench.docs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tise_bench.docs",
+                                     description="Metric tables in the docs, generated from the metric registry.")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="rewrite the metric tables from the registry")
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff when a table drifted")
