@@ -100,7 +100,8 @@ def test_missing_markers_name_the_file(tmp_path):
 @pytest.mark.parametrize("text, first", [
     ("RP = 100·mean(hit). Params: n (99).", "RP = 100·mean(hit)."),
     ("IS with T = 0.9091363549232483 (TISE). More.", "IS with T = 0.9091363549232483 (TISE)."),
-    ("As Hessel et al. 2021 (cf. Sec. 3. of it) define it.\n    Then more.", "As Hessel et al. 2021 (cf. Sec. 3. of it) define it."),
+    ("As Hessel et al. 2021 (cf. Sec. 3. of it) define it.\n    Then more.",
+     "As Hessel et al. 2021 (cf. Sec. 3. of it) define it."),
     ("Wrapped over\n    two lines, no period", "Wrapped over two lines, no period"),
     ("First paragraph\n\nsecond. paragraph", "First paragraph"),
 ])
