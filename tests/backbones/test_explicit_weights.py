@@ -53,16 +53,19 @@ def test_object_classifier_weights_file_is_used_under_random(tise_objcls_ckpt, t
 
 def test_clip_weights_file_is_passed_through_as_real(monkeypatch, tmp_path):
     """ClipBackbone's own weights handling is tested with CLIP; here: build_backbone hands it the file, real."""
-    import tise_bench.backbones.clip as clip_mod
+    import dataclasses
+
+    from tise_bench.backbones import registry
+    from tise_bench.backbones.clip import ClipBackbone
 
     seen = []
 
-    class Recorder(clip_mod.ClipBackbone):
+    class Recorder(ClipBackbone):
         def __init__(self, **kw):  # records instead of loading CLIP
             seen.append(kw)
             self.is_random, self.amp_capable, self.device = kw["random"], False, None
 
-    monkeypatch.setattr(clip_mod, "ClipBackbone", Recorder)
+    monkeypatch.setitem(registry._ENTRIES, "clip", dataclasses.replace(registry.get_backbone("clip"), cls=Recorder))
     monkeypatch.setattr(bb_mod, "_BUILT", {})
     build_backbone("clip", {"model": "ViT-B-32", "pretrained": "openai", "weights": "/x/clip.pt"},
                    cache_dir=tmp_path, **COMMON)

@@ -1,4 +1,9 @@
-"""Backbone construction from the ``backbones`` config group (``real`` or ``random``).
+"""Backbone construction from the ``backbones`` config group (``real`` or ``random``), over the registry.
+
+Each backbone registers itself with its config dataclass (:mod:`.registry`); building looks the name up
+there, checks the block against the dataclass and calls the registered class (or its variant, e.g. imported
+detections for ``detector.imported``). Stages that metrics name like backbones (``crops``) expand to the
+backbones they declare.
 
 Weights precedence, the same for every backbone: an explicitly given ``backbones.<name>.weights`` is always
 used, also under ``backbones=random`` (that backbone is then real: ``random_weights`` false in its
@@ -20,63 +25,32 @@ import torch
 
 from ..errors import ConfigError
 from .base import ImageBackbone
+from .registry import BuildContext, expand_stages, explicit_weights, get_backbone, provided, validate
+
+__all__ = ["build_backbone", "build_backbones", "explicit_weights", "use_bird_classifier", "use_object_classifier"]
 
 log = logging.getLogger(__name__)
 _BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (sweeps reuse networks)
-KNOWN = ("clip", "inception", "detector", "object_classifier", "bird_classifier")
-
-
-def explicit_weights(cfg: dict[str, Any]) -> str | None:
-    """The weights file (or model name) the config gives for one backbone, or None."""
-    w = cfg.get("weights")
-    return str(w) if w not in (None, "") else None
 
 
 def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path,
                    device: str, amp: bool = False) -> ImageBackbone:
     """One backbone, built once per process and config. ``amp``: fp16 autocast on CUDA for the backbones
-    that allow it (CLIP, detector); ignored on CPU and for Inception.
+    that allow it (``amp_capable``: CLIP, detector); ignored on CPU and for the others.
 
     ``random`` is the backbone set's flag (``backbones=random``); a weights file given for this backbone
     overrides it (see the module docstring): the file is used, never dropped.
     """
-    weights = explicit_weights(cfg)
-    use_random = bool(random or cfg.get("random")) and weights is None
-    if name == "detector" and cfg.get("imported"):
-        weights = None  # imported detections replace the detector: its weights are not used
-    if random and weights is not None:
+    entry = get_backbone(name)
+    config = entry.parse(cfg)
+    cls, make_kwargs = entry.select(config)
+    weights = config.weights or None
+    ctx = BuildContext(weights=weights, random=bool(random or config.random) and weights is None, seed=seed,
+                       cache_dir=str(cache_dir), device=device)
+    kwargs = make_kwargs(config, ctx)
+    if random and kwargs.get("weights") is not None:  # a variant without weights (imported detections) uses none
         log.warning("backbones.%s.weights=%s is given with backbones=random: %s uses these REAL weights "
                     "(the other backbones stay random)", name, weights, name)
-    common = dict(random=use_random, seed=seed, cache_dir=str(cache_dir), device=device)
-    if name == "clip":
-        from .clip import ClipBackbone as cls
-
-        kwargs = dict(model=cfg.get("model", "ViT-B-32"), pretrained=cfg.get("pretrained", "openai"),
-                      weights=weights, **common)
-    elif name == "inception":
-        from .inception import InceptionBackbone as cls  # type: ignore[assignment]
-
-        kwargs = dict(weights=weights, **common)
-    elif name == "detector" and cfg.get("imported"):  # detections from a file (imported_detections.py)
-        from .imported_detections import ImportedDetections as cls  # type: ignore[assignment]
-
-        kwargs = dict(path=str(cfg["imported"]), max_det=int(cfg.get("max_det", 100)), cache_dir=str(cache_dir))
-    elif name == "detector":
-        from .detector import DetectorBackbone as cls  # type: ignore[assignment]
-
-        kwargs = dict(weights=weights, arch=cfg.get("arch", "yolov8n.yaml"),
-                      imgsz=int(cfg.get("imgsz", 640)), conf=float(cfg.get("conf", 0.05)),
-                      iou=float(cfg.get("iou", 0.5)), max_det=int(cfg.get("max_det", 100)), **common)
-    elif name == "object_classifier":
-        from .object_classifier import ObjectClassifierBackbone as cls  # type: ignore[assignment]
-
-        kwargs = dict(weights=weights, num_classes=int(cfg.get("num_classes", 80)), **common)
-    elif name == "bird_classifier":
-        from .bird_classifier import BirdClassifierBackbone as cls  # type: ignore[assignment]
-
-        kwargs = dict(weights=weights, num_classes=int(cfg.get("num_classes", 50)), **common)
-    else:
-        raise ConfigError(f"unknown backbone {name!r} under backbones; known: {', '.join(KNOWN)}")
     key = (name, amp, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
     if key not in _BUILT:
         bb = cls(**kwargs)
@@ -88,32 +62,26 @@ def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, c
 
 def use_object_classifier(cfg: dict[str, Any]) -> bool:
     """TISE's COCO-80 classifier is built for the crops when its weights are given or random is asked for."""
-    sub = cfg.get("object_classifier") or {}
-    return bool(explicit_weights(sub) or sub.get("random"))
+    return provided(cfg, "object_classifier")
 
 
 def use_bird_classifier(cfg: dict[str, Any]) -> bool:
     """TISE's CUB bird classifier is available when its weights are given or its random variant is asked for."""
-    sub = cfg.get("bird_classifier") or {}
-    return bool(explicit_weights(sub) or sub.get("random"))
+    return provided(cfg, "bird_classifier")
 
 
 def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path) -> dict[str, ImageBackbone]:
-    """Build only the backbones some selected metric needs (a CLIP-only run never loads Inception)."""
-    random = bool(cfg.get("random", False))
-    seed = int(cfg.get("seed", 0))
-    device = str(cfg.get("device", "auto"))
-    needed = set(needed)
-    if "crops" in needed:  # object crops: the detector finds them, Inception (+ TISE's classifier) scores them
-        needed.discard("crops")
-        needed |= {"detector", "inception"} | ({"object_classifier"} if use_object_classifier(cfg) else set())
+    """Build only the backbones some selected metric needs (a CLIP-only run never loads Inception); a stage
+    in ``needed`` (``crops``) stands for the backbones it declares. The whole group is checked first."""
+    top = validate(cfg)
     out = {}
-    for name in sorted(needed):
+    for name in sorted(expand_stages(cfg, needed)):
         sub = cfg.get(name)
         if sub is None:
+            get_backbone(name)  # an unregistered name gets a did-you-mean first
             raise ConfigError(f"metrics need backbone {name!r} but backbones.{name} is not configured")
-        out[name] = build_backbone(name, dict(sub), random=random, seed=seed, cache_dir=cache_dir, device=device,
-                                   amp=bool(cfg.get("amp", False)))
+        out[name] = build_backbone(name, dict(sub), random=top.random, seed=top.seed, cache_dir=cache_dir,
+                                   device=top.device, amp=top.amp)
     if any(b.is_random for b in out.values()):
         log.warning("*** RANDOM-WEIGHTS BACKBONES: numbers are for smoke tests only, not comparable to any paper ***")
     return out

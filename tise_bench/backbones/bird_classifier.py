@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from .object_classifier import LocalClassifierBackbone, init_random_inception3, read_state_dict
+from .registry import BackboneConfig, register_backbone
 
 TISE_BIRD_TEMPERATURE = 0.5980541706085205
 CUB_CLASSES = 50  # + 1 background logit (index 0) in the network
@@ -201,13 +203,20 @@ def random_bird_classifier(num_classes: int, seed: int) -> torch.nn.Module:
     return net.eval()
 
 
+@dataclass(frozen=True)
+class BirdClassifierConfig(BackboneConfig):
+    """``backbones.bird_classifier``: ``weights`` is the converted TISE checkpoint; ``random=true`` a stand-in."""
+
+    num_classes: int = CUB_CLASSES  # CUB bird classes, without the background logit
+
+
+@register_backbone("bird_classifier", config=BirdClassifierConfig)
 class BirdClassifierBackbone(LocalClassifierBackbone):
-    name = "bird_classifier"
     preproc_version = "tise-cub-pil-bilinear299-pm1-v1"
     provides = ("logits",)
 
-    def __init__(self, *, weights: str | None = None, num_classes: int = CUB_CLASSES, random: bool = False,
-                 seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+    def __init__(self, *, weights: str | None = None, num_classes: int = BirdClassifierConfig.num_classes,
+                 random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
         super().__init__()
         self._setup(weights=weights, random=random, seed=seed, cache_dir=cache_dir, device=device,
                     stem=f"birdcls-inception_v3-{num_classes}bg",

@@ -35,6 +35,7 @@ from PIL import Image
 
 from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
+from .registry import BackboneConfig, register_backbone
 
 log = logging.getLogger(__name__)
 NO_TAG = ("", "none", "null")
@@ -163,12 +164,21 @@ def _download(model: str, tag: str, source: str, looked: list[str]) -> str:
     return str(got)
 
 
+@dataclass(frozen=True)
+class ClipConfig(BackboneConfig):
+    """``backbones.clip``; ``weights``: a local open_clip checkpoint instead of the tag's download."""
+
+    model: str = "ViT-B-32"  # any open_clip architecture
+    pretrained: str | None = "openai"  # open_clip pretrained tag: the weights and their preprocessing
+
+
+@register_backbone("clip", config=ClipConfig)
 class ClipBackbone(ImageBackbone):
-    name = "clip"
     provides = ("image",)
     amp_capable = True
 
-    def __init__(self, *, model: str = "ViT-B-32", pretrained: str | None = "openai", weights: str | None = None,
+    def __init__(self, *, model: str = ClipConfig.model, pretrained: str | None = ClipConfig.pretrained,
+                 weights: str | None = None,
                  random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto",
                  quick_gelu: bool | None = None) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from PIL import Image
 from ..errors import ConfigError, WeightsNotFoundError
 from . import letterbox as lb
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
+from .registry import BackboneConfig, config_only, register_backbone
 
 log = logging.getLogger(__name__)
 PADDING = -1.0  # value of every field of an unused detections row
@@ -127,13 +129,27 @@ def _load_real(path: Path) -> tuple[torch.nn.Module, dict[int, str]]:
     return net, dict(names) if isinstance(names, dict) else dict(enumerate(names))
 
 
+@dataclass(frozen=True)
+class DetectorConfig(BackboneConfig):
+    """``backbones.detector``; ``weights``: an ultralytics model name or a local .pt file."""
+
+    arch: str = "yolov8n.yaml"  # the architecture of the seeded random variant
+    imgsz: int = 640  # letterbox side, a multiple of 32
+    conf: float = 0.05  # confidence floor kept in the cache; metrics apply their own threshold
+    iou: float = 0.5  # per-class NMS IoU (TISE's detectron2); part of the cache namespace
+    max_det: int = 100  # rows of the fixed-shape detections array (score -1 = padding)
+    imported: str | None = config_only(None)  # a detections JSON: selects ImportedDetections instead
+    max_crops: int | None = config_only(None)  # cap on object crops per image (runner.crop_spec reads it)
+
+
+@register_backbone("detector", config=DetectorConfig)
 class DetectorBackbone(ImageBackbone):
-    name = "detector"
     provides = ("detections", "size")
     amp_capable = True
 
-    def __init__(self, *, weights: str | None = "yolov8x.pt", arch: str = "yolov8n.yaml", imgsz: int = 640,
-                 conf: float = 0.05, iou: float = 0.5, max_det: int = 100, random: bool = False, seed: int = 0,
+    def __init__(self, *, weights: str | None = None, arch: str = DetectorConfig.arch,
+                 imgsz: int = DetectorConfig.imgsz, conf: float = DetectorConfig.conf, iou: float = DetectorConfig.iou,
+                 max_det: int = DetectorConfig.max_det, random: bool = False, seed: int = 0,
                  cache_dir: str | Path = ".cache", device: str = "auto") -> None:
         super().__init__()
         if imgsz <= 0 or imgsz % 32:

@@ -65,6 +65,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path, PurePath
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,6 +74,8 @@ from PIL import Image
 from ..errors import ConfigError, DataError
 from ..text.coco_classes import CATEGORY_ID_TO_CLASS, COCO_CLASSES
 from .base import ImageBackbone, file_sha256
+from .detector import DetectorConfig
+from .registry import BuildContext, register_variant
 
 FORMAT = "tise_bench-detections-v1"
 COCO_FORMAT = "coco-results"
@@ -97,13 +100,18 @@ def _candidates(path: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _kwargs(config: DetectorConfig, ctx: BuildContext) -> dict[str, Any]:
+    """The file replaces the network: no weights, no random variant, no device."""
+    return dict(path=str(config.imported), max_det=config.max_det, cache_dir=ctx.cache_dir)
+
+
+@register_variant("detector", selector="imported", kwargs=_kwargs)
 class ImportedDetections(ImageBackbone):
-    name = "detector"
     provides = ("detections", "size")
     #: The FeatureBank passes each image's path (``preprocess_meta_for``): the detections are looked up by file.
     needs_source = True
 
-    def __init__(self, *, path: str | Path, max_det: int = 100, cache_dir: str | Path = ".cache") -> None:
+    def __init__(self, *, path: str | Path, max_det: int = DetectorConfig.max_det, cache_dir: str | Path = ".cache") -> None:
         super().__init__()
         self.path = Path(path).expanduser()
         if not self.path.is_file():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
+from .registry import BackboneConfig, register_backbone
 
 URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 FILENAME = URL.rsplit("/", 1)[1]
@@ -143,8 +145,13 @@ def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
             f"  fix: {fix}.") from None
 
 
+@dataclass(frozen=True)
+class InceptionConfig(BackboneConfig):
+    """``backbones.inception``: only ``weights`` (torch-fidelity's file; null = torch hub cache/download)."""
+
+
+@register_backbone("inception", config=InceptionConfig)
 class InceptionBackbone(ImageBackbone):
-    name = "inception"
     preproc_version = "tf1bilinear299-v1"
     provides = ("pool3", "logits_unbiased")
 

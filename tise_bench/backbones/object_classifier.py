@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, resolve_device
+from .registry import BackboneConfig, register_backbone
 
 TISE_OBJECT_TEMPERATURE = 2.1737587451934814
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # TISE O-FID inception.py normalize_input
@@ -198,13 +200,20 @@ class LocalClassifierBackbone(ImageBackbone):
         self.net = net.to(self.device).eval()
 
 
+@dataclass(frozen=True)
+class ObjectClassifierConfig(BackboneConfig):
+    """``backbones.object_classifier``: ``weights`` is TISE's file; ``random=true`` its seeded stand-in."""
+
+    num_classes: int = 80  # COCO-80 (TISE's inceptionv3_fine_to_with_80_coco_classes.pth)
+
+
+@register_backbone("object_classifier", config=ObjectClassifierConfig)
 class ObjectClassifierBackbone(LocalClassifierBackbone):
-    name = "object_classifier"
     preproc_version = "tise-ois-pm1+ofid-imagenet-v2"
     provides = ("logits", "pool3")
 
-    def __init__(self, *, weights: str | None = None, num_classes: int = 80, random: bool = False, seed: int = 0,
-                 cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+    def __init__(self, *, weights: str | None = None, num_classes: int = ObjectClassifierConfig.num_classes,
+                 random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
         super().__init__()
         self._setup(weights=weights, random=random, seed=seed, cache_dir=cache_dir, device=device,
                     stem=f"objcls-inception_v3-{num_classes}",
