@@ -138,15 +138,15 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
     if value is None:
         if type(None) in args:
             return None
-        raise ConfigError(f"{where}=null: give a {base.__name__}")
+        raise ConfigError(f"{where}=null: expected {base.__name__}")
     if base is bool:
         if isinstance(value, (bool, int)):
             return bool(value)
-        raise ConfigError(f"{where}={value!r}: give true or false")
+        raise ConfigError(f"{where}={value!r}: expected true or false")
     try:
         return base(value) if base in (int, float, str) else value
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}={value!r}: give a {base.__name__}") from None
+        raise ConfigError(f"{where}={value!r}: expected {base.__name__}") from None
 
 
 def _check_new(kind: str, name: str, cls: type, taken: Mapping[str, Any]) -> None:
