@@ -20,7 +20,7 @@ from .backbones import build_backbones
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError
 from .evalset import SUBSETS, EvalSet
-from .pipeline import check_requirements, evaluate_model, resolve_metrics
+from .pipeline import evaluate_model, plan
 from .features.bank import FeatureBank
 from .results import EvalResult
 from .runner import crop_spec
@@ -76,20 +76,10 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
     return folder
 
 
-def _inapplicable(records: list[Record], reference_stats: str | None) -> dict[str, str]:
-    """Default metrics the inputs cannot support (left out and reported, never silently zero)."""
-    out: dict[str, str] = {}
-    if reference_stats is None and not any(r.reference for r in records):
-        out.update(dict.fromkeys(("fid", "clip_i2i", "o_fid"), "no reference images or reference_stats given"))
-    if not any(r.category or r.labels for r in records):
-        out.update(dict.fromkeys(("soa_c", "soa_i"), "records carry no 'category'/'labels'"))
-    if not any(r.counts for r in records):
-        out["ca"] = "records carry no 'counts'"
-    if not any(r.counter_caption and r.positional_word for r in records):
-        out["pa"] = "records carry no 'positional_word' + 'counter_caption'"
-    if not any(r.ref_captions for r in records):
-        out["ref_clip_score"] = "records carry no 'ref_captions'"
-    return out
+#: What to do when ``metrics=[...]`` asks for a metric the inputs cannot support (printed by :func:`plan`).
+UNSUPPORTED_FIX = ("give what is missing (references=[...] or reference_stats=<npz> for FID; a manifest whose records "
+                   "carry the fields), or leave these out of metrics=[...] (metrics=None computes the default metrics "
+                   "the inputs support and lists the others in provenance['not_applicable'])")
 
 
 def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None = None, *,
@@ -105,8 +95,10 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     ``images``: a folder of ``<id>.png`` files (with ``manifest`` or ``captions`` + ``ids``) or a sequence of
     PIL images / uint8 arrays / [0,1] tensors aligned with ``captions``. ``references``: real images (paths
     or in-memory) aligned with ``captions``, needed by FID and CLIP-I2I (or give ``reference_stats``).
-    ``backbones``: "real", "random" or a dict like the ``backbones`` config group. Metrics that the inputs
-    cannot support (e.g. FID without references) are left out and listed in ``provenance['not_applicable']``.
+    ``backbones``: "real", "random" or a dict like the ``backbones`` config group. Default metrics (``metrics``
+    None) that the inputs cannot support (e.g. FID without references) are left out and listed in
+    ``provenance['not_applicable']``; metrics asked for by name that the inputs cannot support raise
+    :class:`ConfigError` before any network is built.
     ``crops``: overrides of ``metrics.crops`` (threshold, min_side, max_per_image) for O-IS / O-FID.
     """
     cache = Path(cache_dir or _default_cache())
@@ -141,8 +133,6 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     for k, v in (params or {}).items():
         merged.setdefault(k, {}).update(v)
     ids_wanted = list(metrics or mdefaults["ids"])
-    not_supported = _inapplicable(records, reference_stats) if metrics is None else {}
-    ids_wanted = [m for m in ids_wanted if m not in not_supported]
     if isinstance(backbones, str):
         if backbones not in ("real", "random"):
             raise ConfigError(f"evaluate(backbones={backbones!r}): use 'real', 'random' or a dict")
@@ -151,15 +141,16 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
         bcfg = dict(backbones)
     if device is not None:
         bcfg["device"] = device
-    chosen, _ = resolve_metrics(ids_wanted, evalset, merged)
-    check_requirements(chosen, merged, bcfg, evalset)
-    built = build_backbones(bcfg, {n.backbone for s, _ in chosen for n in s.needs_for(merged.get(s.id))}, cache)
+    # default metrics the inputs cannot support are left out and reported; explicitly requested ones must run
+    planned = plan(ids_wanted, evalset, merged, bcfg, on_unsupported="skip" if metrics is None else "fail",
+                   fix=UNSUPPORTED_FIX)
+    built = build_backbones(bcfg, planned.backbones, cache)
     bank = FeatureBank(built, cache, batch_size=batch_size)
-    result = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=ids_wanted,
+    result = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=planned.ids,
                             params=merged, bank=bank, backbones=built, on_mismatch=on_mismatch,
-                            config={"api": True, "metrics": ids_wanted, "params": merged, "backbones": bcfg},
+                            config={"api": True, "metrics": planned.ids, "params": merged, "backbones": bcfg},
                             crop_spec=crop_spec({"crops": {**(mdefaults.get("crops") or {}), **(crops or {})}}, bcfg))
-    result.provenance.setdefault("not_applicable", {}).update(not_supported)
+    result.provenance["not_applicable"] = dict(planned.not_applicable)
     if write_to is not None:
         result.write(write_to)
     return result

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from .evalset import EvalSet, feature_extractor_id, load_reference_stats
 from .features.bank import CropRequest, FeatureBank
 from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
-from .registry import MetricSpec, get_metric
+from .registry import MetricSpec, Need, get_metric
 from .results import EvalResult
 from .types import MetricValue
 
@@ -61,6 +62,62 @@ def check_requirements(chosen: list[tuple[MetricSpec, str]], params: dict[str, d
                 f"`python -m tise_bench.backbones.bird_classifier`), or leave {spec.id} out (metrics.ids=[...]), or "
                 f"metrics.params.{spec.id}.network=inception to compute IS* with inception-v3-compat "
                 f"(recorded as a divergence from TISE's CUB protocol).")
+
+
+#: What to do with a requested metric the eval set cannot support (config key ``on_unsupported``).
+ON_UNSUPPORTED = ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run computes, decided before any backbone is built or image read (:func:`plan`)."""
+
+    chosen: list[tuple[MetricSpec, str]]  # (metric, subset) pairs that run
+    not_applicable: dict[str, str]  # metric id -> why it is left out (written to metrics.json)
+    needs: tuple[Need, ...]  # union of the chosen metrics' feature needs (one FeatureBank pass serves them all)
+
+    @property
+    def ids(self) -> list[str]:
+        return [spec.id for spec, _ in self.chosen]
+
+    @property
+    def backbones(self) -> set[str]:
+        """Networks to build (``crops`` = the detector → crops → crop-backbone stage)."""
+        return {n.backbone for n in self.needs}
+
+
+def plan(ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]], backbones_cfg: dict[str, Any], *,
+         on_unsupported: str = "fail", fix: str = "") -> Plan:
+    """Resolve ``ids``, check that ``evalset`` supports each metric, merge their feature needs — before any work.
+
+    * A metric whose subset the eval set does not define is left out (an eval set scopes its protocols: CUB has
+      no SOA subset), with the reason.
+    * A metric whose subset lacks what the metric requires (``MetricSpec.requires``: record fields, reference
+      images, reference statistics) stops the plan with one :class:`ConfigError` naming every such metric, its
+      subset and what is missing, followed by ``fix`` (``on_unsupported="fail"``), or is left out with that
+      reason (``"skip"``).
+    * Protocol requirements of the metrics that run (:func:`check_requirements`) are checked last.
+    """
+    if on_unsupported not in ON_UNSUPPORTED:
+        raise ConfigError(f"on_unsupported={on_unsupported!r}: valid values are {', '.join(ON_UNSUPPORTED)} "
+                          "(fail: stop before any work; skip: compute the rest, list the others as not_applicable)")
+    resolved, absent = resolve_metrics(ids, evalset, params)
+    chosen: list[tuple[MetricSpec, str]] = []
+    unsupported: dict[str, str] = {}
+    for spec, subset in resolved:
+        why = spec.requires(evalset.subsets[subset], evalset, params.get(spec.id))
+        if why is None:
+            chosen.append((spec, subset))
+        else:
+            unsupported[spec.id] = f"{why} (subset {subset!r})"
+    if unsupported and on_unsupported == "fail":
+        lines = "\n".join(f"  {mid}: {why}" for mid, why in unsupported.items())
+        raise ConfigError(f"eval set {evalset.name!r} cannot support {len(unsupported)} requested metric(s):\n{lines}"
+                          + (f"\n  fix: {fix}" if fix else ""))
+    check_requirements(chosen, params, backbones_cfg, evalset)
+    reasons = {**absent, **unsupported}
+    needs = tuple(dict.fromkeys(n for spec, _ in chosen for n in spec.needs_for(params.get(spec.id))))
+    return Plan(chosen=chosen, not_applicable={m: reasons[m] for m in ids if m in reasons}, needs=needs)
 
 
 def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows: list[int],

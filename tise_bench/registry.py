@@ -19,7 +19,8 @@ Role = Literal["gen", "ref", "text"]
 
 #: What a metric's value is measured in (``metrics.json`` field ``unit``; leaderboard scale checks read it):
 #: ``percent`` 0..100 (RP, PA, SOA-C, SOA-I — as in TISE's table), ``score`` an unbounded score or ratio
-#: (CLIP-S, RefCLIP-S, CLIP-I2I, IS, IS*, O-IS), ``distance`` a Fréchet distance (FID, O-FID),
+#: (CLIP-S, RefCLIP-S, CLIP-I2I, IS, IS*, O-IS), ``distance`` a distance between two image distributions,
+#: lower = closer (Fréchet: FID, O-FID; squared MMD: KID),
 #: ``count_rmse`` a root-mean-square error of object counts (CA).
 UNITS = ("percent", "score", "distance", "count_rmse")
 
@@ -65,6 +66,17 @@ class MetricSpec:
         fn = getattr(self.compute, "needs_for", None)
         return tuple(fn(dict(params or {}))) if fn is not None else self.needs
 
+    def requires(self, records: list, evalset: Any, params: dict[str, Any] | None = None) -> str | None:
+        """Why this metric cannot run on ``records`` (one subset of ``evalset``); None when it can.
+
+        Declared by the metric as ``compute.requires(records, evalset, params)`` (see :func:`records_with`,
+        :func:`reference_images`, :func:`reference_images_or_stats`); a metric that declares nothing but reads
+        reference features needs reference images. Checked by the plan before any backbone is built."""
+        fn = getattr(self.compute, "requires", None)
+        if fn is None and any(n.role == "ref" for n in self.needs_for(params)):
+            fn = reference_images
+        return fn(records, evalset, dict(params or {})) if fn is not None else None
+
     def meta(self) -> dict[str, Any]:
         return {
             "display": self.display,
@@ -75,6 +87,31 @@ class MetricSpec:
             "subset": self.subset,
             "unit": self.unit,
         }
+
+
+def records_with(*fields: str, any_of: bool = False) -> Callable[..., str | None]:
+    """A ``compute.requires``: some record of the subset carries every one of ``fields`` (``any_of``: one)."""
+    why = "records carry no " + ("/" if any_of else " + ").join(repr(f) for f in fields)
+    test = any if any_of else all
+
+    def requires(records: list, evalset: Any = None, params: dict[str, Any] | None = None) -> str | None:
+        return None if any(test(getattr(r, f, None) for f in fields) for r in records) else why
+
+    return requires
+
+
+def reference_images(records: list, evalset: Any = None, params: dict[str, Any] | None = None) -> str | None:
+    """A ``compute.requires``: some record has a ``reference`` image (reference statistics cannot serve)."""
+    if any(r.reference for r in records):
+        return None
+    return "records carry no 'reference' images (reference_stats cannot replace them for this metric)"
+
+
+def reference_images_or_stats(records: list, evalset: Any = None, params: dict[str, Any] | None = None) -> str | None:
+    """A ``compute.requires``: reference images or the eval set's reference statistics (mean, covariance)."""
+    if getattr(evalset, "reference_stats", None) or any(r.reference for r in records):
+        return None
+    return "no reference images or reference_stats given"
 
 
 _REGISTRY: dict[str, MetricSpec] = {}

@@ -13,13 +13,18 @@ from .backbones import build_backbones
 from .distributed import init_from_env, rank_device
 from .errors import ConfigError
 from .evalset import load_eval_set
-from .pipeline import check_requirements, evaluate_model, resolve_metrics
+from .pipeline import evaluate_model, plan
 from .features.bank import FeatureBank
 from .features.crops import CropSpec
 from .report import format_table
 from .results import EvalResult
 
 log = logging.getLogger(__name__)
+
+#: What to do when metrics.ids asks for a metric the eval set cannot support (printed by :func:`plan`).
+UNSUPPORTED_FIX = ("add what is missing to the manifest's records (or data.reference_stats=<npz>, which serves FID), "
+                   "leave these metrics out of metrics.ids, or on_unsupported=skip to compute the rest and list these "
+                   "under 'not_applicable' in metrics.json")
 
 
 def _models(cfg: dict[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
@@ -67,15 +72,14 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     evalset = load_eval_set(c["data"], paths["cache_dir"])
     mcfg = c["metrics"]
     params = dict(mcfg.get("params") or {})
-    chosen, _ = resolve_metrics(list(mcfg["ids"]), evalset, params)
-    check_requirements(chosen, params, c["backbones"], evalset)
-    needed = {n.backbone for spec, _ in chosen for n in spec.needs_for(params.get(spec.id))}
-    backbones = build_backbones(c["backbones"], needed, paths["cache_dir"])
+    planned = plan(list(mcfg["ids"]), evalset, params, c["backbones"],
+                   on_unsupported=str(c.get("on_unsupported", "fail")), fix=UNSUPPORTED_FIX)
+    backbones = build_backbones(c["backbones"], planned.backbones, paths["cache_dir"])
     bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(c.get("batch_size", 32)),
                        max_pixels=c.get("max_pixels"), progress=bool(c.get("progress", False)) and dist.is_main)
     results = []
     for name, samples_dir in _models(c, evalset.demo_models_dir):
-        res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=list(mcfg["ids"]),
+        res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=planned.ids,
                              params=params, bank=bank, backbones=backbones, on_mismatch=c.get("on_mismatch", "fail"),
                              on_bad_image=c.get("on_bad_image", "fail"), config=c,
                              crop_spec=crop_spec(mcfg, c["backbones"]), dist=dist,
@@ -83,6 +87,7 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
                              subset_dirs=dict(c["model"].get("subset_dirs") or {}))
         if res is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 writes
             continue
+        res.provenance["not_applicable"] = dict(planned.not_applicable)
         res.provenance["world_size"] = dist.world_size
         out = res.write(Path(paths["results_dir"]) / evalset.name / name)
         log.info("wrote %s", out)

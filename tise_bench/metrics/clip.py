@@ -27,7 +27,7 @@ import numpy as np
 from ..context import MetricContext
 from ..data.manifest import Record
 from ..errors import ConfigError
-from ..registry import Need, register_metric
+from ..registry import Need, records_with, register_metric
 from ..types import MetricValue
 
 #: Per-sample value of each convention, from the cosine of an image and its (prefixed) caption.
@@ -250,6 +250,7 @@ def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> Metric
 
 
 compute_ref_clip_score.texts_needed = texts_needed_ref_clip_score  # type: ignore[attr-defined]
+compute_ref_clip_score.requires = records_with("ref_captions")  # type: ignore[attr-defined]
 
 
 @register_metric(

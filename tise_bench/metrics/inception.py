@@ -15,7 +15,7 @@ import numpy as np
 from ..backbones.bird_classifier import TISE_BIRD_TEMPERATURE
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, register_metric
+from ..registry import Need, reference_images_or_stats, register_metric
 from ..types import MetricValue
 
 POOL3 = "inception.pool3"
@@ -256,3 +256,6 @@ def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     mu_r, sigma_r = ctx.ref_stats(POOL3)
     value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r, names=("generated", "reference"))
     return MetricValue(value=value, n=int(feats.shape[0]), extras={"feature": POOL3})
+
+
+compute_fid.requires = reference_images_or_stats  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, register_metric
+from ..registry import Need, records_with, register_metric
 from ..types import MetricValue
 
 _HINZ = "Hinz et al. 2020, Semantic Object Accuracy for Generative Text-to-Image Synthesis (TPAMI)"
@@ -152,3 +152,8 @@ def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     return MetricValue(float(vals.mean()) if len(vals) else float("nan"), int(len(vals)),
                        std=float(vals.std()) if len(vals) else None, per_sample=per,
                        skipped={k: v for k, v in skipped.items() if v}, extras={"threshold": thr})
+
+
+_SOA_REQUIRES = records_with("category", "labels", any_of=True)
+compute_soa_c.requires = compute_soa_i.requires = _SOA_REQUIRES  # type: ignore[attr-defined]
+compute_ca.requires = records_with("counts")  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..context import MetricContext
 from ..data.manifest import Record
-from ..registry import Need, register_metric
+from ..registry import Need, records_with, register_metric
 from ..types import MetricValue
 from .clip import pairwise_softmax_success
 
@@ -58,3 +58,4 @@ def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
 
 
 compute_pa.texts_needed = texts_needed  # type: ignore[attr-defined]
+compute_pa.requires = records_with("positional_word", "counter_caption")  # type: ignore[attr-defined]
