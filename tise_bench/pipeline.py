@@ -19,7 +19,7 @@ from .evalset import EvalSet, feature_extractor_id, load_reference_stats
 from .features.bank import CropRequest, FeatureBank
 from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
-from .registry import MetricSpec, Need, get_metric
+from .registry import MetricSpec, Need, get_metric, reference_images_or_stats
 from .results import EvalResult
 from .types import MetricValue
 
@@ -270,9 +270,11 @@ def eval_domain(evalset: EvalSet) -> str | None:
     return evalset.name.lower() if evalset.name.lower() in ("coco", "cub") else None
 
 
-def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int]) -> str:
-    """What a reference-based metric compared against: the stats file (hash + extractor) or the images."""
-    if evalset.reference_stats:
+def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int],
+                      uses_stats: bool) -> str:
+    """What a reference-based metric compared against: the stats file (hash + extractor) when the metric reads
+    statistics and a file is given, else the reference images (KID, CLIP-I2I, O-FID always read images)."""
+    if evalset.reference_stats and uses_stats:
         extractor = getattr(evalset, "reference_stats_extractor", None) or "tise_bench"
         return f"stats:{file_sha256(evalset.reference_stats)[:16]}:{extractor}"
     refs = [shas[row_of[r.reference]] for r in recs if r.reference and r.reference in row_of]
@@ -289,7 +291,9 @@ def _record_comparability(result: EvalResult, chosen, params, metrics, backbones
             continue
         recs = evalset.subsets[subset]
         needs = spec.needs_for(params.get(spec.id))
-        ref = _reference_source(evalset, recs, shas, row_of) if any(n.role == "ref" for n in needs) else None
+        uses_stats = getattr(spec.compute, "requires", None) is reference_images_or_stats  # FID-like metrics
+        ref = _reference_source(evalset, recs, shas, row_of, uses_stats) if any(n.role == "ref" for n in needs) \
+            else None
         protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
                                          domain=domain, records=recs,
                                          crop_spec=crops.spec if crops is not None else None, reference=ref)

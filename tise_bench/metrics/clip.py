@@ -198,7 +198,11 @@ def _cos_to_caption(ctx: MetricContext, prefix: str) -> tuple[np.ndarray, list[s
     citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
 )
 def compute_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """CLIP score of each image vs its caption, aggregated per convention. Params: convention (clipscore),
+    """Per image the CLIP cosine of image and caption, aggregated per convention: ``clipscore`` (default, as
+    clipscore.py: caption prefixed "A photo depicts", mean of 2.5·max(cos, 0)), ``torchmetrics`` (no prefix,
+    max(mean(100·cos), 0) over the set), ``cosine`` or ``unit`` (clip((cos+1)/2, 0, 1)).
+
+    Params: convention (clipscore),
     prefix (null = the convention's reference default: "A photo depicts" for clipscore, none otherwise)."""
     convention = _convention(params)
     prefix, source = resolve_prefix(params, convention)  # validates the convention before any work
@@ -225,7 +229,9 @@ compute_clip_score.texts_needed = texts_needed_clip_score  # type: ignore[attr-d
     citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
 )
 def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """RefCLIPScore on samples whose record has ``ref_captions``; others are skipped and counted.
+    """RefCLIPScore: per image the harmonic mean of CLIP-S and max(max_r cos(caption, ref_caption_r), 0), mean
+    over images whose record has ``ref_captions`` (others are skipped and counted).
+
     Params: prefix (null = Hessel et al.'s "A photo depicts", on the caption and on every reference)."""
     prefix, source = resolve_prefix(params, "clipscore", "ref_clip_score")
     base = {"prefix": prefix, "prefix_source": source,
@@ -259,7 +265,8 @@ compute_ref_clip_score.requires = records_with("ref_captions")  # type: ignore[a
     needs=(Need("clip", "image", "gen"), Need("clip", "image", "ref")),
 )
 def compute_clip_i2i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """cos(generated image, reference image of the same record); samples without a reference are skipped."""
+    """Mean over images of the cosine of the CLIP embeddings of the generated image and its record's reference
+    image (images without a reference are skipped)."""
     row_of = {rec: row for row, rec in enumerate(ctx.ref_records)}
     keep = [j for j, s in enumerate(ctx.samples) if s.record_index in row_of]
     skipped = {"no_reference": len(ctx.samples) - len(keep)} if len(keep) < len(ctx.samples) else {}

@@ -204,7 +204,10 @@ def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, me
     needs=(Need("inception", "logits_unbiased", "gen"),),
 )
 def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """Inception Score on 1008-way logits_unbiased of inception-v3-compat, T = 1. Params: splits, seed,
+    """Inception Score exp(E KL(p(y|x) ‖ p(y))) on the 1008-way ``logits_unbiased`` of inception-v3-compat, 10
+    splits — equals torch-fidelity.
+
+    Params: splits, seed,
     split_mode (torch_fidelity | tise)."""
     return _is_value(ctx, params, 1.0, "is")
 
@@ -215,7 +218,10 @@ def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     needs=(Need("inception", "logits_unbiased", "gen"),),
 )
 def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """Calibrated IS: IS on softmax(z / T). Params: network (inception | bird_classifier), temperature (COCO
+    """Calibrated IS (TISE): IS on softmax(z/T); COCO: T = 0.9091363549232483 on inception-v3-compat with TISE's
+    contiguous splits; data=cub: TISE's bird classifier, T = 0.5980541706085205.
+
+    Params: network (inception | bird_classifier), temperature (COCO
     0.9091363549232483 with inception-v3-compat; CUB 0.5980541706085205 with TISE's bird classifier), splits,
     seed, split_mode (torch_fidelity | tise)."""
     network = is_star_network(params)
@@ -248,7 +254,8 @@ compute_is_star.needs_for = needs_is_star  # type: ignore[attr-defined]
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )
 def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """FID between pool3 features of the generated images and the reference statistics (mu, sigma)."""
+    """Fréchet distance between the 2048-d pool3 statistics of the generated images and of the references (images
+    or precomputed mu, sigma) — equals torch-fidelity."""
     feats = ctx.gen(POOL3)
     if feats.shape[0] < 2:
         return _nan(f"FID needs at least 2 generated images, got {feats.shape[0]}")

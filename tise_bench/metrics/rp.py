@@ -132,7 +132,10 @@ def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]
     needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
 )
 def compute_clip_rp(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """RP = 100·mean(hit). Params: n_distractors (99), top_k (1), seed (0), splits (10)."""
+    """R-precision: 100·P(the true caption ranks first among it and 99 seeded distractors — or the record's
+    released ``mismatched`` list — by CLIP cosine); std over 10 splits.
+
+    Params: n_distractors (99), top_k (1), seed (0), splits (10)."""
     n_dis, top_k = int(params.get("n_distractors", 99)), int(params.get("top_k", 1))
     seed, splits = int(params.get("seed", 0)), int(params.get("splits", 10))
     if not ctx.samples:
