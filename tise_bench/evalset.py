@@ -184,7 +184,8 @@ def write_reference_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, *
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma, **{EXTRACTOR_KEY: np.asarray(extractor)})
+    # numpy's stub types savez(**kwds: ArrayLike) beside allow_pickle: bool, so mypy rejects any **dict
+    np.savez(tmp, mu=mu, sigma=sigma, **{EXTRACTOR_KEY: np.asarray(extractor)})  # type: ignore[arg-type]
     tmp.replace(p)
     return p
 

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .data.samples import IMAGE_EXTS
 from .errors import DataError, TiseError
@@ -37,7 +38,9 @@ def reference_statistics(images: str | Path, out: str | Path, *, backbones: str 
     if backbones not in ("real", "random"):
         raise DataError(f"backbones={backbones!r}: use 'real' or 'random'")
     conf = Path(__file__).parent / "configs" / "backbones" / f"{backbones}.yaml"
-    bcfg = OmegaConf.to_container(OmegaConf.load(conf))
+    raw = OmegaConf.to_container(OmegaConf.load(conf))
+    assert isinstance(raw, dict), f"{conf} holds a mapping of backbone settings"
+    bcfg: dict[str, Any] = {str(k): v for k, v in raw.items()}
     bcfg["device"] = device
     cache = Path(cache_dir or os.environ.get("TISE_CACHE_DIR") or Path.home() / ".cache" / "tise_bench")
     built = build_backbones(bcfg, {"inception"}, cache)

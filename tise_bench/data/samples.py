@@ -195,7 +195,8 @@ def _by_id(found: dict[tuple[str, int], str], ids: Sequence[str], report: Sample
 def _tise_pa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tuple[ByID, SampleReport]:
     """TISE's PA layout: ``<d>/<positional word>/<caption_id>.png`` (``<caption_id>_<k>.png`` = sample k).
     The word folder is the record's ``tise_dir`` (the pickle's key) or else its ``positional_word``."""
-    report, found = SampleReport(), {}
+    report = SampleReport()
+    found: dict[tuple[str, int], str] = {}
     groups: dict[str, list[Record]] = {}
     for r in records:
         word = r.extra.get("tise_dir") or r.positional_word
@@ -206,7 +207,7 @@ def _tise_pa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tuple
         folder = _match_folder(d, word, subdirs)
         if folder is None:
             continue
-        cid_to_id = {}
+        cid_to_id: dict[str, str] = {}
         for r in recs:
             cid_to_id.setdefault(str(r.extra.get("tise_caption_id") or r.id), r.id)
         cids = set(cid_to_id)
@@ -234,7 +235,8 @@ def _tise_soa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tupl
     ``image_<i>.png`` (AttnGAN++'s ``coco_gen_soa_input_images.py``: i = position in the label file) or
     ``<caption_id>_<k>.png`` / ``<caption_id>.png`` (TISE README: k = 0..2, three samples per caption).
     The folder is found by its class number XX (the name part may differ, e.g. ``label_04_plane``)."""
-    report, found = SampleReport(), {}
+    report = SampleReport()
+    found: dict[tuple[str, int], str] = {}
     folders: dict[int, Path] = {}
     for name, p in _subdirs(d).items():
         m = _SOA_DIR.match(name)
@@ -246,9 +248,9 @@ def _tise_soa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tupl
             folders[idx] = p
     groups: dict[int, list[Record]] = {}
     for r in records:
-        idx = _soa_class(r)
-        if idx is not None:
-            groups.setdefault(idx, []).append(r)
+        cls = _soa_class(r)
+        if cls is not None:
+            groups.setdefault(cls, []).append(r)
     for idx, recs in groups.items():
         folder = folders.get(idx)
         if folder is None:
@@ -313,7 +315,7 @@ def find_images_layout(samples_dir: str | Path | None, records_by_subset: Mappin
         d = given.get(s, samples_dir)
         if d in (None, ""):
             raise ConfigError(f"no image folder for subset {s!r}: set model.samples_dir or model.subset_dirs.{s}")
-        dirs[s] = Path(d)  # type: ignore[arg-type]
+        dirs[s] = Path(d)
     nested = set(TISE_NESTED) if layout == "tise" else set()
     flat_groups: dict[str, list[str]] = {}
     for s in records_by_subset:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -44,6 +45,14 @@ class CropRequest:
 
     spec: CropSpec
     backbones: dict[str, str]  # backbone name -> feature prefix, e.g. {"inception": "", "object_classifier": "objcls_"}
+
+
+@runtime_checkable
+class SourceMetaBackbone(Protocol):
+    """The hook of a backbone that sets ``needs_source = True`` (imported detections): its per-image side
+    information is looked up by the image's file, not computed from its pixels."""
+
+    def preprocess_meta_for(self, path: str, img: Image.Image) -> dict[str, torch.Tensor]: ...
 
 
 def _chunks(seq: list, n: int) -> Iterable[list]:
@@ -117,8 +126,8 @@ class FeatureBank:
             todo = {s: d for s, d in chunk_data.items() if any(s not in stores[b] for b in needed)}
             decoded = self._extract(todo, needed, stores, bad, on_bad, sha_to_path)
             if crops is not None:
-                bad_shas = {shas[p] for p in bad if p in shas}
-                self._extract_crops({s: d for s, d in chunk_data.items() if s not in bad_shas}, decoded, crops,
+                unreadable = {shas[p] for p in bad if p in shas}
+                self._extract_crops({s: d for s, d in chunk_data.items() if s not in unreadable}, decoded, crops,
                                     bad, on_bad, sha_to_path)
             done.update(chunk_data)
         bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
@@ -158,6 +167,8 @@ class FeatureBank:
                 continue
             tensors = {s: bb.preprocess(decoded[s]) for s in miss}
             if getattr(bb, "needs_source", False):  # looked up by image file (imported detections)
+                assert isinstance(bb, SourceMetaBackbone), \
+                    f"backbone {b!r} sets needs_source but has no preprocess_meta_for(path, img)"
                 metas = {s: bb.preprocess_meta_for(sha_to_path.get(s, s), decoded[s]) for s in miss}
             else:
                 metas = {s: bb.preprocess_meta(decoded[s]) for s in miss}  # {} for most backbones

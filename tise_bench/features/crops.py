@@ -91,4 +91,4 @@ def crop_key(image_sha: str, box: tuple[int, int, int, int, int]) -> str:
 
 
 def make_crop(img: Image.Image, box: tuple[int, int, int, int, int], size: int = CROP_SIZE) -> Image.Image:
-    return img.crop(box[:4]).resize((size, size), Image.BILINEAR)
+    return img.crop(box[:4]).resize((size, size), Image.Resampling.BILINEAR)

@@ -88,7 +88,8 @@ class FeatureStore:
         if not keys:
             return
         buf = io.BytesIO()
-        np.savez(buf, keys=np.asarray(keys), **arrays)
+        # numpy's stub types savez(**kwds: ArrayLike) beside allow_pickle: bool, so mypy rejects any **dict
+        np.savez(buf, keys=np.asarray(keys), **arrays)  # type: ignore[arg-type]
         data = buf.getvalue()
         name = self.dir / f"{_digest(data)}.npz"
         tmp = self.dir / f".{name.stem}.{os.getpid()}.tmp"

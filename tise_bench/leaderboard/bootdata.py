@@ -194,7 +194,8 @@ def _feature_recipe(mid: str, run: RunData, mj: dict[str, Any], feats: _Features
     m, shas = mj["metrics"][mid], sub.table["sha256"].tolist()
     if mid in IS_METRICS:
         prm = _params(mj, mid)
-        t = IS_METRICS[mid] if IS_METRICS[mid] is not None else float(m.get("temperature", 1.0))
+        fixed_t = IS_METRICS[mid]
+        t = fixed_t if fixed_t is not None else float(m.get("temperature", 1.0))
         r = Recipe(mid, sub.key, "is", temperature=t, splits=int(prm.get("splits", 10)),
                    seed=int(prm.get("seed", 2020)), split_mode=_split_mode(mid, m))
         if mid == "o_is":

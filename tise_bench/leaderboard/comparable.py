@@ -70,7 +70,7 @@ def _show(v: Any) -> str:
 
 
 def _meta(row: Row, mid: str) -> dict[str, Any]:
-    return (row.get("meta") or {}).get(mid) or {}  # type: ignore[typeddict-item]
+    return (row.get("meta") or {}).get(mid) or {}
 
 
 def _comp(row: Row, mid: str) -> dict[str, Any] | None:
@@ -87,7 +87,7 @@ def _run_unit(row: Row, mid: str) -> str | None:
 
 def _run_protocol(row: Row, mid: str) -> str | None:
     if row.get("external"):
-        return str(row.get("protocol") or PAPER_PROTOCOL)  # type: ignore[typeddict-item]
+        return str(row.get("protocol") or PAPER_PROTOCOL)
     p = _meta(row, mid).get("protocol")
     if p is None:
         p = (_comp(row, mid) or {}).get("protocol")
@@ -243,7 +243,7 @@ def published_note(lb: Leaderboard, mark: str) -> str | None:
     ext = [r for r in lb.get("rows", []) if r.get("external")]
     if not ext:
         return None
-    groups = _groups([(r, str(r.get("protocol") or PAPER_PROTOCOL)) for r in ext])  # type: ignore[typeddict-item]
+    groups = _groups([(r, str(r.get("protocol") or PAPER_PROTOCOL)) for r in ext])
     if len(groups) == 1:
         proto = f"{groups[0][0]} protocol"
     else:
@@ -253,7 +253,7 @@ def published_note(lb: Leaderboard, mark: str) -> str | None:
 
 def comparability_notes(lb: Leaderboard) -> list[str]:
     """Footnotes of ``lb["comparability"]``: mixes ranked anyway, runs not checked, protocols other than TISE's."""
-    comp = lb.get("comparability") or {}  # type: ignore[typeddict-item]
+    comp = lb.get("comparability") or {}
     out: list[str] = []
     for x in comp.get("mixed") or []:
         out.append(f"MIXED (ranked with leaderboard.allow_mixed=true): {x['note']}.")

@@ -73,7 +73,7 @@ def _random_weights(lb: Leaderboard) -> bool:
     if lb.get("random_weights"):
         return True
     return any(r.get("random_weights") or "random" in str(r.get("note", "")).lower()
-               for r in lb.get("rows", []))  # type: ignore[misc]
+               for r in lb.get("rows", []))
 
 
 def _best(rows: list[Row], mid: str, higher: bool) -> float | None:
@@ -180,21 +180,22 @@ def _aspects(lb: Leaderboard) -> str:
 
 
 def _steps(lb: Leaderboard) -> str:
-    rows = [r for r in lb.get("rows", []) if _num(r.get("step")) is not None]
-    if len(rows) < 2:
+    stepped = [(step, r) for r in lb.get("rows", []) if (step := _num(r.get("step"))) is not None]
+    if len(stepped) < 2:
         return _note("No checkpoint sweep (rows carry no training step).")
     cols: list[MetricColumn] = list(lb.get("metrics", []))
     charts = []
     for k, c in enumerate(cols):
-        pts = []
-        for r in rows:
+        pts: list[tuple[float, float | None, tuple[float, float] | None]] = []
+        for step, r in stepped:
             ci = r.get("ci", {}).get(c["id"])
             ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
-            pts.append((float(r["step"]), _num(r.get("values", {}).get(c["id"])), ci_t))  # type: ignore[arg-type]
+            pts.append((step, _num(r.get("values", {}).get(c["id"])), ci_t))
         if sum(p[1] is not None for p in pts) >= 1:
             arrow = "↑" if c["higher_is_better"] else "↓"
             charts.append(ch.line_plot(f'{c["display"]} {arrow} vs step', pts, ch.PALETTE[k % len(ch.PALETTE)]))
-    rs = [(float(r["step"]), _num(r.get("rs")), None) for r in rows]  # type: ignore[arg-type]
+    rs: list[tuple[float, float | None, tuple[float, float] | None]] = [
+        (step, _num(r.get("rs")), None) for step, r in stepped]
     if any(v is not None for _, v, _ in rs):
         charts.append(ch.line_plot("RS ↑ vs step", rs, "#333"))
     return f'<div class="grid-charts">{"".join(charts)}</div>'

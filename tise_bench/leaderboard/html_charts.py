@@ -180,7 +180,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
             out.append(f'<rect x="{left + gw * g + gw * 0.1 + s * bw:.1f}" y="{top + ph - h:.1f}" '
                        f'width="{max(bw - 1, 1):.1f}" height="{max(h, 0):.1f}" fill="{PALETTE[s % len(PALETTE)]}">'
                        f'<title>{_e(label)} · {_e(name)}: {_e(fmt(v))}</title></rect>')
-    lx = left
+    lx: float = left
     for s, (label, _) in enumerate(series):
         out.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>')
         short = label if len(label) <= 18 else label[:17] + "…"
@@ -190,10 +190,12 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
     return "".join(out)
 
 
-def line_plot(title: str, points: Sequence[tuple[float, float, tuple[float, float] | None]],
+def line_plot(title: str, points: Sequence[tuple[float, float | None, tuple[float, float] | None]],
               color: str = PALETTE[0], width: int = 300, height: int = 190) -> str:
-    """``(step, value, ci or None)`` sorted by step: a polyline with markers and a shaded CI band."""
-    pts = sorted((p for p in points if p[1] is not None and math.isfinite(p[1])), key=lambda p: p[0])
+    """``(step, value or None, ci or None)``: a polyline with markers and a shaded CI band; missing or
+    non-finite values are skipped, points are drawn in step order."""
+    pts: list[tuple[float, float, tuple[float, float] | None]] = sorted(
+        ((s, v, c) for s, v, c in points if v is not None and math.isfinite(v)), key=lambda p: p[0])
     left, right, top, bottom = 48, 22, 26, 28
     pw, ph = width - left - right, height - top - bottom
     ys = [p[1] for p in pts] + [b for p in pts if p[2] for b in p[2]]
@@ -215,7 +217,7 @@ def line_plot(title: str, points: Sequence[tuple[float, float, tuple[float, floa
         out.append(_text(left - 4, Y(t) + 3, fmt(t), anchor="end", size=9, cls="mut"))
     for t in _nice_ticks(x0, x1, 4):
         out.append(_text(X(t), height - 10, fmt(t), anchor="middle", size=9, cls="mut"))
-    band = [p for p in pts if p[2]]
+    band = [(s, v, c) for s, v, c in pts if c]
     if len(band) >= 2:
         d = " ".join(f"{X(s):.1f},{Y(c[1]):.1f}" for s, _, c in band)
         d += " " + " ".join(f"{X(s):.1f},{Y(c[0]):.1f}" for s, _, c in reversed(band))

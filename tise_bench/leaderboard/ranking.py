@@ -86,7 +86,7 @@ def ranking_score(rows: Sequence[Row], metrics: Sequence[str] | Sequence[MetricC
     ids = [m["id"] if isinstance(m, Mapping) else m for m in metrics]
     direction = {c["id"]: c["higher_is_better"] for c in metric_columns(ids)}
     metric_columns([m for ms in aspects.values() for m in ms])  # aspect metrics must be registered too
-    out: list[Row] = [{**r, "ranks": {}, "aspects": {}} for r in rows]  # type: ignore[typeddict-item]
+    out: list[Row] = [{**r, "ranks": {}, "aspects": {}} for r in rows]
     excluded: dict[str, str] = {}
     in_aspect = {m for ms in aspects.values() for m in ms}
 

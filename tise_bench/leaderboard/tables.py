@@ -88,7 +88,7 @@ def _best(lb: Leaderboard, col: _Col, opts: TableOptions) -> set[int]:
 
 
 def _marks(lb: Leaderboard, row: Row) -> str:
-    random = set(lb.get("random_weights", []))  # type: ignore[typeddict-item]
+    random = set(lb.get("random_weights", []))
     return (EXTERNAL_MARK if row.get("external") else "") + (RANDOM_MARK if row["model"] in random else "")
 
 
@@ -111,7 +111,7 @@ def footnotes(lb: Leaderboard) -> list[str]:
     if published:
         notes.append(published)
     notes += comparability_notes(lb)
-    if lb.get("random_weights"):  # type: ignore[typeddict-item]
+    if lb.get("random_weights"):
         notes.append(f"{RANDOM_MARK} evaluated with RANDOM-WEIGHTS backbones: smoke-test numbers, "
                      "not comparable to any paper.")
     names = {**{k: s.display for k, s in all_metrics().items()}, **{m["id"]: m["display"] for m in lb.get("metrics", [])}}
@@ -131,7 +131,7 @@ def footnotes(lb: Leaderboard) -> list[str]:
 def to_frame(lb: Leaderboard) -> pd.DataFrame:
     """Numeric table (full precision): model, external, step, metric columns (+ CI bounds), aspects, RS."""
     rows = lb.get("rows", [])
-    random = set(lb.get("random_weights", []))  # type: ignore[typeddict-item]
+    random = set(lb.get("random_weights", []))
     recs: list[dict[str, Any]] = []
     for r in rows:
         rec: dict[str, Any] = {"model": r["model"], "external": bool(r.get("external")), "step": r.get("step"),

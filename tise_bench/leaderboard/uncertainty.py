@@ -27,6 +27,7 @@ from scipy.stats import kendalltau, rankdata
 
 from ..errors import DataError
 from .bootdata import Recipe, RunData, SubsetRows, load_run
+from .ranking import rank_values
 from .resample import (csr_from_owner, draw_prompts, expand, grouped_mean, is_replicates, percentile_ci,
                        prompt_counts, two_sided_p)
 from .schema import Leaderboard, Paired
@@ -38,19 +39,13 @@ IDENTITY_RTOL = {"mean": 1e-6, "is": 1e-6, "fid": 1e-3}
 # dominant eigenvalue ~1e9 (random weights) FID is a difference of large terms and any two algebraically
 # equal formulas (incl. the metric's general eigensolver) agree only to ~1e-4 relative: round-off, not bias.
 
-try:  # the ranking module's semantics (best = N, ties averaged); private fallback until it exists
-    from .ranking import rank_values  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the sibling module being present
-    def rank_values(values: list[float], higher_is_better: bool) -> list[float]:
-        """Ranks with the best value = N and the worst = 1; ties get the average of the ranks they span."""
-        v = np.asarray(values, dtype=np.float64)
-        return rankdata(v if higher_is_better else -v, method="average").tolist()
-
 
 def replicate_values(recipe: Recipe, sub: SubsetRows, draws: np.ndarray) -> np.ndarray:
     """The metric of ``recipe`` on each replicate of ``draws`` ((B, P) prompt indices) -> (B,)."""
     n_prompts = len(sub.records)
     if recipe.kind == "mean":
+        assert recipe.values is not None and recipe.prompt_of_row is not None, \
+            f"mean recipe of {recipe.metric!r} carries per-row values and their prompts"
         weights = prompt_counts(draws, n_prompts)[:, recipe.prompt_of_row]
         return recipe.scale * grouped_mean(weights, recipe.values, recipe.groups, recipe.row_weight)
     csr = csr_from_owner(sub.prompt_of_sample, n_prompts)
@@ -62,7 +57,9 @@ def replicate_values(recipe: Recipe, sub: SubsetRows, draws: np.ndarray) -> np.n
             r = r[np.argsort(recipe.sample_rank[r], kind="stable")]
         rows.append(r if crop_csr is None else expand(r, crop_csr))
     if recipe.kind == "is":
+        assert recipe.logits is not None, f"IS recipe of {recipe.metric!r} carries its logits"
         return is_replicates(recipe.logits, rows, recipe.temperature, recipe.splits, recipe.seed, recipe.split_mode)
+    assert recipe.fid is not None, f"FID recipe of {recipe.metric!r} carries its replicator"
     n_rows = recipe.fid.x.shape[0]
     return np.asarray([recipe.fid.replicate(np.bincount(r, minlength=n_rows), r) for r in rows])
 

@@ -47,8 +47,10 @@ def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         return MetricValue(float("nan"), 0, per_sample=per, skipped={"no_counter_caption": n_skip},
                            extras={"reason": "no record has positional_word + counter_caption"})
     recs = [ctx.records[ctx.samples[i].record_index] for i in keep]
+    counters = [c for r in recs if (c := r.counter_caption)]
+    assert len(counters) == len(recs), "keep holds only records with a counter caption"
     ok = pairwise_softmax_success(ctx.gen("clip.image")[keep], ctx.text([r.caption for r in recs]),
-                                  ctx.text([r.counter_caption for r in recs]), ctx.logit_scale, threshold)
+                                  ctx.text(counters), ctx.logit_scale, threshold)
     per[keep] = ok.astype(float)
     rates, mean = per_word_rates(ok, [str(r.positional_word) for r in recs])
     return MetricValue(100.0 * mean, len(keep), per_sample=per,

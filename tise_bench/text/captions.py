@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple, TypeVar
 
 from .coco_classes import BLOCKED_PHRASES, PHRASE_INDEX
 
@@ -31,9 +31,12 @@ def _normalise(text: str) -> str:
     return " ".join(re.split(_SEP, text.strip().lower()))
 
 
-def _leftmost_longest(cands: Iterable[tuple[int, int, object]]) -> list[tuple[int, int, object]]:
+_P = TypeVar("_P")
+
+
+def _leftmost_longest(cands: Iterable[tuple[int, int, _P]]) -> list[tuple[int, int, _P]]:
     """Non-overlapping candidates: earliest start first, longest first among equal starts."""
-    out: list[tuple[int, int, object]] = []
+    out: list[tuple[int, int, _P]] = []
     end = -1
     for start, stop, payload in sorted(cands, key=lambda c: (c[0], c[0] - c[1])):
         if start >= end:
@@ -126,7 +129,7 @@ def find_positional(caption: str) -> list[PositionalMention]:
     """
     cands = [(m.start(), m.end(), (w, m.span("core")))
              for w, rx in _POSITIONAL_RES for m in rx.finditer(caption)]
-    return [PositionalMention(*payload) for _, _, payload in _leftmost_longest(cands)]  # type: ignore[misc]
+    return [PositionalMention(*payload) for _, _, payload in _leftmost_longest(cands)]
 
 
 def _match_case(src: str, repl: str) -> str:
@@ -155,8 +158,9 @@ def counter_caption(caption: str, word: str, occurrence: int = 0) -> str | None:
     rest = caption[stop:]
     # near/far are not used alike: "near X" <-> "far from X" keeps both captions grammatical.
     if word == "near":
-        if re.match(r"\s+to\b", rest, re.IGNORECASE):
-            rest = rest[re.match(r"\s+to\b", rest, re.IGNORECASE).end():]
+        m = re.match(r"\s+to\b", rest, re.IGNORECASE)
+        if m:
+            rest = rest[m.end():]
     elif word == "far":
         m = re.match(r"\s+(?:away\s+)?from\b", rest, re.IGNORECASE)
         if m:
