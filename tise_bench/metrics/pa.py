@@ -37,7 +37,8 @@ def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]
 @register_metric("pa", display="PA", higher_is_better=True, version="1", subset="pa", unit="percent", citation=_TISE,
                  needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")))
 def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
-    """PA = 100 · mean over positional words of P(softmax(s·[cos_true, cos_counter])[0] > threshold)."""
+    """100 · mean over positional words of the rate of softmax(s·[cos(img, caption), cos(img,
+    counter-caption)])[0] > 0.6 (TISE's threshold, configurable)."""
     threshold = float(params.get("threshold", 0.6))
     keep = [i for i, s in enumerate(ctx.samples)
             if ctx.records[s.record_index].counter_caption and ctx.records[s.record_index].positional_word]
