@@ -55,7 +55,7 @@ def toy(monkeypatch):
 
 def test_registered_backbones_and_their_names():
     entries = registry.all_backbones()
-    assert set(entries) == {"clip", "inception", "detector", "object_classifier", "bird_classifier"}
+    assert {"clip", "inception", "detector", "object_classifier", "bird_classifier"} <= set(entries)
     for name, e in entries.items():
         assert e.cls.name == name and issubclass(e.config, registry.BackboneConfig)
     assert ImportedDetections.name == "detector"  # a variant keeps the config key of the backbone it replaces
@@ -85,9 +85,9 @@ def test_duplicates_and_bad_registrations_are_refused(toy):
 
 
 def test_unknown_backbone_name_gets_did_you_mean(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown backbone 'clpi'.*Did you mean 'clip'.*Registered backbones: "
-                                          r"bird_classifier, clip, detector, inception, object_classifier"):
+    with pytest.raises(ConfigError, match=r"unknown backbone 'clpi'.*Did you mean 'clip'") as e:
         build_backbone("clpi", {}, cache_dir=tmp_path, **COMMON)
+    assert f"Registered backbones: {', '.join(sorted(registry.all_backbones()))}; stages: crops." in str(e.value)
     with pytest.raises(ConfigError, match=r"unknown backbone 'inceptoin'.*Did you mean 'inception'"):
         build_backbones({"random": True, "inception": {}}, {"inceptoin"}, tmp_path)
     with pytest.raises(ConfigError, match=r"backbones\.clpi is neither .*Did you mean 'clip'"):
@@ -137,7 +137,8 @@ def test_constructor_arguments_are_those_of_before():
     common = ["cache_dir", "device", "random", "seed", "weights"]
     want = {"clip": ["model", "pretrained"], "inception": [], "detector": ["arch", "conf", "imgsz", "iou", "max_det"],
             "object_classifier": ["num_classes"], "bird_classifier": ["num_classes"]}
-    for name, entry in registry.all_backbones().items():
+    for name in want:
+        entry = registry.get_backbone(name)
         cls, kwargs = entry.select(entry.parse({}))
         assert cls is entry.cls and sorted(kwargs(entry.parse({}), ctx)) == sorted(common + want[name]), name
     det = registry.get_backbone("detector")
