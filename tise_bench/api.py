@@ -55,6 +55,13 @@ def _to_pil(img: Any) -> Image.Image:
     return Image.fromarray(arr).convert("RGB")
 
 
+def _yaml_dict(path: Path) -> dict[str, Any]:
+    """A shipped config file as a plain dict (the API reads the same defaults as the CLI)."""
+    out = OmegaConf.to_container(OmegaConf.load(path))
+    assert isinstance(out, dict), f"{path} is not a mapping"
+    return {str(k): v for k, v in out.items()}
+
+
 def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
     """Write in-memory images as PNG (lossless) into a content-addressed folder under the cache."""
     blobs = []
@@ -128,7 +135,7 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
         samples_dir = _materialise(images, [r.id for r in records], cache)
     evalset = EvalSet(name=data_name, subsets={s: records for s in SUBSETS}, reference_stats=reference_stats)
 
-    mdefaults = OmegaConf.to_container(OmegaConf.load(_CONF / "metrics" / "default.yaml"))
+    mdefaults = _yaml_dict(_CONF / "metrics" / "default.yaml")
     merged = {k: dict(v or {}) for k, v in mdefaults["params"].items()}
     for k, v in (params or {}).items():
         merged.setdefault(k, {}).update(v)
@@ -136,7 +143,7 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     if isinstance(backbones, str):
         if backbones not in ("real", "random"):
             raise ConfigError(f"evaluate(backbones={backbones!r}): use 'real', 'random' or a dict")
-        bcfg = OmegaConf.to_container(OmegaConf.load(_CONF / "backbones" / f"{backbones}.yaml"))
+        bcfg = _yaml_dict(_CONF / "backbones" / f"{backbones}.yaml")
     else:
         bcfg = dict(backbones)
     if device is not None:
@@ -150,6 +157,7 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
                             params=merged, bank=bank, backbones=built, on_mismatch=on_mismatch,
                             config={"api": True, "metrics": planned.ids, "params": merged, "backbones": bcfg},
                             crop_spec=crop_spec({"crops": {**(mdefaults.get("crops") or {}), **(crops or {})}}, bcfg))
+    assert result is not None, "evaluate_model returns None only on torchrun ranks other than 0 (no dist here)"
     result.provenance["not_applicable"] = dict(planned.not_applicable)
     if write_to is not None:
         result.write(write_to)

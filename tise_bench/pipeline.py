@@ -1,6 +1,7 @@
 """Score one model's images on one eval set: find samples, one FeatureBank pass, pure metrics."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -162,7 +163,6 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
                 ref_needs.setdefault(need.backbone, set()).add(need.feature)
             else:
                 text_subsets.add(subset)
-    use_stats_file = bool(evalset.reference_stats)
     ref_paths: list[str] = []
     for spec, subset in chosen:
         if any(n.role == "ref" for n in spec.needs_for(params.get(spec.id))):
@@ -197,7 +197,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     stats_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def ref_stats(key: str, subset_refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        if use_stats_file:
+        if evalset.reference_stats:
             dim = feats.features[key].shape[1] if key in feats.features and feats.features[key].ndim == 2 else 2048
             return load_reference_stats(evalset.reference_stats, dim,
                                         extractor=feature_extractor_id(bank.backbones[key.split(".")[0]]),
@@ -225,7 +225,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         samples_by_subset[subset] = samples
         srows = [row_of[s.path] for s in samples]
         ref_records = [i for i, r in enumerate(recs) if r.reference and r.reference in row_of]
-        sub_refs = [recs[i].reference for i in ref_records]
+        sub_refs = [str(recs[i].reference) for i in ref_records]
         ctx = MetricContext(
             subset=subset, records=recs, samples=samples,
             gen_features={f"{b}.{f}": feats.features[f"{b}.{f}"][srows] for b, fs in gen_needs.items() for f in fs},
@@ -233,7 +233,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
                           for b, fs in ref_needs.items() for f in fs},
             ref_records=ref_records, text_features=text_emb, text_truncated=truncated,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
-            ref_stats_fn=lambda key, _r=sub_refs: ref_stats(key, _r),
+            ref_stats_fn=functools.partial(_call_with_refs, ref_stats, sub_refs),
             extra={"class_names": getattr(backbones.get("detector"), "names", None)},
         )
         if crops is not None and any(n.backbone == "crops" for n in spec.needs_for(params.get(spec.id))):
@@ -298,3 +298,8 @@ def _record_comparability(result: EvalResult, chosen, params, metrics, backbones
                                          domain=domain, records=recs,
                                          crop_spec=crops.spec if crops is not None else None, reference=ref)
         result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})
+
+
+def _call_with_refs(fn, refs: list[str], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``ref_stats(key, refs)`` bound to one subset's references (a typed stand-in for a default-arg lambda)."""
+    return fn(key, refs)

@@ -234,7 +234,7 @@ class BirdClassifierBackbone(LocalClassifierBackbone):
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         # scipy.misc.imresize(img, (299, 299, 3), interp="bilinear") is PIL resize((299, 299), BILINEAR)
-        return pil_to_tensor(img.convert("RGB").resize((299, 299), Image.BILINEAR))
+        return pil_to_tensor(img.convert("RGB").resize((299, 299), Image.Resampling.BILINEAR))
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.net(_tf_input(batch.to(self.device)))

@@ -213,7 +213,7 @@ class ClipBackbone(ImageBackbone):
                 raise WeightsNotFoundError(f"could not load CLIP weights {path} into {model}: {e}\n  fix: {fix}") from e
             self.weights_path = path
             self.weights_hash = file_sha256(path, cache_dir)
-            tag = Path(weights).stem if weights else pretrained
+            tag = Path(weights).stem if weights else str(pretrained)
         self.ident = f"clip-{model}-{tag}"
         size = getattr(net.visual, "image_size", 224)
         size = size[0] if isinstance(size, (tuple, list)) else size

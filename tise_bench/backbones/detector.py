@@ -111,7 +111,7 @@ def _load_real(path: Path) -> tuple[torch.nn.Module, dict[int, str]]:
     try:
         from ultralytics.nn.tasks import load_checkpoint
     except ImportError:  # ultralytics < 8.3
-        from ultralytics.nn.tasks import attempt_load_one_weight as load_checkpoint
+        from ultralytics.nn.tasks import attempt_load_one_weight as load_checkpoint  # type: ignore[attr-defined, no-redef]
     try:
         net, _ = load_checkpoint(str(path), device=torch.device("cpu"), fuse=True)
     except Exception as e:  # corrupt file or not an ultralytics checkpoint: say which file and what to do
@@ -169,7 +169,7 @@ class DetectorBackbone(ImageBackbone):
                 self.weights_hash = state_dict_sha256(net)
                 self.ident = f"detector-{Path(arch).stem}-random-seed{seed}"
                 self.weights_name = f"{Path(arch).name} (random seed {seed})"
-                net = net.fuse(verbose=False)
+                net = net.fuse(verbose=False)  # type: ignore[operator]  # ultralytics DetectionModel.fuse
             else:
                 if not weights:
                     raise ConfigError("backbones.detector.weights is empty: give a model name (yolov8x.pt) or a "

@@ -11,6 +11,7 @@ but downstream metrics (SOA, O-IS/O-FID crops, CA) run end to end.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -77,7 +78,8 @@ def _calibrate_class_head(net: torch.nn.Module, calib: torch.Tensor) -> None:
     light up every anchor of some images and none of others; so each class weight is projected orthogonal
     to the mean feature and the top principal directions of the per-image mean features.
     """
-    head = net.model[-1]
+    layers: Any = net.model  # ultralytics' DetectionModel.model: an nn.Sequential, untyped for mypy
+    head: Any = layers[-1]  # its Detect head
     cls_convs = [seq[-1] for seq in head.cv3]
     inputs: list[torch.Tensor] = []
     hooks = [c.register_forward_hook(lambda _m, i, _o: inputs.append(i[0].flatten(2))) for c in cls_convs]

@@ -239,7 +239,7 @@ class ImportedDetections(ImageBackbone):
 
     def _row(self, box: object, score: object, cls: int, where: str) -> list[float]:
         try:
-            x1, y1, x2, y2 = (float(v) for v in box)  # type: ignore[union-attr]
+            x1, y1, x2, y2 = (float(v) for v in box)  # type: ignore[attr-defined]  # not iterable -> TypeError below
             s = float(score)  # type: ignore[arg-type]
         except (TypeError, ValueError) as e:
             raise self._fail(f"{where}: a box must be 4 numbers and a score a number ({e})") from e
@@ -261,7 +261,7 @@ class ImportedDetections(ImageBackbone):
         self._table[k] = arr
         if size is not None:
             try:
-                w, h = (float(v) for v in size)  # type: ignore[union-attr]
+                w, h = (float(v) for v in size)  # type: ignore[attr-defined]  # not iterable -> TypeError below
             except (TypeError, ValueError) as e:
                 raise self._fail(f"{where}: \"size\" must be [width, height] ({e})") from e
             self._sizes[k] = (w, h)

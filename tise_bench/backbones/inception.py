@@ -9,6 +9,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -91,17 +92,20 @@ def _init_random(net: torch.nn.Module, gen: torch.Generator) -> None:
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = 0.1
-    old = net.features_list
-    net.features_list = ["2048"]
+    extractor: Any = net  # torch-fidelity's FeatureExtractorInceptionV3 (plain attribute features_list)
+    old = extractor.features_list
+    extractor.features_list = ["2048"]
     feats = torch.cat([net(c)[0] for c in calib.split(16)]).double()
-    net.features_list = old
+    extractor.features_list = old
     centred = feats - feats.mean(0, keepdim=True)
-    w = torch.empty(net.fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
+    fc = net.fc
+    assert isinstance(fc, torch.nn.Linear)
+    w = torch.empty(fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
     mean = feats.mean(0)
     w -= (w @ mean)[:, None] * mean[None, :] / mean.dot(mean)
     spread = (centred @ w.T).std()
-    net.fc.weight.copy_((w * (2.0 / spread)).float())
-    net.fc.bias.zero_()
+    fc.weight.copy_((w * (2.0 / spread)).float())
+    fc.bias.zero_()
 
 
 def find_real_weights(weights: str | None) -> Path:

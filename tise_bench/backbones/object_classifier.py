@@ -111,11 +111,13 @@ def init_random_inception3(net: torch.nn.Module, gen: torch.Generator,
             m.momentum = 0.1
     feats = torch.cat([pool3(net, c) for c in calib.split(4)]).double()
     mean = feats.mean(0)
-    w = torch.empty(net.fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
+    fc = net.fc
+    assert isinstance(fc, torch.nn.Linear)
+    w = torch.empty(fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
     w -= (w @ mean)[:, None] * mean[None, :] / mean.dot(mean)
     spread = ((feats - mean) @ w.T).std().clamp_min(1e-12)
-    net.fc.weight.copy_((w * (2.0 / spread)).float())
-    net.fc.bias.zero_()
+    fc.weight.copy_((w * (2.0 / spread)).float())
+    fc.bias.zero_()
 
 
 def random_weights_file(cache_dir: str | Path, stem: str, build: Callable[[], torch.nn.Module]) -> Path:
@@ -231,7 +233,7 @@ class ObjectClassifierBackbone(LocalClassifierBackbone):
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         if img.size != (299, 299):  # TISE: transforms.Resize((299, 299)) (PIL bilinear); crops are already 299
-            img = img.resize((299, 299), Image.BILINEAR)
+            img = img.resize((299, 299), Image.Resampling.BILINEAR)
         return pil_to_tensor(img.convert("RGB"))
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
