@@ -87,6 +87,7 @@ def test_metrics_json_carries_protocol_and_comparability(tmp_path, fresh_cache):
     assert a["fid"]["comparability"]["reference"].startswith("images:")
     assert a["fid"]["protocol"].startswith("not comparable to TISE's FID")
     assert a["clip_score"]["comparability"]["convention"] == "clipscore"
+    assert a["clip_score"]["comparability"]["version"] == a["clip_score"]["version"] == "2"
     assert b["clip_score"]["comparability"]["convention"] == "torchmetrics"
     assert a["fid"]["comparability"] == b["fid"]["comparability"]
 

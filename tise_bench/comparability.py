@@ -191,7 +191,9 @@ def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: Metr
     used = {b: backbones[b] for b in _backbone_of_needs(needs, backbones)}  # only the networks this metric read
     protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain, records=records,
                                                 crop_spec=crop_spec))
-    fields: dict[str, Any] = {"unit": getattr(spec, "unit", None), "protocol": protocol}
+    # the metric's definition version: a definition change (bumped version) is never ranked against the old one
+    fields: dict[str, Any] = {"unit": getattr(spec, "unit", None), "protocol": protocol,
+                              "version": getattr(spec, "version", None)}
     for b in used:
         if b == "object_classifier" and (mv.extras or {}).get("fallback", False):
             continue
