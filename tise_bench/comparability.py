@@ -94,7 +94,7 @@ def _close(a: Any, b: float) -> bool:
 
 
 def tise_divergences(metric_id: str, params: Mapping[str, Any], mv: MetricValue, backbones: Mapping[str, Any],
-                     *, domain: str | None = None, records: list | None = None, crop_spec: Any = None
+                     *, domain: str | None = None, crop_spec: Any = None
                      ) -> list[str] | str:
     """-> the divergences from TISE's protocol for one metric value (``[]`` = TISE exactly), or a string
     naming the reference for metrics TISE does not define."""
@@ -184,12 +184,12 @@ def _scalar(v: Any) -> Any:
 
 
 def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: MetricValue,
-                  backbones: Mapping[str, Any], *, domain: str | None = None, records: list | None = None,
+                  backbones: Mapping[str, Any], *, domain: str | None = None, eval_set: str | None = None,
                   crop_spec: Any = None, reference: str | None = None) -> tuple[str, dict[str, Any]]:
     """-> (protocol, comparability fields) for one metric value."""
     needs = spec.needs_for(dict(params)) if hasattr(spec, "needs_for") else spec.needs
     used = {b: backbones[b] for b in _backbone_of_needs(needs, backbones)}  # only the networks this metric read
-    protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain, records=records,
+    protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain,
                                                 crop_spec=crop_spec))
     # the metric's definition version: a definition change (bumped version) is never ranked against the old one
     fields: dict[str, Any] = {"unit": getattr(spec, "unit", None), "protocol": protocol,
@@ -210,8 +210,8 @@ def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: Metr
         fields["crops"] = crop_spec.tag
     if reference is not None and any(n.role == "ref" for n in needs):
         fields["reference"] = reference
-    if records is not None:
-        fields["eval_set"] = records_hash(records)
+    if eval_set is not None:  # records_hash of the subset, computed once per subset by the caller
+        fields["eval_set"] = eval_set
     if domain:
         fields["domain"] = domain
     return protocol, fields

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .backbones.base import ImageBackbone, file_sha256, forward_counts
-from .comparability import comparability
+from .comparability import comparability, records_hash
 from .context import MetricContext, Sample
 from .data.samples import find_images_layout
 from .distributed import Dist, extract_shard
@@ -233,7 +233,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
                           for b, fs in ref_needs.items() for f in fs},
             ref_records=ref_records, text_features=text_emb, text_truncated=truncated,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
-            ref_stats_fn=functools.partial(_call_with_refs, ref_stats, sub_refs),
+            ref_stats_fn=functools.partial(ref_stats, subset_refs=sub_refs),
             extra={"class_names": getattr(backbones.get("detector"), "names", None)},
         )
         if crops is not None and any(n.backbone == "crops" for n in spec.needs_for(params.get(spec.id))):
@@ -263,11 +263,8 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
 
 
 def eval_domain(evalset: EvalSet) -> str | None:
-    """``coco`` / ``cub`` (TISE's two protocols) from the data config, else from the eval set's name."""
-    dom = getattr(evalset, "domain", None)
-    if dom:
-        return str(dom).lower()
-    return evalset.name.lower() if evalset.name.lower() in ("coco", "cub") else None
+    """``coco`` / ``cub``: which of TISE's protocols applies, from ``data.domain`` (the one place it is set)."""
+    return str(evalset.domain).lower() if evalset.domain else None
 
 
 def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int],
@@ -285,21 +282,23 @@ def _record_comparability(result: EvalResult, chosen, params, metrics, backbones
                           crops: CropRequest | None, shas: list[str], row_of: dict[str, int]) -> None:
     """``protocol`` and ``comparability`` of every metric entry (see :mod:`tise_bench.comparability`)."""
     domain = eval_domain(evalset)
+    subset_hash: dict[str, str] = {}  # one content hash per subset, not per metric (30k records each)
+    ref_source: dict[tuple[str, bool], str] = {}
     for spec, subset in chosen:
         mv = metrics.get(spec.id)
         if mv is None:
             continue
         recs = evalset.subsets[subset]
+        if subset not in subset_hash:
+            subset_hash[subset] = records_hash(recs)
         needs = spec.needs_for(params.get(spec.id))
-        uses_stats = getattr(spec.compute, "requires", None) is reference_images_or_stats  # FID-like metrics
-        ref = _reference_source(evalset, recs, shas, row_of, uses_stats) if any(n.role == "ref" for n in needs) \
-            else None
+        ref = None
+        if any(n.role == "ref" for n in needs):
+            uses_stats = getattr(spec.compute, "requires", None) is reference_images_or_stats  # FID-like metrics
+            if (subset, uses_stats) not in ref_source:
+                ref_source[subset, uses_stats] = _reference_source(evalset, recs, shas, row_of, uses_stats)
+            ref = ref_source[subset, uses_stats]
         protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
-                                         domain=domain, records=recs,
+                                         domain=domain, eval_set=subset_hash[subset],
                                          crop_spec=crops.spec if crops is not None else None, reference=ref)
         result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})
-
-
-def _call_with_refs(fn, refs: list[str], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``ref_stats(key, refs)`` bound to one subset's references (a typed stand-in for a default-arg lambda)."""
-    return fn(key, refs)
