@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .inception import _calibration_images
+from .random_init import calibration_images, kaiming_convs_, restore_bn_momentum_
 
 TARGET_PER_IMAGE = 16  # anchors per calibration image above score 0.5 (before NMS)
 N_CALIB = 8
@@ -51,23 +51,13 @@ def random_detector(arch: str, seed: int, imgsz: int) -> tuple[torch.nn.Module, 
 
 @torch.no_grad()
 def _init_random(net: torch.nn.Module, gen: torch.Generator, imgsz: int) -> None:
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad:  # DFL's fixed arange conv is frozen
-            fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
-            m.weight.copy_(torch.empty_like(m.weight).normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen))
-            if m.bias is not None:
-                m.bias.zero_()
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration batch
-    calib = _calibration_images(gen, n=N_CALIB, size=imgsz).float() / 255.0
+    kaiming_convs_(net, gen, trainable_only=True)  # DFL's fixed arange conv is frozen
+    calib = calibration_images(gen, n=N_CALIB, size=imgsz).float() / 255.0
     net.train()
     for chunk in calib.split(4):
         net(chunk)
     net.eval()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 0.03
+    restore_bn_momentum_(net, 0.03)
     _calibrate_class_head(net, calib)
 
 

@@ -17,6 +17,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
+from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
 
 URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -60,52 +61,24 @@ def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def _calibration_images(gen: torch.Generator, n: int = 48, size: int = 96) -> torch.Tensor:
-    """Seeded structured images (smooth colour fields + rectangles) used only to set BN statistics."""
-    low = torch.rand(n, 3, 6, 6, generator=gen)
-    x = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
-    for i in range(n):
-        for _ in range(3):
-            y0, x0 = (torch.randint(0, size - 8, (2,), generator=gen)).tolist()
-            h, w = (torch.randint(8, size // 2, (2,), generator=gen)).tolist()
-            x[i, :, y0:y0 + h, x0:x0 + w] = torch.rand(3, 1, 1, generator=gen)
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 @torch.no_grad()
 def _init_random(net: torch.nn.Module, gen: torch.Generator) -> None:
     """Kaiming-normal convs, BN statistics from a seeded calibration batch (data-dependent init, so
     pool3 varies across images), and an fc orthogonal to the mean feature scaled so the 1008 logits
     spread across images: IS > 1 and FID > 0 on distinct image sets, as with real weights."""
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
-            m.weight.copy_(torch.empty_like(m.weight).normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen))
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration batch
-    calib = _calibration_images(gen)
+    kaiming_convs_(net, gen, zero_bias=False)
+    calib = calibration_images(gen)
     net.train()
     for chunk in calib.split(16):
         net(chunk)
     net.eval()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 0.1
+    restore_bn_momentum_(net)
     extractor: Any = net  # torch-fidelity's FeatureExtractorInceptionV3 (plain attribute features_list)
     old = extractor.features_list
     extractor.features_list = ["2048"]
     feats = torch.cat([net(c)[0] for c in calib.split(16)]).double()
     extractor.features_list = old
-    centred = feats - feats.mean(0, keepdim=True)
-    fc = net.fc
-    assert isinstance(fc, torch.nn.Linear)
-    w = torch.empty(fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
-    mean = feats.mean(0)
-    w -= (w @ mean)[:, None] * mean[None, :] / mean.dot(mean)
-    spread = (centred @ w.T).std()
-    fc.weight.copy_((w * (2.0 / spread)).float())
-    fc.bias.zero_()
+    orthogonal_fc_(net.fc, feats, gen)
 
 
 def find_real_weights(weights: str | None) -> Path:

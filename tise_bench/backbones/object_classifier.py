@@ -33,6 +33,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, resolve_device
+from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
 
 TISE_OBJECT_TEMPERATURE = 2.1737587451934814
@@ -77,12 +78,6 @@ def pool3(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.flatten(x, 1)
 
 
-def _calibration_images(gen: torch.Generator, n: int, size: int) -> torch.Tensor:
-    from .inception import _calibration_images as calib
-
-    return calib(gen, n=n, size=size)
-
-
 @torch.no_grad()
 def init_random_inception3(net: torch.nn.Module, gen: torch.Generator,
                            net_input: Callable[[torch.Tensor], torch.Tensor], n_calib: int = 4,
@@ -92,32 +87,15 @@ def init_random_inception3(net: torch.nn.Module, gen: torch.Generator,
     pool3 varies across images), and an fc orthogonal to the mean pool3 feature scaled so that the logits
     spread across images (IS > 1, FID > 0 on distinct image sets). Calibrated on ``n_calib`` seeded images (at the
     input size of the real inputs, few of them, so that building it takes seconds on a CPU)."""
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
-            m.weight.copy_(torch.empty_like(m.weight).normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen))
-            if m.bias is not None:
-                m.bias.zero_()
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_parameters()
-            m.momentum = None  # cumulative average over the calibration batch
-    calib = net_input(_calibration_images(gen, n_calib, size))
+    kaiming_convs_(net, gen, reset_bn_affine=True)
+    calib = net_input(calibration_images(gen, n_calib, size))
     net.train()
     for chunk in calib.split(4):
         pool3(net, chunk)
     net.eval()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 0.1
+    restore_bn_momentum_(net)
     feats = torch.cat([pool3(net, c) for c in calib.split(4)]).double()
-    mean = feats.mean(0)
-    fc = net.fc
-    assert isinstance(fc, torch.nn.Linear)
-    w = torch.empty(fc.weight.shape, dtype=torch.float64).normal_(0.0, 1.0, generator=gen)
-    w -= (w @ mean)[:, None] * mean[None, :] / mean.dot(mean)
-    spread = ((feats - mean) @ w.T).std().clamp_min(1e-12)
-    fc.weight.copy_((w * (2.0 / spread)).float())
-    fc.bias.zero_()
+    orthogonal_fc_(net.fc, feats, gen)
 
 
 def random_weights_file(cache_dir: str | Path, stem: str, build: Callable[[], torch.nn.Module]) -> Path:
