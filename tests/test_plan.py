@@ -88,12 +88,12 @@ def test_cli_invalid_policy_is_a_config_error(tmp_path, session_cache, monkeypat
 
 # ------------------------------------------------------------------------------------------------------ API
 def test_api_default_metrics_skip_and_named_metrics_fail_before_any_backbone(tmp_path, fresh_cache, monkeypatch):
-    import tise_bench.api as api
+    import tise_bench.runner as runner  # the API runs through runner.evaluate_config, as the CLI
 
     structured_images(tmp_path / "imgs", 4, seed=3, size=32)
     caps = [f"shapes {i}" for i in range(4)]
     ids = [f"{i:04d}" for i in range(4)]
-    monkeypatch.setattr(api, "build_backbones", _no_build)
+    monkeypatch.setattr(runner, "build_backbones", _no_build)
     for wanted, missing in ((["fid"], "fid: no reference images"), (["clip_score", "ca"], "ca: records carry no 'counts'"),
                             (["clip_i2i"], "clip_i2i: records carry no 'reference' images")):
         with pytest.raises(ConfigError) as e:
@@ -107,7 +107,7 @@ def test_api_default_metrics_skip_and_named_metrics_fail_before_any_backbone(tmp
     def spy(*a, **k):
         made.append(plan(*a, **k))
         raise _Stop
-    monkeypatch.setattr(api, "plan", spy)
+    monkeypatch.setattr(runner, "plan", spy)
     with pytest.raises(_Stop):
         tise_bench.evaluate(tmp_path / "imgs", caps, ids=ids, backbones=RANDOM_BACKBONES, cache_dir=fresh_cache)
     na = made[0].not_applicable

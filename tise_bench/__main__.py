@@ -6,7 +6,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from .config_schema import register
 from .errors import TiseError
+
+register()  # the typed schema config.yaml extends (tise_bench/config_schema.py)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")

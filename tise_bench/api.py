@@ -1,7 +1,8 @@
 """Python API: ``tise_bench.evaluate(...)`` over a folder or in-memory images, e.g. inside a training loop.
 
-Returns the same :class:`~tise_bench.results.EvalResult` as the CLI (same code path: the eval set is
-built in memory, in-memory images are written losslessly as PNG into the cache and found by id).
+Returns the same :class:`~tise_bench.results.EvalResult` as the CLI through the same path: the CLI's Hydra
+config composed with overrides, then :func:`tise_bench.runner.evaluate_config`; only the eval set is built
+in memory (in-memory images are written losslessly as PNG into the cache and found by id).
 """
 from __future__ import annotations
 
@@ -13,23 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 
-from .backbones import build_backbones
+from .config_schema import backbones_schema, compose
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError
 from .evalset import SUBSETS, EvalSet
-from .pipeline import evaluate_model, plan
-from .features.bank import FeatureBank
 from .results import EvalResult
-from .runner import crop_spec
-
-_CONF = Path(__file__).parent / "configs"
-
-
-def _default_cache() -> str:
-    return os.environ.get("TISE_CACHE_DIR") or str(Path.home() / ".cache" / "tise_bench")
+from .runner import evaluate_config, resolve_config
 
 
 def _to_pil(img: Any) -> Image.Image:
@@ -53,13 +47,6 @@ def _to_pil(img: Any) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return Image.fromarray(arr).convert("RGB")
-
-
-def _yaml_dict(path: Path) -> dict[str, Any]:
-    """A shipped config file as a plain dict (the API reads the same defaults as the CLI)."""
-    out = OmegaConf.to_container(OmegaConf.load(path))
-    assert isinstance(out, dict), f"{path} is not a mapping"
-    return {str(k): v for k, v in out.items()}
 
 
 def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
@@ -107,8 +94,16 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     ``provenance['not_applicable']``; metrics asked for by name that the inputs cannot support raise
     :class:`ConfigError` before any network is built.
     ``crops``: overrides of ``metrics.crops`` (threshold, min_side, max_per_image) for O-IS / O-FID.
+
+    The run is the CLI's: the same Hydra config (``backbones=<real|random>``, ``model=folder``, ``data=custom``,
+    these arguments merged over it and checked by the schema), recorded in full in ``metrics.json``, and the
+    same function (:func:`tise_bench.runner.evaluate_config`). A ``backbones`` dict replaces the whole group;
+    ``cache_dir`` None uses ``paths.cache_dir`` ($TISE_CACHE_DIR, else ~/.cache/tise_bench).
     """
-    cache = Path(cache_dir or _default_cache())
+    cfg = _config(metrics=metrics, params=params, backbones=backbones, cache_dir=cache_dir, name=name,
+                  data_name=data_name, manifest=manifest, reference_stats=reference_stats, on_mismatch=on_mismatch,
+                  batch_size=batch_size, device=device, crops=crops)
+    cache = Path(OmegaConf.select(cfg, "paths.cache_dir", throw_on_resolution_failure=True))
     if manifest is not None:
         records = load_manifest(manifest)
     else:
@@ -133,32 +128,44 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
         if len(images) != len(records):
             raise ConfigError(f"evaluate(): {len(images)} images for {len(records)} captions")
         samples_dir = _materialise(images, [r.id for r in records], cache)
+    cfg.model.samples_dir = str(samples_dir)
     evalset = EvalSet(name=data_name, subsets={s: records for s in SUBSETS}, reference_stats=reference_stats)
-
-    mdefaults = _yaml_dict(_CONF / "metrics" / "default.yaml")
-    merged = {k: dict(v or {}) for k, v in mdefaults["params"].items()}
-    for k, v in (params or {}).items():
-        merged.setdefault(k, {}).update(v)
-    ids_wanted = list(metrics or mdefaults["ids"])
-    if isinstance(backbones, str):
-        if backbones not in ("real", "random"):
-            raise ConfigError(f"evaluate(backbones={backbones!r}): use 'real', 'random' or a dict")
-        bcfg = _yaml_dict(_CONF / "backbones" / f"{backbones}.yaml")
-    else:
-        bcfg = dict(backbones)
-    if device is not None:
-        bcfg["device"] = device
-    # default metrics the inputs cannot support are left out and reported; explicitly requested ones must run
-    planned = plan(ids_wanted, evalset, merged, bcfg, on_unsupported="skip" if metrics is None else "fail",
-                   fix=UNSUPPORTED_FIX)
-    built = build_backbones(bcfg, planned.backbones, cache)
-    bank = FeatureBank(built, cache, batch_size=batch_size)
-    result = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=planned.ids,
-                            params=merged, bank=bank, backbones=built, on_mismatch=on_mismatch,
-                            config={"api": True, "metrics": planned.ids, "params": merged, "backbones": bcfg},
-                            crop_spec=crop_spec({"crops": {**(mdefaults.get("crops") or {}), **(crops or {})}}, bcfg))
-    assert result is not None, "evaluate_model returns None only on torchrun ranks other than 0 (no dist here)"
-    result.provenance["not_applicable"] = dict(planned.not_applicable)
+    [result] = evaluate_config(resolve_config(cfg), evalset=evalset, fix=UNSUPPORTED_FIX)
     if write_to is not None:
         result.write(write_to)
     return result
+
+
+def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] | None,
+            backbones: str | dict[str, Any], cache_dir: str | Path | None, name: str, data_name: str,
+            manifest: str | Path | None, reference_stats: str | None, on_mismatch: str, batch_size: int,
+            device: str | None, crops: dict[str, Any] | None) -> DictConfig:
+    """The CLI's config (:func:`tise_bench.config_schema.compose`) for :func:`evaluate`'s arguments.
+
+    Group choices are Hydra overrides; values are merged over the composed config, so the schema checks them
+    (a wrong key or type names it). Default metrics the inputs cannot support are skipped
+    (``on_unsupported=skip``); metrics asked for by name must run (``fail``, before any backbone is built).
+    """
+    if isinstance(backbones, str) and backbones not in ("real", "random"):
+        raise ConfigError(f"evaluate(backbones={backbones!r}): use 'real', 'random' or a dict")
+    choice = backbones if isinstance(backbones, str) else "real"
+    cfg = compose([f"backbones={choice}", "model=folder", "data=custom"])
+    values: dict[str, Any] = {
+        "on_mismatch": on_mismatch, "on_unsupported": "skip" if metrics is None else "fail",
+        "batch_size": batch_size, "progress": False, "print_table": False,
+        "data": {"name": data_name, "manifest": None if manifest is None else str(manifest),
+                 "reference_stats": reference_stats},
+        "model": {"name": name, "samples_dir": None},
+        "metrics": {"params": params or {}, "crops": crops or {}, **({} if metrics is None else {"ids": list(metrics)})},
+    }
+    if cache_dir is not None:
+        values["paths"] = {"cache_dir": str(cache_dir)}
+    if device is not None:
+        values["backbones"] = {"device": device}
+    try:
+        if not isinstance(backbones, str):  # a whole backbones group, typed by the same schema as the YAML
+            cfg.backbones = OmegaConf.merge(OmegaConf.structured(backbones_schema()), backbones)
+        OmegaConf.set_struct(cfg.metrics.params, False)  # open: each metric checks its own params
+        return OmegaConf.merge(cfg, values)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"evaluate(): {e}") from None

@@ -1,8 +1,17 @@
-"""The typed function behind ``python -m tise_bench``: compose -> evaluate every model -> write results."""
+"""The typed function behind ``python -m tise_bench`` and ``tise_bench.evaluate``: one composed config ->
+plan -> backbones -> one feature bank -> every model's result.
+
+:func:`evaluate_config` is the one entry path; :func:`run` (the CLI) resolves the Hydra config, joins a
+torchrun group if there is one, writes each result under ``paths.results_dir`` and prints the table;
+:func:`tise_bench.api.evaluate` composes the same config with overrides and passes an in-memory eval set.
+"""
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from .backbones import build_backbones
-from .distributed import init_from_env, rank_device
+from .distributed import Dist, init_from_env, rank_device
 from .errors import ConfigError
-from .evalset import load_eval_set
-from .pipeline import evaluate_model, plan
+from .evalset import EvalSet, load_eval_set
 from .features.bank import FeatureBank
 from .features.crops import CropSpec
+from .pipeline import evaluate_model, plan
 from .report import format_table
 from .results import EvalResult
 
@@ -27,7 +36,7 @@ UNSUPPORTED_FIX = ("add what is missing to the manifest's records (or data.refer
                    "under 'not_applicable' in metrics.json")
 
 
-def _models(cfg: dict[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
+def _models(cfg: Mapping[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
     m = cfg["model"]
     names = list(m.get("suite") or [m["name"]])
     out = []
@@ -42,7 +51,7 @@ def _models(cfg: dict[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def crop_spec(mcfg: dict[str, Any], bcfg: dict[str, Any]) -> CropSpec:
+def crop_spec(mcfg: Mapping[str, Any], bcfg: Mapping[str, Any]) -> CropSpec:
     """metrics.crops, with the backbone set's crop cap (random detectors) applied when it is tighter."""
     spec = dict(mcfg.get("crops") or {})
     cap = (bcfg.get("detector") or {}).get("max_crops")
@@ -51,7 +60,28 @@ def crop_spec(mcfg: dict[str, Any], bcfg: dict[str, Any]) -> CropSpec:
     return CropSpec(**spec)
 
 
-def _resolve(cfg: DictConfig) -> dict[str, Any]:
+def check_keys(cfg: DictConfig, where: str = "") -> None:
+    """Refuse keys that a typed node's schema does not declare (Hydra's ``+key=`` appends them past it)."""
+    typ = OmegaConf.get_type(cfg)
+    if is_dataclass(typ):
+        valid = [f.name for f in fields(typ)]
+        for key in map(str, cfg.keys()):
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f" Did you mean {where}{close[0]}?" if close else ""
+                raise ConfigError(f"{where}{key} is not a setting of {where.rstrip('.') or 'the config'} "
+                                  f"({typ.__name__}, tise_bench/config_schema.py).{hint} Valid keys: "
+                                  f"{', '.join(valid)}; fix: remove or rename it")
+    for key in map(str, cfg.keys()):
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_none():
+            check_keys(node, f"{where}{key}.")
+
+
+def resolve_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data: keys checked against the schema, interpolations resolved, every
+    required value (``???``) set."""
+    check_keys(cfg)
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except MissingMandatoryValue as e:
@@ -62,36 +92,57 @@ def _resolve(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"config value could not be resolved: {e}") from None
 
 
-def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
-    """Evaluate every model of the config; under torchrun only rank 0 writes (and returns) results."""
-    c = _resolve(cfg) if isinstance(cfg, DictConfig) else cfg
-    dist = init_from_env(str(c["backbones"].get("device", "auto")))
-    if dist.enabled:  # each rank on its own GPU (LOCAL_RANK)
-        c = {**c, "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)}}
-    paths = c["paths"]
-    evalset = load_eval_set(c["data"], paths["cache_dir"])
-    mcfg = c["metrics"]
+def evaluate_config(cfg: Mapping[str, Any], *, evalset: EvalSet | None = None, dist: Dist | None = None,
+                    fix: str = UNSUPPORTED_FIX,
+                    on_result: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
+    """Evaluate every model of a resolved config (:func:`resolve_config`): plan the metrics (``on_unsupported``
+    decides on those the eval set cannot support; ``fix`` is the advice printed then) before any backbone is
+    built, build the backbones the plan needs, then one :class:`FeatureBank` serves every model.
+
+    ``evalset``: an eval set built in memory (the API), instead of loading ``cfg['data']``. ``dist``: the torchrun
+    group (None: one process); ranks other than 0 return no results. ``on_result`` sees each result as soon as it
+    is complete (the CLI writes it there, so a failure in a later model keeps the earlier ones).
+    """
+    dist = dist or Dist()
+    paths, mcfg, bcfg = cfg["paths"], cfg["metrics"], cfg["backbones"]
+    if evalset is None:
+        evalset = load_eval_set(cfg["data"], paths["cache_dir"])
     params = dict(mcfg.get("params") or {})
-    planned = plan(list(mcfg["ids"]), evalset, params, c["backbones"],
-                   on_unsupported=str(c.get("on_unsupported", "fail")), fix=UNSUPPORTED_FIX)
-    backbones = build_backbones(c["backbones"], planned.backbones, paths["cache_dir"])
-    bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(c.get("batch_size", 32)),
-                       max_pixels=c.get("max_pixels"), progress=bool(c.get("progress", False)) and dist.is_main)
+    planned = plan(list(mcfg["ids"]), evalset, params, bcfg, on_unsupported=str(cfg.get("on_unsupported", "fail")),
+                   fix=fix)
+    backbones = build_backbones(bcfg, planned.backbones, paths["cache_dir"])
+    bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(cfg.get("batch_size", 32)),
+                       max_pixels=cfg.get("max_pixels"), progress=bool(cfg.get("progress", False)) and dist.is_main)
     results = []
-    for name, samples_dir in _models(c, evalset.demo_models_dir):
+    for name, samples_dir in _models(cfg, evalset.demo_models_dir):
         res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=planned.ids,
-                             params=params, bank=bank, backbones=backbones, on_mismatch=c.get("on_mismatch", "fail"),
-                             on_bad_image=c.get("on_bad_image", "fail"), config=c,
-                             crop_spec=crop_spec(mcfg, c["backbones"]), dist=dist,
-                             layout=str(c["model"].get("layout") or "flat"),
-                             subset_dirs=dict(c["model"].get("subset_dirs") or {}))
+                             params=params, bank=bank, backbones=backbones, on_mismatch=cfg.get("on_mismatch", "fail"),
+                             on_bad_image=cfg.get("on_bad_image", "fail"), config=dict(cfg),
+                             crop_spec=crop_spec(mcfg, bcfg), dist=dist,
+                             layout=str(cfg["model"].get("layout") or "flat"),
+                             subset_dirs=dict(cfg["model"].get("subset_dirs") or {}))
         if res is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 writes
             continue
         res.provenance["not_applicable"] = dict(planned.not_applicable)
         res.provenance["world_size"] = dist.world_size
-        out = res.write(Path(paths["results_dir"]) / evalset.name / name)
-        log.info("wrote %s", out)
+        if on_result is not None:
+            on_result(res)
         results.append(res)
+    return results
+
+
+def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
+    """Evaluate every model of the config; under torchrun only rank 0 writes (and returns) results."""
+    c = resolve_config(cfg) if isinstance(cfg, DictConfig) else cfg
+    dist = init_from_env(str(c["backbones"].get("device", "auto")))
+    if dist.enabled:  # each rank on its own GPU (LOCAL_RANK)
+        c = {**c, "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)}}
+    results_dir = Path(c["paths"]["results_dir"])
+
+    def write(res: EvalResult) -> None:
+        log.info("wrote %s", res.write(results_dir / res.data / res.model))
+
+    results = evaluate_config(c, dist=dist, on_result=write)
     if c.get("print_table", True) and dist.is_main:
         print(format_table(results), file=sys.stdout)
     return results

@@ -1,0 +1,189 @@
+"""Typed schema of the Hydra config (``tise_bench/configs/``), registered with Hydra's ConfigStore.
+
+``config.yaml`` extends :class:`TiseConfig` (``defaults: [tise_schema, _self_, ...]``), so every group is
+merged into a typed node: a wrong key or a value of the wrong type in any group stops the composition with
+Hydra's message naming the full key (``backbones.detector.imgsz``, ``model.nmae``), and an unknown top-level
+key is refused even with ``+``. ``metrics.params`` stays an open mapping: each metric checks its own params.
+
+Where the defaults live (one place each):
+
+* the backbones' keys and code defaults: their registered config dataclasses
+  (``@register_backbone(..., config=...)``, :mod:`tise_bench.backbones.registry`), reused here as they are;
+  the YAML files of the ``backbones`` group set only what differs (weights, ``amp``, the random caps);
+* ``metrics.crops``: :class:`tise_bench.features.crops.CropSpec`; ``max_pixels``: Pillow's guard
+  (:data:`tise_bench.features.decode.DEFAULT_MAX_PIXELS`);
+* ``model.layout`` / ``model.subset_dirs``: :class:`ModelConfig`;
+* every other value (top-level switches, ``bootstrap``, ``paths``, the eval sets, the metric ids): the YAML,
+  the schema gives only its type (``???`` until a config file sets it).
+
+The TISE baselines (:data:`TISE_BASELINES`) are generated options of the ``model`` group: ``model=dfgan``
+is ``name: dfgan``, ``samples_dir: ${paths.samples_root}/dfgan/${data.name}``.
+"""
+from __future__ import annotations
+
+import typing
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from functools import cache
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobRuntime
+from hydra.version import VersionBase
+from omegaconf import MISSING as REQUIRED  # '???': the YAML must set it
+from omegaconf import DictConfig
+
+from .backbones.registry import BackboneSetConfig, all_backbones
+from .evalset import SUBSETS
+from .features.crops import CropSpec
+from .features.decode import DEFAULT_MAX_PIXELS
+
+#: The group ``configs/config.yaml`` extends first (its defaults list).
+SCHEMA_NAME = "tise_schema"
+
+#: TISE's baselines (``model=<name>``; images in ``${paths.samples_root}/<name>/${data.name}``).
+TISE_BASELINES = ("attngan", "attngan_plus", "dmgan", "cpgan", "drgan", "dfgan", "stackgan", "objgan", "opgan",
+                  "xmcgan", "lafite", "sd15")
+
+
+def _mutable(cls: type, name: str | None = None) -> type:
+    """A non-frozen dataclass with ``cls``'s fields, types and defaults (Hydra overrides need mutable nodes;
+    the registered dataclasses are frozen). The fields stay declared once, on ``cls``."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in fields(cls):
+        if f.default is not MISSING:
+            spec = field(default=f.default)
+        elif f.default_factory is not MISSING:
+            spec = field(default_factory=f.default_factory)
+        else:
+            spec = field()
+        specs.append((f.name, hints[f.name], spec))
+    return make_dataclass(name or cls.__name__, specs, namespace={"__doc__": cls.__doc__})
+
+
+@dataclass
+class BootstrapConfig:
+    replicates: int = REQUIRED
+    replicates_features: int = REQUIRED
+    seed: int = REQUIRED
+
+
+@dataclass
+class PathsConfig:
+    results_dir: str = REQUIRED
+    cache_dir: str = REQUIRED
+    samples_root: str = REQUIRED
+    data_root: str = REQUIRED
+
+
+@dataclass
+class DataConfig:
+    """One eval set: ``kind: manifests`` (``manifest`` and/or ``subsets``) or ``kind: demo`` (``root``,
+    ``n_prompts``, ``image_size``, ``seed``: the embedded demo's generator)."""
+
+    name: str = REQUIRED
+    kind: str = "manifests"  # manifests | demo
+    domain: Optional[str] = None  # coco | cub: which of TISE's protocols applies (null: none named)
+    manifest: Optional[str] = None  # one manifest for every subset
+    subsets: dict[str, Optional[str]] = field(default_factory=dict)  # per-subset manifests
+    # an .npz with mu/sigma of pool3 and a 'feature_extractor' key (evalset.write_reference_stats), serves FID
+    reference_stats: Optional[str] = None
+    # what made a reference_stats file without a 'feature_extractor' key: torch-fidelity-inception-v3-compat |
+    # pytorch-fid (comparable) | tise-torchvision (TISE's coco_val.npz / bird_val.npz: refused, not comparable)
+    reference_stats_extractor: Optional[str] = None
+    root: Optional[str] = None
+    n_prompts: Optional[int] = None
+    image_size: Optional[int] = None
+    seed: Optional[int] = None
+
+
+#: ``model.subset_dirs``: one optional folder per subset of the eval sets (overrides ``samples_dir``).
+SubsetDirs = make_dataclass("SubsetDirs", [(s, Optional[str], field(default=None)) for s in SUBSETS])
+
+
+@dataclass
+class ModelConfig:
+    name: str = REQUIRED
+    samples_dir: Optional[str] = None  # <id>.png or <id>_<k>.png files
+    suite: Optional[list[str]] = None  # several demo models in one run (model=demo_all)
+    layout: str = "flat"  # flat: <id>.png | tise: TISE's generator folders (pa/<word>/, soa/label_XX_<name>/)
+    subset_dirs: Any = field(default_factory=SubsetDirs)  # per-subset image folders (TISE keeps one per subset)
+    step: Optional[int] = None  # training step of a checkpoint (the leaderboard's metric-vs-step plots)
+
+
+@dataclass
+class MetricsConfig:
+    ids: list[str] = REQUIRED
+    params: dict[str, Any] = field(default_factory=dict)  # open: each metric validates its own params
+    crops: Any = field(default_factory=_mutable(CropSpec, "CropsConfig"))
+
+
+@cache
+def backbones_schema() -> type:
+    """The ``backbones`` group: :class:`BackboneSetConfig`'s keys, then one optional block per registered
+    backbone typed by its config dataclass (null = not configured: a metric needing it is refused)."""
+    base = _mutable(BackboneSetConfig)
+    specs: list[tuple[str, Any, Any]] = [(f.name, f.type, field(default=f.default)) for f in fields(base)]
+    specs += [(name, Optional[_mutable(e.config)], field(default=None)) for name, e in sorted(all_backbones().items())]
+    return make_dataclass("BackbonesConfig", specs, namespace={"__doc__": backbones_schema.__doc__})
+
+
+@cache
+def schema() -> type:
+    """The whole config: top-level switches, then the groups."""
+    return make_dataclass("TiseConfig", [
+        ("on_mismatch", str, field(default=REQUIRED)),
+        ("on_bad_image", str, field(default=REQUIRED)),
+        ("on_unsupported", str, field(default=REQUIRED)),
+        ("batch_size", int, field(default=REQUIRED)),
+        ("max_pixels", Optional[int], field(default=DEFAULT_MAX_PIXELS)),  # null disables the guard
+        ("progress", bool, field(default=REQUIRED)),
+        ("print_table", bool, field(default=REQUIRED)),
+        ("bootstrap", BootstrapConfig, field(default_factory=BootstrapConfig)),
+        ("paths", PathsConfig, field(default_factory=PathsConfig)),
+        ("data", DataConfig, field(default_factory=DataConfig)),
+        ("model", ModelConfig, field(default_factory=ModelConfig)),
+        ("backbones", backbones_schema(), field(default_factory=backbones_schema())),
+        ("metrics", MetricsConfig, field(default_factory=MetricsConfig)),
+    ])
+
+
+def baseline(name: str) -> ModelConfig:
+    """``model=<name>`` for a TISE baseline."""
+    return ModelConfig(name=name, samples_dir=f"${{paths.samples_root}}/{name}/${{data.name}}")
+
+
+def register() -> None:
+    """Store the schema and the generated ``model`` options in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name=SCHEMA_NAME, node=schema())
+    for name in TISE_BASELINES:
+        cs.store(group="model", name=name, node=baseline(name))
+
+
+#: Hydra's process-wide state that composing touches; saved and restored around :func:`compose`.
+_HYDRA_STATE = (GlobalHydra, JobRuntime, VersionBase)
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``python -m tise_bench <overrides>`` would run, composed with Hydra's compose API.
+
+    Works repeatedly and from inside a Hydra app (or a test's ``initialize`` block): Hydra's global state is
+    set aside while composing and put back afterwards, unchanged.
+    """
+    register()
+    saved: dict[type, Any] = {k: Singleton._instances.pop(k) for k in _HYDRA_STATE if k in Singleton._instances}
+    try:
+        with hydra.initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+            return hydra.compose("config", overrides=list(overrides))
+    finally:
+        for k in _HYDRA_STATE:
+            Singleton._instances.pop(k, None)
+        Singleton._instances.update(saved)
+
+
+__all__ = ["SCHEMA_NAME", "TISE_BASELINES", "baseline", "backbones_schema", "compose", "register", "schema"]
