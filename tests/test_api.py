@@ -36,3 +36,9 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
     out = mem.write(tmp_path / "res")
     saved = json.loads(out.read_text())
     assert saved["random_weights"] is True and saved["metrics"]["clip_score"]["direction"] == "higher"
+    # the full config the CLI would compose for these arguments (model=folder, data=custom, the backbones dict)
+    cfg = saved["config"]
+    assert cfg["model"]["name"] == "model" and cfg["data"]["name"] == "custom" and cfg["on_unsupported"] == "skip"
+    assert cfg["backbones"]["detector"]["imgsz"] == 160 and cfg["backbones"]["detector"]["iou"] == 0.5
+    assert cfg["backbones"]["object_classifier"] is None and cfg["bootstrap"]["seed"] == 0
+    assert cfg["metrics"]["crops"]["threshold"] == 0.5 and "clip_score" in cfg["metrics"]["params"]

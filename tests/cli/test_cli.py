@@ -87,3 +87,19 @@ def test_folder_model_on_custom_manifest_reports_missing(tmp_path, session_cache
     assert res.provenance["counts"]["missing"] == 1 and res.metrics["clip_score"].n == len(imgs)
     saved = json.loads((tmp_path / "res" / "tiny" / "mine" / "metrics.json").read_text())
     assert saved["counts"]["missing"] == 1 and saved["mismatch"]["missing"] == ["0003"]
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("backbones.detector.imgsz=abc", ["backbones.detector.imgsz", "could not be converted to Integer"]),
+    ("backbones.clip.imgsz=640", ["backbones.clip.imgsz", "Key 'imgsz' not in 'ClipConfig'"]),
+    ("model.nmae=x", ["model.nmae", "Key 'nmae' not in 'ModelConfig'"]),
+    ("+model.nmae=x", ["model.nmae is not a setting of model", "Did you mean model.name?"]),
+    ("+backbone=random", ["backbone is not a setting of the config", "Did you mean backbones?"]),
+])
+def test_wrong_config_key_or_type_is_refused_naming_it(tmp_path, session_cache, override, expected):
+    p = _cli(["backbones=random", "backbones.device=cpu", "data.n_prompts=4", "data.image_size=32", override],
+             tmp_path, timeout=300, TISE_CACHE_DIR=str(session_cache))
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    for text in expected:
+        assert text in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "results" / "demo").exists()  # refused before any work

@@ -1,0 +1,144 @@
+"""The typed config (tise_bench/config_schema.py): one place per default, generated baselines, wrong keys and
+types refused, composing from anywhere (repeatedly, inside a Hydra app) leaves Hydra's state as it was."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+import tise_bench
+from helpers import RANDOM_BACKBONES
+from tise_bench.backbones.registry import BackboneSetConfig, all_backbones
+from tise_bench.config_schema import TISE_BASELINES, compose
+from tise_bench.errors import ConfigError
+from tise_bench.features.crops import CropSpec
+from tise_bench.runner import resolve_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "tise_bench" / "configs"
+NO_SUBSET_DIRS = {"realism": None, "rp": None, "pa": None, "ca": None, "soa": None}
+
+
+@pytest.mark.parametrize("name", TISE_BASELINES)
+def test_baseline_option_resolves_as_its_former_yaml(name):
+    model = resolve_config(compose([f"model={name}", "data=coco", "paths.samples_root=/s"]))["model"]
+    # the keys the 12 per-baseline YAML files had, with their values
+    assert {k: model[k] for k in ("name", "samples_dir", "layout", "subset_dirs")} == {
+        "name": name, "samples_dir": f"/s/{name}/coco", "layout": "flat", "subset_dirs": NO_SUBSET_DIRS}
+    assert model["suite"] is None and model["step"] is None
+
+
+def test_readme_and_configs_readme_name_the_generated_baselines():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| TISE baselines"))
+    assert set(re.findall(r"`(\w+)`", row.split("|")[2].split(":")[0]) + ["dfgan"]) - {"model"} == set(TISE_BASELINES)
+    assert "TISE_BASELINES" in (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
+
+
+def _defaults(cls) -> dict:
+    return {f.name: f.default for f in fields(cls)}
+
+
+def test_backbone_yaml_sets_only_what_differs_from_the_registered_dataclasses():
+    blocks = {name: _defaults(e.config) for name, e in all_backbones().items()}
+    for option in ("real", "random"):
+        raw = OmegaConf.to_container(OmegaConf.load(CONFIGS / "backbones" / f"{option}.yaml"))
+        for key, value in raw.items():
+            if key in blocks:
+                repeated = {k: v for k, v in (value or {}).items() if blocks[key][k] == v}
+                assert not repeated, f"backbones/{option}.yaml repeats {key} code defaults {repeated}"
+            else:
+                assert _defaults(BackboneSetConfig)[key] != value, f"backbones/{option}.yaml repeats {key}={value}"
+    crops = resolve_config(compose())["metrics"]["crops"]
+    assert crops == _defaults(CropSpec)  # metrics.crops defaults come from CropSpec only
+
+
+@pytest.mark.parametrize("override, key", [
+    ("backbones.detector.imgsz=abc", "backbones.detector.imgsz"),
+    ("backbones.clip.imgsz=640", "backbones.clip.imgsz"),
+    ("model.nmae=x", "model.nmae"),
+    ("model.subset_dirs.relism=x", "model.subset_dirs.relism"),
+    ("data.n_prompts=many", "data.n_prompts"),
+    ("metrics.crops.threshold=high", "metrics.crops.threshold"),
+    ("bootstrap.replicates=lots", "bootstrap.replicates"),
+    ("batch_size=big", "batch_size"),
+])
+def test_wrong_key_or_type_is_refused_at_composition(override, key):
+    with pytest.raises(Exception) as e:  # Hydra's composition error, caused by OmegaConf's naming the key
+        compose([override])
+    assert f"full_key: {key}" in f"{e.value}\n{e.value.__cause__}"
+    assert override in str(e.value) or key.rsplit(".", 1)[0] in str(e.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+backbone=random", "backbone is not a setting of the config (TiseConfig"),
+    ("+model.nmae=x", "model.nmae is not a setting of model (ModelConfig"),
+    ("+backbones.detector.imgsz2=320", "backbones.detector.imgsz2 is not a setting of backbones.detector"),
+])
+def test_keys_appended_past_the_schema_are_refused(override, message):
+    cfg = compose([override])  # Hydra's + opens the node; the run refuses it before any work
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config(cfg)
+
+
+def test_metric_params_stay_open():
+    cfg = resolve_config(compose(["+metrics.params.clip_score.extra=1", "metrics.params.is.splits=2"]))
+    assert cfg["metrics"]["params"]["clip_score"]["extra"] == 1 and cfg["metrics"]["params"]["is"]["splits"] == 2
+
+
+def test_compose_repeatedly_and_inside_an_initialised_hydra():
+    assert resolve_config(compose(["model=dfgan"])) == resolve_config(compose(["model=dfgan"]))
+    assert not GlobalHydra.instance().is_initialized()
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+        before = GlobalHydra.instance().hydra
+        assert compose(["backbones=random"]).backbones.random is True
+        assert GlobalHydra.instance().hydra is before  # the caller's Hydra is back, untouched
+        assert hydra_compose("config", overrides=["model=sd15"]).model.name == "sd15"
+        # the API composes from inside too, and stops at its plan (named metric without references)
+        with pytest.raises(ConfigError, match="fid: no reference images"):
+            tise_bench.evaluate(ROOT, ["a caption"], metrics=["fid"], backbones=RANDOM_BACKBONES)
+        assert GlobalHydra.instance().hydra is before
+    assert not GlobalHydra.instance().is_initialized()
+
+
+def test_api_arguments_are_checked_by_the_schema():
+    with pytest.raises(ConfigError, match=r"(?s)evaluate\(\).*full_key: backbones.detector.imgsz"):
+        tise_bench.evaluate(ROOT, ["a"], backbones={**RANDOM_BACKBONES, "detector": {"imgsz": "big"}})
+    with pytest.raises(ConfigError, match=r"(?s)evaluate\(\).*full_key: backbones.detektor"):
+        tise_bench.evaluate(ROOT, ["a"], backbones={**RANDOM_BACKBONES, "detektor": {}})
+    with pytest.raises(ConfigError, match=r"(?s)evaluate\(\).*full_key: metrics.crops.treshold"):
+        tise_bench.evaluate(ROOT, ["a"], backbones="random", crops={"treshold": 0.3})
+
+
+def test_compose_inside_a_hydra_app_keeps_the_app_state(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent("""
+        import hydra
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import DictConfig
+
+        from tise_bench.config_schema import compose
+
+        @hydra.main(version_base="1.3", config_path=None, config_name=None)
+        def main(cfg: DictConfig) -> None:
+            gh, job = GlobalHydra.instance().hydra, HydraConfig.get().job.name
+            for _ in range(2):
+                assert compose(["model=dfgan"]).model.name == "dfgan"
+            assert GlobalHydra.instance().hydra is gh and HydraConfig.get().job.name == job == "app"
+            print("ok")
+
+        main()
+    """))
+    p = subprocess.run([sys.executable, str(app), "hydra.run.dir=.", "hydra.output_subdir=null"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
