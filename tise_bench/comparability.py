@@ -24,11 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .backbones.base import file_sha256
 from .backbones.object_classifier import TISE_OBJECT_TEMPERATURE
 from .metrics.inception import BIRD_TEMPERATURE, COCO_TEMPERATURE
+from .registry import reference_images_or_stats
 from .types import MetricValue
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .evalset import EvalSet
+    from .features.bank import CropRequest
+    from .results import EvalResult
 
 TISE = "tise"
 TISE_CLIP_IDENT = "clip-ViT-B-32-openai"
@@ -215,3 +222,45 @@ def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: Metr
     if domain:
         fields["domain"] = domain
     return protocol, fields
+
+
+def eval_domain(evalset: EvalSet) -> str | None:
+    """``coco`` / ``cub``: which of TISE's protocols applies, from ``data.domain`` (the one place it is set)."""
+    return str(evalset.domain).lower() if evalset.domain else None
+
+
+def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int],
+                      uses_stats: bool) -> str:
+    """What a reference-based metric compared against: the stats file (hash + extractor) when the metric reads
+    statistics and a file is given, else the reference images (KID, CLIP-I2I, O-FID always read images)."""
+    if evalset.reference_stats and uses_stats:
+        extractor = getattr(evalset, "reference_stats_extractor", None) or "tise_bench"
+        return f"stats:{file_sha256(evalset.reference_stats)[:16]}:{extractor}"
+    refs = [shas[row_of[r.reference]] for r in recs if r.reference and r.reference in row_of]
+    return "images:" + hashlib.sha256(",".join(refs).encode()).hexdigest()[:16]
+
+
+def record_comparability(result: EvalResult, chosen, params, metrics, backbones, evalset: EvalSet,
+                         crops: CropRequest | None, shas: list[str], row_of: dict[str, int]) -> None:
+    """``protocol`` and ``comparability`` of every metric entry (see :mod:`tise_bench.comparability`)."""
+    domain = eval_domain(evalset)
+    subset_hash: dict[str, str] = {}  # one content hash per subset, not per metric (30k records each)
+    ref_source: dict[tuple[str, bool], str] = {}
+    for spec, subset in chosen:
+        mv = metrics.get(spec.id)
+        if mv is None:
+            continue
+        recs = evalset.subsets[subset]
+        if subset not in subset_hash:
+            subset_hash[subset] = records_hash(recs)
+        needs = spec.needs_for(params.get(spec.id))
+        ref = None
+        if any(n.role == "ref" for n in needs):
+            uses_stats = getattr(spec.compute, "requires", None) is reference_images_or_stats  # FID-like metrics
+            if (subset, uses_stats) not in ref_source:
+                ref_source[subset, uses_stats] = _reference_source(evalset, recs, shas, row_of, uses_stats)
+            ref = ref_source[subset, uses_stats]
+        protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
+                                         domain=domain, eval_set=subset_hash[subset],
+                                         crop_spec=crops.spec if crops is not None else None, reference=ref)
+        result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})

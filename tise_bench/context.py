@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .data.manifest import Record
+from .resampling import MeanResampler, RowsResampler
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,30 @@ class MetricContext:
     logit_scale: float = 100.0
     ref_stats_fn: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the feature pass's row of each sample: the order object crops are concatenated in (None: sample order)
+    sample_rank: np.ndarray | None = None
 
     @property
     def sample_record(self) -> np.ndarray:
         return np.asarray([s.record_index for s in self.samples], dtype=np.int64)
+
+    def mean_resampler(self, values: np.ndarray, *, rows: Any = None, groups: Any = None, row_weight: Any = None,
+                       scale: float = 1.0, floor: float | None = None) -> MeanResampler:
+        """Resampling of a mean-type metric: ``values`` per row, row ``i`` belonging to sample ``rows[i]``
+        (default: one row per sample); ``groups`` labels (words, classes) for an unweighted mean over groups."""
+        owner = self.sample_record if rows is None else self.sample_record[np.asarray(rows, dtype=np.int64)]
+        g = None if groups is None else np.unique(np.asarray([str(x) for x in groups]), return_inverse=True)[1]
+        return MeanResampler(values=np.asarray(values, dtype=np.float64), prompt_of_row=owner,
+                             n_prompts=len(self.records), groups=g,
+                             row_weight=None if row_weight is None else np.asarray(row_weight, dtype=np.float64),
+                             scale=float(scale), floor=floor)
+
+    def rows_resampler(self, score: Callable[[np.ndarray], float], kind: str, *, crops: bool = False) -> RowsResampler:
+        """Resampling of a set-level metric: ``score(rows)`` on the resampled samples' rows, or on their object
+        crops' rows (``crops``: rows of ``crops.*``, visited in the feature pass's order)."""
+        return RowsResampler(score=score, prompt_of_sample=self.sample_record, n_prompts=len(self.records), kind=kind,
+                             member_owner=self.gen("crops.owner").astype(np.int64) if crops else None,
+                             sample_rank=self.sample_rank if crops else None)
 
     def gen(self, key: str) -> np.ndarray:
         if key not in self.gen_features:

@@ -6,21 +6,22 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .backbones.base import ImageBackbone, file_sha256, forward_counts
-from .comparability import comparability, records_hash
+from .backbones.base import ImageBackbone, forward_counts
+from .bootstrap import BootstrapSpec, replicate_metrics
+from .comparability import record_comparability
 from .context import MetricContext, Sample
-from .data.samples import find_images_layout
+from .data.samples import SampleReport, find_images_layout
 from .distributed import Dist, extract_shard
 from .errors import ConfigError
 from .evalset import EvalSet, feature_extractor_id, load_reference_stats
-from .features.bank import CropRequest, FeatureBank
+from .features.bank import CropRequest, FeatureBank, ImageFeatures
 from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
-from .registry import MetricSpec, Need, get_metric, reference_images_or_stats
+from .registry import MetricSpec, Need, get_metric
 from .results import EvalResult
 from .types import MetricValue
 
@@ -136,33 +137,53 @@ def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows:
         ctx.ref_features[k] = features[k][r]
 
 
-def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
-                   params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
-                   on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None,
-                   crop_spec: CropSpec | None = None, dist: Dist | None = None, layout: str = "flat",
-                   subset_dirs: dict[str, str] | None = None) -> EvalResult | None:
-    """One model's metrics. Under torchrun (``dist.enabled``) the ranks share the image feature extraction
-    and only rank 0 goes on to the metrics; the other ranks return None."""
-    chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
-    fwd0 = forward_counts(backbones)
-    used = sorted({s for _, s in chosen})
-    by_subset, report = find_images_layout(samples_dir, {s: evalset.subsets[s] for s in used}, layout=layout,
-                                           subset_dirs=subset_dirs, policy=on_mismatch)
+@dataclass
+class Extracted:
+    """Everything the feature pass produced for one model: image features by row, text embeddings, the images
+    found per subset and what was counted on the way."""
 
-    gen_needs: dict[str, set[str]] = {}
-    ref_needs: dict[str, set[str]] = {}
+    feats: ImageFeatures
+    row_of: dict[str, int]
+    by_subset: dict[str, dict[str, list[tuple[int, str]]]]
+    report: SampleReport
+    gen_paths: list[str]
+    ref_paths: list[str]
+    gen_keys: dict[str, set[str]]
+    ref_keys: dict[str, set[str]]
+    crops: CropRequest | None
+    text_emb: dict[str, np.ndarray]
+    truncated: set[str]
+
+
+def _split_needs(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]]
+                 ) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str], bool]:
+    """-> (generated-image features per backbone, reference-image features, subsets needing text, crops?)."""
+    gen: dict[str, set[str]] = {}
+    ref: dict[str, set[str]] = {}
     text_subsets: set[str] = set()
     want_crops = False
     for spec, subset in chosen:
         for need in spec.needs_for(params.get(spec.id)):
             if need.backbone == "crops":
                 want_crops = True
-            elif need.role == "gen":
-                gen_needs.setdefault(need.backbone, set()).add(need.feature)
-            elif need.role == "ref":
-                ref_needs.setdefault(need.backbone, set()).add(need.feature)
-            else:
+            elif need.role == "text":
                 text_subsets.add(subset)
+            else:
+                (gen if need.role == "gen" else ref).setdefault(need.backbone, set()).add(need.feature)
+    return gen, ref, text_subsets, want_crops
+
+
+def extract(samples_dir: str | Path, evalset: EvalSet, chosen: list[tuple[MetricSpec, str]],
+            params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone], *,
+            on_mismatch: str = "fail", on_bad_image: str = "fail", crop_spec: CropSpec | None = None,
+            dist: Dist | None = None, layout: str = "flat", subset_dirs: dict[str, str] | None = None
+            ) -> Extracted | None:
+    """Find the model's images and run the one feature pass every chosen metric reads (None on torchrun ranks
+    other than 0, which only contribute their shard of the image features)."""
+    used = sorted({s for _, s in chosen})
+    by_subset, report = find_images_layout(samples_dir, {s: evalset.subsets[s] for s in used}, layout=layout,
+                                           subset_dirs=subset_dirs, policy=on_mismatch)
+    gen_keys, ref_keys, text_subsets, want_crops = _split_needs(chosen, params)
     ref_paths: list[str] = []
     for spec, subset in chosen:
         if any(n.role == "ref" for n in spec.needs_for(params.get(spec.id))):
@@ -173,7 +194,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         raise ConfigError(f"{len(missing_refs)} reference images listed in the manifest do not exist "
                           f"(first: {missing_refs[0]}); fix the manifest's 'reference' paths")
     gen_paths = list(dict.fromkeys(p for s in used for v in by_subset[s].values() for _, p in v))
-    all_needs = {b: gen_needs.get(b, set()) | ref_needs.get(b, set()) for b in set(gen_needs) | set(ref_needs)}
+    all_needs = {b: gen_keys.get(b, set()) | ref_keys.get(b, set()) for b in set(gen_keys) | set(ref_keys)}
     crops = None
     if want_crops:
         crops = CropRequest(spec=crop_spec or CropSpec(), backbones={
@@ -184,8 +205,6 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         if not dist.is_main:
             return None
     feats = bank.images(all_paths, all_needs, on_bad=on_bad_image, crops=crops)
-    row_of = {p: i for i, p in enumerate(feats.paths)}
-
     text_emb: dict[str, np.ndarray] = {}
     truncated: set[str] = set()
     if text_subsets:
@@ -193,8 +212,17 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         for spec, subset in chosen:
             texts += spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
         text_emb, truncated = bank.texts(backbones["clip"], texts)
+    return Extracted(feats=feats, row_of={p: i for i, p in enumerate(feats.paths)}, by_subset=by_subset,
+                     report=report, gen_paths=gen_paths, ref_paths=ref_paths, gen_keys=gen_keys, ref_keys=ref_keys,
+                     crops=crops, text_emb=text_emb, truncated=truncated)
 
-    stats_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+def _ref_stats_fn(ex: Extracted, evalset: EvalSet, bank: FeatureBank) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """Reference statistics of a feature: the eval set's stats file, or computed (and cached) from the reference
+    images' rows — keyed by exactly what they are computed from: the rows' hashes in order, repeats included (a
+    set of hashes would let an eval set that reuses a reference image read another set's statistics)."""
+    feats, row_of = ex.feats, ex.row_of
+    memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def ref_stats(key: str, subset_refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if evalset.reference_stats:
@@ -206,99 +234,94 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
         if len(rows) < 2:
             raise ConfigError(f"FID needs reference images (records' 'reference') or data.reference_stats=<npz>; "
                               f"eval set {evalset.name!r} has {len(rows)} usable reference images")
-        # Keyed by exactly what the statistics are computed from: the rows' hashes in order, repeats included
-        # (a set of hashes would let an eval set that reuses a reference image read another set's statistics).
         shas = [feats.shas[i] for i in rows]
         ck = hashlib.sha256((key + "|" + bank.backbones[key.split('.')[0]].namespace + "|rows-v2|"
                              + ",".join(shas)).encode()).hexdigest()
-        if ck not in stats_cache:
-            stats_cache[ck] = bank.cached_stats(ck, lambda: fid_statistics(feats.features[key][rows]))
-        return stats_cache[ck]
+        if ck not in memo:
+            memo[ck] = bank.cached_stats(ck, lambda: fid_statistics(feats.features[key][rows]))
+        return memo[ck]
 
-    metrics: dict[str, MetricValue] = {}
-    per_sample: dict[str, dict[tuple[str, str], float]] = {}
-    samples_by_subset: dict[str, list[Sample]] = {}
+    return ref_stats
+
+
+@dataclass
+class Scored:
+    metrics: dict[str, MetricValue]
+    per_sample: dict[str, dict[tuple[str, str], float]]
+    samples_by_subset: dict[str, list[Sample]]
+
+
+def score(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]], evalset: EvalSet,
+          ex: Extracted, bank: FeatureBank, backbones: dict[str, ImageBackbone]) -> Scored:
+    """Every chosen metric on its subset's samples: pure arithmetic over the extracted features."""
+    feats, row_of = ex.feats, ex.row_of
+    stats_fn = _ref_stats_fn(ex, evalset, bank)
+    out = Scored({}, {}, {})
     for spec, subset in chosen:
         recs = evalset.subsets[subset]
         samples = [Sample(i, k, p, feats.shas[row_of[p]]) for i, r in enumerate(recs)
-                   for k, p in by_subset[subset].get(r.id, []) if p in row_of]
-        samples_by_subset[subset] = samples
+                   for k, p in ex.by_subset[subset].get(r.id, []) if p in row_of]
+        out.samples_by_subset[subset] = samples
         srows = [row_of[s.path] for s in samples]
         ref_records = [i for i, r in enumerate(recs) if r.reference and r.reference in row_of]
         sub_refs = [str(recs[i].reference) for i in ref_records]
         ctx = MetricContext(
             subset=subset, records=recs, samples=samples,
-            gen_features={f"{b}.{f}": feats.features[f"{b}.{f}"][srows] for b, fs in gen_needs.items() for f in fs},
+            gen_features={f"{b}.{f}": feats.features[f"{b}.{f}"][srows] for b, fs in ex.gen_keys.items() for f in fs},
             ref_features={f"{b}.{f}": feats.features[f"{b}.{f}"][[row_of[p] for p in sub_refs]]
-                          for b, fs in ref_needs.items() for f in fs},
-            ref_records=ref_records, text_features=text_emb, text_truncated=truncated,
+                          for b, fs in ex.ref_keys.items() for f in fs},
+            ref_records=ref_records, text_features=ex.text_emb, text_truncated=ex.truncated,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
-            ref_stats_fn=functools.partial(ref_stats, subset_refs=sub_refs),
+            ref_stats_fn=functools.partial(stats_fn, subset_refs=sub_refs),
             extra={"class_names": getattr(backbones.get("detector"), "names", None)},
+            sample_rank=np.asarray(srows, dtype=np.int64),
         )
-        if crops is not None and any(n.backbone == "crops" for n in spec.needs_for(params.get(spec.id))):
+        if ex.crops is not None and any(n.backbone == "crops" for n in spec.needs_for(params.get(spec.id))):
             _attach_crops(ctx, feats.features, srows, [row_of[p] for p in sub_refs])
         if not samples:
-            metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
+            out.metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
             continue
         mv = spec.compute(ctx, dict(params.get(spec.id) or {}))
-        metrics[spec.id] = mv
+        out.metrics[spec.id] = mv
         if mv.per_sample is not None and len(mv.per_sample) == len(samples):
-            per_sample[spec.id] = {(subset, s.path): float(v) for s, v in zip(samples, mv.per_sample)}
+            out.per_sample[spec.id] = {(subset, s.path): float(v) for s, v in zip(samples, mv.per_sample)}
+    return out
 
-    counts = {**report.counts(), "bad_images": len(feats.bad), "images": len(gen_paths) - len(
-        [p for p in gen_paths if p in feats.bad]), "reference_images": len(ref_paths)}
+
+def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
+                   params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
+                   on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None,
+                   crop_spec: CropSpec | None = None, dist: Dist | None = None, layout: str = "flat",
+                   subset_dirs: dict[str, str] | None = None) -> EvalResult | None:
+    """One model's metrics: resolve → :func:`extract` (one feature pass) → :func:`score` → the result with its
+    comparability fields and bootstrap replicates (``config['bootstrap']``), ready to write. Under torchrun
+    (``dist.enabled``) the ranks share the image feature extraction and only rank 0 goes on; the others
+    return None."""
+    chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
+    boot = BootstrapSpec.from_config((config or {}).get("bootstrap"))
+    fwd0 = forward_counts(backbones)
+    ex = extract(samples_dir, evalset, chosen, params, bank, backbones, on_mismatch=on_mismatch,
+                 on_bad_image=on_bad_image, crop_spec=crop_spec, dist=dist, layout=layout, subset_dirs=subset_dirs)
+    if ex is None:
+        return None
+    scored = score(chosen, params, evalset, ex, bank, backbones)
+    bad = ex.feats.bad
+    counts = {**ex.report.counts(), "bad_images": len(bad),
+              "images": len(ex.gen_paths) - len([p for p in ex.gen_paths if p in bad]),
+              "reference_images": len(ex.ref_paths)}
     result = EvalResult.build(
-        model=model_name, data=evalset.name, specs={s.id: (s, sub) for s, sub in chosen}, metrics=metrics,
-        samples_by_subset=samples_by_subset, evalset=evalset, per_sample=per_sample, backbones=backbones,
-        counts=counts, not_applicable=not_applicable, report=report, bad=feats.bad,
-        n_truncated=len(truncated), config=config or {},
+        model=model_name, data=evalset.name, specs={s.id: (s, sub) for s, sub in chosen}, metrics=scored.metrics,
+        samples_by_subset=scored.samples_by_subset, evalset=evalset, per_sample=scored.per_sample,
+        backbones=backbones, counts=counts, not_applicable=not_applicable, report=ex.report, bad=bad,
+        n_truncated=len(ex.truncated), config=config or {},
     )
-    _record_comparability(result, chosen, params, metrics, backbones, evalset, crops, feats.shas, row_of)
+    record_comparability(result, chosen, params, scored.metrics, backbones, evalset, ex.crops, ex.feats.shas,
+                         ex.row_of)
+    subsets = {spec.id: subset for spec, subset in chosen}
+    result.replicates, result.provenance["bootstrap"] = replicate_metrics(
+        scored.metrics, subsets, {s: evalset.subsets[s] for s in set(subsets.values())}, boot)
+    result.attach_detections(ex.feats, backbones.get("detector"))
     # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
     fwd1 = forward_counts(backbones)
     result.provenance["backbone_forwards"] = {k: fwd1[k] - fwd0[k] for k in fwd1}
     return result
-
-
-
-def eval_domain(evalset: EvalSet) -> str | None:
-    """``coco`` / ``cub``: which of TISE's protocols applies, from ``data.domain`` (the one place it is set)."""
-    return str(evalset.domain).lower() if evalset.domain else None
-
-
-def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int],
-                      uses_stats: bool) -> str:
-    """What a reference-based metric compared against: the stats file (hash + extractor) when the metric reads
-    statistics and a file is given, else the reference images (KID, CLIP-I2I, O-FID always read images)."""
-    if evalset.reference_stats and uses_stats:
-        extractor = getattr(evalset, "reference_stats_extractor", None) or "tise_bench"
-        return f"stats:{file_sha256(evalset.reference_stats)[:16]}:{extractor}"
-    refs = [shas[row_of[r.reference]] for r in recs if r.reference and r.reference in row_of]
-    return "images:" + hashlib.sha256(",".join(refs).encode()).hexdigest()[:16]
-
-
-def _record_comparability(result: EvalResult, chosen, params, metrics, backbones, evalset: EvalSet,
-                          crops: CropRequest | None, shas: list[str], row_of: dict[str, int]) -> None:
-    """``protocol`` and ``comparability`` of every metric entry (see :mod:`tise_bench.comparability`)."""
-    domain = eval_domain(evalset)
-    subset_hash: dict[str, str] = {}  # one content hash per subset, not per metric (30k records each)
-    ref_source: dict[tuple[str, bool], str] = {}
-    for spec, subset in chosen:
-        mv = metrics.get(spec.id)
-        if mv is None:
-            continue
-        recs = evalset.subsets[subset]
-        if subset not in subset_hash:
-            subset_hash[subset] = records_hash(recs)
-        needs = spec.needs_for(params.get(spec.id))
-        ref = None
-        if any(n.role == "ref" for n in needs):
-            uses_stats = getattr(spec.compute, "requires", None) is reference_images_or_stats  # FID-like metrics
-            if (subset, uses_stats) not in ref_source:
-                ref_source[subset, uses_stats] = _reference_source(evalset, recs, shas, row_of, uses_stats)
-            ref = ref_source[subset, uses_stats]
-        protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
-                                         domain=domain, eval_set=subset_hash[subset],
-                                         crop_spec=crops.spec if crops is not None else None, reference=ref)
-        result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})

@@ -50,6 +50,7 @@ class MetricSpec:
     compute: Callable[["MetricContext", dict[str, Any]], "MetricValue"]
     unit: str
     description: str = ""
+    formerly_fraction: bool = False  # runs written before units were recorded reported it as a fraction 0..1
 
     @property
     def direction(self) -> str:
@@ -128,10 +129,13 @@ def register_metric(
     needs: tuple[Need, ...] | list[Need],
     unit: str,
     description: str = "",
+    formerly_fraction: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn(ctx, params) -> MetricValue`` under ``id``; duplicates are rejected.
 
     ``unit`` is one of :data:`UNITS` and is written next to every value in ``metrics.json``.
+    ``formerly_fraction``: a ``percent`` metric that runs written before units were recorded reported as a
+    fraction 0..1 (the leaderboard recognises such old runs instead of ranking 0.27 against 27).
     """
     if unit not in UNITS:
         raise ValueError(f"metric {id!r}: unit={unit!r} is not one of {', '.join(UNITS)} "
@@ -143,6 +147,7 @@ def register_metric(
         _REGISTRY[id] = MetricSpec(
             id=id, display=display, higher_is_better=higher_is_better, version=version, citation=citation,
             subset=subset, needs=tuple(needs), compute=fn, unit=unit, description=description or (fn.__doc__ or "").strip(),
+            formerly_fraction=formerly_fraction,
         )
         return fn
 

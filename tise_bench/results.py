@@ -1,6 +1,14 @@
-"""The result of one evaluation: ``metrics.json`` (values + provenance) and a per-sample parquet table.
+"""The result of one evaluation, written atomically into ``<results_dir>/<data>/<model>/`` (a run only ever
+writes its own folder), and everything the leaderboard reads — it never opens the feature cache:
 
-Written atomically into ``<results_dir>/<data>/<model>/``; a run only ever writes its own folder.
+* ``metrics.json`` — values, per-metric metadata and comparability fields, provenance (backbones with their
+  cache namespaces, counts, config), the ``bootstrap`` section (:mod:`tise_bench.bootstrap`);
+* ``samples.parquet`` — one row per generated image: subset, id, k, file, sha256, caption, per-sample values;
+* ``bootstrap.npz`` — each metric's prompt-bootstrap replicates, ``(B,)`` float64 per metric id;
+* ``detections.npz`` — when a detector ran: its boxes for every generated image, for the drill-down
+  (``sha256`` (n,), ``offsets`` (n+1,) into ``boxes`` (M, 6: x1 y1 x2 y2 score class) and ``size`` (n, 2)
+  ``[w, h]``, plus the detector's ``class_names``), as the detector wrote them into its cache namespace
+  (recorded under ``detections.namespace``).
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ import pandas as pd
 from .types import MetricValue
 
 RESULT_SCHEMA = 1
+BOOTSTRAP_FILE = "bootstrap.npz"
+DETECTIONS_FILE = "detections.npz"
 _LIBS = ("tise_bench", "torch", "torchvision", "open_clip_torch", "torch-fidelity", "ultralytics", "numpy", "scipy",
          "hydra-core", "pillow")
 
@@ -41,6 +51,8 @@ class EvalResult:
     meta: dict[str, dict[str, Any]]  # metric id -> registry metadata (direction, version, ...)
     samples: pd.DataFrame
     provenance: dict[str, Any] = field(default_factory=dict)
+    replicates: dict[str, np.ndarray] = field(default_factory=dict)  # metric id -> bootstrap replicates
+    detections: dict[str, np.ndarray] = field(default_factory=dict)  # detections.npz arrays (drill-down)
 
     @classmethod
     def build(cls, *, model, data, specs, metrics, samples_by_subset, evalset, per_sample, backbones, counts,
@@ -73,6 +85,29 @@ class EvalResult:
         }
         return cls(model=model, data=data, metrics=metrics, meta=meta, samples=table, provenance=prov)
 
+    def attach_detections(self, feats: Any, detector: Any) -> None:
+        """Keep the detector's boxes of this run's generated images (``feats``: the feature pass's
+        ``ImageFeatures``) for ``detections.npz``; nothing when no detector ran."""
+        if detector is None or "detector.detections" not in feats.features or self.samples.empty:
+            return
+        row_of = {s: i for i, s in enumerate(feats.shas)}
+        shas = [s for s in dict.fromkeys(self.samples["sha256"].tolist()) if s in row_of]
+        rows = [row_of[s] for s in shas]
+        dets = feats.features["detector.detections"][rows]
+        keep = [d[d[:, 4] >= 0] for d in dets]  # score −1 = padding row
+        size = feats.features.get("detector.size")
+        names = getattr(detector, "names", None) or {}
+        names = names if isinstance(names, dict) else dict(enumerate(names))
+        self.detections = {
+            "sha256": np.asarray(shas, dtype="<U64"),
+            "offsets": np.concatenate([[0], np.cumsum([len(k) for k in keep])]).astype(np.int64),
+            "boxes": (np.concatenate(keep) if keep else np.zeros((0, 6))).astype(np.float32),
+            "size": (size[rows] if size is not None else np.zeros((len(rows), 2))).astype(np.float32),
+            "class_names": np.asarray([str(names.get(i, f"class {i}")) for i in range(max(names, default=-1) + 1)]),
+        }
+        self.provenance["detections"] = {"file": DETECTIONS_FILE, "images": len(shas),
+                                         "namespace": getattr(detector, "namespace", None)}
+
     def values(self) -> dict[str, float]:
         return {k: v.value for k, v in self.metrics.items()}
 
@@ -91,6 +126,12 @@ class EvalResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "samples.parquet", lambda p: self.samples.to_parquet(p, index=False))
+        # Arrays first, metrics.json last: a folder whose metrics.json names a file always has that file.
+        for name, arrays in ((BOOTSTRAP_FILE, self.replicates), (DETECTIONS_FILE, self.detections)):
+            if arrays:
+                _atomic_write(out / name, lambda p, a=arrays: _save_npz(p, a))
+            elif (out / name).exists():  # a re-run without them: no stale file from an earlier run
+                (out / name).unlink()
         text = dumps_strict(self.to_json(), indent=2)
         _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(text + "\n", encoding="utf-8"))
         return out / "metrics.json"
@@ -123,6 +164,11 @@ def strict_json_value(o: Any) -> Any:
 def dumps_strict(obj: Any, **kw: Any) -> str:
     """``json.dumps`` of :func:`strict_json_value` (obj), refusing NaN / inf (``allow_nan=False``)."""
     return json.dumps(strict_json_value(obj), allow_nan=False, **kw)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle-compatible
 
 
 def _atomic_write(path: Path, writer) -> None:

@@ -13,7 +13,10 @@ class MetricValue:
 
     ``per_sample`` (optional) is aligned with the samples of the subset the metric ran on and is
     written to the per-sample table; ``extras`` holds metric-specific details (per-category means,
-    other conventions, split scores) and is copied verbatim into ``metrics.json``.
+    other conventions, split scores) and is copied verbatim into ``metrics.json``. ``resample`` (optional) is
+    how the metric recomputes itself on prompt resamples of its subset (a
+    :class:`~tise_bench.resampling.MeanResampler` or :class:`~tise_bench.resampling.RowsResampler`): the run
+    writes its replicates for the leaderboard's intervals; it is not part of ``metrics.json``.
     """
 
     value: float
@@ -22,6 +25,7 @@ class MetricValue:
     per_sample: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    resample: Any = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": _f(self.value), "n": int(self.n)}

@@ -71,17 +71,18 @@ def test_cub_run_uses_bird_classifier_and_flags_rp(tmp_path, session_cache):
 
 
 def test_bootstrap_recomputes_is_star_from_the_bird_classifier(tmp_path, session_cache):
-    """The leaderboard bootstrap reads the network the run recorded (``feature``), not inception logits."""
+    """IS* on CUB resamples the bird classifier's logits (the network the metric read), and the leaderboard gets
+    its replicates from the run."""
     from tise_bench.leaderboard.build import LeaderboardOptions, build
 
     _cub(tmp_path, n=6)
     run(_cfg(tmp_path, session_cache, "backbones=random", "metrics.ids=[is_star]",
              "metrics.params.is_star.splits=2"))
-    lb, _ = build(LeaderboardOptions(data="cub", results_dir=tmp_path / "res", cache_dir=session_cache,
+    lb, _ = build(LeaderboardOptions(data="cub", results_dir=tmp_path / "res",
                                      metrics=["is_star"], aspects={"realism": ["is_star"]}, bootstrap=20,
                                      formats=["json"]))
     assert lb["bootstrap"]["skipped"] == {}, lb["bootstrap"]["skipped"]
     row = lb["rows"][0]
     m = json.loads((tmp_path / "res" / "cub" / "m" / "metrics.json").read_text())["metrics"]["is_star"]
     assert m["feature"] == "bird_classifier.logits"
-    assert row["model"] == "m" and "is_star" in json.dumps(lb["bootstrap"])
+    assert row["model"] == "m" and len(row["ci"]["is_star"]) == 2 and lb["bootstrap"]["replicates"]["is_star"] == 20

@@ -74,5 +74,4 @@ def test_compose_packaged_config_then_build(tmp_path):
     assert {r["model"]: r["rs"] for r in lb["rows"]} == {"good_model": 4.0, "bad_model": 2.0}
     d = LeaderboardOptions.from_config(OmegaConf.to_container(default, resolve=True))  # type: ignore[arg-type]
     assert d.aspects == TISE_ASPECTS and d.on_missing == "error" and d.bootstrap == 0 and d.allow_mixed is False
-    home_cache = f"{os.environ.get('HOME', '.')}/.cache/tise_bench"
-    assert str(d.cache_dir) == os.environ.get("TISE_CACHE_DIR", home_cache) and d.results_dir == Path("results")
+    assert d.results_dir == Path("results") and "cache_dir" not in default.paths  # reads run folders only

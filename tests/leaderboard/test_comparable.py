@@ -22,7 +22,7 @@ FID_TORCH_FIDELITY = "torch-fidelity FID (TISE: torchvision Inception)"
 
 def _opts(root: Path, **kw) -> LeaderboardOptions:
     kw.setdefault("aspects", ASPECTS)
-    return LeaderboardOptions(data="d", results_dir=root, cache_dir=root / "cache", **kw)
+    return LeaderboardOptions(data="d", results_dir=root, **kw)
 
 
 def _outputs(root: Path) -> dict[str, str]:

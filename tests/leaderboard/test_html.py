@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from tise_bench.features.store import FeatureStore
 from tise_bench.leaderboard.html import build_drilldown, render_html
 from tise_bench.leaderboard.schema import TISE_ASPECTS, Leaderboard
 
@@ -24,9 +23,9 @@ DET = {"ident": "detector-test", "weights_hash": "ab" * 32, "preproc_version": "
 EVIL = "<script>alert(1)</script>"
 
 
-def _run_folder(tmp: Path) -> tuple[Path, Path]:
-    """A tiny run (metrics.json + samples.parquet + 4 images) and a detector cache holding 3 of them."""
-    run, cache, img_dir = tmp / "results" / "demo" / "m", tmp / "cache", tmp / "imgs"
+def _run_folder(tmp: Path) -> Path:
+    """A tiny run (metrics.json + samples.parquet + 4 images) whose detections.npz holds 3 of them."""
+    run, img_dir = tmp / "results" / "demo" / "m", tmp / "imgs"
     run.mkdir(parents=True)
     img_dir.mkdir()
     rows, keys, dets, sizes = [], [], [], []
@@ -50,10 +49,15 @@ def _run_folder(tmp: Path) -> tuple[Path, Path]:
                  "clip_score": np.nan, "ca": 1.0})
     rows[1]["file"] = str(img_dir / "missing.png")
     pd.DataFrame(rows).to_parquet(run / "samples.parquet", index=False)
-    (run / "metrics.json").write_text(json.dumps({"model": "m", "backbones": {"detector": DET}}))
-    ns = f"{DET['ident']}-{DET['weights_hash'][:16]}-{DET['preproc_version']}"
-    FeatureStore(cache, ns).put(keys, {"detections": np.stack(dets), "size": np.asarray(sizes, np.float32)})
-    return run, cache
+    (run / "metrics.json").write_text(json.dumps({"model": "m", "backbones": {"detector": DET},
+                                                  "detections": {"file": "detections.npz"}}))
+    kept = [d[d[:, 4] >= 0] for d in dets]  # the file holds real rows only (tise_bench.results)
+    names = [f"label{i}" for i in range(20)]
+    names[16] = "dog"  # the run's own class names, not a built-in list
+    np.savez(run / "detections.npz", sha256=np.asarray(keys), boxes=np.concatenate(kept),
+             offsets=np.cumsum([0] + [len(k) for k in kept]), size=np.asarray(sizes, np.float32),
+             class_names=np.asarray(names))
+    return run
 
 
 def _leaderboard(drilldown: dict[str, Any]) -> Leaderboard:
@@ -83,21 +87,22 @@ def _leaderboard(drilldown: dict[str, Any]) -> Leaderboard:
 
 
 def test_build_drilldown_boxes_and_missing(tmp_path: Path) -> None:
-    run, cache = _run_folder(tmp_path)
-    dd = build_drilldown(run, cache, n=10)
+    run = _run_folder(tmp_path)
+    dd = build_drilldown(run, n=10)
     assert dd["model"] == "m" and [s["id"] for s in dd["samples"]] == ["p0", "p1", "p2", "p3"]  # realism only
     s0, s1, s2, s3 = dd["samples"]
     assert s0["thumbnail"].startswith("data:image/jpeg;base64,") and (s0["width"], s0["height"]) == (160, 120)
     assert s0["boxes"] == [[30.0, 20.0, 100.0, 100.0, 0.9, "dog"]]  # scaled by 0.5, score-0.3 box dropped
     assert s0["metrics"] == {"clip_score": pytest.approx(0.3)}  # NaN columns left out
     assert s1["thumbnail"] is None and "not readable" in s1["note"] and s1["boxes"]
-    assert s3["boxes"] == [] and "no cached detections" in s3["note"]
-    assert build_drilldown(run, tmp_path / "empty")["note"].startswith("no detector cache")
+    assert s3["boxes"] == [] and "no recorded detections" in s3["note"]
+    (run / "detections.npz").unlink()  # a run written before runs recorded their detections
+    assert build_drilldown(run)["note"].startswith("detections.npz not in the run folder")
 
 
 def test_html_sections_escaping_no_network(tmp_path: Path) -> None:
-    run, cache = _run_folder(tmp_path)
-    html = render_html(_leaderboard(build_drilldown(run, cache)))
+    run = _run_folder(tmp_path)
+    html = render_html(_leaderboard(build_drilldown(run)))
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>0</b>" not in html and "&lt;b&gt;0&lt;/b&gt;" in html
     assert not re.search(r"https?://", html) and "src=" not in html
@@ -134,9 +139,9 @@ def _console_errors(log: str) -> list[str]:
 
 
 def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
-    run, cache = _run_folder(tmp_path)
+    run = _run_folder(tmp_path)
     page = tmp_path / "leaderboard.html"
-    page.write_text(render_html(_leaderboard(build_drilldown(run, cache))), encoding="utf-8")
+    page.write_text(render_html(_leaderboard(build_drilldown(run))), encoding="utf-8")
     proc, png = _screenshot(page, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not _console_errors(proc.stderr), _console_errors(proc.stderr)

@@ -30,14 +30,12 @@ class LeaderboardOptions:
 
     data: str
     results_dir: Path = Path("results")
-    cache_dir: Path = Path(".cache/tise_bench")
     extra_rows: Path | None = None
     metrics: list[str] | None = None  # display names or ids; None = every metric any row has
     aspects: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in TISE_ASPECTS.items()})
     on_missing: OnMissing = "error"
     allow_mixed: bool = False  # rank columns whose rows differ in settings/unit/protocol (footnoted), not refuse
-    bootstrap: int = 0  # resamples for the uncertainty pass; 0 = none
-    seed: int = 0
+    bootstrap: int = 0  # replicates (of those the runs wrote) for the uncertainty pass; 0 = none
     level: float = 0.95
     ci: bool = False  # print "± half-width" in the Markdown/LaTeX tables
     drilldown: str | None = None  # run model to show per-sample in the HTML report
@@ -57,14 +55,13 @@ class LeaderboardOptions:
         extra = lb.get("extra_rows")
         return cls(
             data=str(data), results_dir=Path(paths.get("results_dir", "results")),
-            cache_dir=Path(paths.get("cache_dir", ".cache/tise_bench")),
             extra_rows=Path(extra) if extra else None,
             metrics=_str_list(lb["metrics"]) if lb.get("metrics") else None,
             aspects={str(k): [str(m) for m in v] for k, v in (lb.get("aspects") or TISE_ASPECTS).items()},
             on_missing=lb.get("on_missing", "error"), allow_mixed=_bool(lb.get("allow_mixed", False),
                                                                        "leaderboard.allow_mixed"),
             bootstrap=int(lb.get("bootstrap") or 0),
-            seed=int(lb.get("seed", 0)), level=float(lb.get("level", 0.95)), ci=bool(lb.get("ci", False)),
+            level=float(lb.get("level", 0.95)), ci=bool(lb.get("ci", False)),
             drilldown=lb.get("drilldown") or None, drilldown_n=int(lb.get("drilldown_n", 24)),
             decimals=int(lb.get("decimals", 2)), decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
             formats=_str_list(lb.get("formats") or FORMATS),
@@ -194,16 +191,17 @@ def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
             log.warning("leaderboard.bootstrap=%d but there are no runs (extra rows have no per-sample values).",
                         opts.bootstrap)
         elif (add_uncertainty := _optional("add_uncertainty")) is not None:
-            add_uncertainty(lb, collected.run_dirs, Path(opts.cache_dir), opts.bootstrap, opts.seed, opts.level)
+            add_uncertainty(lb, collected.run_dirs, opts.bootstrap, opts.level)
     if opts.ci and not any(r.get("ci") for r in lb["rows"]):
         log.warning("leaderboard.ci=true but no row carries an interval: it needs leaderboard.bootstrap=<N> "
-                    "(e.g. 1000), runs with per-sample tables, and the uncertainty pass; printing values only.")
+                    "(e.g. 1000) and runs that wrote bootstrap replicates (bootstrap.replicates > 0, the "
+                    "default); printing values only.")
     if opts.drilldown:
         if opts.drilldown not in collected.run_dirs:
             raise ConfigError(f"leaderboard.drilldown={opts.drilldown!r} is not a run under {data_dir}; "
                               f"runs: {sorted(collected.run_dirs)}.")
         if (drill := _optional("build_drilldown")) is not None:
-            dd = drill(collected.run_dirs[opts.drilldown], Path(opts.cache_dir), opts.drilldown_n)
+            dd = drill(collected.run_dirs[opts.drilldown], opts.drilldown_n)
             lb["drilldown"] = {"model": opts.drilldown, **dd}
 
     per_metric = {resolve_metric_ids([k], "leaderboard.decimals_by_metric")[0]: int(v)

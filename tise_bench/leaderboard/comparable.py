@@ -32,7 +32,6 @@ from .schema import Leaderboard, Row
 
 TISE_PROTOCOL = "tise"
 SAME_AS_TISE = {TISE_PROTOCOL, PAPER_PROTOCOL}  # our exact reproduction of TISE's protocol vs its paper's numbers
-FORMERLY_FRACTION = ("soa_c", "soa_i")  # reported as fractions 0..1 by runs written before units were recorded
 FRACTION = "fraction"
 _OWN_CHECKS = ("unit", "protocol")  # comparability keys compared by their own check (not twice)
 _NOT_RECORDED = "(not recorded)"
@@ -145,6 +144,7 @@ def _check_unit(mid: str, rows: Sequence[Row]) -> tuple[list[dict[str, Any]], st
     """A unit mix of column ``mid`` (as a one-element list) and a note when every row is a fraction."""
     runs = [r for r in rows if not r.get("external")]
     expected = _expected_unit(mid, runs)
+    formerly_fraction = bool(getattr(all_metrics().get(mid), "formerly_fraction", False))
     pairs: list[tuple[Row, Any]] = []
     legacy: list[Row] = []
     csv_fraction: dict[str, list[float]] = {}
@@ -154,7 +154,7 @@ def _check_unit(mid: str, rows: Sequence[Row]) -> tuple[list[dict[str, Any]], st
             by_src.setdefault(str(r.get("source", "?")), []).append(r)
             continue
         unit = _run_unit(r, mid)
-        if unit is None and mid in FORMERLY_FRACTION and float(r["values"][mid]) <= 1.0:  # type: ignore[arg-type]
+        if unit is None and formerly_fraction and float(r["values"][mid]) <= 1.0:  # type: ignore[arg-type]
             unit = FRACTION
             legacy.append(r)
         pairs.append((r, unit if unit is not None else expected))

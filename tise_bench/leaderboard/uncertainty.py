@@ -1,93 +1,75 @@
 """Bootstrap uncertainty for a leaderboard: CIs per metric, RS rank probabilities, Kendall tau, paired tests.
 
-Resampling unit: the prompts (record ids) of each eval-set subset, drawn with replacement; every sample of
-a drawn prompt comes along (multi-sample prompts), and every object crop of a drawn image. On each
-replicate EVERY metric is recomputed from per-sample data (means, per-word PA, per-class SOA-C) or from the
-cached features (IS, IS*, O-IS on logits; FID, O-FID on pool3 against fixed reference statistics) — see
-:mod:`.bootdata` and :mod:`.resample`. Runs whose subset has the same prompt ids (same manifest) share the
-draws, so differences between two models are paired. Draws of a subset come from
-``np.random.default_rng([seed, crc32(subset key)])``: they do not depend on which other runs or subsets exist.
+The replicates come from the runs: every evaluation writes each metric's prompt-bootstrap replicates into its
+folder (``bootstrap.npz``, described by the ``bootstrap`` section of ``metrics.json``; see
+:mod:`tise_bench.bootstrap`). This pass reads only those files — no feature cache, no metric code. Runs whose
+subset has the same prompts and the same ``bootstrap.seed`` drew the same replicates, so differences between
+two models are paired; metrics whose runs drew differently are listed under ``unpaired_metrics`` and get no
+paired test. A metric a run could not resample is listed in ``lb["bootstrap"]["skipped"]`` with the run's reason.
 
-A metric gets an interval only if recomputing it on the identity resample reproduces the value in
-``metrics.json`` (relative 1e-6; FID family 1e-3, see ``IDENTITY_RTOL``); otherwise it is listed in ``lb["bootstrap"]["skipped"]`` with the reason.
-``external`` rows (published numbers) have no per-sample data: no CI; they enter the RS replicates with
-their fixed values. Two-sided p-value of a paired difference: ``2·min(P(d* ≤ 0), P(d* ≥ 0))`` over the
-replicates, clipped to ``[1/B, 1]`` (B = replicates; the resolution of a bootstrap p-value is 1/B).
+``external`` rows (published numbers) have no per-sample data: no CI; they enter the RS replicates with their
+fixed values. Two-sided p-value of a paired difference: ``2·min(P(d* ≤ 0), P(d* ≥ 0))`` over the replicates,
+clipped to ``[1/B, 1]`` (B = replicates; the resolution of a bootstrap p-value is 1/B).
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
-import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau, rankdata
 
 from ..errors import DataError
-from .bootdata import Recipe, RunData, SubsetRows, load_run
 from .ranking import rank_values
-from .resample import (csr_from_owner, draw_prompts, expand, grouped_mean, is_replicates, percentile_ci,
-                       prompt_counts, two_sided_p)
 from .schema import Leaderboard, Paired
 
 log = logging.getLogger(__name__)
-METHOD = "percentile, resampling prompts"
-IDENTITY_RTOL = {"mean": 1e-6, "is": 1e-6, "fid": 1e-3}
-# FID replicates use the exact low-rank formula (resample.FidReplicator); on 2048-d features with a
-# dominant eigenvalue ~1e9 (random weights) FID is a difference of large terms and any two algebraically
-# equal formulas (incl. the metric's general eigensolver) agree only to ~1e-4 relative: round-off, not bias.
+NO_REPLICATES = ("the run wrote no bootstrap replicates (evaluated before runs wrote them, or with "
+                 "bootstrap.replicates=0): re-run its evaluation — cached features need no network forward")
 
 
-def replicate_values(recipe: Recipe, sub: SubsetRows, draws: np.ndarray) -> np.ndarray:
-    """The metric of ``recipe`` on each replicate of ``draws`` ((B, P) prompt indices) -> (B,)."""
-    n_prompts = len(sub.records)
-    if recipe.kind == "mean":
-        assert recipe.values is not None and recipe.prompt_of_row is not None, \
-            f"mean recipe of {recipe.metric!r} carries per-row values and their prompts"
-        weights = prompt_counts(draws, n_prompts)[:, recipe.prompt_of_row]
-        return recipe.scale * grouped_mean(weights, recipe.values, recipe.groups, recipe.row_weight)
-    csr = csr_from_owner(sub.prompt_of_sample, n_prompts)
-    crop_csr = None if recipe.crop_owner is None else csr_from_owner(recipe.crop_owner, len(sub.prompt_of_sample))
-    rows = []
-    for b in range(draws.shape[0]):
-        r = expand(draws[b], csr)
-        if recipe.sample_rank is not None:
-            r = r[np.argsort(recipe.sample_rank[r], kind="stable")]
-        rows.append(r if crop_csr is None else expand(r, crop_csr))
-    if recipe.kind == "is":
-        assert recipe.logits is not None, f"IS recipe of {recipe.metric!r} carries its logits"
-        return is_replicates(recipe.logits, rows, recipe.temperature, recipe.splits, recipe.seed, recipe.split_mode)
-    assert recipe.fid is not None, f"FID recipe of {recipe.metric!r} carries its replicator"
-    n_rows = recipe.fid.x.shape[0]
-    return np.asarray([recipe.fid.replicate(np.bincount(r, minlength=n_rows), r) for r in rows])
+@dataclass
+class RunReplicates:
+    """What one run folder holds for the bootstrap."""
+
+    model: str
+    replicates: dict[str, np.ndarray] = field(default_factory=dict)  # metric id -> (B,) values
+    pair_key: dict[str, str] = field(default_factory=dict)  # metric id -> "<seed>|<draw key>" (equal = paired)
+    skipped: dict[str, str] = field(default_factory=dict)  # metric id -> why it has no replicates
+    seed: int | None = None
 
 
-def _draws(key: str, n_prompts: int, n: int, seed: int) -> np.ndarray:
-    return draw_prompts(n_prompts, n, np.random.default_rng([seed, zlib.crc32(key.encode())]))
-
-
-def _bootstrap_run(run: RunData, ids: list[str], n_boot: int, n_feat: int, seed: int,
-                   timings: dict[str, float]) -> dict[str, np.ndarray]:
-    """Replicates of every metric in ``ids`` that can be recomputed; failures go to ``run.skipped``."""
-    out: dict[str, np.ndarray] = {}
-    for mid in ids:
-        recipe = run.recipes.get(mid)
-        if recipe is None:
-            run.skipped.setdefault(mid, "not in metrics.json")
-            continue
-        sub = run.subsets[recipe.subset]
-        ident = replicate_values(recipe, sub, np.arange(len(sub.records))[None, :])[0]
-        reported = float(run.metrics[mid]["value"])
-        if not (math.isfinite(ident) and abs(ident - reported) <= IDENTITY_RTOL[recipe.kind] * max(1.0, abs(reported))):
-            run.skipped[mid] = (f"recomputation from per-sample data gives {ident!r} on the identity resample, "
-                                f"metrics.json says {reported!r}: no interval")
-            continue
-        n = n_boot if recipe.kind == "mean" else n_feat
-        t0 = time.perf_counter()
-        out[mid] = replicate_values(recipe, sub, _draws(sub.key, len(sub.records), n_boot, seed)[:n])
-        timings[mid] = timings.get(mid, 0.0) + (time.perf_counter() - t0) / max(n, 1)
+def load_replicates(model: str, run_dir: Path) -> RunReplicates:
+    """Read the ``bootstrap`` section of ``metrics.json`` and the replicates file it names."""
+    run_dir = Path(run_dir)
+    mj = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    out = RunReplicates(model)
+    boot: dict[str, Any] = mj.get("bootstrap") or {}
+    entries = boot.get("metrics") or {}
+    out.skipped = {m: str(why) for m, why in (boot.get("skipped") or {}).items()}
+    for mid in mj.get("metrics") or {}:
+        if mid not in entries and mid not in out.skipped:
+            out.skipped[mid] = NO_REPLICATES
+    if not entries:
+        return out
+    path = run_dir / str(boot.get("file") or "bootstrap.npz")
+    if not path.is_file():
+        raise DataError(f"{run_dir / 'metrics.json'} lists bootstrap replicates in {path.name}, which is missing: "
+                        f"the run folder is incomplete; re-run the evaluation of {model!r}")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+    out.seed = int(boot.get("seed", 0))
+    for mid, e in entries.items():
+        if mid not in arrays:
+            raise DataError(f"{path}: no replicates for {mid!r} though metrics.json lists them; re-run the evaluation "
+                            f"of {model!r}")
+        out.replicates[mid] = arrays[mid]
+        out.pair_key[mid] = f"{out.seed}|{e.get('draw_key')}"
     return out
 
 
@@ -125,16 +107,14 @@ def _rank_probabilities(rs_reps: np.ndarray) -> np.ndarray:
     return probs / max(b, 1)
 
 
-def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], cache_dir: Path, n_boot: int = 1000,
-                    seed: int = 0, level: float = 0.95, *, n_boot_features: int | None = None) -> None:
+def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], n_boot: int = 1000, level: float = 0.95) -> None:
     """Add bootstrap CIs, rank probabilities, Kendall tau and paired tests to ``lb`` (in place).
 
-    ``run_dirs``: model -> folder holding its ``metrics.json`` + ``samples.parquet`` (every non-external row
-    needs one). ``n_boot_features`` (default ``n_boot``): replicates for metrics recomputed from features
-    (IS family, FID family); RS, rank probabilities and Kendall tau use ``min(n_boot, n_boot_features)``.
+    ``run_dirs``: model -> its run folder (every non-external row needs one). Each metric uses the first
+    ``n_boot`` replicates its run wrote (fewer where the run wrote fewer: ``bootstrap.replicates_features`` for
+    the IS and FID families); RS, rank probabilities and Kendall tau use the replicates every ranked metric has.
     """
     t_start = time.perf_counter()
-    n_feat = n_boot if n_boot_features is None else min(int(n_boot_features), n_boot)
     columns = lb.get("metrics") or []
     direction = {c["id"]: bool(c["higher_is_better"]) for c in columns}
     ids = list(direction)
@@ -143,21 +123,28 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], cache_dir: Path,
     missing = [r["model"] for r in runs if r["model"] not in run_dirs]
     if missing:
         raise DataError(f"add_uncertainty: no run folder for {missing}; pass run_dirs[model] = the folder with its "
-                        "metrics.json and samples.parquet")
+                        "metrics.json and bootstrap.npz")
     reps: dict[str, dict[str, np.ndarray]] = {}
     skipped: dict[str, dict[str, str]] = {}
-    timings: dict[str, float] = {}
-    draw_key: dict[tuple[str, str], str] = {}
+    pair_key: dict[tuple[str, str], str] = {}
+    used: dict[str, int] = {}
+    seeds = set()
     for row in runs:
-        run = load_run(row["model"], Path(run_dirs[row["model"]]), Path(cache_dir))
-        reps[row["model"]] = _bootstrap_run(run, ids, n_boot, n_feat, seed, timings)
-        draw_key.update({(row["model"], m): run.subsets[r.subset].key for m, r in run.recipes.items()})
-        row["ci"] = {m: percentile_ci(v, level) for m, v in reps[row["model"]].items()}
-        if run.skipped:
-            skipped[row["model"]] = {m: why for m, why in run.skipped.items() if m in direction}
+        run = load_replicates(row["model"], Path(run_dirs[row["model"]]))
+        own = {m: run.replicates[m][:n_boot] for m in ids if m in run.replicates}
+        reps[row["model"]] = own
+        pair_key.update({(row["model"], m): run.pair_key[m] for m in own})
+        used.update({m: min(used.get(m, len(v)), len(v)) for m, v in own.items()})
+        if run.seed is not None:
+            seeds.add(run.seed)
+        row["ci"] = {m: percentile_ci(v, level) for m, v in own.items()}
+        why = {m: w for m, w in run.skipped.items() if m in direction and m not in own}
+        if why:
+            skipped[row["model"]] = why
 
     aspects = _rs_metrics(lb, direction)
-    n_rs = min(n_boot, n_feat)
+    rs_ids = {m for ms in aspects.values() for m in ms}
+    n_rs = min([n_boot] + [len(v) for own in reps.values() for m, v in own.items() if m in rs_ids])
     point = ranking_scores([r.get("values") or {} for r in rows], aspects, direction)
     rs_reps = np.zeros((n_rs, len(rows)))
     for b in range(n_rs):
@@ -176,6 +163,7 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], cache_dir: Path,
     lb["kendall_tau"] = [t for t in taus if math.isfinite(t)]
 
     paired: list[Paired] = []
+    unpaired: set[str] = set()
     for i, a in enumerate(runs):
         for b_row in runs[i + 1:]:
             for m in ids:
@@ -183,18 +171,40 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], cache_dir: Path,
                 va, vb = (a.get("values") or {}).get(m), (b_row.get("values") or {}).get(m)
                 if ra is None or rb is None or va is None or vb is None:
                     continue
+                if pair_key[(a["model"], m)] != pair_key[(b_row["model"], m)]:
+                    unpaired.add(m)  # other prompts or another seed: the replicates are not paired draws
+                    continue
                 d = ra[:min(len(ra), len(rb))] - rb[:min(len(ra), len(rb))]
                 paired.append(Paired(a=a["model"], b=b_row["model"], metric=m, diff=float(va) - float(vb),
                                      ci=percentile_ci(d, level), p=two_sided_p(d)))
     lb["paired"] = paired
-    unpaired = sorted({m for m in ids if len({draw_key[(r["model"], m)] for r in runs
-                                              if (r["model"], m) in draw_key}) > 1})
     lb["bootstrap"] = {
-        "n": int(n_boot), "n_features": int(n_feat), "n_rank": int(n_rs), "seed": int(seed), "level": float(level),
-        "method": METHOD, "skipped": skipped, "unpaired_metrics": unpaired,
+        "n": int(n_boot), "replicates": dict(sorted(used.items())), "n_rank": int(n_rs),
+        "seed": sorted(seeds)[0] if len(seeds) == 1 else sorted(seeds), "level": float(level),
+        "method": "percentile, resampling prompts", "source": "replicates written by each run (bootstrap.npz)",
+        "skipped": skipped, "unpaired_metrics": sorted(unpaired),
         "kendall_tau_undefined": len(taus) - len(lb["kendall_tau"]),
         "external_rows": "no per-sample data: no CI; fixed values in the RS replicates",
         "p_value": "2*min(P(diff* <= 0), P(diff* >= 0)), clipped to [1/B, 1]",
-        "seconds_per_replicate": {m: round(t / max(len(runs), 1), 6) for m, t in sorted(timings.items())},
         "seconds": round(time.perf_counter() - t_start, 3),
     }
+
+
+def percentile_ci(reps: np.ndarray, level: float) -> list[float]:
+    """Percentile interval of the finite replicates; [nan, nan] when there are none."""
+    r = np.asarray(reps, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if not len(r):
+        return [math.nan, math.nan]
+    a = (1.0 - level) / 2.0
+    return [float(np.quantile(r, a)), float(np.quantile(r, 1.0 - a))]
+
+
+def two_sided_p(diffs: np.ndarray) -> float:
+    """Bootstrap p-value for diff = 0: 2·min(P(d* ≤ 0), P(d* ≥ 0)), clipped to [1/B, 1] (B finite replicates)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return math.nan
+    p = 2.0 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0)))
+    return float(min(max(p, 1.0 / len(d)), 1.0))

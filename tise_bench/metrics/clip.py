@@ -218,7 +218,7 @@ def compute_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValu
         extras["per_category"], extras["category_mean"] = category_means(
             per, cats, reduce=lambda x: aggregate(x, convention))
     return MetricValue(aggregate(per, convention), int(per.size), std=float(per.std()), per_sample=per,
-                       extras=extras)
+                       extras=extras, resample=ctx.mean_resampler(per, floor=0.0 if convention == "torchmetrics" else None))
 
 
 compute_clip_score.texts_needed = texts_needed_clip_score  # type: ignore[attr-defined]
@@ -252,7 +252,8 @@ def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> Metric
     all_texts = texts + [with_prefix(c, prefix) for r in recs for c in r.ref_captions]
     return MetricValue(float(per.mean()), int(per.size), std=float(per.std()), skipped=skipped,
                        per_sample=_scatter(per, keep, len(ctx.samples)),
-                       extras={**base, "n_truncated": ctx.n_truncated(all_texts)})
+                       extras={**base, "n_truncated": ctx.n_truncated(all_texts)},
+                       resample=ctx.mean_resampler(per, rows=keep))
 
 
 compute_ref_clip_score.texts_needed = texts_needed_ref_clip_score  # type: ignore[attr-defined]
@@ -275,4 +276,4 @@ def compute_clip_i2i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     ref = ctx.ref(IMAGE)[[row_of[ctx.samples[j].record_index] for j in keep]]
     per = rowwise_cos(ctx.gen(IMAGE)[keep], ref)
     return MetricValue(float(per.mean()), int(per.size), std=float(per.std()), skipped=skipped,
-                       per_sample=_scatter(per, keep, len(ctx.samples)))
+                       per_sample=_scatter(per, keep, len(ctx.samples)), resample=ctx.mean_resampler(per, rows=keep))

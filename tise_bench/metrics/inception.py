@@ -7,6 +7,7 @@ the tests compare against it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -162,6 +163,64 @@ def inception_score_tise_objects(
     return float(np.mean(scores)), float(np.std(scores)), scores
 
 
+class FidReplicator:
+    """FID of weighted/resampled generated rows ``X`` (N, D) against fixed reference ``(mu_r, sigma_r)``.
+
+    With at most ``D`` rows it uses the exact low-rank identity ``eig(Σ₁Σ₂)\\{0} = eig(Aᵀ Σ₂ A)``
+    (``Σ₁ = A Aᵀ``): an eigen-decomposition of a symmetric ``u × u`` matrix (u = distinct rows drawn) built from
+    the Gram matrix ``X Σ₂ Xᵀ`` (computed on the first replicate), instead of a general ``D × D`` eigenproblem;
+    otherwise the metric's own ``fid_statistics`` + ``frechet_distance`` on the resampled rows.
+    """
+
+    def __init__(self, feats: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray) -> None:
+        self.x = np.asarray(feats, dtype=np.float64)
+        self.mu_r, self.sigma_r = np.asarray(mu_r, dtype=np.float64), np.asarray(sigma_r, dtype=np.float64)
+        n, d = self.x.shape
+        self.low_rank = n <= d
+        self._gram: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _grams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._gram is None:  # x_i' Σ_r x_j, x_i' x_j, x_i' μ_r
+            self._gram = ((self.x @ self.sigma_r) @ self.x.T, self.x @ self.x.T, self.x @ self.mu_r)
+        return self._gram
+
+    def exact(self, rows: np.ndarray) -> float:
+        """The metric's own computation on ``X[rows]``."""
+        mu, sigma = fid_statistics(self.x[rows])
+        return frechet_distance(mu, sigma, self.mu_r, self.sigma_r, names=("generated", "reference"))
+
+    def replicate(self, row_weights: np.ndarray, rows: np.ndarray | None = None) -> float:
+        """FID of the multiset where row i appears ``row_weights[i]`` times (``rows``: same multiset, ordered)."""
+        w_all = np.asarray(row_weights, dtype=np.float64)
+        n = float(w_all.sum())
+        if n < 2:
+            return math.nan
+        if not self.low_rank:
+            if rows is None:
+                rows = np.repeat(np.arange(len(w_all)), w_all.astype(np.int64))
+            return self.exact(rows)
+        gram, kern, xmu = self._grams()
+        u = np.flatnonzero(w_all > 0)
+        w = w_all[u]
+        g, k = gram[np.ix_(u, u)], kern[np.ix_(u, u)]
+        gw, kw = g @ w, k @ w
+        wgw, wkw = float(w @ gw), float(w @ kw)
+        # centred Gram (X_u − 1μ') Σ_r (X_u − 1μ')' with μ = Σ w_i x_i / n, then scaled by √w on both sides
+        c = g - gw[:, None] / n - gw[None, :] / n + wgw / n ** 2
+        sw = np.sqrt(w)
+        lam = np.linalg.eigvalsh(c * sw[:, None] * sw[None, :] / (n - 1.0))
+        tr_covmean = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+        tr_g = (float(w @ np.diag(k)) - wkw / n) / (n - 1.0)
+        mean_term = wkw / n ** 2 - 2.0 * float(w @ xmu[u]) / n + float(self.mu_r @ self.mu_r)
+        return mean_term + tr_g + float(np.trace(self.sigma_r)) - 2.0 * tr_covmean
+
+    def __call__(self, rows: np.ndarray) -> float:
+        """FID of ``X[rows]`` (ordered rows of one replicate, duplicates kept): a :class:`RowsResampler` score."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.replicate(np.bincount(rows, minlength=self.x.shape[0]), rows)
+
+
+
 SPLIT_MODES = ("torch_fidelity", "tise")
 
 
@@ -193,7 +252,12 @@ def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, me
     # tise = inception_score_star_coco.py: contiguous i·N//splits splits in the images' order, no shuffle
     mean, std, scores = inception_score(logits, temperature=temperature, splits=splits, seed=seed,
                                         shuffle=mode == "torch_fidelity")
-    return MetricValue(value=mean, n=int(logits.shape[0]), std=std,
+
+    def score(rows: np.ndarray) -> float:  # the same procedure on a replicate's images, in its order
+        return inception_score(logits[rows], temperature=temperature, splits=splits, seed=seed,
+                               shuffle=mode == "torch_fidelity")[0] if len(rows) else math.nan
+
+    return MetricValue(value=mean, n=int(logits.shape[0]), std=std, resample=ctx.rows_resampler(score, "is"),
                        extras={"temperature": temperature, "splits": len(scores), "split_mode": mode,
                                "split_scores": scores, "feature": key})
 
@@ -227,8 +291,7 @@ def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     network = is_star_network(params)
     default_t = COCO_TEMPERATURE if network == "inception" else BIRD_TEMPERATURE
     mv = _is_value(ctx, params, float(params.get("temperature", default_t)), "is_star", IS_STAR_NETWORKS[network].key)
-    return MetricValue(mv.value, mv.n, std=mv.std, per_sample=mv.per_sample, skipped=mv.skipped,
-                       extras={**mv.extras, "network": network})
+    return dataclasses.replace(mv, extras={**mv.extras, "network": network})
 
 
 def is_star_network(params: dict[str, Any]) -> str:
@@ -262,7 +325,8 @@ def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     mu_g, sigma_g = fid_statistics(feats)
     mu_r, sigma_r = ctx.ref_stats(POOL3)
     value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r, names=("generated", "reference"))
-    return MetricValue(value=value, n=int(feats.shape[0]), extras={"feature": POOL3})
+    return MetricValue(value=value, n=int(feats.shape[0]), extras={"feature": POOL3},
+                       resample=ctx.rows_resampler(FidReplicator(feats, mu_r, sigma_r), "fid"))
 
 
 compute_fid.requires = reference_images_or_stats  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ say so: ``classifier``, ``fallback: true`` and a ``warning`` in the result.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..backbones.object_classifier import TISE_OBJECT_TEMPERATURE
 from ..context import MetricContext
 from ..registry import Need, register_metric
 from ..types import MetricValue
-from .inception import fid_statistics, frechet_distance, inception_score, inception_score_tise_objects, split_mode
+from .inception import FidReplicator, fid_statistics, frechet_distance, inception_score, inception_score_tise_objects, split_mode
 
 _TISE = "Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation (ECCV)"
 OBJ_LOGITS = "crops.objcls_logits"
@@ -72,7 +73,16 @@ def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     else:
         mean, std, scores = inception_score(logits, temperature=t, splits=splits, seed=int(params.get("seed", 2020)))
         extras.update(splits=len(scores), n_crops_used=n)
-    return MetricValue(mean, n, std=std, extras={**extras, "split_scores": scores})
+    seed = int(params.get("seed", 2020))
+
+    def score(rows: np.ndarray) -> float:  # a replicate's crops, in the feature pass's order
+        if mode == "tise":
+            return inception_score_tise_objects(logits[rows], temperature=t, splits=splits)[0] \
+                if len(rows) >= splits else math.nan
+        return inception_score(logits[rows], temperature=t, splits=splits, seed=seed)[0] if len(rows) >= 2 else math.nan
+
+    return MetricValue(mean, n, std=std, extras={**extras, "split_scores": scores},
+                       resample=ctx.rows_resampler(score, "is", crops=True))
 
 
 @register_metric("o_fid", display="O-FID", higher_is_better=False, version="2", subset="realism", unit="distance",
@@ -99,4 +109,5 @@ def compute_o_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     mu1, s1 = fid_statistics(gen)
     mu2, s2 = fid_statistics(ref)
     return MetricValue(frechet_distance(mu1, s1, mu2, s2, names=("generated crops", "reference crops")),
-                       int(gen.shape[0]), extras=extras)
+                       int(gen.shape[0]), extras=extras,
+                       resample=ctx.rows_resampler(FidReplicator(gen, mu2, s2), "fid", crops=True))

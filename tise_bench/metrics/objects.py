@@ -13,6 +13,7 @@ import numpy as np
 from ..context import MetricContext
 from ..errors import ConfigError
 from ..registry import Need, records_with, register_metric
+from ..resampling import MeanResampler
 from ..types import MetricValue
 
 _HINZ = "Hinz et al. 2020, Semantic Object Accuracy for Generative Text-to-Image Synthesis (TPAMI)"
@@ -75,11 +76,14 @@ def _empty_mode(params: dict[str, Any]) -> str:
     return mode
 
 
-def _soa(ctx: MetricContext, params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, int, dict[str, int]]:
+def _soa(ctx: MetricContext, params: dict[str, Any]
+         ) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, str, bool]], dict[str, int]]:
+    """-> (scores, per-sample fraction of named classes found, (sample, class, found) per counted pair, skips)."""
     thr = float(params.get("threshold", 0.5))
     n2i = _name_to_id(ctx)
     dets = ctx.gen(DETS)
-    correct, classes, per_sample = [], [], np.full(len(ctx.samples), np.nan)
+    pairs: list[tuple[int, str, bool]] = []
+    per_sample = np.full(len(ctx.samples), np.nan)
     empty = _empty_mode(params)
     skipped = {"no_target_class": 0, "class_not_in_detector": 0, "no_detection_dropped": 0}
     for i, s in enumerate(ctx.samples):
@@ -97,22 +101,28 @@ def _soa(ctx: MetricContext, params: dict[str, Any]) -> tuple[dict[str, Any], np
                 skipped["class_not_in_detector"] += 1
                 continue
             oks.append(found.get(n2i[c], 0) > 0)  # no detection at all = failure (TISE drops these: a bug)
-            correct.append(oks[-1])
-            classes.append(c)
+            pairs.append((i, c, oks[-1]))
         if oks:
             per_sample[i] = float(np.mean(oks))
-    return soa_scores(correct, classes, int(params.get("top_bottom", 40))), per_sample, len(correct), \
-        {k: v for k, v in skipped.items() if v}
+    scores = soa_scores([ok for _, _, ok in pairs], [c for _, c, _ in pairs], int(params.get("top_bottom", 40)))
+    return scores, per_sample, pairs, {k: v for k, v in skipped.items() if v}
+
+
+def _soa_resampler(ctx: MetricContext, pairs: list[tuple[int, str, bool]], per_class: bool) -> MeanResampler:
+    """One row per counted (image, named class) pair; SOA-C: unweighted mean over classes."""
+    return ctx.mean_resampler(np.asarray([float(ok) for _, _, ok in pairs]), rows=[i for i, _, _ in pairs],
+                              groups=[c for _, c, _ in pairs] if per_class else None, scale=100.0)
 
 
 @register_metric("soa_c", display="SOA-C", higher_is_better=True, version="2", subset="soa", unit="percent",
-                 citation=_HINZ,
+                 citation=_HINZ, formerly_fraction=True,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-C (%): mean over classes of the percentage of a class's images in which the detector finds it.
     The per-sample column is the fraction (0..1) of an image's named classes that were found."""
-    s, per, n, skipped = _soa(ctx, params)
-    return MetricValue(s["soa_c"], n, per_sample=per, skipped=skipped,
+    s, per, pairs, skipped = _soa(ctx, params)
+    return MetricValue(s["soa_c"], len(pairs), per_sample=per, skipped=skipped,
+                       resample=_soa_resampler(ctx, pairs, per_class=True),
                        extras={"threshold": float(params.get("threshold", 0.5)), "empty_images": _empty_mode(params),
                                "top40": s["soa_c_top"],
                                "bottom40": s["soa_c_bottom"], "per_class": s["per_class"],
@@ -120,12 +130,13 @@ def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
 
 
 @register_metric("soa_i", display="SOA-I", higher_is_better=True, version="2", subset="soa", unit="percent",
-                 citation=_HINZ,
+                 citation=_HINZ, formerly_fraction=True,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-I (%): percentage of all (image, named class) pairs in which the detector finds the class."""
-    s, per, n, skipped = _soa(ctx, params)
-    return MetricValue(s["soa_i"], n, per_sample=per, skipped=skipped,
+    s, per, pairs, skipped = _soa(ctx, params)
+    return MetricValue(s["soa_i"], len(pairs), per_sample=per, skipped=skipped,
+                       resample=_soa_resampler(ctx, pairs, per_class=False),
                        extras={"threshold": float(params.get("threshold", 0.5)), "empty_images": _empty_mode(params)})
 
 
@@ -151,7 +162,8 @@ def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     vals = per[~np.isnan(per)]
     return MetricValue(float(vals.mean()) if len(vals) else float("nan"), int(len(vals)),
                        std=float(vals.std()) if len(vals) else None, per_sample=per,
-                       skipped={k: v for k, v in skipped.items() if v}, extras={"threshold": thr})
+                       skipped={k: v for k, v in skipped.items() if v}, extras={"threshold": thr},
+                       resample=ctx.mean_resampler(per))
 
 
 _SOA_REQUIRES = records_with("category", "labels", any_of=True)

@@ -53,8 +53,10 @@ def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     ok = pairwise_softmax_success(ctx.gen("clip.image")[keep], ctx.text([r.caption for r in recs]),
                                   ctx.text(counters), ctx.logit_scale, threshold)
     per[keep] = ok.astype(float)
-    rates, mean = per_word_rates(ok, [str(r.positional_word) for r in recs])
+    words = [str(r.positional_word) for r in recs]
+    rates, mean = per_word_rates(ok, words)
     return MetricValue(100.0 * mean, len(keep), per_sample=per,
+                       resample=ctx.mean_resampler(ok.astype(float), rows=keep, groups=words, scale=100.0),
                        extras={"threshold": threshold, "per_word": {w: 100.0 * r for w, r in rates.items()},
                                "n_words": len(rates), "logit_scale": ctx.logit_scale},
                        skipped={"no_counter_caption": n_skip} if n_skip else {})

@@ -157,7 +157,8 @@ def compute_clip_rp(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         "split_scores": scores, "n_truncated": ctx.n_truncated(texts),
     }
     return MetricValue(float(100.0 * hits.mean()), int(hits.size), std=std,
-                       per_sample=hits.astype(np.float64), extras=extras)
+                       per_sample=hits.astype(np.float64), extras=extras,
+                       resample=ctx.mean_resampler(hits.astype(np.float64), scale=100.0))
 
 
 compute_clip_rp.texts_needed = texts_needed  # type: ignore[attr-defined]
