@@ -91,8 +91,14 @@ def test_keys_appended_past_the_schema_are_refused(override, message):
 
 
 def test_metric_params_stay_open():
-    cfg = resolve_config(compose(["+metrics.params.clip_score.extra=1", "metrics.params.is.splits=2"]))
-    assert cfg["metrics"]["params"]["clip_score"]["extra"] == 1 and cfg["metrics"]["params"]["is"]["splits"] == 2
+    """Any metrics.params.<id>.<key> composes without '+' (the metric checks its own params, not the schema)."""
+    cfg = resolve_config(compose(["metrics.params.clip_score.extra=1", "metrics.params.is.splits=2",
+                                  "+metrics.params.kid.subset_size=5"]))
+    params = cfg["metrics"]["params"]
+    assert params["clip_score"]["extra"] == 1 and params["is"]["splits"] == 2 and params["kid"]["subset_size"] == 5
+    with pytest.raises(Exception) as e:  # the rest of metrics stays closed
+        compose(["metrics.idz=[clip_score]"])
+    assert "full_key: metrics.idz" in f"{e.value}\n{e.value.__cause__}"
 
 
 def test_compose_repeatedly_and_inside_an_initialised_hydra():

@@ -156,7 +156,7 @@ def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] 
         "data": {"name": data_name, "manifest": None if manifest is None else str(manifest),
                  "reference_stats": reference_stats},
         "model": {"name": name, "samples_dir": None},
-        "metrics": {"params": params or {}, "crops": crops or {}, **({} if metrics is None else {"ids": list(metrics)})},
+        "metrics": {"params": params or {}, "crops": crops or {}, **({"ids": list(metrics)} if metrics else {})},
     }
     if cache_dir is not None:
         values["paths"] = {"cache_dir": str(cache_dir)}
@@ -164,8 +164,8 @@ def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] 
         values["backbones"] = {"device": device}
     try:
         if not isinstance(backbones, str):  # a whole backbones group, typed by the same schema as the YAML
-            cfg.backbones = OmegaConf.merge(OmegaConf.structured(backbones_schema()), backbones)
-        OmegaConf.set_struct(cfg.metrics.params, False)  # open: each metric checks its own params
+            typed = OmegaConf.create({"backbones": OmegaConf.structured(backbones_schema())})
+            cfg.backbones = OmegaConf.merge(typed, {"backbones": backbones}).backbones  # errors name backbones.<key>
         return OmegaConf.merge(cfg, values)  # type: ignore[return-value]
     except OmegaConfBaseException as e:
         raise ConfigError(f"evaluate(): {e}") from None

@@ -2,8 +2,9 @@
 
 ``config.yaml`` extends :class:`TiseConfig` (``defaults: [tise_schema, _self_, ...]``), so every group is
 merged into a typed node: a wrong key or a value of the wrong type in any group stops the composition with
-Hydra's message naming the full key (``backbones.detector.imgsz``, ``model.nmae``), and an unknown top-level
-key is refused even with ``+``. ``metrics.params`` stays an open mapping: each metric checks its own params.
+Hydra's message naming the full key (``backbones.detector.imgsz``, ``model.nmae``). Keys appended past the
+schema with ``+`` (``+backbone=random``) pass Hydra but are refused by :func:`tise_bench.runner.resolve_config`
+before any work. ``metrics.params`` stays an open mapping: each metric checks its own params.
 
 Where the defaults live (one place each):
 
@@ -22,9 +23,9 @@ is ``name: dfgan``, ``samples_dir: ${paths.samples_root}/dfgan/${data.name}``.
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from functools import cache
-from collections.abc import Sequence
 from typing import Any, Optional
 
 import hydra
@@ -34,14 +35,14 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobRuntime
 from hydra.version import VersionBase
 from omegaconf import MISSING as REQUIRED  # '???': the YAML must set it
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .backbones.registry import BackboneSetConfig, all_backbones
 from .evalset import SUBSETS
 from .features.crops import CropSpec
 from .features.decode import DEFAULT_MAX_PIXELS
 
-#: The group ``configs/config.yaml`` extends first (its defaults list).
+#: The stored schema ``configs/config.yaml`` extends first (its defaults list).
 SCHEMA_NAME = "tise_schema"
 
 #: TISE's baselines (``model=<name>``; images in ``${paths.samples_root}/<name>/${data.name}``).
@@ -160,7 +161,10 @@ def baseline(name: str) -> ModelConfig:
 def register() -> None:
     """Store the schema and the generated ``model`` options in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(name=SCHEMA_NAME, node=schema())
+    node = OmegaConf.structured(schema())
+    # metrics.params.<id>.<key>=<value> without '+': the YAML may leave a metric's params to its code defaults
+    OmegaConf.set_struct(node.metrics.params, False)
+    cs.store(name=SCHEMA_NAME, node=node)
     for name in TISE_BASELINES:
         cs.store(group="model", name=name, node=baseline(name))
 

@@ -92,8 +92,11 @@ def test_build_backbones_builds_object_classifier_for_crops_when_given(monkeypat
 
 
 def test_random_configs_carry_no_weights_and_real_detector_follows_tise():
-    rnd = yaml.safe_load((CONF / "random.yaml").read_text())
-    real = yaml.safe_load((CONF / "real.yaml").read_text())
+    from tise_bench.config_schema import compose
+    from tise_bench.runner import resolve_config
+
+    # the groups as a run receives them (the YAML sets values, the backbones' dataclasses the defaults)
+    rnd, real = (resolve_config(compose([f"backbones={option}"]))["backbones"] for option in ("random", "real"))
     for name in ("clip", "inception", "detector", "object_classifier", "bird_classifier"):
         assert rnd[name]["weights"] is None, name  # nothing given there can be silently dropped
     assert real["object_classifier"]["weights"] is None and real["bird_classifier"]["weights"] is None
