@@ -9,7 +9,9 @@ from PIL import Image
 
 import tise_bench
 from helpers import RANDOM_BACKBONES, structured_images
+from tise_bench.config_schema import compose
 from tise_bench.results import EvalResult
+from tise_bench.runner import resolve_config
 
 CFG = {**RANDOM_BACKBONES, "detector": {"arch": "yolov8n.yaml", "imgsz": 160, "max_crops": 4}}
 
@@ -41,4 +43,5 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
     assert cfg["model"]["name"] == "model" and cfg["data"]["name"] == "custom" and cfg["on_unsupported"] == "skip"
     assert cfg["backbones"]["detector"]["imgsz"] == 160 and cfg["backbones"]["detector"]["iou"] == 0.5
     assert cfg["backbones"]["object_classifier"] is None and cfg["bootstrap"]["seed"] == 0
-    assert cfg["metrics"]["crops"]["threshold"] == 0.5 and "clip_score" in cfg["metrics"]["params"]
+    assert cfg["metrics"]["crops"]["threshold"] == 0.5
+    assert cfg["metrics"]["ids"] == resolve_config(compose())["metrics"]["ids"]  # the CLI's default ids
