@@ -32,9 +32,13 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
     man = tmp_path / "m.jsonl"
     man.write_text("".join(json.dumps({"id": p.stem, "caption": c}) + "\n" for p, c in zip(paths, caps)))
     folder = tise_bench.evaluate(tmp_path / "imgs", manifest=man, metrics=["clip_score", "is"], backbones=CFG,
-                                 cache_dir=fresh_cache)
+                                 cache_dir=fresh_cache, write_to=tmp_path / "written")
     assert folder.metrics["clip_score"].value == mem.metrics["clip_score"].value
     assert folder.metrics["is"].value == mem.metrics["is"].value
+    # bootstrap replicates: a written run gets the CLI's (the leaderboard reads them), an in-memory one none
+    assert mem.replicates == {} and mem.provenance["bootstrap"]["replicates"] == 0
+    assert folder.replicates["clip_score"].shape == (1000,) and folder.replicates["is"].shape == (200,)
+    assert (tmp_path / "written" / "bootstrap.npz").is_file()
     out = mem.write(tmp_path / "res")
     saved = json.loads(out.read_text())
     assert saved["random_weights"] is True and saved["metrics"]["clip_score"]["direction"] == "higher"

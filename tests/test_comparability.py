@@ -95,7 +95,7 @@ def test_metrics_json_carries_protocol_and_comparability(tmp_path, fresh_cache):
     from tise_bench.errors import ConfigError
     from tise_bench.leaderboard.build import LeaderboardOptions, build
 
-    opts = dict(data="set", results_dir=results, cache_dir=fresh_cache, metrics=["clip_score", "fid"],
+    opts = dict(data="set", results_dir=results, metrics=["clip_score", "fid"],
                 aspects={"relevance": ["clip_score"], "realism": ["fid"]}, formats=["md", "json"])
     with pytest.raises(ConfigError) as e:
         build(LeaderboardOptions(**opts))

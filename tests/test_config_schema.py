@@ -90,15 +90,23 @@ def test_keys_appended_past_the_schema_are_refused(override, message):
         resolve_config(cfg)
 
 
-def test_metric_params_stay_open():
-    """Any metrics.params.<id>.<key> composes without '+' (the metric checks its own params, not the schema)."""
-    cfg = resolve_config(compose(["metrics.params.clip_score.extra=1", "metrics.params.is.splits=2",
-                                  "+metrics.params.kid.subset_size=5"]))
+def test_metric_params_are_typed_by_each_metrics_dataclass():
+    """metrics.params.<id> is one typed block per registered metric, built from the metric's parameter dataclass:
+    any parameter composes without '+', with the metric's default when not given; an unknown key, an unknown
+    metric or a wrong type stops the composition naming the key."""
+    cfg = resolve_config(compose(["metrics.params.is.splits=2", "metrics.params.kid.subset_size=5",
+                                  "metrics.params.pa.threshold=0.7"]))
     params = cfg["metrics"]["params"]
-    assert params["clip_score"]["extra"] == 1 and params["is"]["splits"] == 2 and params["kid"]["subset_size"] == 5
-    with pytest.raises(Exception) as e:  # the rest of metrics stays closed
-        compose(["metrics.idz=[clip_score]"])
-    assert "full_key: metrics.idz" in f"{e.value}\n{e.value.__cause__}"
+    assert params["is"]["splits"] == 2 and params["kid"]["subset_size"] == 5 and params["pa"]["threshold"] == 0.7
+    assert params["is_star"]["temperature"] is None and params["o_is"]["temperature"] == 2.1737587451934814
+    assert params["clip_rp"]["n_distractors"] == 99 and params["soa_c"]["threshold"] == 0.5
+    for bad, key in (("metrics.params.clip_score.extra=1", "metrics.params.clip_score.extra"),
+                     ("metrics.params.pa.threshold=abc", "metrics.params.pa.threshold"),
+                     ("metrics.params.nometric.x=1", "metrics.params.nometric.x"),
+                     ("metrics.idz=[clip_score]", "metrics.idz")):
+        with pytest.raises(Exception) as e:
+            compose([bad])
+        assert key in f"{e.value}\n{e.value.__cause__}", bad
 
 
 def test_compose_repeatedly_and_inside_an_initialised_hydra():

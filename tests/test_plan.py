@@ -165,7 +165,7 @@ def test_plan_reads_a_metrics_own_declaration(monkeypatch):
     for mid, fn, needs in (("x_needs_counter", compute, ()), ("x_ref_reader", plain, (Need("clip", "image", "ref"),))):
         monkeypatch.setitem(registry._REGISTRY, mid, MetricSpec(
             id=mid, display=mid, higher_is_better=True, version="1", citation="", subset="realism", needs=needs,
-            compute=fn, unit="score"))
+            fn=fn, unit="score"))
     recs = [Record(id="a", caption="x")]
     p = plan(["x_needs_counter", "x_ref_reader"], _evalset(recs), {}, {}, on_unsupported="skip")
     assert p.not_applicable == {"x_needs_counter": "records carry no 'counter_caption' (subset 'realism')",

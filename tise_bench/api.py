@@ -70,6 +70,9 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
     return folder
 
 
+#: ``bootstrap`` of an in-memory API run (no ``write_to``) unless the caller asks: no replicates.
+NO_REPLICATES = {"replicates": 0, "replicates_features": 0}
+
 #: What to do when ``metrics=[...]`` asks for a metric the inputs cannot support (printed by :func:`plan`).
 UNSUPPORTED_FIX = ("give what is missing (references=[...] or reference_stats=<npz> for FID; a manifest whose records "
                    "carry the fields), or leave these out of metrics=[...] (metrics=None computes the default metrics "
@@ -83,7 +86,7 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
              cache_dir: str | Path | None = None, name: str = "model", data_name: str = "custom",
              reference_stats: str | None = None, on_mismatch: str = "fail", batch_size: int = 32,
              device: str | None = None, write_to: str | Path | None = None,
-             crops: dict[str, Any] | None = None) -> EvalResult:
+             crops: dict[str, Any] | None = None, bootstrap: dict[str, int] | None = None) -> EvalResult:
     """Score images against captions with the TISE metrics.
 
     ``images``: a folder of ``<id>.png`` files (with ``manifest`` or ``captions`` + ``ids``) or a sequence of
@@ -94,6 +97,9 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     ``provenance['not_applicable']``; metrics asked for by name that the inputs cannot support raise
     :class:`ConfigError` before any network is built.
     ``crops``: overrides of ``metrics.crops`` (threshold, min_side, max_per_image) for O-IS / O-FID.
+    ``bootstrap``: overrides of ``bootstrap.*`` (replicates, replicates_features, seed). By default a run written
+    with ``write_to`` gets the CLI's replicates (what the leaderboard's intervals read) and an in-memory run none
+    (a training loop does not pay for them); ``result.replicates`` holds them.
 
     The run is the CLI's: the same Hydra config (``backbones=<real|random>``, ``model=folder``, ``data=custom``,
     these arguments merged over it and checked by the schema), recorded in full in ``metrics.json``, and the
@@ -102,7 +108,8 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     """
     cfg = _config(metrics=metrics, params=params, backbones=backbones, cache_dir=cache_dir, name=name,
                   data_name=data_name, manifest=manifest, reference_stats=reference_stats, on_mismatch=on_mismatch,
-                  batch_size=batch_size, device=device, crops=crops)
+                  batch_size=batch_size, device=device, crops=crops,
+                  bootstrap=bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES)
     cache = Path(OmegaConf.select(cfg, "paths.cache_dir", throw_on_resolution_failure=True))
     if manifest is not None:
         records = load_manifest(manifest)
@@ -139,7 +146,7 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
 def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] | None,
             backbones: str | dict[str, Any], cache_dir: str | Path | None, name: str, data_name: str,
             manifest: str | Path | None, reference_stats: str | None, on_mismatch: str, batch_size: int,
-            device: str | None, crops: dict[str, Any] | None) -> DictConfig:
+            device: str | None, crops: dict[str, Any] | None, bootstrap: dict[str, int] | None = None) -> DictConfig:
     """The CLI's config (:func:`tise_bench.config_schema.compose`) for :func:`evaluate`'s arguments.
 
     Group choices are Hydra overrides; values are merged over the composed config, so the schema checks them
@@ -160,6 +167,8 @@ def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] 
     }
     if cache_dir is not None:
         values["paths"] = {"cache_dir": str(cache_dir)}
+    if bootstrap is not None:
+        values["bootstrap"] = dict(bootstrap)
     if device is not None:
         values["backbones"] = {"device": device}
     try:

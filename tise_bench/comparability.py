@@ -256,7 +256,7 @@ def record_comparability(result: EvalResult, chosen, params, metrics, backbones,
         needs = spec.needs_for(params.get(spec.id))
         ref = None
         if any(n.role == "ref" for n in needs):
-            uses_stats = getattr(spec.compute, "requires", None) is reference_images_or_stats  # FID-like metrics
+            uses_stats = getattr(spec.fn, "requires", None) is reference_images_or_stats  # FID-like metrics
             if (subset, uses_stats) not in ref_source:
                 ref_source[subset, uses_stats] = _reference_source(evalset, recs, shas, row_of, uses_stats)
             ref = ref_source[subset, uses_stats]

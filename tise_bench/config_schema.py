@@ -4,13 +4,16 @@
 merged into a typed node: a wrong key or a value of the wrong type in any group stops the composition with
 Hydra's message naming the full key (``backbones.detector.imgsz``, ``model.nmae``). Keys appended past the
 schema with ``+`` (``+backbone=random``) pass Hydra but are refused by :func:`tise_bench.runner.resolve_config`
-before any work. ``metrics.params`` stays an open mapping: each metric checks its own params.
+before any work.
 
 Where the defaults live (one place each):
 
 * the backbones' keys and code defaults: their registered config dataclasses
   (``@register_backbone(..., config=...)``, :mod:`tise_bench.backbones.registry`), reused here as they are;
   the YAML files of the ``backbones`` group set only what differs (weights, ``amp``, the random caps);
+* ``metrics.params.<id>``: each metric's parameter dataclass (``register_metric(params=...)``), one typed
+  block per registered metric (:func:`metric_params_schema`); the YAML sets no parameter unless it differs
+  (``data=cub`` sets IS*'s network);
 * ``metrics.crops``: :class:`tise_bench.features.crops.CropSpec`; ``max_pixels``: Pillow's guard
   (:data:`tise_bench.features.decode.DEFAULT_MAX_PIXELS`);
 * ``model.layout`` / ``model.subset_dirs``: :class:`ModelConfig`;
@@ -38,6 +41,7 @@ from omegaconf import MISSING as REQUIRED  # '???': the YAML must set it
 from omegaconf import DictConfig, OmegaConf
 
 from .backbones.registry import BackboneSetConfig, all_backbones
+from .registry import all_metrics
 from .evalset import SUBSETS
 from .features.crops import CropSpec
 from .features.decode import DEFAULT_MAX_PIXELS
@@ -116,10 +120,31 @@ class ModelConfig:
     step: Optional[int] = None  # training step of a checkpoint (the leaderboard's metric-vs-step plots)
 
 
+def metric_params_schema() -> DictConfig:
+    """``metrics.params``: one typed block per registered metric, built from the metric's parameter dataclass
+    (``register_metric(params=...)``, where the defaults live), plus ``subset`` (every metric accepts it). A node of
+    blocks rather than a dataclass: metric ids such as ``is`` are Python keywords."""
+    blocks = {}
+    for mid, spec in all_metrics().items():
+        own = [(f.name, t, field(default=f.default)) for f, t in _fields(spec.params)]
+        block = make_dataclass(f"{mid}_params", [*own, ("subset", Optional[str], field(default=None))])
+        blocks[mid] = OmegaConf.structured(block)
+    node = OmegaConf.create(blocks)
+    OmegaConf.set_struct(node, True)
+    return node
+
+
+def _fields(cls: type | None) -> list[tuple[Any, Any]]:
+    if cls is None:
+        return []
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in fields(cls)]
+
+
 @dataclass
 class MetricsConfig:
     ids: list[str] = REQUIRED
-    params: dict[str, Any] = field(default_factory=dict)  # open: each metric validates its own params
+    params: dict[str, Any] = field(default_factory=dict)  # typed per metric by register(): metric_params_schema()
     crops: Any = field(default_factory=_mutable(CropSpec, "CropsConfig"))
 
 
@@ -162,8 +187,7 @@ def register() -> None:
     """Store the schema and the generated ``model`` options in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     node = OmegaConf.structured(schema())
-    # metrics.params.<id>.<key>=<value> without '+': the YAML may leave a metric's params to its code defaults
-    OmegaConf.set_struct(node.metrics.params, False)
+    node.metrics.params = metric_params_schema()
     cs.store(name=SCHEMA_NAME, node=node)
     for name in TISE_BASELINES:
         cs.store(group="model", name=name, node=baseline(name))
@@ -190,4 +214,5 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         Singleton._instances.update(saved)
 
 
-__all__ = ["SCHEMA_NAME", "TISE_BASELINES", "baseline", "backbones_schema", "compose", "register", "schema"]
+__all__ = ["SCHEMA_NAME", "TISE_BASELINES", "baseline", "backbones_schema", "compose", "metric_params_schema",
+           "register", "schema"]

@@ -4,7 +4,7 @@ Two tables are rendered from :func:`tise_bench.registry.all_metrics`, one row pe
 order (the order in which ``tise_bench/metrics/__init__.py`` imports the metric modules, then decorator
 order within each module), so a new metric gets its rows with no change here:
 
-- ``metrics/README.md``: id | display | ↑/↓ | subset | unit | version | citation
+- ``metrics/README.md``: id | display | ↑/↓ | subset | unit | version | parameters (defaults) | citation
 - ``README.md`` (section "Metrics"): id | display | direction | definition
 
 Each table lives between the lines ``<!-- metrics-table:begin -->`` and ``<!-- metrics-table:end -->``.
@@ -20,7 +20,7 @@ import argparse
 import difflib
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -74,10 +74,22 @@ def _arrow(spec: MetricSpec) -> str:
     return "↑" if spec.higher_is_better else "↓"
 
 
+def _yaml_value(v: object) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def params_cell(spec: MetricSpec) -> str:
+    """``key=default`` for each parameter of the metric's parameter dataclass (the one place they live)."""
+    if spec.params is None:
+        return "—"
+    return ", ".join(f"`{f.name}={_yaml_value(f.default)}`" for f in fields(spec.params))
+
+
 def render_cards_table(specs: Iterable[MetricSpec]) -> str:
     """The table at the top of ``metrics/README.md``."""
-    return _table(("id", "display", "↑/↓", "subset", "unit", "version", "citation"),
-                  ((s.id, s.display, _arrow(s), s.subset, s.unit, s.version, s.citation) for s in specs))
+    return _table(("id", "display", "↑/↓", "subset", "unit", "version", "parameters (defaults)", "citation"),
+                  ((s.id, s.display, _arrow(s), s.subset, s.unit, s.version, params_cell(s), s.citation)
+                   for s in specs))
 
 
 def render_readme_table(specs: Iterable[MetricSpec]) -> str:

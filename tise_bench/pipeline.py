@@ -34,14 +34,14 @@ def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str
     chosen, skipped = [], {}
     for mid in ids:
         spec = get_metric(mid)
-        subset = (params.get(mid) or {}).get("subset", spec.subset)
+        subset = spec.resolve_params(params.get(mid)).get("subset") or spec.subset  # checks every key
         if subset not in evalset.subsets:
             skipped[mid] = f"eval set {evalset.name!r} has no {subset!r} subset"
             continue
         chosen.append((spec, subset))
     for mid in params:
         if mid not in ids:
-            get_metric(mid)  # a typo in metrics.params.<id> gets a did-you-mean, not silence
+            get_metric(mid).resolve_params(params[mid])  # a typo in metrics.params.<id>... is refused, not ignored
     return chosen, skipped
 
 
@@ -281,7 +281,7 @@ def score(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]
         if not samples:
             out.metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
             continue
-        mv = spec.compute(ctx, dict(params.get(spec.id) or {}))
+        mv = spec.compute(ctx, params.get(spec.id))
         out.metrics[spec.id] = mv
         if mv.per_sample is not None and len(mv.per_sample) == len(samples):
             out.per_sample[spec.id] = {(subset, s.path): float(v) for s, v in zip(samples, mv.per_sample)}
@@ -298,6 +298,7 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     (``dist.enabled``) the ranks share the image feature extraction and only rank 0 goes on; the others
     return None."""
     chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
+    params = {spec.id: spec.resolve_params(params.get(spec.id)) for spec, _ in chosen}  # defaults filled in
     boot = BootstrapSpec.from_config((config or {}).get("bootstrap"))
     fwd0 = forward_counts(backbones)
     ex = extract(samples_dir, evalset, chosen, params, bank, backbones, on_mismatch=on_mismatch,

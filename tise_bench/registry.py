@@ -6,7 +6,10 @@ and then calls each metric's ``compute`` on a :class:`~tise_bench.context.Metric
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from .errors import ConfigError
@@ -47,10 +50,21 @@ class MetricSpec:
     citation: str
     subset: str
     needs: tuple[Need, ...]
-    compute: Callable[["MetricContext", dict[str, Any]], "MetricValue"]
+    fn: Callable[["MetricContext", dict[str, Any]], "MetricValue"]  # the metric's function (resolved params)
     unit: str
     description: str = ""
     formerly_fraction: bool = False  # runs written before units were recorded reported it as a fraction 0..1
+    params: type | None = None  # the metric's parameters: a dataclass, the one place their defaults live
+
+    def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``metrics.params.<id>`` completed with the parameter dataclass' defaults; an unknown key or a value of
+        the wrong type is refused, naming the key and the valid ones. ``subset`` (which subset the metric runs
+        on) is accepted by every metric."""
+        return resolve_params(self.params, given, self.id)
+
+    def compute(self, ctx: "MetricContext", params: Mapping[str, Any] | None = None) -> "MetricValue":
+        """The metric on ``ctx`` with ``params`` resolved (:meth:`resolve_params`)."""
+        return self.fn(ctx, self.resolve_params(params))
 
     @property
     def direction(self) -> str:
@@ -58,14 +72,14 @@ class MetricSpec:
 
     def texts(self, records: list, params: dict[str, Any]) -> list[str]:
         """Texts this metric looks up (declared by the metric as ``compute.texts_needed``)."""
-        fn = getattr(self.compute, "texts_needed", None)
-        return list(fn(records, params)) if fn is not None else []
+        fn = getattr(self.fn, "texts_needed", None)
+        return list(fn(records, self.resolve_params(params))) if fn is not None else []
 
     def needs_for(self, params: dict[str, Any] | None = None) -> tuple[Need, ...]:
         """Features this metric reads with these params (``compute.needs_for`` when the network is a
         parameter, e.g. IS* on CUB reads TISE's bird classifier); else the registered ``needs``."""
-        fn = getattr(self.compute, "needs_for", None)
-        return tuple(fn(dict(params or {}))) if fn is not None else self.needs
+        fn = getattr(self.fn, "needs_for", None)
+        return tuple(fn(self.resolve_params(params))) if fn is not None else self.needs
 
     def requires(self, records: list, evalset: Any, params: dict[str, Any] | None = None) -> str | None:
         """Why this metric cannot run on ``records`` (one subset of ``evalset``); None when it can.
@@ -73,10 +87,10 @@ class MetricSpec:
         Declared by the metric as ``compute.requires(records, evalset, params)`` (see :func:`records_with`,
         :func:`reference_images`, :func:`reference_images_or_stats`); a metric that declares nothing but reads
         reference features needs reference images. Checked by the plan before any backbone is built."""
-        fn = getattr(self.compute, "requires", None)
+        fn = getattr(self.fn, "requires", None)
         if fn is None and any(n.role == "ref" for n in self.needs_for(params)):
             fn = reference_images
-        return fn(records, evalset, dict(params or {})) if fn is not None else None
+        return fn(records, evalset, self.resolve_params(params)) if fn is not None else None
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -115,6 +129,52 @@ def reference_images_or_stats(records: list, evalset: Any = None, params: dict[s
     return "no reference images or reference_stats given"
 
 
+_GENERIC_PARAMS = {"subset": (str, type(None))}  # accepted by every metric (pipeline.resolve_metrics reads it)
+
+
+def _accepts(hint: Any) -> tuple[type, ...]:
+    """Python types a parameter annotated ``hint`` accepts (int where float is declared; never bool for numbers)."""
+    if hint is Any:
+        return (object,)
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    out: list[type] = []
+    for a in args:
+        if a is type(None):
+            out.append(type(None))
+        elif a is float:
+            out += [float, int]
+        elif typing.get_origin(a) in (list, tuple, dict):
+            out.append(typing.get_origin(a))
+        elif isinstance(a, type):
+            out.append(a)
+        else:
+            out.append(object)
+    return tuple(out)
+
+
+def resolve_params(params_cls: type | None, given: Mapping[str, Any] | None, metric_id: str) -> dict[str, Any]:
+    """``given`` over the defaults of ``params_cls`` (a dataclass; None = a metric without parameters)."""
+    given = dict(given or {})
+    spec = {f.name: f for f in fields(params_cls)} if params_cls is not None else {}
+    hints = typing.get_type_hints(params_cls) if params_cls is not None else {}
+    accepted = {**{k: _accepts(h) for k, h in hints.items() if k in spec}, **_GENERIC_PARAMS}
+    for key, value in given.items():
+        if key not in accepted:
+            close = difflib.get_close_matches(key, list(accepted), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            valid = ", ".join(sorted(spec)) or "none"
+            raise ConfigError(f"metrics.params.{metric_id}.{key} is not a parameter of {metric_id}.{hint} "
+                              f"Its parameters: {valid}.")
+        ok = accepted[key]
+        if not isinstance(value, ok) or (isinstance(value, bool) and bool not in ok and object not in ok):
+            want = " or ".join(sorted({t.__name__ for t in ok}))
+            raise ConfigError(f"metrics.params.{metric_id}.{key}={value!r}: expected {want}, "
+                              f"got {type(value).__name__}.")
+    out = {k: getattr(params_cls(), k) for k in spec} if params_cls is not None else {}
+    out.update(given)
+    return out
+
+
 _REGISTRY: dict[str, MetricSpec] = {}
 
 
@@ -130,12 +190,15 @@ def register_metric(
     unit: str,
     description: str = "",
     formerly_fraction: bool = False,
+    params: type | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn(ctx, params) -> MetricValue`` under ``id``; duplicates are rejected.
 
     ``unit`` is one of :data:`UNITS` and is written next to every value in ``metrics.json``.
     ``formerly_fraction``: a ``percent`` metric that runs written before units were recorded reported as a
     fraction 0..1 (the leaderboard recognises such old runs instead of ranking 0.27 against 27).
+    ``params``: a frozen dataclass of the metric's parameters with their defaults (the config's
+    ``metrics.params.<id>`` holds overrides only); ``fn`` receives them resolved, as a dict.
     """
     if unit not in UNITS:
         raise ValueError(f"metric {id!r}: unit={unit!r} is not one of {', '.join(UNITS)} "
@@ -143,11 +206,11 @@ def register_metric(
 
     def deco(fn: Callable) -> Callable:
         if id in _REGISTRY:
-            raise ValueError(f"metric id {id!r} registered twice ({_REGISTRY[id].compute.__module__} and {fn.__module__})")
+            raise ValueError(f"metric id {id!r} registered twice ({_REGISTRY[id].fn.__module__} and {fn.__module__})")
         _REGISTRY[id] = MetricSpec(
             id=id, display=display, higher_is_better=higher_is_better, version=version, citation=citation,
-            subset=subset, needs=tuple(needs), compute=fn, unit=unit, description=description or (fn.__doc__ or "").strip(),
-            formerly_fraction=formerly_fraction,
+            subset=subset, needs=tuple(needs), fn=fn, unit=unit, description=description or (fn.__doc__ or "").strip(),
+            formerly_fraction=formerly_fraction, params=params,
         )
         return fn
 

@@ -10,8 +10,7 @@ from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
 from tise_bench.errors import ConfigError
 from tise_bench.metrics.clip import (
-    category_means, clip_score_from_cos, pairwise_softmax_success, ref_clip_score, texts_needed_clip_score,
-    texts_needed_ref_clip_score,
+    category_means, clip_score_from_cos, pairwise_softmax_success, ref_clip_score,
 )
 from tise_bench.registry import get_metric
 
@@ -81,7 +80,8 @@ def _setup(prefix: str = "") -> tuple[MetricContext, np.ndarray, np.ndarray]:
     samples = [Sample(0, 0, "a_0.png", "x"), Sample(0, 1, "a_1.png", "x"), Sample(1, 0, "b.png", "x"),
                Sample(2, 0, "c.png", "x")]
     params = {"prefix": prefix}
-    texts = list(dict.fromkeys(texts_needed_clip_score(recs, params) + texts_needed_ref_clip_score(recs, params)))
+    texts = list(dict.fromkeys(get_metric("clip_score").texts(recs, params)
+                               + get_metric("ref_clip_score").texts(recs, params)))
     text_feats = {t: v for t, v in zip(texts, _unit(rng.normal(size=(len(texts), 8))))}
     img = 3.0 * rng.normal(size=(4, 8))  # unnormalised on purpose
     ref_img = rng.normal(size=(2, 8))

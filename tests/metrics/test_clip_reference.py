@@ -18,7 +18,7 @@ import yaml
 
 from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
-from tise_bench.metrics.clip import texts_needed_clip_score, texts_needed_ref_clip_score
+from tise_bench.metrics.clip import texts_needed_clip_score
 from tise_bench.registry import get_metric
 
 DIM = 16
@@ -81,12 +81,14 @@ def test_clipscore_convention_equals_hessel_reference_with_its_prefix_by_default
     assert v.value == pytest.approx(want_mean, rel=1e-6)
     np.testing.assert_allclose(v.per_sample, want_per, rtol=1e-6, atol=1e-7)
     assert v.extras["prefix"] == "A photo depicts" and v.extras["convention"] == "clipscore"
-    # the shipped config asks for the same (prefix: null = the convention's reference default)
+    # the shipped config asks for the same (it overrides nothing: prefix null = the convention's reference default)
     cfg = yaml.safe_load((Path(__file__).parents[2] / "tise_bench/configs/metrics/default.yaml").read_text())
-    p = cfg["params"]["clip_score"]
+    p = (cfg.get("params") or {}).get("clip_score") or {}
+    assert get_metric("clip_score").resolve_params(p) == {"convention": "clipscore", "prefix": None}
     assert get_metric("clip_score").compute(ctx, p).value == v.value
-    assert texts_needed_clip_score(ctx.records, p) == [hessel_prompt(r.caption) for r in ctx.records]
-    assert texts_needed_ref_clip_score([Record("x", "a dog", ref_captions=("a puppy",))], cfg["params"]["ref_clip_score"]) \
+    assert texts_needed_clip_score(ctx.records, get_metric("clip_score").resolve_params(p)) \
+        == [hessel_prompt(r.caption) for r in ctx.records]
+    assert get_metric("ref_clip_score").texts([Record("x", "a dog", ref_captions=("a puppy",))], {}) \
         == ["A photo depicts a dog", "A photo depicts a puppy"]
 
 

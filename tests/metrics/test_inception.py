@@ -111,9 +111,9 @@ def test_registered_is_is_star_fid() -> None:
     ctx = _ctx({"inception.logits_unbiased": z})
     v = get_metric("is").compute(ctx, {})
     assert v.value == pytest.approx(inception_score(z)[0]) and v.n == 60 and v.extras["temperature"] == 1.0
-    s = get_metric("is_star").compute(ctx, {"splits": 5})
-    assert s.extras["temperature"] == COCO_TEMPERATURE and s.extras["splits"] == 5
-    assert s.value == pytest.approx(inception_score(z, temperature=COCO_TEMPERATURE, splits=5)[0])
+    s = get_metric("is_star").compute(ctx, {"splits": 5})  # TISE's contiguous splits by default (split_mode tise)
+    assert s.extras["temperature"] == COCO_TEMPERATURE and s.extras["splits"] == 5 and s.extras["split_mode"] == "tise"
+    assert s.value == pytest.approx(inception_score(z, temperature=COCO_TEMPERATURE, splits=5, shuffle=False)[0])
     s2 = get_metric("is_star").compute(ctx, {"temperature": 2.0})
     assert s2.extras["temperature"] == 2.0 and s2.value < v.value  # softer predictions → lower IS
     spec = get_metric("fid")

@@ -127,11 +127,12 @@ def test_requirements_reference_images_and_subset_size() -> None:
 
 def test_defaults_are_torch_fidelitys() -> None:
     yaml = OmegaConf.to_container(OmegaConf.load(DEFAULT_YAML))
-    p = yaml["params"]["kid"]
+    p = get_metric("kid").resolve_params({})  # the parameter dataclass is the one place the defaults live
     tf = {"subsets": DEFAULTS["kid_subsets"], "subset_size": DEFAULTS["kid_subset_size"],
           "degree": DEFAULTS["kid_kernel_poly_degree"], "gamma": DEFAULTS["kid_kernel_poly_gamma"],
           "coef0": DEFAULTS["kid_kernel_poly_coef0"], "seed": DEFAULTS["rng_seed"]}
     assert {k: p[k] for k in tf} == tf and p["shrink_subset_size"] is False
+    assert "kid" not in (yaml.get("params") or {})  # not repeated in the YAML
     assert kid_mod.kid_params({}) == {**tf, "coef0": float(tf["coef0"])}
     assert DEFAULTS["kid_kernel"] == "poly"
     assert "kid" not in yaml["ids"]  # opt-in: the default bag (what every run computes) is unchanged

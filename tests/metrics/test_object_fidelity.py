@@ -127,5 +127,6 @@ def test_is_star_tise_split_mode_equals_tise_coco_loop():
     want_mean, want_std = tise_is_star_coco(_softmax(z.astype(np.float64), T_COCO))
     v = get_metric("is_star").compute(ctx, {"split_mode": "tise"})
     assert v.value == pytest.approx(want_mean, rel=1e-10) and v.std == pytest.approx(want_std, rel=1e-8)
-    d = get_metric("is_star").compute(ctx, {})
+    assert get_metric("is_star").compute(ctx, {}).value == v.value  # TISE's loop is the default (one place)
+    d = get_metric("is_star").compute(ctx, {"split_mode": "torch_fidelity"})
     assert d.extras["split_mode"] == "torch_fidelity" and abs(d.value - v.value) > 1e-6

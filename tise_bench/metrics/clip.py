@@ -20,6 +20,7 @@ Hessel et al.'s published numbers used fp16 features on GPU (≈1e-3 relative).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -168,8 +169,19 @@ def resolve_prefix(params: dict[str, Any], convention: str, metric: str = "clip_
     return DEFAULT_PREFIX[convention], f"default of convention {convention}"
 
 
+@dataclass(frozen=True)
+class ClipScoreParams:
+    convention: str = "clipscore"  # clipscore | torchmetrics | cosine | unit
+    prefix: str | None = None  # None = the convention's reference default; "" = no prefix
+
+
+@dataclass(frozen=True)
+class RefClipScoreParams:
+    prefix: str | None = None  # None = Hessel et al.'s "A photo depicts" on caption and references
+
+
 def _convention(params: dict[str, Any]) -> str:
-    return str(params.get("convention") or "clipscore")
+    return str(params["convention"])
 
 
 def texts_needed_clip_score(records: Sequence[Record], params: dict[str, Any]) -> list[str]:
@@ -195,7 +207,7 @@ def _cos_to_caption(ctx: MetricContext, prefix: str) -> tuple[np.ndarray, list[s
 
 @register_metric(
     "clip_score", display="CLIP-S", higher_is_better=True, version="2", subset="realism", unit="score",
-    citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
+    citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=ClipScoreParams,
 )
 def compute_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Per image the CLIP cosine of image and caption, aggregated per convention: ``clipscore`` (default, as
@@ -226,7 +238,7 @@ compute_clip_score.texts_needed = texts_needed_clip_score  # type: ignore[attr-d
 
 @register_metric(
     "ref_clip_score", display="RefCLIP-S", higher_is_better=True, version="2", subset="realism", unit="score",
-    citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
+    citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=RefClipScoreParams,
 )
 def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """RefCLIPScore: per image the harmonic mean of CLIP-S and max(max_r cos(caption, ref_caption_r), 0), mean

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ LOGITS = "inception.logits_unbiased"
 COCO_TEMPERATURE = 0.9091363549232483
 #: TISE's temperature for CUB IS* (its bird-fine-tuned Inception, 50 classes, background dropped).
 BIRD_TEMPERATURE = TISE_BIRD_TEMPERATURE
+TISE_TEMPERATURE = {"inception": COCO_TEMPERATURE, "bird_classifier": BIRD_TEMPERATURE}  # IS* per network
 IS_STAR_NETWORKS = {"inception": Need("inception", "logits_unbiased", "gen"),
                     "bird_classifier": Need("bird_classifier", "logits", "gen")}
 
@@ -224,9 +226,23 @@ class FidReplicator:
 SPLIT_MODES = ("torch_fidelity", "tise")
 
 
-def split_mode(params: dict[str, Any], default: str, metric: str) -> str:
-    """``params['split_mode']`` (or ``default``), validated against :data:`SPLIT_MODES`."""
-    mode = str(params.get("split_mode") or default)
+@dataclass(frozen=True)
+class ISParams:
+    splits: int = 10
+    seed: int = 2020  # torch-fidelity's split permutation seed (split_mode torch_fidelity)
+    split_mode: str = "torch_fidelity"  # torch_fidelity | tise (contiguous splits in image order, no shuffle)
+
+
+@dataclass(frozen=True)
+class ISStarParams(ISParams):
+    network: str = "inception"  # inception | bird_classifier (TISE's CUB IS*; set by data=cub)
+    temperature: float | None = None  # None = TISE's calibration of the network (COCO_TEMPERATURE / BIRD_TEMPERATURE)
+    split_mode: str = "tise"  # TISE's inception_score_star_coco.py: 10 contiguous splits, no shuffle
+
+
+def split_mode(params: dict[str, Any], metric: str) -> str:
+    """``params['split_mode']``, validated against :data:`SPLIT_MODES`."""
+    mode = str(params["split_mode"])
     if mode not in SPLIT_MODES:
         raise ConfigError(f"metrics.params.{metric}.split_mode={mode!r}: valid values are {', '.join(SPLIT_MODES)} "
                           "(torch_fidelity: seeded shuffle, split at i·N//splits; tise: TISE's own loop)")
@@ -245,8 +261,8 @@ def _nan(reason: str, **extras: Any) -> MetricValue:
 def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, metric: str,
               key: str = LOGITS) -> MetricValue:
     logits = ctx.gen(key)
-    splits, seed = int(params.get("splits", 10)), int(params.get("seed", 2020))
-    mode = split_mode(params, "torch_fidelity", metric)
+    splits, seed = int(params["splits"]), int(params["seed"])
+    mode = split_mode(params, metric)
     if logits.shape[0] == 0:
         return _nan("no generated images", temperature=temperature, split_mode=mode)
     # tise = inception_score_star_coco.py: contiguous i·N//splits splits in the images' order, no shuffle
@@ -265,7 +281,7 @@ def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, me
 @register_metric(
     "is", display="IS", higher_is_better=True, version="1", subset="realism", unit="score",
     citation="Salimans et al. 2016, Improved Techniques for Training GANs",
-    needs=(Need("inception", "logits_unbiased", "gen"),),
+    needs=(Need("inception", "logits_unbiased", "gen"),), params=ISParams,
 )
 def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Inception Score exp(E KL(p(y|x) ‖ p(y))) on the 1008-way ``logits_unbiased`` of inception-v3-compat, 10
@@ -279,7 +295,7 @@ def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
 @register_metric(
     "is_star", display="IS*", higher_is_better=True, version="1", subset="realism", unit="score",
     citation="Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation",
-    needs=(Need("inception", "logits_unbiased", "gen"),),
+    needs=(Need("inception", "logits_unbiased", "gen"),), params=ISStarParams,
 )
 def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Calibrated IS (TISE): IS on softmax(z/T); COCO: T = 0.9091363549232483 on inception-v3-compat with TISE's
@@ -289,15 +305,15 @@ def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     0.9091363549232483 with inception-v3-compat; CUB 0.5980541706085205 with TISE's bird classifier), splits,
     seed, split_mode (torch_fidelity | tise)."""
     network = is_star_network(params)
-    default_t = COCO_TEMPERATURE if network == "inception" else BIRD_TEMPERATURE
-    mv = _is_value(ctx, params, float(params.get("temperature", default_t)), "is_star", IS_STAR_NETWORKS[network].key)
+    t = params["temperature"] if params["temperature"] is not None else TISE_TEMPERATURE[network]
+    mv = _is_value(ctx, params, float(t), "is_star", IS_STAR_NETWORKS[network].key)
     return dataclasses.replace(mv, extras={**mv.extras, "network": network})
 
 
 def is_star_network(params: dict[str, Any]) -> str:
     """``params['network']``: ``inception`` (inception-v3-compat logits_unbiased, TISE's COCO IS*) or
     ``bird_classifier`` (TISE's CUB IS*: the bird-fine-tuned Inception, background logit dropped)."""
-    network = str(params.get("network") or "inception")
+    network = str(params["network"])
     if network not in IS_STAR_NETWORKS:
         raise ConfigError(f"metrics.params.is_star.network={network!r}: valid values are "
                           f"{', '.join(IS_STAR_NETWORKS)} (bird_classifier = TISE's CUB IS*)")

@@ -23,13 +23,14 @@ KID values slightly below 0 are valid (the estimator is unbiased) and mean the d
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, register_metric
+from ..registry import Need, register_metric, resolve_params
 from ..types import MetricValue
 
 POOL3 = "inception.pool3"
@@ -86,12 +87,26 @@ def kid(gen: np.ndarray, ref: np.ndarray, *, subsets: int = SUBSETS, subset_size
     return float(np.mean(mmds)), float(np.std(mmds)), mmds
 
 
+@dataclass(frozen=True)
+class KIDParams:
+    """torch-fidelity's defaults; ``shrink_subset_size``: use min(generated, reference, subset_size) instead of
+    failing like torch-fidelity when a side has fewer than ``subset_size`` images."""
+
+    subsets: int = SUBSETS
+    subset_size: int = SUBSET_SIZE
+    degree: int = DEGREE
+    gamma: float | None = GAMMA  # None = 1 / feature dimension
+    coef0: float = COEF0
+    seed: int = SEED
+    shrink_subset_size: bool = False
+
+
 def kid_params(params: dict[str, Any]) -> dict[str, Any]:
-    """``metrics.params.kid`` with torch-fidelity's defaults for what is not given."""
-    gamma = params.get("gamma", GAMMA)
-    return {"subsets": int(params.get("subsets", SUBSETS)), "subset_size": int(params.get("subset_size", SUBSET_SIZE)),
-            "degree": int(params.get("degree", DEGREE)), "gamma": None if gamma is None else float(gamma),
-            "coef0": float(params.get("coef0", COEF0)), "seed": int(params.get("seed", SEED))}
+    """The arguments of :func:`kid` from ``metrics.params.kid`` (torch-fidelity's defaults for what is not given)."""
+    p = resolve_params(KIDParams, params, "kid")
+    return {"subsets": int(p["subsets"]), "subset_size": int(p["subset_size"]), "degree": int(p["degree"]),
+            "gamma": None if p["gamma"] is None else float(p["gamma"]), "coef0": float(p["coef0"]),
+            "seed": int(p["seed"])}
 
 
 def _too_small(n_gen: int, n_ref: int, size: int) -> str:
@@ -109,7 +124,7 @@ def requires_kid(records: list, evalset: Any, params: dict[str, Any] | None = No
     if n_ref == 0:
         return "records carry no 'reference' images (KID compares image features; reference_stats cannot serve it)"
     size = kid_params(p)["subset_size"]
-    if n_ref < size and not p.get("shrink_subset_size", False):
+    if n_ref < size and not p["shrink_subset_size"]:
         return (f"{n_ref} reference images, fewer than metrics.params.kid.subset_size={size} (torch-fidelity refuses "
                 f"this); set metrics.params.kid.subset_size<={n_ref} or metrics.params.kid.shrink_subset_size=true")
     return None
@@ -118,7 +133,7 @@ def requires_kid(records: list, evalset: Any, params: dict[str, Any] | None = No
 @register_metric(
     "kid", display="KID", higher_is_better=False, version="1", subset="realism", unit="distance",
     citation="Bińkowski et al. 2018, Demystifying MMD GANs (KID as torch-fidelity 0.4 computes it)",
-    needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
+    needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")), params=KIDParams,
 )
 def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """KID = mean over random subsets of the unbiased MMD² with kernel (x·y/d + 1)³ between pool3 features of
@@ -129,7 +144,7 @@ def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     gen, ref = ctx.gen(POOL3), ctx.ref(POOL3)
     n_gen, n_ref = int(gen.shape[0]), int(ref.shape[0])
     size = p["subset_size"]
-    if params.get("shrink_subset_size", False):
+    if params["shrink_subset_size"]:
         size = min(size, n_gen, n_ref)
         if size < 2:
             return MetricValue(value=float("nan"), n=n_gen, extras={

@@ -15,6 +15,7 @@ say so: ``classifier``, ``fallback: true`` and a ``warning`` in the result.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,16 +44,25 @@ def _per_sample_counts(ctx: MetricContext) -> np.ndarray:
     return np.bincount(owner, minlength=len(ctx.samples)).astype(float)
 
 
+@dataclass(frozen=True)
+class OISParams:
+    splits: int = 10
+    temperature: float = TISE_OBJECT_TEMPERATURE  # applies to TISE's object classifier only (fallback: T = 1)
+    split_mode: str = "tise"  # tise: TISE's loop (N // splits crops per split, remainder dropped) | torch_fidelity
+    seed: int = 2020  # split_mode torch_fidelity only
+
+
 @register_metric("o_is", display="O-IS", higher_is_better=True, version="2", subset="realism", unit="score",
-                 citation=_TISE, needs=(Need("crops", "logits_unbiased", "gen"), Need("crops", "owner", "gen")))
+                 citation=_TISE, needs=(Need("crops", "logits_unbiased", "gen"), Need("crops", "owner", "gen")),
+                 params=OISParams)
 def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """O-IS = IS over object crops (TISE object classifier, T = 2.1737587451934814; else flagged fallback).
     Params: splits (10), temperature, split_mode (tise | torch_fidelity), seed (torch_fidelity only)."""
     per = _per_sample_counts(ctx)
-    mode = split_mode(params, "tise", "o_is")
-    splits = int(params.get("splits", 10))
+    mode = split_mode(params, "o_is")
+    splits = int(params["splits"])
     if OBJ_LOGITS in ctx.gen_features:
-        logits, t, clf, fallback = ctx.gen(OBJ_LOGITS), float(params.get("temperature", TISE_OBJECT_TEMPERATURE)), \
+        logits, t, clf, fallback = ctx.gen(OBJ_LOGITS), float(params["temperature"]), \
             TISE_CLASSIFIER, False
     else:
         logits, t, clf, fallback = ctx.gen("crops.logits_unbiased"), 1.0, FALLBACK_CLASSIFIER, True
@@ -71,9 +81,9 @@ def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         mean, std, scores = inception_score_tise_objects(logits, temperature=t, splits=splits)
         extras.update(splits=splits, n_crops_used=splits * (n // splits))
     else:
-        mean, std, scores = inception_score(logits, temperature=t, splits=splits, seed=int(params.get("seed", 2020)))
+        mean, std, scores = inception_score(logits, temperature=t, splits=splits, seed=int(params["seed"]))
         extras.update(splits=len(scores), n_crops_used=n)
-    seed = int(params.get("seed", 2020))
+    seed = int(params["seed"])
 
     def score(rows: np.ndarray) -> float:  # a replicate's crops, in the feature pass's order
         if mode == "tise":

@@ -6,6 +6,7 @@ class_id]`` (padding rows have score −1); class names map to ids through the d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,11 +66,27 @@ def _targets(rec) -> list[str]:
 EMPTY_MODES = ("fail", "drop")
 
 
+@dataclass(frozen=True)
+class SOAParams:
+    threshold: float = 0.5  # TISE: a class is found if a box of it scores >= 0.5
+    empty_images: str = "fail"  # fail | drop (TISE's SOA.py: images without any detection leave the denominator)
+
+
+@dataclass(frozen=True)
+class SOACParams(SOAParams):
+    top_bottom: int = 40  # SOA-C is also reported over the 40 most / least frequent classes
+
+
+@dataclass(frozen=True)
+class CAParams:
+    threshold: float = 0.5
+
+
 def _empty_mode(params: dict[str, Any]) -> str:
     """``empty_images``: ``fail`` (default) counts an image without any detection at the threshold as a failure;
     ``drop`` reproduces TISE's ``SOA.py``, which only stores images with at least one detection
     (``output_dict`` is filled under ``if len(class_ids) > 0``) and so leaves the others out of the denominator."""
-    mode = str(params.get("empty_images", "fail"))
+    mode = str(params["empty_images"])
     if mode not in EMPTY_MODES:
         raise ConfigError(f"metrics.params.soa_c/soa_i.empty_images={mode!r} is not valid; choose fail (count as "
                           f"failures, default) or drop (TISE's code: left out of the denominator)")
@@ -79,7 +96,7 @@ def _empty_mode(params: dict[str, Any]) -> str:
 def _soa(ctx: MetricContext, params: dict[str, Any]
          ) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, str, bool]], dict[str, int]]:
     """-> (scores, per-sample fraction of named classes found, (sample, class, found) per counted pair, skips)."""
-    thr = float(params.get("threshold", 0.5))
+    thr = float(params["threshold"])
     n2i = _name_to_id(ctx)
     dets = ctx.gen(DETS)
     pairs: list[tuple[int, str, bool]] = []
@@ -104,7 +121,7 @@ def _soa(ctx: MetricContext, params: dict[str, Any]
             pairs.append((i, c, oks[-1]))
         if oks:
             per_sample[i] = float(np.mean(oks))
-    scores = soa_scores([ok for _, _, ok in pairs], [c for _, c, _ in pairs], int(params.get("top_bottom", 40)))
+    scores = soa_scores([ok for _, _, ok in pairs], [c for _, c, _ in pairs], int(params.get("top_bottom", SOACParams.top_bottom)))
     return scores, per_sample, pairs, {k: v for k, v in skipped.items() if v}
 
 
@@ -115,7 +132,7 @@ def _soa_resampler(ctx: MetricContext, pairs: list[tuple[int, str, bool]], per_c
 
 
 @register_metric("soa_c", display="SOA-C", higher_is_better=True, version="2", subset="soa", unit="percent",
-                 citation=_HINZ, formerly_fraction=True,
+                 citation=_HINZ, formerly_fraction=True, params=SOACParams,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-C (%): mean over classes of the percentage of a class's images in which the detector finds it.
@@ -123,29 +140,29 @@ def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     s, per, pairs, skipped = _soa(ctx, params)
     return MetricValue(s["soa_c"], len(pairs), per_sample=per, skipped=skipped,
                        resample=_soa_resampler(ctx, pairs, per_class=True),
-                       extras={"threshold": float(params.get("threshold", 0.5)), "empty_images": _empty_mode(params),
+                       extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params),
                                "top40": s["soa_c_top"],
                                "bottom40": s["soa_c_bottom"], "per_class": s["per_class"],
                                "n_classes": len(s["per_class"])})
 
 
 @register_metric("soa_i", display="SOA-I", higher_is_better=True, version="2", subset="soa", unit="percent",
-                 citation=_HINZ, formerly_fraction=True,
+                 citation=_HINZ, formerly_fraction=True, params=SOAParams,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-I (%): percentage of all (image, named class) pairs in which the detector finds the class."""
     s, per, pairs, skipped = _soa(ctx, params)
     return MetricValue(s["soa_i"], len(pairs), per_sample=per, skipped=skipped,
                        resample=_soa_resampler(ctx, pairs, per_class=False),
-                       extras={"threshold": float(params.get("threshold", 0.5)), "empty_images": _empty_mode(params)})
+                       extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params)})
 
 
 @register_metric("ca", display="CA", higher_is_better=False, version="1", subset="ca", unit="count_rmse",
-                 citation=_TISE,
+                 citation=_TISE, params=CAParams,
                  needs=(Need("detector", "detections", "gen"),))
 def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """CA = mean over images of the RMSE between caption counts and detected counts (lower is better)."""
-    thr = float(params.get("threshold", 0.5))
+    thr = float(params["threshold"])
     n2i = _name_to_id(ctx)
     dets = ctx.gen(DETS)
     per = np.full(len(ctx.samples), np.nan)

@@ -7,6 +7,7 @@ positional words (so frequent words do not dominate).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,12 +35,17 @@ def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]
     return list(dict.fromkeys(out))
 
 
+@dataclass(frozen=True)
+class PAParams:
+    threshold: float = 0.6  # TISE: success if softmax(s·[cos_true, cos_counter])[0] > 0.6
+
+
 @register_metric("pa", display="PA", higher_is_better=True, version="1", subset="pa", unit="percent", citation=_TISE,
-                 needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")))
+                 needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=PAParams)
 def compute_pa(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """100 · mean over positional words of the rate of softmax(s·[cos(img, caption), cos(img,
     counter-caption)])[0] > 0.6 (TISE's threshold, configurable)."""
-    threshold = float(params.get("threshold", 0.6))
+    threshold = float(params["threshold"])
     keep = [i for i, s in enumerate(ctx.samples)
             if ctx.records[s.record_index].counter_caption and ctx.records[s.record_index].positional_word]
     n_skip = len(ctx.samples) - len(keep)

@@ -19,6 +19,7 @@ never turn an exact tie (e.g. two texts with identical embeddings) into a hit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -126,18 +127,25 @@ def texts_needed(records: Sequence[Record], params: dict[str, Any]) -> list[str]
     return _pool(records)[0]
 
 
+@dataclass(frozen=True)
+class RPParams:
+    n_distractors: int = 99  # TISE: 99 mismatched captions per image (100 candidates)
+    top_k: int = 1
+    seed: int = 0
+    splits: int = 10
+
+
 @register_metric(
     "clip_rp", display="RP", higher_is_better=True, version="1", subset="rp", unit="percent",
     citation="Park et al. 2021 (CLIP R-precision); Dinh et al. 2022, TISE",
-    needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
+    needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=RPParams,
 )
 def compute_clip_rp(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """R-precision: 100·P(the true caption ranks first among it and 99 seeded distractors — or the record's
     released ``mismatched`` list — by CLIP cosine); std over 10 splits.
 
     Params: n_distractors (99), top_k (1), seed (0), splits (10)."""
-    n_dis, top_k = int(params.get("n_distractors", 99)), int(params.get("top_k", 1))
-    seed, splits = int(params.get("seed", 0)), int(params.get("splits", 10))
+    n_dis, top_k, seed, splits = (int(params[k]) for k in ("n_distractors", "top_k", "seed", "splits"))
     if not ctx.samples:
         return MetricValue(float("nan"), 0, extras={"reason": "no generated images", "top_k": top_k})
     texts, n_captions = _pool(ctx.records)
