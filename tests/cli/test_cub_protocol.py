@@ -37,7 +37,11 @@ def test_cub_config_pins_tise_bird_protocol(tmp_path, session_cache):
     cfg = _cfg(tmp_path, session_cache, "backbones=random")
     assert cfg.data.domain == "cub"
     assert cfg.metrics.params.is_star.network == "bird_classifier"
-    assert cfg.metrics.params.is_star.temperature == 0.5980541706085205
+    # temperature null = the network's TISE calibration, pinned here literally (TISE's bird classifier)
+    from tise_bench.metrics.inception import TISE_TEMPERATURE
+
+    assert cfg.metrics.params.is_star.temperature is None
+    assert TISE_TEMPERATURE[cfg.metrics.params.is_star.network] == 0.5980541706085205
     # a command-line override still wins over the data config
     cfg2 = _cfg(tmp_path, session_cache, "backbones=random", "metrics.params.is_star.network=inception")
     assert cfg2.metrics.params.is_star.network == "inception"
