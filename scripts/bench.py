@@ -16,6 +16,7 @@ On the SAME seeded synthetic images (``bench_data``) and the SAME backbone insta
 and the peak RSS of (a) at N and 4N prompts, each in a fresh subprocess. Prints speed-up (b)/(a),
 efficiency sum(c)/(a), cached/first, RSS(4N)/RSS(N), images/s, each with its target and PASS/FAIL.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,14 @@ TARGETS = {"speedup": 3.0, "efficiency": 0.8, "cached": 0.05, "rss": 1.2}
 
 def backbone_config(detector_arch: str, device: str = "cpu") -> dict[str, Any]:
     """The random backbone set (same architectures as the real defaults except the detector size)."""
-    return {"random": True, "seed": 0, "device": device,
-            "clip": {"model": "ViT-B-32", "pretrained": "openai"}, "inception": {},
-            "detector": {"arch": detector_arch, "imgsz": 640, "conf": 0.05, "iou": 0.7, "max_det": 100,
-                         "max_crops": 8}}
+    return {
+        "random": True,
+        "seed": 0,
+        "device": device,
+        "clip": {"model": "ViT-B-32", "pretrained": "openai"},
+        "inception": {},
+        "detector": {"arch": detector_arch, "imgsz": 640, "conf": 0.05, "iou": 0.7, "max_det": 100, "max_crops": 8},
+    }
 
 
 def prepare_cache(cache: Path, weights_from: Path | None) -> None:
@@ -70,13 +75,20 @@ def run_tise(data: Path, bcfg: dict[str, Any], cache: Path, bs: int) -> tuple[fl
     import tise_bench
 
     t = time.perf_counter()
-    res = tise_bench.evaluate(data / "gen", manifest=data / "manifest.jsonl", backbones=bcfg, cache_dir=cache,
-                              batch_size=bs, device=bcfg["device"])
+    res = tise_bench.evaluate(
+        data / "gen",
+        manifest=data / "manifest.jsonl",
+        backbones=bcfg,
+        cache_dir=cache,
+        batch_size=bs,
+        device=bcfg["device"],
+    )
     return time.perf_counter() - t, res
 
 
-def forwards_only(built: dict[str, Any], paths: list[str], texts: list[str], bs: int,
-                  crop_kw: dict[str, Any]) -> tuple[dict[str, float], int]:
+def forwards_only(
+    built: dict[str, Any], paths: list[str], texts: list[str], bs: int, crop_kw: dict[str, Any]
+) -> tuple[dict[str, float], int]:
     """(c): each backbone's forward alone on pre-decoded, preprocessed batches; -> ({stage: s}, n_crops)."""
     from PIL import Image
 
@@ -90,9 +102,16 @@ def forwards_only(built: dict[str, Any], paths: list[str], texts: list[str], bs:
     dets = []
     for name, label in (("clip", "CLIP image @224"), ("inception", "Inception @299"), ("detector", "detector @640")):
         bb = built[name]
-        batches = [(torch.stack([bb.preprocess(im) for im in imgs[i:i + bs]]),
-                    {k: torch.stack([bb.preprocess_meta(im)[k] for im in imgs[i:i + bs]])
-                     for k in bb.preprocess_meta(imgs[i])}) for i in range(0, len(imgs), bs)]
+        batches = [
+            (
+                torch.stack([bb.preprocess(im) for im in imgs[i : i + bs]]),
+                {
+                    k: torch.stack([bb.preprocess_meta(im)[k] for im in imgs[i : i + bs]])
+                    for k in bb.preprocess_meta(imgs[i])
+                },
+            )
+            for i in range(0, len(imgs), bs)
+        ]
         t = time.perf_counter()
         for x, meta in batches:
             f = bb.forward(x, meta)
@@ -100,10 +119,11 @@ def forwards_only(built: dict[str, Any], paths: list[str], texts: list[str], bs:
                 dets.extend(f["detections"])
         out[label] = time.perf_counter() - t
     spec = CropSpec(**crop_kw)
-    crops = [make_crop(im, box, spec.size) for im, d in zip(imgs, dets)
-             for box in crop_boxes(d, im.width, im.height, spec)]
+    crops = [
+        make_crop(im, box, spec.size) for im, d in zip(imgs, dets) for box in crop_boxes(d, im.width, im.height, spec)
+    ]
     inc = built["inception"]
-    batches = [torch.stack([inc.preprocess(c) for c in crops[i:i + bs]]) for i in range(0, len(crops), bs)]
+    batches = [torch.stack([inc.preprocess(c) for c in crops[i : i + bs]]) for i in range(0, len(crops), bs)]
     t = time.perf_counter()
     for x in batches:
         inc.forward(x)
@@ -111,7 +131,7 @@ def forwards_only(built: dict[str, Any], paths: list[str], texts: list[str], bs:
     uniq = sorted(set(texts))
     t = time.perf_counter()
     for i in range(0, len(uniq), 256):
-        built["clip"].encode_text(uniq[i:i + 256])
+        built["clip"].encode_text(uniq[i : i + 256])
     out[f"CLIP text ({len(uniq)} unique captions)"] = time.perf_counter() - t
     return out, len(crops)
 
@@ -129,8 +149,18 @@ def rss_child(data: Path, detector_arch: str, weights_from: Path, bs: int) -> No
 
 def measure_rss(data: Path, args: argparse.Namespace, weights_from: Path) -> tuple[int, float]:
     """Peak RSS (kB) and wall seconds of (a) on ``data`` in a fresh Python process."""
-    cmd = [sys.executable, __file__, "--rss-child", str(data), "--detector-arch", args.detector_arch,
-           "--weights-from", str(weights_from), "--batch-size", str(args.batch_size)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--rss-child",
+        str(data),
+        "--detector-arch",
+        args.detector_arch,
+        "--weights-from",
+        str(weights_from),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"RSS subprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -149,12 +179,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: N=16 at 64 px, RSS at 16 and 64 prompts")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--detector-arch", default="yolov8n.yaml", help="ultralytics model yaml of the random detector")
-    ap.add_argument("--rp-images", type=int, default=0,
-                    help="time the baseline's per-image RP on this many images and scale to N (0 = all)")
+    ap.add_argument(
+        "--rp-images",
+        type=int,
+        default=0,
+        help="time the baseline's per-image RP on this many images and scale to N (0 = all)",
+    )
     ap.add_argument("--rss-n", type=int, default=0, help="N of the RSS pair N / 4N (0 = --n)")
     ap.add_argument("--no-rss", action="store_true", help="skip the two RSS subprocesses")
-    ap.add_argument("--only-cached", action="store_true",
-                    help="only (a) and its cached re-run (the cached target at --n 1000 without hours of baselines)")
+    ap.add_argument(
+        "--only-cached",
+        action="store_true",
+        help="only (a) and its cached re-run (the cached target at --n 1000 without hours of baselines)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
     ap.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--weights-from", type=Path, default=None, help=argparse.SUPPRESS)
@@ -167,16 +204,24 @@ def main() -> None:
     n, bs = args.n, args.batch_size
     rss_n = args.rss_n or n
     bcfg = backbone_config(args.detector_arch)
-    report: dict[str, Any] = {"n": n, "size": args.size, "batch_size": bs, "torch": torch.__version__,
-                              "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                              "python": platform.python_version(), "detector_arch": args.detector_arch}
+    report: dict[str, Any] = {
+        "n": n,
+        "size": args.size,
+        "batch_size": bs,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "detector_arch": args.detector_arch,
+    }
     with tempfile.TemporaryDirectory(prefix="tise-bench-") as tmp_s:
         tmp = Path(tmp_s)
         t0 = time.perf_counter()
         data = tmp / "data"
         make_dataset(data, n, args.size)
-        print(f"data: {n} prompts, {2 * n} images at {args.size}px ({time.perf_counter() - t0:.1f} s to draw)",
-              flush=True)
+        print(
+            f"data: {n} prompts, {2 * n} images at {args.size}px ({time.perf_counter() - t0:.1f} s to draw)", flush=True
+        )
         cache = tmp / "cache-a"
         built = build(bcfg, cache)  # writes the random weights files; not timed
 
@@ -189,8 +234,10 @@ def main() -> None:
 
         if args.only_cached:
             ratio = t_cached / t_a
-            print(f"\nimages/s of (a): {2 * n / t_a:.2f}\ncached re-run / first run: {ratio:.4f}  target <= "
-                  f"{TARGETS['cached']:g}  {verdict(ratio <= TARGETS['cached'])}")
+            print(
+                f"\nimages/s of (a): {2 * n / t_a:.2f}\ncached re-run / first run: {ratio:.4f}  target <= "
+                f"{TARGETS['cached']:g}  {verdict(ratio <= TARGETS['cached'])}"
+            )
             if args.json is not None:
                 report.update(seconds_a=t_a, seconds_cached=t_cached, values_a=values)
                 args.json.write_text(json.dumps(report, indent=2, default=float))
@@ -209,8 +256,9 @@ def main() -> None:
 
         # (c) the forwards alone, over what (a) processed: generated + reference images, their crops, texts
         paths = [str(data / "gen" / f"{r['id']}.png") for r in records] + [str(r["reference"]) for r in records]
-        texts = [str(r["caption"]) for r in records] + [str(r["counter_caption"]) for r in records
-                                                        if r.get("counter_caption")]
+        texts = [str(r["caption"]) for r in records] + [
+            str(r["counter_caption"]) for r in records if r.get("counter_caption")
+        ]
         crop_kw = {"threshold": 0.5, "min_side": 4, "size": 299, "max_per_image": bcfg["detector"]["max_crops"]}
         tc, n_crops = forwards_only(built, paths, texts, bs, crop_kw)
         t_c = sum(tc.values())
@@ -230,26 +278,46 @@ def main() -> None:
             rss["N"] = rss_n
 
     speedup, eff, cached = t_b / t_a, t_c / t_a, t_cached / t_a
-    report.update(seconds_a=t_a, seconds_cached=t_cached, seconds_b=t_b, seconds_c=t_c, passes_b=tb,
-                  forwards_c=tc, n_crops_c=n_crops, values_a=values, values_b=vb, rss=rss,
-                  load_average=os.getloadavg())
+    report.update(
+        seconds_a=t_a,
+        seconds_cached=t_cached,
+        seconds_b=t_b,
+        seconds_c=t_c,
+        passes_b=tb,
+        forwards_c=tc,
+        n_crops_c=n_crops,
+        values_a=values,
+        values_b=vb,
+        rss=rss,
+        load_average=os.getloadavg(),
+    )
     print()
     print(f"images/s of (a): {2 * n / t_a:.2f} images/s ({2 * n} images: {n} generated + {n} references)")
-    print(f"speed-up (b)/(a): {speedup:.2f}x  target >= {TARGETS['speedup']:g}x  {verdict(speedup >= TARGETS['speedup'])}")
-    print(f"efficiency sum(c)/(a): {eff:.3f}  target >= {TARGETS['efficiency']:g}  {verdict(eff >= TARGETS['efficiency'])}")
+    print(
+        f"speed-up (b)/(a): {speedup:.2f}x  target >= {TARGETS['speedup']:g}x  {verdict(speedup >= TARGETS['speedup'])}"
+    )
+    print(
+        f"efficiency sum(c)/(a): {eff:.3f}  target >= {TARGETS['efficiency']:g}  {verdict(eff >= TARGETS['efficiency'])}"
+    )
     note = "" if n >= 1000 else f"  (target stated for >= 1000 images; N={n})"
-    print(f"cached re-run / first run: {cached:.4f}  target <= {TARGETS['cached']:g}  "
-          f"{verdict(cached <= TARGETS['cached'])}{note}")
+    print(
+        f"cached re-run / first run: {cached:.4f}  target <= {TARGETS['cached']:g}  "
+        f"{verdict(cached <= TARGETS['cached'])}{note}"
+    )
     if rss:
         ratio = rss["4n"] / rss["n"]
         report["rss_ratio"] = ratio
-        print(f"peak RSS 4N/N: {ratio:.3f}  (N={rss_n}: {rss['n'] / 1024:.0f} MiB, 4N={4 * rss_n}: "
-              f"{rss['4n'] / 1024:.0f} MiB)  target <= {TARGETS['rss']:g}  {verdict(ratio <= TARGETS['rss'])}")
+        print(
+            f"peak RSS 4N/N: {ratio:.3f}  (N={rss_n}: {rss['n'] / 1024:.0f} MiB, 4N={4 * rss_n}: "
+            f"{rss['4n'] / 1024:.0f} MiB)  target <= {TARGETS['rss']:g}  {verdict(ratio <= TARGETS['rss'])}"
+        )
     else:
         print("peak RSS 4N/N: skipped (--no-rss)")
     la = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+    )
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, default=float))
 

@@ -14,6 +14,7 @@ Each pass reads and decodes the image files itself and runs its own networks, as
 The networks are the same instances (same random weights) as tise_bench's run; model construction is not
 timed on either side. Batching is kept (32 images) so the comparison is conservative.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,7 +38,7 @@ def _load(path: str | Path) -> Image.Image:
 
 def _batches(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), n):
-        yield seq[i:i + n]
+        yield seq[i : i + n]
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -62,13 +63,12 @@ def clip_score_pass(clip: Any, gen: list[str], captions: list[str], bs: int) -> 
 
 
 @torch.inference_mode()
-def rp_pass(clip: Any, gen: list[str], captions: list[str], bs: int, n_candidates: int = 100,
-            seed: int = 0) -> float:
+def rp_pass(clip: Any, gen: list[str], captions: list[str], bs: int, n_candidates: int = 100, seed: int = 0) -> float:
     """CLIP R-precision, TISE style: per image, the true caption + 99 drawn ones are tokenized and encoded."""
     rng = np.random.default_rng(seed)
     hits = []
     for start in range(0, len(gen), bs):
-        paths = gen[start:start + bs]
+        paths = gen[start : start + bs]
         img = _normed(clip.net.encode_image(torch.stack([clip.preprocess(_load(p)) for p in paths])))
         for j in range(len(paths)):
             i = start + j
@@ -82,8 +82,9 @@ def rp_pass(clip: Any, gen: list[str], captions: list[str], bs: int, n_candidate
 
 
 @torch.inference_mode()
-def pa_pass(clip: Any, gen: list[str], captions: list[str], counters: list[str], bs: int,
-            threshold: float = 0.6) -> float:
+def pa_pass(
+    clip: Any, gen: list[str], captions: list[str], counters: list[str], bs: int, threshold: float = 0.6
+) -> float:
     """PA success rate over images: softmax(s·[cos_true, cos_counter])[0] > threshold."""
     scale = float(clip.net.logit_scale.exp())
     ok = []
@@ -107,12 +108,22 @@ def yolo_wrapper(detector: Any) -> Any:
 
 def _predict(model: Any, detector: Any, paths: list[str], bs: int) -> Iterator[Any]:
     with ultralytics_guard(detector.cache_dir):  # keep torch's thread count (ultralytics' import sets 1)
-        yield from model.predict(paths, imgsz=detector.imgsz, conf=detector.conf, iou=detector.iou,
-                                 max_det=detector.max_det, batch=bs, stream=True, verbose=False, device="cpu")
+        yield from model.predict(
+            paths,
+            imgsz=detector.imgsz,
+            conf=detector.conf,
+            iou=detector.iou,
+            max_det=detector.max_det,
+            batch=bs,
+            stream=True,
+            verbose=False,
+            device="cpu",
+        )
 
 
-def soa_ca_pass(model: Any, detector: Any, gen: list[str], records: list[dict[str, Any]], bs: int,
-                threshold: float = 0.5) -> tuple[float, float]:
+def soa_ca_pass(
+    model: Any, detector: Any, gen: list[str], records: list[dict[str, Any]], bs: int, threshold: float = 0.5
+) -> tuple[float, float]:
     """SOA-I (caption's class detected at score ≥ threshold) and CA (count RMSE) from one predict pass."""
     name_to_id = {v: k for k, v in detector.names.items()}
     correct, rmse = [], []
@@ -127,8 +138,17 @@ def soa_ca_pass(model: Any, detector: Any, gen: list[str], records: list[dict[st
     return float(np.mean(correct)), float(np.mean(rmse)) if rmse else float("nan")
 
 
-def crops_pass(model: Any, detector: Any, paths: list[str], out_dir: Path, bs: int, threshold: float = 0.5,
-               min_side: int = 4, max_per_image: int | None = 8, size: int = 299) -> int:
+def crops_pass(
+    model: Any,
+    detector: Any,
+    paths: list[str],
+    out_dir: Path,
+    bs: int,
+    threshold: float = 0.5,
+    min_side: int = 4,
+    max_per_image: int | None = 8,
+    size: int = 299,
+) -> int:
     """Detect, cut every box at score ≥ threshold (clipped, ≥ min_side px, best max_per_image), save 299² PNGs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -155,13 +175,28 @@ def fidelity(input1: str | Path, input2: str | Path, weights: str | Path, bs: in
     import torch_fidelity
 
     return torch_fidelity.calculate_metrics(
-        input1=str(input1), input2=str(input2), isc=True, fid=True, cuda=False, batch_size=bs,
-        feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(weights),
-        cache=False, verbose=False)
+        input1=str(input1),
+        input2=str(input2),
+        isc=True,
+        fid=True,
+        cuda=False,
+        batch_size=bs,
+        feature_extractor="inception-v3-compat",
+        feature_extractor_weights_path=str(weights),
+        cache=False,
+        verbose=False,
+    )
 
 
-def run_baseline(built: dict[str, Any], records: list[dict[str, Any]], gen_dir: Path, ref_dir: Path,
-                 work: Path, bs: int, rp_images: int = 0) -> tuple[Timings, dict[str, float]]:
+def run_baseline(
+    built: dict[str, Any],
+    records: list[dict[str, Any]],
+    gen_dir: Path,
+    ref_dir: Path,
+    work: Path,
+    bs: int,
+    rp_images: int = 0,
+) -> tuple[Timings, dict[str, float]]:
     """Every pass of the baseline; -> ({pass: seconds}, {metric: value}). ``rp_images`` > 0 times RP on that
     many images and scales its time linearly to all images (its per-image work is identical)."""
     clip, det, inc = built["clip"], built["detector"], built["inception"]
@@ -178,8 +213,15 @@ def run_baseline(built: dict[str, Any], records: list[dict[str, Any]], gen_dir: 
     label = "CLIP R-precision" + ("" if k == len(gen) else f" (timed on {k}, scaled x{len(gen) / k:.1f})")
     t[label] = secs * len(gen) / k
     pa = [r for r in records if r.get("counter_caption")]
-    t["PA"], v["pa"] = _timed(lambda: pa_pass(clip, [str(gen_dir / f"{r['id']}.png") for r in pa],
-                                              [str(r["caption"]) for r in pa], [str(r["counter_caption"]) for r in pa], bs))
+    t["PA"], v["pa"] = _timed(
+        lambda: pa_pass(
+            clip,
+            [str(gen_dir / f"{r['id']}.png") for r in pa],
+            [str(r["caption"]) for r in pa],
+            [str(r["counter_caption"]) for r in pa],
+            bs,
+        )
+    )
     model = yolo_wrapper(det)
     t["SOA + CA (detector on gen)"], (v["soa_i"], v["ca"]) = _timed(lambda: soa_ca_pass(model, det, gen, records, bs))
 
@@ -189,8 +231,11 @@ def run_baseline(built: dict[str, Any], records: list[dict[str, Any]], gen_dir: 
         if min(n_gen, n_ref) < 2:
             return {"n_crops": float(n_gen + n_ref)}
         out = fidelity(work / "crops-gen", work / "crops-ref", inc.weights_path, bs)
-        return {"o_is": out["inception_score_mean"], "o_fid": out["frechet_inception_distance"],
-                "n_crops": float(n_gen + n_ref)}
+        return {
+            "o_is": out["inception_score_mean"],
+            "o_fid": out["frechet_inception_distance"],
+            "n_crops": float(n_gen + n_ref),
+        }
 
     t["O-IS+O-FID (detector on gen+ref, save crops, torch-fidelity)"], m = _timed(crops)
     v.update(m)

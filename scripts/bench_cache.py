@@ -6,6 +6,7 @@ Prints wall time of a first run (empty cache), of a re-run (everything cached: n
 their ratio, and the decode / forward counts that prove one decode per image and zero forwards on the
 re-run. Uses a temporary cache and results dir; nothing is left behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-            cfg = compose("config", overrides=[
-                f"backbones={args.backbones}", f"backbones.device={args.device}", f"paths.cache_dir={tmp}/cache",
-                f"paths.results_dir={tmp}/results", f"data.n_prompts={args.n_prompts}",
-                f"data.image_size={args.image_size}", "progress=false", "print_table=false"])
+            cfg = compose(
+                "config",
+                overrides=[
+                    f"backbones={args.backbones}",
+                    f"backbones.device={args.device}",
+                    f"paths.cache_dir={tmp}/cache",
+                    f"paths.results_dir={tmp}/results",
+                    f"data.n_prompts={args.n_prompts}",
+                    f"data.image_size={args.image_size}",
+                    "progress=false",
+                    "print_table=false",
+                ],
+            )
         timings, counts = [], []
         for label in ("first run", "cached re-run"):
             decode.DECODE_COUNT = 0
@@ -46,8 +56,10 @@ def main() -> None:
             fwd = {k[0]: b.n_forward_images - before.get(k[0], 0) for k, b in _BUILT.items()}
             counts.append((decode.DECODE_COUNT, fwd))
             n_img = sum(int(r.provenance["counts"]["images"]) for r in results)
-            print(f"{label:>14}: {timings[-1]:7.2f} s  decodes={decode.DECODE_COUNT}  forwards={fwd}  "
-                  f"({len(results)} models, {n_img} generated images)")
+            print(
+                f"{label:>14}: {timings[-1]:7.2f} s  decodes={decode.DECODE_COUNT}  forwards={fwd}  "
+                f"({len(results)} models, {n_img} generated images)"
+            )
         print(f"cached re-run / first run = {timings[1] / timings[0]:.3f}")
 
 

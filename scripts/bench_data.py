@@ -11,6 +11,7 @@ Shapes stand in for COCO classes (circle → sports ball, rectangle → tv, diam
 sign) so SOA / CA look up real detector class names. Pixel noise keeps PNGs the size of natural images,
 so reading and decoding cost what it would on real samples.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,15 @@ from PIL import Image, ImageDraw
 
 CLASSES: tuple[str, ...] = ("sports ball", "tv", "kite", "stop sign")
 PLURAL: dict[str, str] = {"sports ball": "sports balls", "tv": "tvs", "kite": "kites", "stop sign": "stop signs"}
-COLOURS: dict[str, tuple[int, int, int]] = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220),
-                                            "yellow": (235, 215, 40), "purple": (140, 50, 170),
-                                            "orange": (240, 140, 30), "grey": (128, 128, 128)}
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "yellow": (235, 215, 40),
+    "purple": (140, 50, 170),
+    "orange": (240, 140, 30),
+    "grey": (128, 128, 128),
+}
 POSITIONS: dict[str, str] = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 COUNT_WORDS: dict[int, str] = {1: "one", 2: "two", 3: "three", 4: "four"}
 
@@ -39,8 +46,10 @@ class Scene:
 
 
 def _polygon(cx: float, cy: float, r: float, n: int, phase: float) -> list[tuple[float, float]]:
-    return [(cx + r * math.cos(phase + 2 * math.pi * k / n), cy + r * math.sin(phase + 2 * math.pi * k / n))
-            for k in range(n)]
+    return [
+        (cx + r * math.cos(phase + 2 * math.pi * k / n), cy + r * math.sin(phase + 2 * math.pi * k / n))
+        for k in range(n)
+    ]
 
 
 def draw(scene: Scene, size: int, rng: np.random.Generator) -> Image.Image:
@@ -79,15 +88,28 @@ def make_prompt(i: int, rng: np.random.Generator) -> tuple[Scene, dict[str, obje
         off = {"above": (0.0, -0.25), "below": (0.0, 0.25), "left of": (-0.25, 0.0), "right of": (0.25, 0.0)}[word]
         pa, pb = (0.5 + off[0], 0.5 + off[1]), (0.5 - off[0], 0.5 - off[1])
         scene = Scene(bg, ((a, ca, pa, 0.14), (b, cb, pb, 0.14)))
-        fields = {"caption": f"a {ca} {a} {word} a {cb} {b}", "counter_caption": f"a {ca} {a} {POSITIONS[word]} a {cb} {b}",
-                  "positional_word": word, "labels": [a, b], "category": a}
+        fields = {
+            "caption": f"a {ca} {a} {word} a {cb} {b}",
+            "counter_caption": f"a {ca} {a} {POSITIONS[word]} a {cb} {b}",
+            "positional_word": word,
+            "labels": [a, b],
+            "category": a,
+        }
     elif kind == 1:
-        cls, colour, n = str(rng.choice(CLASSES)), str(rng.choice([c for c in colours if c != bg])), int(rng.integers(1, 5))
+        cls, colour, n = (
+            str(rng.choice(CLASSES)),
+            str(rng.choice([c for c in colours if c != bg])),
+            int(rng.integers(1, 5)),
+        )
         objs = tuple((cls, colour, ((k + 0.5) / n, 0.5 + rng.uniform(-0.15, 0.15)), 0.35 / n + 0.03) for k in range(n))
         scene = Scene(bg, objs)
         noun = cls if n == 1 else PLURAL[cls]
-        fields = {"caption": f"{COUNT_WORDS[n]} {colour} {noun} on a {bg} background", "counts": {cls: n},
-                  "labels": [cls], "category": cls}
+        fields = {
+            "caption": f"{COUNT_WORDS[n]} {colour} {noun} on a {bg} background",
+            "counts": {cls: n},
+            "labels": [cls],
+            "category": cls,
+        }
     else:
         cls, colour = str(rng.choice(CLASSES)), str(rng.choice([c for c in colours if c != bg]))
         scene = Scene(bg, ((cls, colour, (0.5, 0.5), 0.25),))

@@ -7,6 +7,7 @@ they agree within ``--rel`` (relative) — exit code 1 if any value differs, a m
 side, or a value is null on one side only. Typical use: run the demo with the old and the new code on the same
 cache (``paths.cache_dir``), each into its own ``paths.results_dir``.
 """
+
 from __future__ import annotations
 
 import argparse

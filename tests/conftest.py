@@ -1,4 +1,5 @@
 """Test-wide setup: offline, random backbones, one session cache for the random weights files."""
+
 from __future__ import annotations
 
 import os
@@ -35,5 +36,3 @@ def fresh_cache(session_cache, tmp_path) -> Path:
         if (session_cache / sub).is_dir():
             shutil.copytree(session_cache / sub, cache / sub)
     return cache
-
-

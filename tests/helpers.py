@@ -1,4 +1,5 @@
 """Shared test helpers (importable as ``helpers``; tests/ is on pytest's pythonpath)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def structured_images(folder: Path, n: int, seed: int, size: int = 64, prefix: s
         for _ in range(3):
             y, x = rng.integers(0, size - 8, 2)
             h, w = rng.integers(8, size // 2, 2)
-            a[y:y + h, x:x + w] = rng.integers(0, 256, 3)
+            a[y : y + h, x : x + w] = rng.integers(0, 256, 3)
         p = folder / f"{prefix}{i:04d}.png"
         Image.fromarray(a).save(p)
         out.append(p)

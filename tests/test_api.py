@@ -1,4 +1,5 @@
 """tise_bench.evaluate over in-memory images and over a folder gives the same result object and values."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,12 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
     paths = structured_images(tmp_path / "imgs", 6, seed=21, size=32)
     caps = [f"a scene with shapes number {i}" for i in range(6)]
     pil = [Image.open(p).convert("RGB") for p in paths]
-    mixed = [pil[0], np.asarray(pil[1]), torch.from_numpy(np.asarray(pil[2])).permute(2, 0, 1).float() / 255.0,
-             *pil[3:]]
+    mixed = [
+        pil[0],
+        np.asarray(pil[1]),
+        torch.from_numpy(np.asarray(pil[2])).permute(2, 0, 1).float() / 255.0,
+        *pil[3:],
+    ]
     mem = tise_bench.evaluate(mixed, caps, backbones=CFG, cache_dir=fresh_cache)
     assert isinstance(mem, EvalResult)
     assert {"clip_score", "clip_rp", "is", "is_star", "o_is"} <= set(mem.metrics)
@@ -31,8 +36,14 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
 
     man = tmp_path / "m.jsonl"
     man.write_text("".join(json.dumps({"id": p.stem, "caption": c}) + "\n" for p, c in zip(paths, caps)))
-    folder = tise_bench.evaluate(tmp_path / "imgs", manifest=man, metrics=["clip_score", "is"], backbones=CFG,
-                                 cache_dir=fresh_cache, write_to=tmp_path / "written")
+    folder = tise_bench.evaluate(
+        tmp_path / "imgs",
+        manifest=man,
+        metrics=["clip_score", "is"],
+        backbones=CFG,
+        cache_dir=fresh_cache,
+        write_to=tmp_path / "written",
+    )
     assert folder.metrics["clip_score"].value == mem.metrics["clip_score"].value
     assert folder.metrics["is"].value == mem.metrics["is"].value
     # bootstrap replicates: a written run gets the CLI's (the leaderboard reads them), an in-memory one none

@@ -1,4 +1,5 @@
 """Comparability fields and TISE protocol flags in metrics.json (issue 9)."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from tise_bench.types import MetricValue
 
 
 def _bb(ident, random=False, **desc):
-    return SimpleNamespace(ident=ident, is_random=random, namespace=f"{ident}-0000-v1",
-                           describe=lambda: {"ident": ident, **desc})
+    return SimpleNamespace(
+        ident=ident, is_random=random, namespace=f"{ident}-0000-v1", describe=lambda: {"ident": ident, **desc}
+    )
 
 
 TISE_CLIP = {"clip": _bb("clip-ViT-B-32-openai")}
@@ -40,8 +42,12 @@ def test_rp_divergences_are_named():
 
 def test_pa_threshold_and_random_weights():
     assert tise_divergences("pa", {}, MetricValue(1.0, 1, extras={"threshold": 0.6}), TISE_CLIP) == []
-    div = tise_divergences("pa", {}, MetricValue(1.0, 1, extras={"threshold": 0.5}),
-                           {"clip": _bb("clip-ViT-B-32-random-seed0", random=True)})
+    div = tise_divergences(
+        "pa",
+        {},
+        MetricValue(1.0, 1, extras={"threshold": 0.5}),
+        {"clip": _bb("clip-ViT-B-32-random-seed0", random=True)},
+    )
     assert div[0] == "random-weights clip" and "threshold=0.5 (TISE: 0.6)" in div
 
 
@@ -50,7 +56,9 @@ def test_detector_metrics_name_the_detector():
     div = tise_divergences("soa_c", {}, MetricValue(1.0, 1, extras={"threshold": 0.5}), yolo)
     assert "detector=yolov8x.pt (TISE: detectron2 Mask R-CNN R50-FPN 3x)" in div
     d2 = {"detector": _bb("imported-x", detector="detectron2 mask_rcnn_R_50_FPN_3x")}
-    assert tise_divergences("soa_c", {}, MetricValue(1.0, 1, extras={"threshold": 0.5, "empty_images": "drop"}), d2) == []
+    assert (
+        tise_divergences("soa_c", {}, MetricValue(1.0, 1, extras={"threshold": 0.5, "empty_images": "drop"}), d2) == []
+    )
     assert "counter=detector boxes (TISE: CountSeg)" in tise_divergences("ca", {}, MetricValue(1.0, 1), d2)
 
 
@@ -58,7 +66,9 @@ def test_is_star_temperature_pinned():
     ok = MetricValue(1.0, 1, extras={"temperature": 0.9091363549232483, "split_mode": "tise"})
     assert tise_divergences("is_star", {}, ok, {}, domain="coco") == []
     bad = MetricValue(1.0, 1, extras={"temperature": 0.95, "split_mode": "tise"})
-    assert tise_divergences("is_star", {}, bad, {}, domain="coco") == ["temperature=0.95 (TISE COCO: 0.9091363549232483)"]
+    assert tise_divergences("is_star", {}, bad, {}, domain="coco") == [
+        "temperature=0.95 (TISE COCO: 0.9091363549232483)"
+    ]
     cub = tise_divergences("is_star", {}, ok, {}, domain="cub")
     assert "network=inception-v3-compat (TISE CUB: bird-fine-tuned Inception)" in cub
 
@@ -70,9 +80,18 @@ def test_metrics_json_carries_protocol_and_comparability(tmp_path, fresh_cache):
     caps = [f"a photo of thing {i}" for i in range(4)]
 
     def run(convention, out):
-        tise_bench.evaluate(str(gen), caps, ids=[f"{i:06d}" for i in range(4)], references=refs,
-                            metrics=["clip_score", "fid"], params={"clip_score": {"convention": convention}},
-                            backbones=RANDOM_BACKBONES, cache_dir=fresh_cache, write_to=out, name=out.name)
+        tise_bench.evaluate(
+            str(gen),
+            caps,
+            ids=[f"{i:06d}" for i in range(4)],
+            references=refs,
+            metrics=["clip_score", "fid"],
+            params={"clip_score": {"convention": convention}},
+            backbones=RANDOM_BACKBONES,
+            cache_dir=fresh_cache,
+            write_to=out,
+            name=out.name,
+        )
         return json.loads((out / "metrics.json").read_text())["metrics"]
 
     results = tmp_path / "results"
@@ -95,8 +114,13 @@ def test_metrics_json_carries_protocol_and_comparability(tmp_path, fresh_cache):
     from tise_bench.errors import ConfigError
     from tise_bench.leaderboard.build import LeaderboardOptions, build
 
-    opts = dict(data="set", results_dir=results, metrics=["clip_score", "fid"],
-                aspects={"relevance": ["clip_score"], "realism": ["fid"]}, formats=["md", "json"])
+    opts = dict(
+        data="set",
+        results_dir=results,
+        metrics=["clip_score", "fid"],
+        aspects={"relevance": ["clip_score"], "realism": ["fid"]},
+        formats=["md", "json"],
+    )
     with pytest.raises(ConfigError) as e:
         build(LeaderboardOptions(**opts))
     msg = str(e.value)

@@ -1,5 +1,6 @@
 """The typed config (tise_bench/config_schema.py): one place per default, generated baselines, wrong keys and
 types refused, composing from anywhere (repeatedly, inside a Hydra app) leaves Hydra's state as it was."""
+
 from __future__ import annotations
 
 import re
@@ -33,7 +34,11 @@ def test_baseline_option_resolves_as_its_former_yaml(name):
     model = resolve_config(compose([f"model={name}", "data=coco", "paths.samples_root=/s"]))["model"]
     # the keys the 12 per-baseline YAML files had, with their values
     assert {k: model[k] for k in ("name", "samples_dir", "layout", "subset_dirs")} == {
-        "name": name, "samples_dir": f"/s/{name}/coco", "layout": "flat", "subset_dirs": NO_SUBSET_DIRS}
+        "name": name,
+        "samples_dir": f"/s/{name}/coco",
+        "layout": "flat",
+        "subset_dirs": NO_SUBSET_DIRS,
+    }
     assert model["suite"] is None and model["step"] is None
 
 
@@ -62,16 +67,19 @@ def test_backbone_yaml_sets_only_what_differs_from_the_registered_dataclasses():
     assert crops == _defaults(CropSpec)  # metrics.crops defaults come from CropSpec only
 
 
-@pytest.mark.parametrize("override, key", [
-    ("backbones.detector.imgsz=abc", "backbones.detector.imgsz"),
-    ("backbones.clip.imgsz=640", "backbones.clip.imgsz"),
-    ("model.nmae=x", "model.nmae"),
-    ("model.subset_dirs.relism=x", "model.subset_dirs.relism"),
-    ("data.n_prompts=many", "data.n_prompts"),
-    ("metrics.crops.threshold=high", "metrics.crops.threshold"),
-    ("bootstrap.replicates=lots", "bootstrap.replicates"),
-    ("batch_size=big", "batch_size"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("backbones.detector.imgsz=abc", "backbones.detector.imgsz"),
+        ("backbones.clip.imgsz=640", "backbones.clip.imgsz"),
+        ("model.nmae=x", "model.nmae"),
+        ("model.subset_dirs.relism=x", "model.subset_dirs.relism"),
+        ("data.n_prompts=many", "data.n_prompts"),
+        ("metrics.crops.threshold=high", "metrics.crops.threshold"),
+        ("bootstrap.replicates=lots", "bootstrap.replicates"),
+        ("batch_size=big", "batch_size"),
+    ],
+)
 def test_wrong_key_or_type_is_refused_at_composition(override, key):
     with pytest.raises(Exception) as e:  # Hydra's composition error, caused by OmegaConf's naming the key
         compose([override])
@@ -79,11 +87,14 @@ def test_wrong_key_or_type_is_refused_at_composition(override, key):
     assert override in str(e.value) or key.rsplit(".", 1)[0] in str(e.value)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("+backbone=random", "backbone is not a setting of the config (TiseConfig"),
-    ("+model.nmae=x", "model.nmae is not a setting of model (ModelConfig"),
-    ("+backbones.detector.imgsz2=320", "backbones.detector.imgsz2 is not a setting of backbones.detector"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("+backbone=random", "backbone is not a setting of the config (TiseConfig"),
+        ("+model.nmae=x", "model.nmae is not a setting of model (ModelConfig"),
+        ("+backbones.detector.imgsz2=320", "backbones.detector.imgsz2 is not a setting of backbones.detector"),
+    ],
+)
 def test_keys_appended_past_the_schema_are_refused(override, message):
     cfg = compose([override])  # Hydra's + opens the node; the run refuses it before any work
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -94,16 +105,19 @@ def test_metric_params_are_typed_by_each_metrics_dataclass():
     """metrics.params.<id> is one typed block per registered metric, built from the metric's parameter dataclass:
     any parameter composes without '+', with the metric's default when not given; an unknown key, an unknown
     metric or a wrong type stops the composition naming the key."""
-    cfg = resolve_config(compose(["metrics.params.is.splits=2", "metrics.params.kid.subset_size=5",
-                                  "metrics.params.pa.threshold=0.7"]))
+    cfg = resolve_config(
+        compose(["metrics.params.is.splits=2", "metrics.params.kid.subset_size=5", "metrics.params.pa.threshold=0.7"])
+    )
     params = cfg["metrics"]["params"]
     assert params["is"]["splits"] == 2 and params["kid"]["subset_size"] == 5 and params["pa"]["threshold"] == 0.7
     assert params["is_star"]["temperature"] is None and params["o_is"]["temperature"] == 2.1737587451934814
     assert params["clip_rp"]["n_distractors"] == 99 and params["soa_c"]["threshold"] == 0.5
-    for bad, key in (("metrics.params.clip_score.extra=1", "metrics.params.clip_score.extra"),
-                     ("metrics.params.pa.threshold=abc", "metrics.params.pa.threshold"),
-                     ("metrics.params.nometric.x=1", "metrics.params.nometric.x"),
-                     ("metrics.idz=[clip_score]", "metrics.idz")):
+    for bad, key in (
+        ("metrics.params.clip_score.extra=1", "metrics.params.clip_score.extra"),
+        ("metrics.params.pa.threshold=abc", "metrics.params.pa.threshold"),
+        ("metrics.params.nometric.x=1", "metrics.params.nometric.x"),
+        ("metrics.idz=[clip_score]", "metrics.idz"),
+    ):
         with pytest.raises(Exception) as e:
             compose([bad])
         assert key in f"{e.value}\n{e.value.__cause__}", bad
@@ -135,7 +149,8 @@ def test_api_arguments_are_checked_by_the_schema():
 
 def test_compose_inside_a_hydra_app_keeps_the_app_state(tmp_path):
     app = tmp_path / "app.py"
-    app.write_text(textwrap.dedent("""
+    app.write_text(
+        textwrap.dedent("""
         import hydra
         from hydra.core.global_hydra import GlobalHydra
         from hydra.core.hydra_config import HydraConfig
@@ -152,7 +167,13 @@ def test_compose_inside_a_hydra_app_keeps_the_app_state(tmp_path):
             print("ok")
 
         main()
-    """))
-    p = subprocess.run([sys.executable, str(app), "hydra.run.dir=.", "hydra.output_subdir=null"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=300)
+    """)
+    )
+    p = subprocess.run(
+        [sys.executable, str(app), "hydra.run.dir=.", "hydra.output_subdir=null"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

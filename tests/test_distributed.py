@@ -1,4 +1,5 @@
 """The pieces torchrun runs rely on, without processes: sharding, and a store seeing other writers' shards."""
+
 from __future__ import annotations
 
 import numpy as np

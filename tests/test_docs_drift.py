@@ -1,4 +1,5 @@
 """The metric tables in README.md and metrics/README.md are what the registry renders (tise_bench.docs)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,9 @@ def test_an_edited_table_is_detected_and_rewritten(tmp_path, table):
     path = root / table.path
     text = path.read_text(encoding="utf-8")
     spec = next(iter(all_metrics().values()))
-    row = next(line for line in text.splitlines() if line.startswith(f"| {spec.id} |") or
-               line.startswith(f"| `{spec.id}` |"))
+    row = next(
+        line for line in text.splitlines() if line.startswith(f"| {spec.id} |") or line.startswith(f"| `{spec.id}` |")
+    )
     arrow = "↑" if spec.higher_is_better else "↓"
     flipped = row.replace(f" {arrow} ", " ↓ " if arrow == "↑" else " ↑ ", 1)
     assert flipped != row
@@ -65,10 +67,15 @@ def test_check_command_exits_1_with_a_diff(tmp_path):
     root = _copy_docs(tmp_path)
     docs.write(root)
     path = root / "metrics/README.md"
-    path.write_text(path.read_text(encoding="utf-8").replace(docs.END, "| extra | row |\n" + docs.END, 1),
-                    encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "tise_bench.docs", "--check", "--root", str(root)],
-                          capture_output=True, text=True, timeout=300)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(docs.END, "| extra | row |\n" + docs.END, 1), encoding="utf-8"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tise_bench.docs", "--check", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "-| extra | row |" in proc.stdout and "--write" in proc.stderr
 
@@ -76,15 +83,21 @@ def test_check_command_exits_1_with_a_diff(tmp_path):
 def test_a_new_metric_is_rendered_without_code_changes(tmp_path):
     root = _copy_docs(tmp_path)
     specs = list(all_metrics().values())
-    new = dataclasses.replace(specs[0], id="zz_new", display="ZZ|new", higher_is_better=False, version="7",
-                              citation="Someone et al. 2031", subset="realism", unit="distance",
-                              description="ZZ = a distance on ``pool3``, e.g. FID's cousin (Someone et al. 2031).\n"
-                                          "    Params: none.")
+    new = dataclasses.replace(
+        specs[0],
+        id="zz_new",
+        display="ZZ|new",
+        higher_is_better=False,
+        version="7",
+        citation="Someone et al. 2031",
+        subset="realism",
+        unit="distance",
+        description="ZZ = a distance on ``pool3``, e.g. FID's cousin (Someone et al. 2031).\n    Params: none.",
+    )
     docs.write(root, specs + [new])
     readme, cards = (root / "README.md").read_text(encoding="utf-8"), (root / "metrics/README.md").read_text("utf-8")
     assert _table_ids(readme) == _table_ids(cards) == [s.id for s in specs] + ["zz_new"]
-    assert ("| `zz_new` | ZZ\\|new | ↓ | ZZ = a distance on `pool3`, e.g. FID's cousin (Someone et al. 2031) |"
-            in readme)
+    assert "| `zz_new` | ZZ\\|new | ↓ | ZZ = a distance on `pool3`, e.g. FID's cousin (Someone et al. 2031) |" in readme
     assert "| zz_new | ZZ\\|new | ↓ | realism | distance | 7 | Someone et al. 2031 |" in cards
     assert docs.drift(root, specs + [new]) == "" and docs.drift(root) != ""
 
@@ -97,14 +110,19 @@ def test_missing_markers_name_the_file(tmp_path):
     assert docs.main(["--check", "--root", str(root)]) == 2
 
 
-@pytest.mark.parametrize("text, first", [
-    ("RP = 100·mean(hit). Params: n (99).", "RP = 100·mean(hit)."),
-    ("IS with T = 0.9091363549232483 (TISE). More.", "IS with T = 0.9091363549232483 (TISE)."),
-    ("As Hessel et al. 2021 (cf. Sec. 3. of it) define it.\n    Then more.",
-     "As Hessel et al. 2021 (cf. Sec. 3. of it) define it."),
-    ("Wrapped over\n    two lines, no period", "Wrapped over two lines, no period"),
-    ("First paragraph\n\nsecond. paragraph", "First paragraph"),
-])
+@pytest.mark.parametrize(
+    "text, first",
+    [
+        ("RP = 100·mean(hit). Params: n (99).", "RP = 100·mean(hit)."),
+        ("IS with T = 0.9091363549232483 (TISE). More.", "IS with T = 0.9091363549232483 (TISE)."),
+        (
+            "As Hessel et al. 2021 (cf. Sec. 3. of it) define it.\n    Then more.",
+            "As Hessel et al. 2021 (cf. Sec. 3. of it) define it.",
+        ),
+        ("Wrapped over\n    two lines, no period", "Wrapped over two lines, no period"),
+        ("First paragraph\n\nsecond. paragraph", "First paragraph"),
+    ],
+)
 def test_first_sentence(text, first):
     assert docs.first_sentence(text) == first
 

@@ -1,6 +1,7 @@
 """Plan before compute (issue 10, item 2): one planning step for the CLI and the API resolves metric ids, checks
 that the eval set supports each (subset, record fields, reference images or statistics) and merges the feature
 needs — before any backbone is built."""
+
 from __future__ import annotations
 
 import json
@@ -28,17 +29,31 @@ def _no_build(*a, **k):
 def _manifest(tmp_path: Path, n: int = 4, **fields) -> Path:
     structured_images(tmp_path / "gen", n, seed=11, size=32)
     man = tmp_path / "m.jsonl"
-    man.write_text("".join(json.dumps({"id": f"{i:04d}", "caption": f"a scene {i}", **fields}) + "\n"
-                           for i in range(n)))
+    man.write_text(
+        "".join(json.dumps({"id": f"{i:04d}", "caption": f"a scene {i}", **fields}) + "\n" for i in range(n))
+    )
     return man
 
 
 def _cfg(tmp_path: Path, cache: Path, man: Path, *overrides: str):
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose("config", overrides=[
-            "backbones=random", "backbones.device=cpu", "model=folder", "model.name=m",
-            f"model.samples_dir={tmp_path / 'gen'}", "data=custom", "data.name=tiny", f"data.manifest={man}",
-            f"paths.cache_dir={cache}", f"paths.results_dir={tmp_path / 'res'}", "progress=false", *overrides])
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                "model=folder",
+                "model.name=m",
+                f"model.samples_dir={tmp_path / 'gen'}",
+                "data=custom",
+                "data.name=tiny",
+                f"data.manifest={man}",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={tmp_path / 'res'}",
+                "progress=false",
+                *overrides,
+            ],
+        )
 
 
 def _evalset(records: list[Record], reference_stats: str | None = None, subsets=SUBSETS) -> EvalSet:
@@ -63,8 +78,9 @@ def test_cli_fid_without_references_fails_before_any_backbone(tmp_path, session_
 
 def test_cli_on_unsupported_skip_runs_the_rest_and_lists_them(tmp_path, session_cache, capsys):
     man = _manifest(tmp_path)
-    [res] = run(_cfg(tmp_path, session_cache, man, "metrics.ids=[clip_score,fid,pa]", "on_unsupported=skip",
-                     "print_table=true"))
+    [res] = run(
+        _cfg(tmp_path, session_cache, man, "metrics.ids=[clip_score,fid,pa]", "on_unsupported=skip", "print_table=true")
+    )
     assert set(res.metrics) == {"clip_score"}
     saved = json.loads((tmp_path / "res" / "tiny" / "m" / "metrics.json").read_text())
     assert set(saved["metrics"]) == {"clip_score"} and list(saved["not_applicable"]) == ["fid", "pa"]
@@ -94,11 +110,15 @@ def test_api_default_metrics_skip_and_named_metrics_fail_before_any_backbone(tmp
     caps = [f"shapes {i}" for i in range(4)]
     ids = [f"{i:04d}" for i in range(4)]
     monkeypatch.setattr(runner, "build_backbones", _no_build)
-    for wanted, missing in ((["fid"], "fid: no reference images"), (["clip_score", "ca"], "ca: records carry no 'counts'"),
-                            (["clip_i2i"], "clip_i2i: records carry no 'reference' images")):
+    for wanted, missing in (
+        (["fid"], "fid: no reference images"),
+        (["clip_score", "ca"], "ca: records carry no 'counts'"),
+        (["clip_i2i"], "clip_i2i: records carry no 'reference' images"),
+    ):
         with pytest.raises(ConfigError) as e:
-            tise_bench.evaluate(tmp_path / "imgs", caps, ids=ids, metrics=wanted, backbones=RANDOM_BACKBONES,
-                                cache_dir=fresh_cache)
+            tise_bench.evaluate(
+                tmp_path / "imgs", caps, ids=ids, metrics=wanted, backbones=RANDOM_BACKBONES, cache_dir=fresh_cache
+            )
         assert missing in str(e.value) and "references=[...]" in str(e.value)
     # the default metrics: unsupported ones are left out and listed (the API's behaviour before the plan; the
     # end-to-end run is tests/test_api.py); here the plan the API made, stopped before any network
@@ -107,6 +127,7 @@ def test_api_default_metrics_skip_and_named_metrics_fail_before_any_backbone(tmp
     def spy(*a, **k):
         made.append(plan(*a, **k))
         raise _Stop
+
     monkeypatch.setattr(runner, "plan", spy)
     with pytest.raises(_Stop):
         tise_bench.evaluate(tmp_path / "imgs", caps, ids=ids, backbones=RANDOM_BACKBONES, cache_dir=fresh_cache)
@@ -157,20 +178,36 @@ def test_plan_reads_a_metrics_own_declaration(monkeypatch):
 
     def compute(ctx, params):
         return MetricValue(0.0, 0)
+
     compute.requires = records_with("counter_caption")  # type: ignore[attr-defined]
 
     def plain(ctx, params):
         return MetricValue(0.0, 0)
+
     all_metrics()
     for mid, fn, needs in (("x_needs_counter", compute, ()), ("x_ref_reader", plain, (Need("clip", "image", "ref"),))):
-        monkeypatch.setitem(registry._REGISTRY, mid, MetricSpec(
-            id=mid, display=mid, higher_is_better=True, version="1", citation="", subset="realism", needs=needs,
-            fn=fn, unit="score"))
+        monkeypatch.setitem(
+            registry._REGISTRY,
+            mid,
+            MetricSpec(
+                id=mid,
+                display=mid,
+                higher_is_better=True,
+                version="1",
+                citation="",
+                subset="realism",
+                needs=needs,
+                fn=fn,
+                unit="score",
+            ),
+        )
     recs = [Record(id="a", caption="x")]
     p = plan(["x_needs_counter", "x_ref_reader"], _evalset(recs), {}, {}, on_unsupported="skip")
-    assert p.not_applicable == {"x_needs_counter": "records carry no 'counter_caption' (subset 'realism')",
-                                "x_ref_reader": "records carry no 'reference' images (reference_stats cannot "
-                                                "replace them for this metric) (subset 'realism')"}
+    assert p.not_applicable == {
+        "x_needs_counter": "records carry no 'counter_caption' (subset 'realism')",
+        "x_ref_reader": "records carry no 'reference' images (reference_stats cannot "
+        "replace them for this metric) (subset 'realism')",
+    }
     ok = [Record(id="a", caption="x", counter_caption="y", reference="/r.png")]
     assert plan(["x_needs_counter", "x_ref_reader"], _evalset(ok), {}, {}).ids == ["x_needs_counter", "x_ref_reader"]
 

@@ -4,6 +4,7 @@ Identity resample = every prompt once, in order: each metric's resampler must gi
 (the run refuses replicates otherwise). Multi-sample prompts, multi-crop images, groups (PA words, SOA
 classes) and TISE's order-dependent O-IS split loop are covered on planted inputs.
 """
+
 from __future__ import annotations
 
 
@@ -53,8 +54,13 @@ def test_soa_resamples_image_class_pairs_on_the_percent_scale() -> None:
             dets[i, 0] = [0, 0, 5, 5, 0.9, 1]
         if rng.random() < 0.5:
             dets[i, 1] = [0, 0, 5, 5, 0.9, 2]
-    ctx = MetricContext(subset="soa", records=recs, samples=_samples(recs, 1),
-                        gen_features={"detector.detections": dets}, extra={"class_names": NAMES})
+    ctx = MetricContext(
+        subset="soa",
+        records=recs,
+        samples=_samples(recs, 1),
+        gen_features={"detector.detections": dets},
+        extra={"class_names": NAMES},
+    )
     for mid in ("soa_c", "soa_i"):
         mv = get_metric(mid).compute(ctx, {})
         assert 0.0 < mv.value < 100.0 and _identity(mv, 9) == pytest.approx(mv.value, rel=1e-12)
@@ -64,17 +70,25 @@ def test_soa_resamples_image_class_pairs_on_the_percent_scale() -> None:
 
 def test_pa_groups_by_word_and_clip_score_floor() -> None:
     words = ["left", "right", "above"]
-    recs = [Record(f"r{i}", f"a {words[i % 3]} b", positional_word=words[i % 3], counter_caption=f"c {i}")
-            for i in range(12)]
+    recs = [
+        Record(f"r{i}", f"a {words[i % 3]} b", positional_word=words[i % 3], counter_caption=f"c {i}")
+        for i in range(12)
+    ]
     rng = np.random.default_rng(1)
-    texts = {t: v / np.linalg.norm(v) for t, v in ((t, rng.normal(size=8)) for r in recs
-                                                  for t in (r.caption, r.counter_caption, "A photo depicts " + r.caption))}
+    texts = {
+        t: v / np.linalg.norm(v)
+        for t, v in (
+            (t, rng.normal(size=8))
+            for r in recs
+            for t in (r.caption, r.counter_caption, "A photo depicts " + r.caption)
+        )
+    }
     img = rng.normal(size=(24, 8)).astype(np.float32)
     img /= np.linalg.norm(img, axis=1, keepdims=True)
-    ctx = MetricContext(subset="pa", records=recs, samples=_samples(recs, 2), gen_features={"clip.image": img},
-                        text_features=texts)
-    for mid, params in (("pa", {}), ("clip_score", {"convention": "torchmetrics", "prefix": ""}),
-                        ("clip_score", {})):
+    ctx = MetricContext(
+        subset="pa", records=recs, samples=_samples(recs, 2), gen_features={"clip.image": img}, text_features=texts
+    )
+    for mid, params in (("pa", {}), ("clip_score", {"convention": "torchmetrics", "prefix": ""}), ("clip_score", {})):
         mv = get_metric(mid).compute(ctx, params)
         assert _identity(mv, 12) == pytest.approx(mv.value, rel=1e-12), (mid, params)
 
@@ -87,8 +101,13 @@ def test_o_is_replicates_visit_crops_in_the_feature_pass_order() -> None:
     rng = np.random.default_rng(2)
     owner = np.repeat(np.argsort(rank, kind="stable"), 4)  # crops grouped by sample, in feature-pass order
     logits = (rng.normal(size=(24, 7)) * 3).astype(np.float32)
-    ctx = MetricContext(subset="realism", records=recs, samples=_samples(recs, 1), sample_rank=rank,
-                        gen_features={"crops.logits_unbiased": logits, "crops.owner": owner})
+    ctx = MetricContext(
+        subset="realism",
+        records=recs,
+        samples=_samples(recs, 1),
+        sample_rank=rank,
+        gen_features={"crops.logits_unbiased": logits, "crops.owner": owner},
+    )
     mv = get_metric("o_is").compute(ctx, {"splits": 5})
     assert _identity(mv, 6) == mv.value
     shuffled = MetricContext(**{**ctx.__dict__, "sample_rank": None})
@@ -139,8 +158,9 @@ def test_interval_shrinks_with_more_prompts() -> None:
     for n in (20, 200):
         recs = [Record(f"p{i}", "c") for i in range(n)]
         mv = _mean_metric(np.random.default_rng(n).normal(size=2 * n), n)
-        reps, _ = replicate_metrics({"clip_score": mv}, {"clip_score": "realism"}, {"realism": recs},
-                                    BootstrapSpec(replicates=300))
+        reps, _ = replicate_metrics(
+            {"clip_score": mv}, {"clip_score": "realism"}, {"realism": recs}, BootstrapSpec(replicates=300)
+        )
         widths.append(np.percentile(reps["clip_score"], 97.5) - np.percentile(reps["clip_score"], 2.5))
     assert widths[1] < 0.6 * widths[0]
 

@@ -5,6 +5,7 @@ identity resample and gets replicates; the leaderboard's intervals, paired tests
 run folders only — with the feature cache deleted, and with a detector namespace that carries a suffix (the
 ``-amp16`` of fp16 CUDA features), which the old cache-reading code rebuilt by string and missed.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,26 @@ from tise_bench.runner import run
 
 def _cfg(cache, results, *extra):
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose("config", overrides=[
-            "backbones=random", "backbones.device=cpu", f"paths.cache_dir={cache}", f"paths.results_dir={results}",
-            "data.n_prompts=6", "data.image_size=48", "progress=false", "print_table=false",
-            "metrics.params.o_is.splits=2", "bootstrap.replicates=300", "bootstrap.replicates_features=40",
-            "backbones.detector.imgsz=160", "model.suite=[faithful,noisy]",
-            "metrics.ids=[clip_score,clip_rp,is,is_star,fid,soa_c,soa_i,o_is,ca,pa]", *extra])
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={results}",
+                "data.n_prompts=6",
+                "data.image_size=48",
+                "progress=false",
+                "print_table=false",
+                "metrics.params.o_is.splits=2",
+                "bootstrap.replicates=300",
+                "bootstrap.replicates_features=40",
+                "backbones.detector.imgsz=160",
+                "model.suite=[faithful,noisy]",
+                "metrics.ids=[clip_score,clip_rp,is,is_star,fid,soa_c,soa_i,o_is,ca,pa]",
+                *extra,
+            ],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +81,16 @@ def test_every_metric_with_a_value_has_replicates(runs):
 
 def test_same_prompts_same_seed_pair_and_prefix_draws(runs, tmp_path):
     data_dir, _ = runs
-    lb, _ = build(LeaderboardOptions(data="demo", results_dir=data_dir.parent, bootstrap=100, metrics=["clip_score", "fid"],
-                                     aspects={"relevance": ["clip_score"], "realism": ["fid"]}, formats=["json"]))
+    lb, _ = build(
+        LeaderboardOptions(
+            data="demo",
+            results_dir=data_dir.parent,
+            bootstrap=100,
+            metrics=["clip_score", "fid"],
+            aspects={"relevance": ["clip_score"], "realism": ["fid"]},
+            formats=["json"],
+        )
+    )
     b = lb["bootstrap"]
     assert b["skipped"] == {} and b["unpaired_metrics"] == [] and b["seed"] == 0
     assert b["replicates"] == {"clip_score": 100, "fid": 40} and b["n_rank"] == 40
@@ -80,8 +103,17 @@ def test_same_prompts_same_seed_pair_and_prefix_draws(runs, tmp_path):
 
 def test_drilldown_reads_the_runs_detections(runs):
     data_dir, _ = runs
-    lb, _ = build(LeaderboardOptions(data="demo", results_dir=data_dir.parent, drilldown="faithful", drilldown_n=6,
-                                     metrics=["clip_score"], aspects={"relevance": ["clip_score"]}, formats=["json"]))
+    lb, _ = build(
+        LeaderboardOptions(
+            data="demo",
+            results_dir=data_dir.parent,
+            drilldown="faithful",
+            drilldown_n=6,
+            metrics=["clip_score"],
+            aspects={"relevance": ["clip_score"]},
+            formats=["json"],
+        )
+    )
     dd = lb["drilldown"]
     assert "note" not in dd and len(dd["samples"]) == 6
     with np.load(data_dir / "faithful" / "detections.npz", allow_pickle=False) as z:
@@ -99,7 +131,15 @@ def test_unpaired_when_another_seed(runs, tmp_path):
     mj = json.loads((other / "noisy" / "metrics.json").read_text())
     mj["bootstrap"]["seed"] = 7  # as a run with bootstrap.seed=7 records it
     (other / "noisy" / "metrics.json").write_text(json.dumps(mj))
-    lb, _ = build(LeaderboardOptions(data="demo", results_dir=tmp_path, bootstrap=50, metrics=["clip_score"],
-                                     aspects={"relevance": ["clip_score"]}, formats=["json"]))
+    lb, _ = build(
+        LeaderboardOptions(
+            data="demo",
+            results_dir=tmp_path,
+            bootstrap=50,
+            metrics=["clip_score"],
+            aspects={"relevance": ["clip_score"]},
+            formats=["json"],
+        )
+    )
     assert lb["bootstrap"]["unpaired_metrics"] == ["clip_score"] and lb["paired"] == []
     assert lb["bootstrap"]["seed"] == [0, 7]

@@ -1,4 +1,5 @@
 """tise_bench — the TISE bag of text-to-image metrics from one command, through one cached feature pass."""
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """``python -m tise_bench [overrides]`` — thin Hydra entry point around :func:`tise_bench.runner.run`."""
+
 from __future__ import annotations
 
 import sys

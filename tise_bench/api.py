@@ -4,6 +4,7 @@ Returns the same :class:`~tise_bench.results.EvalResult` as the CLI through the 
 config composed with overrides, then :func:`tise_bench.runner.evaluate_config`; only the eval set is built
 in memory (in-memory images are written losslessly as PNG into the cache and found by id).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,9 @@ def _to_pil(img: Any) -> Image.Image:
         pass
     arr = np.asarray(img)
     if arr.dtype != np.uint8:
-        raise ConfigError(f"in-memory images must be PIL images, uint8 HxWxC arrays or [0,1] float tensors; got {arr.dtype}")
+        raise ConfigError(
+            f"in-memory images must be PIL images, uint8 HxWxC arrays or [0,1] float tensors; got {arr.dtype}"
+        )
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return Image.fromarray(arr).convert("RGB")
@@ -56,7 +59,9 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
         buf = io.BytesIO()
         _to_pil(img).save(buf, format="PNG")
         blobs.append(buf.getvalue())
-    digest = hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blobs) + "|".join(ids).encode()).hexdigest()[:20]
+    digest = hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blobs) + "|".join(ids).encode()).hexdigest()[
+        :20
+    ]
     folder = root / "api-images" / digest
     if not folder.is_dir():
         tmp = folder.with_name(f".{digest}.{os.getpid()}.tmp")
@@ -74,19 +79,34 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
 NO_REPLICATES = {"replicates": 0, "replicates_features": 0}
 
 #: What to do when ``metrics=[...]`` asks for a metric the inputs cannot support (printed by :func:`plan`).
-UNSUPPORTED_FIX = ("give what is missing (references=[...] or reference_stats=<npz> for FID; a manifest whose records "
-                   "carry the fields), or leave these out of metrics=[...] (metrics=None computes the default metrics "
-                   "the inputs support and lists the others in provenance['not_applicable'])")
+UNSUPPORTED_FIX = (
+    "give what is missing (references=[...] or reference_stats=<npz> for FID; a manifest whose records "
+    "carry the fields), or leave these out of metrics=[...] (metrics=None computes the default metrics "
+    "the inputs support and lists the others in provenance['not_applicable'])"
+)
 
 
-def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None = None, *,
-             manifest: str | Path | None = None, references: Sequence[Any] | None = None,
-             ids: Sequence[str] | None = None, metrics: Sequence[str] | None = None,
-             params: dict[str, dict[str, Any]] | None = None, backbones: str | dict[str, Any] = "real",
-             cache_dir: str | Path | None = None, name: str = "model", data_name: str = "custom",
-             reference_stats: str | None = None, on_mismatch: str = "fail", batch_size: int = 32,
-             device: str | None = None, write_to: str | Path | None = None,
-             crops: dict[str, Any] | None = None, bootstrap: dict[str, int] | None = None) -> EvalResult:
+def evaluate(
+    images: str | Path | Sequence[Any],
+    captions: Sequence[str] | None = None,
+    *,
+    manifest: str | Path | None = None,
+    references: Sequence[Any] | None = None,
+    ids: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    backbones: str | dict[str, Any] = "real",
+    cache_dir: str | Path | None = None,
+    name: str = "model",
+    data_name: str = "custom",
+    reference_stats: str | None = None,
+    on_mismatch: str = "fail",
+    batch_size: int = 32,
+    device: str | None = None,
+    write_to: str | Path | None = None,
+    crops: dict[str, Any] | None = None,
+    bootstrap: dict[str, int] | None = None,
+) -> EvalResult:
     """Score images against captions with the TISE metrics.
 
     ``images``: a folder of ``<id>.png`` files (with ``manifest`` or ``captions`` + ``ids``) or a sequence of
@@ -106,10 +126,21 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     same function (:func:`tise_bench.runner.evaluate_config`). A ``backbones`` dict replaces the whole group;
     ``cache_dir`` None uses ``paths.cache_dir`` ($TISE_CACHE_DIR, else ~/.cache/tise_bench).
     """
-    cfg = _config(metrics=metrics, params=params, backbones=backbones, cache_dir=cache_dir, name=name,
-                  data_name=data_name, manifest=manifest, reference_stats=reference_stats, on_mismatch=on_mismatch,
-                  batch_size=batch_size, device=device, crops=crops,
-                  bootstrap=bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES)
+    cfg = _config(
+        metrics=metrics,
+        params=params,
+        backbones=backbones,
+        cache_dir=cache_dir,
+        name=name,
+        data_name=data_name,
+        manifest=manifest,
+        reference_stats=reference_stats,
+        on_mismatch=on_mismatch,
+        batch_size=batch_size,
+        device=device,
+        crops=crops,
+        bootstrap=bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES,
+    )
     cache = Path(OmegaConf.select(cfg, "paths.cache_dir", throw_on_resolution_failure=True))
     if manifest is not None:
         records = load_manifest(manifest)
@@ -143,10 +174,22 @@ def evaluate(images: str | Path | Sequence[Any], captions: Sequence[str] | None 
     return result
 
 
-def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] | None,
-            backbones: str | dict[str, Any], cache_dir: str | Path | None, name: str, data_name: str,
-            manifest: str | Path | None, reference_stats: str | None, on_mismatch: str, batch_size: int,
-            device: str | None, crops: dict[str, Any] | None, bootstrap: dict[str, int] | None = None) -> DictConfig:
+def _config(
+    *,
+    metrics: Sequence[str] | None,
+    params: dict[str, dict[str, Any]] | None,
+    backbones: str | dict[str, Any],
+    cache_dir: str | Path | None,
+    name: str,
+    data_name: str,
+    manifest: str | Path | None,
+    reference_stats: str | None,
+    on_mismatch: str,
+    batch_size: int,
+    device: str | None,
+    crops: dict[str, Any] | None,
+    bootstrap: dict[str, int] | None = None,
+) -> DictConfig:
     """The CLI's config (:func:`tise_bench.config_schema.compose`) for :func:`evaluate`'s arguments.
 
     Group choices are Hydra overrides; values are merged over the composed config, so the schema checks them
@@ -158,10 +201,16 @@ def _config(*, metrics: Sequence[str] | None, params: dict[str, dict[str, Any]] 
     choice = backbones if isinstance(backbones, str) else "real"
     cfg = compose([f"backbones={choice}", "model=folder", "data=custom"])
     values: dict[str, Any] = {
-        "on_mismatch": on_mismatch, "on_unsupported": "skip" if metrics is None else "fail",
-        "batch_size": batch_size, "progress": False, "print_table": False,
-        "data": {"name": data_name, "manifest": None if manifest is None else str(manifest),
-                 "reference_stats": reference_stats},
+        "on_mismatch": on_mismatch,
+        "on_unsupported": "skip" if metrics is None else "fail",
+        "batch_size": batch_size,
+        "progress": False,
+        "print_table": False,
+        "data": {
+            "name": data_name,
+            "manifest": None if manifest is None else str(manifest),
+            "reference_stats": reference_stats,
+        },
         "model": {"name": name, "samples_dir": None},
         "metrics": {"params": params or {}, "crops": crops or {}, **({"ids": list(metrics)} if metrics else {})},
     }

@@ -16,6 +16,7 @@ value (relative :data:`IDENTITY_RTOL`); otherwise — and for metrics that defin
 recorded under ``bootstrap.skipped`` in ``metrics.json``. Replicates go to ``bootstrap.npz`` (one float64 array
 per metric id) beside ``metrics.json``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,12 +58,15 @@ class BootstrapSpec:
         c = dict(cfg or {})
         unknown = sorted(set(c) - {"replicates", "replicates_features", "seed"})
         if unknown:
-            raise ConfigError(f"bootstrap.{unknown[0]} is not a bootstrap option; valid: replicates, "
-                              "replicates_features, seed")
+            raise ConfigError(
+                f"bootstrap.{unknown[0]} is not a bootstrap option; valid: replicates, replicates_features, seed"
+            )
         spec = cls(**{k: int(v) for k, v in c.items() if v is not None})
         if spec.replicates < 0 or spec.replicates_features < 0:
-            raise ConfigError(f"bootstrap.replicates={spec.replicates}, bootstrap.replicates_features="
-                              f"{spec.replicates_features}: counts must be ≥ 0 (0 = no replicates)")
+            raise ConfigError(
+                f"bootstrap.replicates={spec.replicates}, bootstrap.replicates_features="
+                f"{spec.replicates_features}: counts must be ≥ 0 (0 = no replicates)"
+            )
         return spec
 
     def count(self, kind: str) -> int:
@@ -79,9 +83,12 @@ def draws(key: str, n_prompts: int, n: int, seed: int) -> np.ndarray:
     return draw_prompts(n_prompts, n, np.random.default_rng([seed, zlib.crc32(key.encode())]))
 
 
-def replicate_metrics(metrics: Mapping[str, MetricValue], subsets: Mapping[str, str],
-                      records: Mapping[str, list[Record]], spec: BootstrapSpec
-                      ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def replicate_metrics(
+    metrics: Mapping[str, MetricValue],
+    subsets: Mapping[str, str],
+    records: Mapping[str, list[Record]],
+    spec: BootstrapSpec,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Replicates of every metric that defines its resampling -> (``{id: (B,) array}``, the ``bootstrap``
     section of ``metrics.json``). ``subsets``: metric id -> subset; ``records``: subset -> its records."""
     t0 = time.perf_counter()
@@ -107,18 +114,32 @@ def replicate_metrics(metrics: Mapping[str, MetricValue], subsets: Mapping[str, 
         ident = float(mv.resample(np.arange(len(recs))[None, :])[0])
         tol = IDENTITY_RTOL[mv.resample.kind]
         if not (math.isfinite(ident) and abs(ident - mv.value) <= tol * max(1.0, abs(mv.value))):
-            skipped[mid] = (f"recomputation on the identity resample gives {ident!r}, the metric {mv.value!r}: "
-                            "no replicates")
+            skipped[mid] = (
+                f"recomputation on the identity resample gives {ident!r}, the metric {mv.value!r}: no replicates"
+            )
             continue
         if key not in drawn:
             drawn[key] = draws(key, len(recs), n_max, spec.seed)
         t = time.perf_counter()
         out[mid] = np.asarray(mv.resample(drawn[key][:n]), dtype=np.float64)
-        entries[mid] = {"subset": subset, "draw_key": key, "kind": mv.resample.kind, "replicates": n,
-                        "identity": ident, "seconds": round(time.perf_counter() - t, 4)}
-    meta = {"replicates": spec.replicates, "replicates_features": spec.replicates_features, "seed": spec.seed,
-            "method": METHOD, "file": FILE if out else None, "metrics": entries, "skipped": skipped,
-            "seconds": round(time.perf_counter() - t0, 3)}
+        entries[mid] = {
+            "subset": subset,
+            "draw_key": key,
+            "kind": mv.resample.kind,
+            "replicates": n,
+            "identity": ident,
+            "seconds": round(time.perf_counter() - t, 4),
+        }
+    meta = {
+        "replicates": spec.replicates,
+        "replicates_features": spec.replicates_features,
+        "seed": spec.seed,
+        "method": METHOD,
+        "file": FILE if out else None,
+        "metrics": entries,
+        "skipped": skipped,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     if out:
         log.info("bootstrap: %d metrics × up to %d replicates in %.1f s", len(out), n_max, meta["seconds"])
     return out, meta

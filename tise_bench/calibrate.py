@@ -4,6 +4,7 @@
 [--out t.json]`` prints T and the 15-bin ECE before and after; writes a file only with ``--out``.
 ``--drop-last`` removes the last logit column (e.g. the background class of TISE's CUB classifier).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ from .errors import DataError
 from .metrics.calibration import expected_calibration_error, fit_temperature, nll, softmax
 
 
-def calibrate(path: str | Path, logits_key: str = "logits", labels_key: str = "labels",
-              drop_last: bool = False, n_bins: int = 15) -> dict[str, Any]:
+def calibrate(
+    path: str | Path, logits_key: str = "logits", labels_key: str = "labels", drop_last: bool = False, n_bins: int = 15
+) -> dict[str, Any]:
     """Load ``path`` (.npz), fit T, and return {temperature, ece_before, ece_after, nll_before, nll_after, n}."""
     path = Path(path)
     if not path.is_file():
@@ -27,17 +29,23 @@ def calibrate(path: str | Path, logits_key: str = "logits", labels_key: str = "l
     with np.load(path) as data:
         for key in (logits_key, labels_key):
             if key not in data:
-                raise DataError(f"{path} has no array {key!r} (it has {sorted(data.files)}); "
-                                "choose with --logits-key / --labels-key")
+                raise DataError(
+                    f"{path} has no array {key!r} (it has {sorted(data.files)}); "
+                    "choose with --logits-key / --labels-key"
+                )
         z, y = np.asarray(data[logits_key], dtype=np.float64), np.asarray(data[labels_key])
     if drop_last:
         z = z[:, :-1]
     t = fit_temperature(z, y)
     return {
-        "temperature": t, "n": int(z.shape[0]), "n_classes": int(z.shape[1]), "n_bins": n_bins,
+        "temperature": t,
+        "n": int(z.shape[0]),
+        "n_classes": int(z.shape[1]),
+        "n_bins": n_bins,
         "ece_before": expected_calibration_error(softmax(z), y, n_bins),
         "ece_after": expected_calibration_error(softmax(z, t), y, n_bins),
-        "nll_before": nll(z, y), "nll_after": nll(z, y, t),
+        "nll_before": nll(z, y),
+        "nll_after": nll(z, y, t),
     }
 
 

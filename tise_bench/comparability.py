@@ -19,6 +19,7 @@ for O-FID, IS* with the TF 2015-12-05 Inception (the weights of inception-v3-com
 0.9091363549232483 over 10 contiguous splits, a CountSeg counter for CA, DAMSM encoders for CUB's RP, and a
 bird-fine-tuned Inception with T = 0.5980541706085205 for CUB's IS*.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,19 @@ TISE_OBJECT_T = TISE_OBJECT_TEMPERATURE
 TISE_BIRD_T = BIRD_TEMPERATURE
 TISE_DETECTOR = "detectron2 Mask R-CNN R50-FPN 3x"
 #: extras a metric reports that change its value (copied into ``comparability``)
-_EXTRA_KEYS = ("convention", "prefix", "temperature", "threshold", "classifier", "fallback", "split_mode",
-               "network", "feature", "empty_images", "aggregation")
+_EXTRA_KEYS = (
+    "convention",
+    "prefix",
+    "temperature",
+    "threshold",
+    "classifier",
+    "fallback",
+    "split_mode",
+    "network",
+    "feature",
+    "empty_images",
+    "aggregation",
+)
 #: parameters that never change the value
 _IGNORED_PARAMS = {"subset"}
 
@@ -100,9 +112,15 @@ def _close(a: Any, b: float) -> bool:
         return False
 
 
-def tise_divergences(metric_id: str, params: Mapping[str, Any], mv: MetricValue, backbones: Mapping[str, Any],
-                     *, domain: str | None = None, crop_spec: Any = None
-                     ) -> list[str] | str:
+def tise_divergences(
+    metric_id: str,
+    params: Mapping[str, Any],
+    mv: MetricValue,
+    backbones: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+    crop_spec: Any = None,
+) -> list[str] | str:
     """-> the divergences from TISE's protocol for one metric value (``[]`` = TISE exactly), or a string
     naming the reference for metrics TISE does not define."""
     ex = mv.extras or {}
@@ -118,8 +136,10 @@ def tise_divergences(metric_id: str, params: Mapping[str, Any], mv: MetricValue,
     if metric_id == "is":
         return "not in TISE (TISE reports IS*); follows torch-fidelity"
     if metric_id == "fid":
-        return ("not comparable to TISE's FID: torch-fidelity inception-v3-compat pool3 "
-                "(TISE: torchvision ImageNet Inception, non-standard normalisation)")
+        return (
+            "not comparable to TISE's FID: torch-fidelity inception-v3-compat pool3 "
+            "(TISE: torchvision ImageNet Inception, non-standard normalisation)"
+        )
     if metric_id == "is_star":
         if cub:
             if ex.get("network") != "bird_classifier":
@@ -190,17 +210,28 @@ def _scalar(v: Any) -> Any:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-def comparability(metric_id: str, spec: Any, params: Mapping[str, Any], mv: MetricValue,
-                  backbones: Mapping[str, Any], *, domain: str | None = None, eval_set: str | None = None,
-                  crop_spec: Any = None, reference: str | None = None) -> tuple[str, dict[str, Any]]:
+def comparability(
+    metric_id: str,
+    spec: Any,
+    params: Mapping[str, Any],
+    mv: MetricValue,
+    backbones: Mapping[str, Any],
+    *,
+    domain: str | None = None,
+    eval_set: str | None = None,
+    crop_spec: Any = None,
+    reference: str | None = None,
+) -> tuple[str, dict[str, Any]]:
     """-> (protocol, comparability fields) for one metric value."""
     needs = spec.needs_for(dict(params)) if hasattr(spec, "needs_for") else spec.needs
     used = {b: backbones[b] for b in _backbone_of_needs(needs, backbones)}  # only the networks this metric read
-    protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain,
-                                                crop_spec=crop_spec))
+    protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain, crop_spec=crop_spec))
     # the metric's definition version: a definition change (bumped version) is never ranked against the old one
-    fields: dict[str, Any] = {"unit": getattr(spec, "unit", None), "protocol": protocol,
-                              "version": getattr(spec, "version", None)}
+    fields: dict[str, Any] = {
+        "unit": getattr(spec, "unit", None),
+        "protocol": protocol,
+        "version": getattr(spec, "version", None),
+    }
     for b in used:
         if b == "object_classifier" and (mv.extras or {}).get("fallback", False):
             continue
@@ -229,8 +260,7 @@ def eval_domain(evalset: EvalSet) -> str | None:
     return str(evalset.domain).lower() if evalset.domain else None
 
 
-def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int],
-                      uses_stats: bool) -> str:
+def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dict[str, int], uses_stats: bool) -> str:
     """What a reference-based metric compared against: the stats file (hash + extractor) when the metric reads
     statistics and a file is given, else the reference images (KID, CLIP-I2I, O-FID always read images)."""
     if evalset.reference_stats and uses_stats:
@@ -240,8 +270,17 @@ def _reference_source(evalset: EvalSet, recs: list, shas: list[str], row_of: dic
     return "images:" + hashlib.sha256(",".join(refs).encode()).hexdigest()[:16]
 
 
-def record_comparability(result: EvalResult, chosen, params, metrics, backbones, evalset: EvalSet,
-                         crops: CropRequest | None, shas: list[str], row_of: dict[str, int]) -> None:
+def record_comparability(
+    result: EvalResult,
+    chosen,
+    params,
+    metrics,
+    backbones,
+    evalset: EvalSet,
+    crops: CropRequest | None,
+    shas: list[str],
+    row_of: dict[str, int],
+) -> None:
     """``protocol`` and ``comparability`` of every metric entry (see :mod:`tise_bench.comparability`)."""
     domain = eval_domain(evalset)
     subset_hash: dict[str, str] = {}  # one content hash per subset, not per metric (30k records each)
@@ -260,7 +299,15 @@ def record_comparability(result: EvalResult, chosen, params, metrics, backbones,
             if (subset, uses_stats) not in ref_source:
                 ref_source[subset, uses_stats] = _reference_source(evalset, recs, shas, row_of, uses_stats)
             ref = ref_source[subset, uses_stats]
-        protocol, fields = comparability(spec.id, spec, dict(params.get(spec.id) or {}), mv, backbones,
-                                         domain=domain, eval_set=subset_hash[subset],
-                                         crop_spec=crops.spec if crops is not None else None, reference=ref)
+        protocol, fields = comparability(
+            spec.id,
+            spec,
+            dict(params.get(spec.id) or {}),
+            mv,
+            backbones,
+            domain=domain,
+            eval_set=subset_hash[subset],
+            crop_spec=crops.spec if crops is not None else None,
+            reference=ref,
+        )
         result.meta.setdefault(spec.id, {}).update({"protocol": protocol, "comparability": fields})

@@ -23,6 +23,7 @@ Where the defaults live (one place each):
 The TISE baselines (:data:`TISE_BASELINES`) are generated options of the ``model`` group: ``model=dfgan``
 is ``name: dfgan``, ``samples_dir: ${paths.samples_root}/dfgan/${data.name}``.
 """
+
 from __future__ import annotations
 
 import typing
@@ -50,8 +51,20 @@ from .features.decode import DEFAULT_MAX_PIXELS
 SCHEMA_NAME = "tise_schema"
 
 #: TISE's baselines (``model=<name>``; images in ``${paths.samples_root}/<name>/${data.name}``).
-TISE_BASELINES = ("attngan", "attngan_plus", "dmgan", "cpgan", "drgan", "dfgan", "stackgan", "objgan", "opgan",
-                  "xmcgan", "lafite", "sd15")
+TISE_BASELINES = (
+    "attngan",
+    "attngan_plus",
+    "dmgan",
+    "cpgan",
+    "drgan",
+    "dfgan",
+    "stackgan",
+    "objgan",
+    "opgan",
+    "xmcgan",
+    "lafite",
+    "sd15",
+)
 
 
 def _mutable(cls: type, name: str | None = None) -> type:
@@ -161,21 +174,24 @@ def backbones_schema() -> type:
 @cache
 def schema() -> type:
     """The whole config: top-level switches, then the groups."""
-    return make_dataclass("TiseConfig", [
-        ("on_mismatch", str, field(default=REQUIRED)),
-        ("on_bad_image", str, field(default=REQUIRED)),
-        ("on_unsupported", str, field(default=REQUIRED)),
-        ("batch_size", int, field(default=REQUIRED)),
-        ("max_pixels", Optional[int], field(default=DEFAULT_MAX_PIXELS)),  # null disables the guard
-        ("progress", bool, field(default=REQUIRED)),
-        ("print_table", bool, field(default=REQUIRED)),
-        ("bootstrap", BootstrapConfig, field(default_factory=BootstrapConfig)),
-        ("paths", PathsConfig, field(default_factory=PathsConfig)),
-        ("data", DataConfig, field(default_factory=DataConfig)),
-        ("model", ModelConfig, field(default_factory=ModelConfig)),
-        ("backbones", backbones_schema(), field(default_factory=backbones_schema())),
-        ("metrics", MetricsConfig, field(default_factory=MetricsConfig)),
-    ])
+    return make_dataclass(
+        "TiseConfig",
+        [
+            ("on_mismatch", str, field(default=REQUIRED)),
+            ("on_bad_image", str, field(default=REQUIRED)),
+            ("on_unsupported", str, field(default=REQUIRED)),
+            ("batch_size", int, field(default=REQUIRED)),
+            ("max_pixels", Optional[int], field(default=DEFAULT_MAX_PIXELS)),  # null disables the guard
+            ("progress", bool, field(default=REQUIRED)),
+            ("print_table", bool, field(default=REQUIRED)),
+            ("bootstrap", BootstrapConfig, field(default_factory=BootstrapConfig)),
+            ("paths", PathsConfig, field(default_factory=PathsConfig)),
+            ("data", DataConfig, field(default_factory=DataConfig)),
+            ("model", ModelConfig, field(default_factory=ModelConfig)),
+            ("backbones", backbones_schema(), field(default_factory=backbones_schema())),
+            ("metrics", MetricsConfig, field(default_factory=MetricsConfig)),
+        ],
+    )
 
 
 def baseline(name: str) -> ModelConfig:
@@ -214,5 +230,13 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         Singleton._instances.update(saved)
 
 
-__all__ = ["SCHEMA_NAME", "TISE_BASELINES", "baseline", "backbones_schema", "compose", "metric_params_schema",
-           "register", "schema"]
+__all__ = [
+    "SCHEMA_NAME",
+    "TISE_BASELINES",
+    "baseline",
+    "backbones_schema",
+    "compose",
+    "metric_params_schema",
+    "register",
+    "schema",
+]

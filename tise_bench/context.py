@@ -3,6 +3,7 @@
 Everything here is already computed (by the FeatureBank in one pass); a metric only does arithmetic.
 Arrays returned by :meth:`gen` are aligned with ``samples``; :meth:`ref` with ``ref_records``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,27 +45,47 @@ class MetricContext:
     def sample_record(self) -> np.ndarray:
         return np.asarray([s.record_index for s in self.samples], dtype=np.int64)
 
-    def mean_resampler(self, values: np.ndarray, *, rows: Any = None, groups: Any = None, row_weight: Any = None,
-                       scale: float = 1.0, floor: float | None = None) -> MeanResampler:
+    def mean_resampler(
+        self,
+        values: np.ndarray,
+        *,
+        rows: Any = None,
+        groups: Any = None,
+        row_weight: Any = None,
+        scale: float = 1.0,
+        floor: float | None = None,
+    ) -> MeanResampler:
         """Resampling of a mean-type metric: ``values`` per row, row ``i`` belonging to sample ``rows[i]``
         (default: one row per sample); ``groups`` labels (words, classes) for an unweighted mean over groups."""
         owner = self.sample_record if rows is None else self.sample_record[np.asarray(rows, dtype=np.int64)]
         g = None if groups is None else np.unique(np.asarray([str(x) for x in groups]), return_inverse=True)[1]
-        return MeanResampler(values=np.asarray(values, dtype=np.float64), prompt_of_row=owner,
-                             n_prompts=len(self.records), groups=g,
-                             row_weight=None if row_weight is None else np.asarray(row_weight, dtype=np.float64),
-                             scale=float(scale), floor=floor)
+        return MeanResampler(
+            values=np.asarray(values, dtype=np.float64),
+            prompt_of_row=owner,
+            n_prompts=len(self.records),
+            groups=g,
+            row_weight=None if row_weight is None else np.asarray(row_weight, dtype=np.float64),
+            scale=float(scale),
+            floor=floor,
+        )
 
     def rows_resampler(self, score: Callable[[np.ndarray], float], kind: str, *, crops: bool = False) -> RowsResampler:
         """Resampling of a set-level metric: ``score(rows)`` on the resampled samples' rows, or on their object
         crops' rows (``crops``: rows of ``crops.*``, visited in the feature pass's order)."""
-        return RowsResampler(score=score, prompt_of_sample=self.sample_record, n_prompts=len(self.records), kind=kind,
-                             member_owner=self.gen("crops.owner").astype(np.int64) if crops else None,
-                             sample_rank=self.sample_rank if crops else None)
+        return RowsResampler(
+            score=score,
+            prompt_of_sample=self.sample_record,
+            n_prompts=len(self.records),
+            kind=kind,
+            member_owner=self.gen("crops.owner").astype(np.int64) if crops else None,
+            sample_rank=self.sample_rank if crops else None,
+        )
 
     def gen(self, key: str) -> np.ndarray:
         if key not in self.gen_features:
-            raise KeyError(f"feature {key!r} was not extracted for subset {self.subset!r}; declare it in the metric's needs")
+            raise KeyError(
+                f"feature {key!r} was not extracted for subset {self.subset!r}; declare it in the metric's needs"
+            )
         return self.gen_features[key]
 
     def ref(self, key: str) -> np.ndarray:

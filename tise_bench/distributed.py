@@ -8,6 +8,7 @@ are those of a single-process run: the features are the same, only who computed 
 
 Without ``WORLD_SIZE>1`` in the environment (a plain ``python -m tise_bench``) nothing here does anything.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -43,7 +44,7 @@ class Dist:
 
     def shard(self, items: list) -> list:
         """This rank's share of ``items`` (strided, so every rank gets a similar mix)."""
-        return items[self.rank::self.world_size]
+        return items[self.rank :: self.world_size]
 
     def barrier(self) -> None:
         if not self.enabled:
@@ -74,8 +75,7 @@ def init_from_env(device: str = "auto") -> Dist:
     if not td.is_initialized():
         # One group per process, torn down at exit, not per run: under ``-m`` the runs of a sweep follow one
         # another in each rank, and rank 1 may reach the next run's barrier while rank 0 still writes.
-        td.init_process_group(backend="nccl" if cuda else "gloo",
-                              timeout=datetime.timedelta(seconds=_TIMEOUT_S))
+        td.init_process_group(backend="nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=_TIMEOUT_S))
         atexit.register(_destroy)
     d = Dist(rank=td.get_rank(), world_size=td.get_world_size(), local_rank=local, backend=td.get_backend())
     log.info("distributed: rank %d of %d (backend %s)", d.rank, d.world_size, d.backend)
@@ -107,8 +107,13 @@ def extract_shard(bank, paths: list[str], needs: dict[str, set[str]], *, on_bad:
     before = _images_forwarded(bank)
     try:
         bank.images(mine, needs, on_bad=on_bad, crops=crops)
-        log.info("distributed: rank %d extracted its shard of %d/%d images (%d backbone forwards)",
-                 dist.rank, len(mine), len(paths), _images_forwarded(bank) - before)
+        log.info(
+            "distributed: rank %d extracted its shard of %d/%d images (%d backbone forwards)",
+            dist.rank,
+            len(mine),
+            len(paths),
+            _images_forwarded(bank) - before,
+        )
     except Exception as e:  # noqa: BLE001 - re-raised by rank 0's full pass, see docstring
         log.warning("distributed: rank %d could not extract its shard (%s); rank 0 will redo it", dist.rank, e)
     dist.barrier()

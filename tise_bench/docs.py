@@ -14,6 +14,7 @@ when a file differs from what the registry renders (``tests/test_docs_drift.py``
 The "definition" cell is the metric's one-line summary: ``spec.summary`` when the registry carries one,
 else the first sentence of its description (the metric function's docstring unless given at registration).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ from .registry import MetricSpec, all_metrics
 
 BEGIN = "<!-- metrics-table:begin -->"
 END = "<!-- metrics-table:end -->"
-NOTICE = ("<!-- generated from tise_bench.registry by `python -m tise_bench.docs --write`: "
-          "edit the metric's registration or docstring, not this table -->")
+NOTICE = (
+    "<!-- generated from tise_bench.registry by `python -m tise_bench.docs --write`: "
+    "edit the metric's registration or docstring, not this table -->"
+)
 #: Words whose trailing period does not end a sentence (``et al. 2021``, ``e.g. FID``).
 _ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "approx", "resp")
 
@@ -87,15 +90,17 @@ def params_cell(spec: MetricSpec) -> str:
 
 def render_cards_table(specs: Iterable[MetricSpec]) -> str:
     """The table at the top of ``metrics/README.md``."""
-    return _table(("id", "display", "↑/↓", "subset", "unit", "version", "parameters (defaults)", "citation"),
-                  ((s.id, s.display, _arrow(s), s.subset, s.unit, s.version, params_cell(s), s.citation)
-                   for s in specs))
+    return _table(
+        ("id", "display", "↑/↓", "subset", "unit", "version", "parameters (defaults)", "citation"),
+        ((s.id, s.display, _arrow(s), s.subset, s.unit, s.version, params_cell(s), s.citation) for s in specs),
+    )
 
 
 def render_readme_table(specs: Iterable[MetricSpec]) -> str:
     """The table of the README's "Metrics" section."""
-    return _table(("id", "display", "direction", "definition"),
-                  ((f"`{s.id}`", s.display, _arrow(s), summary(s)) for s in specs))
+    return _table(
+        ("id", "display", "direction", "definition"), ((f"`{s.id}`", s.display, _arrow(s), summary(s)) for s in specs)
+    )
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,13 @@ def replace_region(text: str, table: str, where: str) -> str:
     begins = [i for i, line in enumerate(lines) if line.strip() == BEGIN]
     ends = [i for i, line in enumerate(lines) if line.strip() == END]
     if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
-        raise ValueError(f"{where}: expected one line {BEGIN!r} followed by one line {END!r} around the metric "
-                         f"table, found {len(begins)} begin and {len(ends)} end marker(s); add them and run "
-                         "`python -m tise_bench.docs --write`")
+        raise ValueError(
+            f"{where}: expected one line {BEGIN!r} followed by one line {END!r} around the metric "
+            f"table, found {len(begins)} begin and {len(ends)} end marker(s); add them and run "
+            "`python -m tise_bench.docs --write`"
+        )
     body = f"{NOTICE}\n{table}\n"
-    return "".join(lines[: begins[0] + 1]) + body + "".join(lines[ends[0]:])
+    return "".join(lines[: begins[0] + 1]) + body + "".join(lines[ends[0] :])
 
 
 def expected(root: Path, specs: list[MetricSpec] | None = None) -> dict[Path, tuple[str, str]]:
@@ -127,8 +134,10 @@ def expected(root: Path, specs: list[MetricSpec] | None = None) -> dict[Path, tu
     for t in TABLES:
         path = root / t.path
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: pass --root <repository root> (the folder holding "
-                                    f"{', '.join(x.path for x in TABLES)})")
+            raise FileNotFoundError(
+                f"{path} not found: pass --root <repository root> (the folder holding "
+                f"{', '.join(x.path for x in TABLES)})"
+            )
         current = path.read_text(encoding="utf-8")
         out[path] = (current, replace_region(current, t.render(specs), str(path)))
     return out
@@ -139,8 +148,12 @@ def drift(root: Path, specs: list[MetricSpec] | None = None) -> str:
     diffs: list[str] = []
     for path, (current, new) in expected(root, specs).items():
         rel = path.relative_to(root).as_posix()
-        diffs += difflib.unified_diff(current.splitlines(keepends=True), new.splitlines(keepends=True),
-                                      f"{rel} (on disk)", f"{rel} (from the registry)")
+        diffs += difflib.unified_diff(
+            current.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"{rel} (on disk)",
+            f"{rel} (from the registry)",
+        )
     return "".join(diffs)
 
 
@@ -155,13 +168,18 @@ def write(root: Path, specs: list[MetricSpec] | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tise_bench.docs",
-                                     description="Metric tables in the docs, generated from the metric registry.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tise_bench.docs", description="Metric tables in the docs, generated from the metric registry."
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="rewrite the metric tables from the registry")
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff when a table drifted")
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
-                        help="repository root (default: the checkout this package is imported from)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parents[1],
+        help="repository root (default: the checkout this package is imported from)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.write:

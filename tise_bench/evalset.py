@@ -1,4 +1,5 @@
 """An eval set: named subsets of records (SPEC §1), from manifests, a single custom manifest or the demo."""
+
 from __future__ import annotations
 
 import zipfile
@@ -42,33 +43,51 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
     file fail here, before any image is read."""
     name = cfg.get("name")
     if not name or name == "???":
-        raise ConfigError("data.name is required (e.g. data=coco, or data=custom data.name=<name> data.manifest=<file>)")
+        raise ConfigError(
+            "data.name is required (e.g. data=coco, or data=custom data.name=<name> data.manifest=<file>)"
+        )
     kind = cfg.get("kind", "manifests")
     domain = cfg.get("domain") or None
     if domain is not None and str(domain).lower() not in DOMAINS:
-        raise ConfigError(f"data.domain={domain!r} is not valid; choose one of {', '.join(DOMAINS)} or null "
-                          f"(which of TISE's protocols applies to this eval set)")
+        raise ConfigError(
+            f"data.domain={domain!r} is not valid; choose one of {', '.join(DOMAINS)} or null "
+            f"(which of TISE's protocols applies to this eval set)"
+        )
     domain = None if domain is None else str(domain).lower()
     stats = cfg.get("reference_stats")
     if stats and not Path(stats).is_file():
-        raise DataError(f"data.reference_stats={stats} does not exist; give the .npz written by pytorch-fid/TISE "
-                        f"(arrays 'mu', 'sigma'), or unset it to compute statistics from the reference images")
+        raise DataError(
+            f"data.reference_stats={stats} does not exist; give the .npz written by pytorch-fid/TISE "
+            f"(arrays 'mu', 'sigma'), or unset it to compute statistics from the reference images"
+        )
     declared = cfg.get("reference_stats_extractor") or None
     if declared is not None:
         _known_extractor(str(declared))
         if not stats:
-            raise ConfigError(f"data.reference_stats_extractor={declared} is set but data.reference_stats is not; "
-                              f"it says what made a reference-statistics file, so give the file too (or unset it)")
+            raise ConfigError(
+                f"data.reference_stats_extractor={declared} is set but data.reference_stats is not; "
+                f"it says what made a reference-statistics file, so give the file too (or unset it)"
+            )
         declared = str(declared)
     if kind == "demo":
         from .data.demo import prepare_demo
 
-        demo = prepare_demo(Path(cfg.get("root") or Path(cache_dir) / "demo"), n_prompts=int(cfg.get("n_prompts", 40)),
-                            image_size=int(cfg.get("image_size", 128)), seed=int(cfg.get("seed", 0)))
+        demo = prepare_demo(
+            Path(cfg.get("root") or Path(cache_dir) / "demo"),
+            n_prompts=int(cfg.get("n_prompts", 40)),
+            image_size=int(cfg.get("image_size", 128)),
+            seed=int(cfg.get("seed", 0)),
+        )
         subsets = {s: load_manifest(p) for s, p in demo.manifests.items()}
-        return EvalSet(name=name, subsets=subsets, reference_stats=stats, demo_models_dir=str(demo.models_dir),
-                       sources={s: str(p) for s, p in demo.manifests.items()}, reference_stats_extractor=declared,
-                       domain=domain)
+        return EvalSet(
+            name=name,
+            subsets=subsets,
+            reference_stats=stats,
+            demo_models_dir=str(demo.models_dir),
+            sources={s: str(p) for s, p in demo.manifests.items()},
+            reference_stats_extractor=declared,
+            domain=domain,
+        )
     manifest = cfg.get("manifest")
     paths: dict[str, str] = {}
     if manifest:
@@ -80,30 +99,42 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
         raise ConfigError(f"data={name}: give data.manifest=<file.jsonl> or data.subsets.<subset>=<file.jsonl>")
     for s, p in paths.items():
         if not Path(p).is_file():
-            raise DataError(f"data={name}: manifest for subset {s!r} not found at {p}. "
-                            f"Prepare it (python -m tise_bench.prepare) or fix data.subsets.{s} / data.manifest.")
+            raise DataError(
+                f"data={name}: manifest for subset {s!r} not found at {p}. "
+                f"Prepare it (python -m tise_bench.prepare) or fix data.subsets.{s} / data.manifest."
+            )
     loaded = {s: load_manifest(p) for s, p in paths.items()}
     if "all" in loaded:  # one custom manifest serves every subset
         recs = loaded.pop("all")
         for s in SUBSETS:
             loaded.setdefault(s, recs)
-    return EvalSet(name=name, subsets=loaded, reference_stats=stats, sources=paths, reference_stats_extractor=declared,
-                   domain=domain)
+    return EvalSet(
+        name=name,
+        subsets=loaded,
+        reference_stats=stats,
+        sources=paths,
+        reference_stats_extractor=declared,
+        domain=domain,
+    )
 
 
 def _stats_array(z: Any, key: str, path: str) -> np.ndarray:
     try:
         return np.asarray(z[key], dtype=np.float64)
     except (ValueError, TypeError) as e:  # object arrays (allow_pickle=False) or non-numeric data
-        raise DataError(f"data.reference_stats={path}: array {key!r} is not numeric ({e}); write it with "
-                        f"numpy.savez(path, mu=<float array>, sigma=<float array>)") from None
+        raise DataError(
+            f"data.reference_stats={path}: array {key!r} is not numeric ({e}); write it with "
+            f"numpy.savez(path, mu=<float array>, sigma=<float array>)"
+        ) from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"data.reference_stats={path}: array {key!r} is unreadable ({e}); the file is corrupt, "
-                        f"recompute it") from None
+        raise DataError(
+            f"data.reference_stats={path}: array {key!r} is unreadable ({e}); the file is corrupt, recompute it"
+        ) from None
 
 
-def load_reference_stats(path: str, dim: int, *, extractor: str | None = None,
-                         declared: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_reference_stats(
+    path: str, dim: int, *, extractor: str | None = None, declared: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """mu/sigma from a reference-statistics .npz, validated against ``dim`` and the feature extractor.
 
     ``mu`` may be stored as ``(D,)``, ``(1, D)`` or ``(D, 1)``; ``sigma`` must be ``(D, D)``. Errors name the
@@ -118,32 +149,40 @@ def load_reference_stats(path: str, dim: int, *, extractor: str | None = None,
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"data.reference_stats={path} does not exist; give the .npz written by pytorch-fid/TISE "
-                        f"(arrays 'mu', 'sigma'), or unset it to compute statistics from the reference images")
+        raise DataError(
+            f"data.reference_stats={path} does not exist; give the .npz written by pytorch-fid/TISE "
+            f"(arrays 'mu', 'sigma'), or unset it to compute statistics from the reference images"
+        )
     try:
         z = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"data.reference_stats={path} is not a readable .npz ({e}); recompute it") from None
     if not hasattr(z, "files"):  # np.load of a .npy gives a bare array
-        raise DataError(f"data.reference_stats={path}: expected an .npz with arrays 'mu' and 'sigma', "
-                        f"got a single array of shape {getattr(z, 'shape', '?')}")
+        raise DataError(
+            f"data.reference_stats={path}: expected an .npz with arrays 'mu' and 'sigma', "
+            f"got a single array of shape {getattr(z, 'shape', '?')}"
+        )
     with z:
         if "mu" not in z.files or "sigma" not in z.files:
-            raise DataError(f"data.reference_stats={path}: expected arrays 'mu' and 'sigma' (pytorch-fid format), "
-                            f"found {z.files}")
+            raise DataError(
+                f"data.reference_stats={path}: expected arrays 'mu' and 'sigma' (pytorch-fid format), found {z.files}"
+            )
         mu, sigma = _stats_array(z, "mu", path), _stats_array(z, "sigma", path)
         made_by = _extractor_key(z, path)
     if mu.ndim == 2 and 1 in mu.shape and mu.size == dim:
         mu = mu.reshape(dim)
     if mu.shape != (dim,) or sigma.shape != (dim, dim):
-        raise DataError(f"data.reference_stats={path}: reference statistics have mu {mu.shape} / sigma {sigma.shape}, "
-                        f"expected ({dim},) / ({dim}, {dim}) for Inception pool3; recompute them with the same "
-                        f"network (2048-d pool3 of inception-v3-compat), or unset data.reference_stats to use the "
-                        f"eval set's reference images")
+        raise DataError(
+            f"data.reference_stats={path}: reference statistics have mu {mu.shape} / sigma {sigma.shape}, "
+            f"expected ({dim},) / ({dim}, {dim}) for Inception pool3; recompute them with the same "
+            f"network (2048-d pool3 of inception-v3-compat), or unset data.reference_stats to use the "
+            f"eval set's reference images"
+        )
     bad = int((~np.isfinite(mu)).sum() + (~np.isfinite(sigma)).sum())
     if bad:
-        raise DataError(f"data.reference_stats={path}: reference statistics contain {bad} NaN/inf values; "
-                        f"recompute them")
+        raise DataError(
+            f"data.reference_stats={path}: reference statistics contain {bad} NaN/inf values; recompute them"
+        )
     if extractor is not None:
         check_reference_extractor(path, made_by, declared, extractor)
     return mu, sigma
@@ -153,15 +192,24 @@ def load_reference_stats(path: str, dim: int, *, extractor: str | None = None,
 EXTRACTOR_KEY = "feature_extractor"
 TF2015_IDENT = "inception-v3-compat-tf2015"
 REFERENCE_EXTRACTORS: dict[str, tuple[bool, str]] = {
-    "torch-fidelity-inception-v3-compat": (True, "torch-fidelity's inception-v3-compat (the TF 2015 FID Inception "
-                                                 "weights, TF1-compatible resize): the network this tool uses"),
-    "pytorch-fid": (True, "pytorch-fid's FIDInceptionA.. port of the same TF 2015 FID Inception weights (it resizes "
-                          "with torch bilinear interpolation, torch-fidelity with a TF1-compatible resize: values "
-                          "differ slightly, in the decimals)"),
-    "tise-torchvision": (False, "TISE's image_realism/FID and object_fidelity/O-FID use torchvision's ImageNet "
-                                "inception_v3(pretrained=True) (not the TF 2015 FID weights), fed [0,1] images with "
-                                "torchvision's own input normalisation: its pool3 features, and so coco_val.npz / "
-                                "bird_val.npz, are not comparable with inception-v3-compat features"),
+    "torch-fidelity-inception-v3-compat": (
+        True,
+        "torch-fidelity's inception-v3-compat (the TF 2015 FID Inception "
+        "weights, TF1-compatible resize): the network this tool uses",
+    ),
+    "pytorch-fid": (
+        True,
+        "pytorch-fid's FIDInceptionA.. port of the same TF 2015 FID Inception weights (it resizes "
+        "with torch bilinear interpolation, torch-fidelity with a TF1-compatible resize: values "
+        "differ slightly, in the decimals)",
+    ),
+    "tise-torchvision": (
+        False,
+        "TISE's image_realism/FID and object_fidelity/O-FID use torchvision's ImageNet "
+        "inception_v3(pretrained=True) (not the TF 2015 FID weights), fed [0,1] images with "
+        "torchvision's own input normalisation: its pool3 features, and so coco_val.npz / "
+        "bird_val.npz, are not comparable with inception-v3-compat features",
+    ),
 }
 """Names ``data.reference_stats_extractor`` accepts for a file without a ``feature_extractor`` key:
 name -> (comparable with this tool's inception-v3-compat TF 2015 features, what made it)."""
@@ -192,9 +240,11 @@ def write_reference_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, *
 
 def _known_extractor(name: str) -> tuple[bool, str]:
     if name not in REFERENCE_EXTRACTORS:
-        raise ConfigError(f"data.reference_stats_extractor={name!r} is not known; choose one of "
-                          f"{sorted(REFERENCE_EXTRACTORS)} (what made the file), or write the file with "
-                          f"tise_bench.evalset.write_reference_stats")
+        raise ConfigError(
+            f"data.reference_stats_extractor={name!r} is not known; choose one of "
+            f"{sorted(REFERENCE_EXTRACTORS)} (what made the file), or write the file with "
+            f"tise_bench.evalset.write_reference_stats"
+        )
     return REFERENCE_EXTRACTORS[name]
 
 
@@ -206,8 +256,10 @@ def _extractor_key(z: Any, path: str) -> str | None:
     except ValueError:  # an object array (allow_pickle=False)
         v = None
     if v is None or v.dtype.kind not in "US" or v.size != 1:
-        raise DataError(f"data.reference_stats={path}: {EXTRACTOR_KEY!r} must be a single string "
-                        f"(write the file with tise_bench.evalset.write_reference_stats)")
+        raise DataError(
+            f"data.reference_stats={path}: {EXTRACTOR_KEY!r} must be a single string "
+            f"(write the file with tise_bench.evalset.write_reference_stats)"
+        )
     v = v.reshape(()).item()
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -216,27 +268,37 @@ def check_reference_extractor(path: str, made_by: str | None, declared: str | No
     """Refuse reference statistics whose feature extractor is not this run's (see :func:`load_reference_stats`)."""
     if made_by is not None:
         if declared is not None:
-            raise ConfigError(f"data.reference_stats={path} says it was made by {made_by!r} ({EXTRACTOR_KEY} key); "
-                              f"unset data.reference_stats_extractor={declared} (it is only for files without the key)")
+            raise ConfigError(
+                f"data.reference_stats={path} says it was made by {made_by!r} ({EXTRACTOR_KEY} key); "
+                f"unset data.reference_stats_extractor={declared} (it is only for files without the key)"
+            )
         if made_by != extractor:
-            raise DataError(f"data.reference_stats={path} was made by {made_by!r}, but this run's Inception is "
-                            f"{extractor!r}: FID against it would compare features of different networks. Use "
-                            f"statistics made with the same Inception weights, or unset data.reference_stats to "
-                            f"compute them from the eval set's reference images")
+            raise DataError(
+                f"data.reference_stats={path} was made by {made_by!r}, but this run's Inception is "
+                f"{extractor!r}: FID against it would compare features of different networks. Use "
+                f"statistics made with the same Inception weights, or unset data.reference_stats to "
+                f"compute them from the eval set's reference images"
+            )
         return
     if declared is None:
-        raise DataError(f"data.reference_stats={path} does not say which feature extractor made it (no "
-                        f"{EXTRACTOR_KEY!r} key). If you know, say so with data.reference_stats_extractor=<name>, "
-                        f"one of {sorted(REFERENCE_EXTRACTORS)} (TISE's coco_val.npz / bird_val.npz: "
-                        f"tise-torchvision, which is refused as not comparable); or unset data.reference_stats to "
-                        f"compute the statistics from the eval set's reference images")
+        raise DataError(
+            f"data.reference_stats={path} does not say which feature extractor made it (no "
+            f"{EXTRACTOR_KEY!r} key). If you know, say so with data.reference_stats_extractor=<name>, "
+            f"one of {sorted(REFERENCE_EXTRACTORS)} (TISE's coco_val.npz / bird_val.npz: "
+            f"tise-torchvision, which is refused as not comparable); or unset data.reference_stats to "
+            f"compute the statistics from the eval set's reference images"
+        )
     comparable, what = _known_extractor(declared)
     if not comparable:
-        raise DataError(f"data.reference_stats={path} (data.reference_stats_extractor={declared}) cannot be used: "
-                        f"{what}. FID against it would not be comparable with this tool's (or TISE's published) "
-                        f"numbers. Unset data.reference_stats to compute the statistics from the eval set's reference "
-                        f"images with inception-v3-compat")
+        raise DataError(
+            f"data.reference_stats={path} (data.reference_stats_extractor={declared}) cannot be used: "
+            f"{what}. FID against it would not be comparable with this tool's (or TISE's published) "
+            f"numbers. Unset data.reference_stats to compute the statistics from the eval set's reference "
+            f"images with inception-v3-compat"
+        )
     if extractor.split(":", 1)[0] != TF2015_IDENT:
-        raise DataError(f"data.reference_stats={path} was made by {declared} ({what}), but this run's Inception is "
-                        f"{extractor!r}, not the TF 2015 weights ({TF2015_IDENT}); unset data.reference_stats "
-                        f"(random-weights runs compute statistics from the reference images)")
+        raise DataError(
+            f"data.reference_stats={path} was made by {declared} ({what}), but this run's Inception is "
+            f"{extractor!r}, not the TF 2015 weights ({TF2015_IDENT}); unset data.reference_stats "
+            f"(random-weights runs compute statistics from the reference images)"
+        )

@@ -1,4 +1,5 @@
 """Score one model's images on one eval set: find samples, one FeatureBank pass, pure metrics."""
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,9 @@ from .types import MetricValue
 log = logging.getLogger(__name__)
 
 
-def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]]
-                    ) -> tuple[list[tuple[MetricSpec, str]], dict[str, str]]:
+def resolve_metrics(
+    ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]]
+) -> tuple[list[tuple[MetricSpec, str]], dict[str, str]]:
     """-> ([(spec, subset)], {id: reason} for metrics this eval set cannot run)."""
     chosen, skipped = [], {}
     for mid in ids:
@@ -45,8 +47,12 @@ def resolve_metrics(ids: list[str], evalset: EvalSet, params: dict[str, dict[str
     return chosen, skipped
 
 
-def check_requirements(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]],
-                       backbones_cfg: dict[str, Any], evalset: EvalSet) -> None:
+def check_requirements(
+    chosen: list[tuple[MetricSpec, str]],
+    params: dict[str, dict[str, Any]],
+    backbones_cfg: dict[str, Any],
+    evalset: EvalSet,
+) -> None:
     """Protocol requirements that can be checked before any backbone is built or image read.
 
     IS* on CUB (``metrics.params.is_star.network=bird_classifier``, set by ``data=cub``) needs TISE's bird
@@ -63,7 +69,8 @@ def check_requirements(chosen: list[tuple[MetricSpec, str]], params: dict[str, d
                 f"  fix: backbones.bird_classifier.weights=<file> (convert TISE's TF-slim checkpoint with "
                 f"`python -m tise_bench.backbones.bird_classifier`), or leave {spec.id} out (metrics.ids=[...]), or "
                 f"metrics.params.{spec.id}.network=inception to compute IS* with inception-v3-compat "
-                f"(recorded as a divergence from TISE's CUB protocol).")
+                f"(recorded as a divergence from TISE's CUB protocol)."
+            )
 
 
 #: What to do with a requested metric the eval set cannot support (config key ``on_unsupported``).
@@ -88,8 +95,15 @@ class Plan:
         return {n.backbone for n in self.needs}
 
 
-def plan(ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]], backbones_cfg: dict[str, Any], *,
-         on_unsupported: str = "fail", fix: str = "") -> Plan:
+def plan(
+    ids: list[str],
+    evalset: EvalSet,
+    params: dict[str, dict[str, Any]],
+    backbones_cfg: dict[str, Any],
+    *,
+    on_unsupported: str = "fail",
+    fix: str = "",
+) -> Plan:
     """Resolve ``ids``, check that ``evalset`` supports each metric, merge their feature needs — before any work.
 
     * A metric whose subset the eval set does not define is left out (an eval set scopes its protocols: CUB has
@@ -101,8 +115,10 @@ def plan(ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]], ba
     * Protocol requirements of the metrics that run (:func:`check_requirements`) are checked last.
     """
     if on_unsupported not in ON_UNSUPPORTED:
-        raise ConfigError(f"on_unsupported={on_unsupported!r}: valid values are {', '.join(ON_UNSUPPORTED)} "
-                          "(fail: stop before any work; skip: compute the rest, list the others as not_applicable)")
+        raise ConfigError(
+            f"on_unsupported={on_unsupported!r}: valid values are {', '.join(ON_UNSUPPORTED)} "
+            "(fail: stop before any work; skip: compute the rest, list the others as not_applicable)"
+        )
     resolved, absent = resolve_metrics(ids, evalset, params)
     chosen: list[tuple[MetricSpec, str]] = []
     unsupported: dict[str, str] = {}
@@ -114,16 +130,19 @@ def plan(ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]], ba
             unsupported[spec.id] = f"{why} (subset {subset!r})"
     if unsupported and on_unsupported == "fail":
         lines = "\n".join(f"  {mid}: {why}" for mid, why in unsupported.items())
-        raise ConfigError(f"eval set {evalset.name!r} cannot support {len(unsupported)} requested metric(s):\n{lines}"
-                          + (f"\n  fix: {fix}" if fix else ""))
+        raise ConfigError(
+            f"eval set {evalset.name!r} cannot support {len(unsupported)} requested metric(s):\n{lines}"
+            + (f"\n  fix: {fix}" if fix else "")
+        )
     check_requirements(chosen, params, backbones_cfg, evalset)
     reasons = {**absent, **unsupported}
     needs = tuple(dict.fromkeys(n for spec, _ in chosen for n in spec.needs_for(params.get(spec.id))))
     return Plan(chosen=chosen, not_applicable={m: reasons[m] for m in ids if m in reasons}, needs=needs)
 
 
-def _attach_crops(ctx: MetricContext, features: dict[str, np.ndarray], gen_rows: list[int],
-                  ref_rows: list[int]) -> None:
+def _attach_crops(
+    ctx: MetricContext, features: dict[str, np.ndarray], gen_rows: list[int], ref_rows: list[int]
+) -> None:
     """Crops of this subset's samples (owner remapped to sample index) and of its reference images."""
     owner = features["crops.owner"]
     keys = [k for k in features if k.startswith("crops.") and k != "crops.owner"]
@@ -155,8 +174,9 @@ class Extracted:
     truncated: set[str]
 
 
-def _split_needs(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]]
-                 ) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str], bool]:
+def _split_needs(
+    chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]]
+) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str], bool]:
     """-> (generated-image features per backbone, reference-image features, subsets needing text, crops?)."""
     gen: dict[str, set[str]] = {}
     ref: dict[str, set[str]] = {}
@@ -173,16 +193,27 @@ def _split_needs(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[st
     return gen, ref, text_subsets, want_crops
 
 
-def extract(samples_dir: str | Path, evalset: EvalSet, chosen: list[tuple[MetricSpec, str]],
-            params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone], *,
-            on_mismatch: str = "fail", on_bad_image: str = "fail", crop_spec: CropSpec | None = None,
-            dist: Dist | None = None, layout: str = "flat", subset_dirs: dict[str, str] | None = None
-            ) -> Extracted | None:
+def extract(
+    samples_dir: str | Path,
+    evalset: EvalSet,
+    chosen: list[tuple[MetricSpec, str]],
+    params: dict[str, dict[str, Any]],
+    bank: FeatureBank,
+    backbones: dict[str, ImageBackbone],
+    *,
+    on_mismatch: str = "fail",
+    on_bad_image: str = "fail",
+    crop_spec: CropSpec | None = None,
+    dist: Dist | None = None,
+    layout: str = "flat",
+    subset_dirs: dict[str, str] | None = None,
+) -> Extracted | None:
     """Find the model's images and run the one feature pass every chosen metric reads (None on torchrun ranks
     other than 0, which only contribute their shard of the image features)."""
     used = sorted({s for _, s in chosen})
-    by_subset, report = find_images_layout(samples_dir, {s: evalset.subsets[s] for s in used}, layout=layout,
-                                           subset_dirs=subset_dirs, policy=on_mismatch)
+    by_subset, report = find_images_layout(
+        samples_dir, {s: evalset.subsets[s] for s in used}, layout=layout, subset_dirs=subset_dirs, policy=on_mismatch
+    )
     gen_keys, ref_keys, text_subsets, want_crops = _split_needs(chosen, params)
     ref_paths: list[str] = []
     for spec, subset in chosen:
@@ -191,14 +222,21 @@ def extract(samples_dir: str | Path, evalset: EvalSet, chosen: list[tuple[Metric
     ref_paths = list(dict.fromkeys(ref_paths))
     missing_refs = [p for p in ref_paths if not Path(p).is_file()]
     if missing_refs:
-        raise ConfigError(f"{len(missing_refs)} reference images listed in the manifest do not exist "
-                          f"(first: {missing_refs[0]}); fix the manifest's 'reference' paths")
+        raise ConfigError(
+            f"{len(missing_refs)} reference images listed in the manifest do not exist "
+            f"(first: {missing_refs[0]}); fix the manifest's 'reference' paths"
+        )
     gen_paths = list(dict.fromkeys(p for s in used for v in by_subset[s].values() for _, p in v))
     all_needs = {b: gen_keys.get(b, set()) | ref_keys.get(b, set()) for b in set(gen_keys) | set(ref_keys)}
     crops = None
     if want_crops:
-        crops = CropRequest(spec=crop_spec or CropSpec(), backbones={
-            "inception": "", **({"object_classifier": "objcls_"} if "object_classifier" in backbones else {})})
+        crops = CropRequest(
+            spec=crop_spec or CropSpec(),
+            backbones={
+                "inception": "",
+                **({"object_classifier": "objcls_"} if "object_classifier" in backbones else {}),
+            },
+        )
     all_paths = list(dict.fromkeys(gen_paths + ref_paths))
     if dist is not None and dist.enabled:
         extract_shard(bank, all_paths, all_needs, on_bad=on_bad_image, crops=crops, dist=dist)
@@ -212,9 +250,19 @@ def extract(samples_dir: str | Path, evalset: EvalSet, chosen: list[tuple[Metric
         for spec, subset in chosen:
             texts += spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
         text_emb, truncated = bank.texts(backbones["clip"], texts)
-    return Extracted(feats=feats, row_of={p: i for i, p in enumerate(feats.paths)}, by_subset=by_subset,
-                     report=report, gen_paths=gen_paths, ref_paths=ref_paths, gen_keys=gen_keys, ref_keys=ref_keys,
-                     crops=crops, text_emb=text_emb, truncated=truncated)
+    return Extracted(
+        feats=feats,
+        row_of={p: i for i, p in enumerate(feats.paths)},
+        by_subset=by_subset,
+        report=report,
+        gen_paths=gen_paths,
+        ref_paths=ref_paths,
+        gen_keys=gen_keys,
+        ref_keys=ref_keys,
+        crops=crops,
+        text_emb=text_emb,
+        truncated=truncated,
+    )
 
 
 def _ref_stats_fn(ex: Extracted, evalset: EvalSet, bank: FeatureBank) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
@@ -227,16 +275,22 @@ def _ref_stats_fn(ex: Extracted, evalset: EvalSet, bank: FeatureBank) -> Callabl
     def ref_stats(key: str, subset_refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if evalset.reference_stats:
             dim = feats.features[key].shape[1] if key in feats.features and feats.features[key].ndim == 2 else 2048
-            return load_reference_stats(evalset.reference_stats, dim,
-                                        extractor=feature_extractor_id(bank.backbones[key.split(".")[0]]),
-                                        declared=evalset.reference_stats_extractor)
+            return load_reference_stats(
+                evalset.reference_stats,
+                dim,
+                extractor=feature_extractor_id(bank.backbones[key.split(".")[0]]),
+                declared=evalset.reference_stats_extractor,
+            )
         rows = [row_of[p] for p in subset_refs if p in row_of]
         if len(rows) < 2:
-            raise ConfigError(f"FID needs reference images (records' 'reference') or data.reference_stats=<npz>; "
-                              f"eval set {evalset.name!r} has {len(rows)} usable reference images")
+            raise ConfigError(
+                f"FID needs reference images (records' 'reference') or data.reference_stats=<npz>; "
+                f"eval set {evalset.name!r} has {len(rows)} usable reference images"
+            )
         shas = [feats.shas[i] for i in rows]
-        ck = hashlib.sha256((key + "|" + bank.backbones[key.split('.')[0]].namespace + "|rows-v2|"
-                             + ",".join(shas)).encode()).hexdigest()
+        ck = hashlib.sha256(
+            (key + "|" + bank.backbones[key.split(".")[0]].namespace + "|rows-v2|" + ",".join(shas)).encode()
+        ).hexdigest()
         if ck not in memo:
             memo[ck] = bank.cached_stats(ck, lambda: fid_statistics(feats.features[key][rows]))
         return memo[ck]
@@ -251,26 +305,43 @@ class Scored:
     samples_by_subset: dict[str, list[Sample]]
 
 
-def score(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]], evalset: EvalSet,
-          ex: Extracted, bank: FeatureBank, backbones: dict[str, ImageBackbone]) -> Scored:
+def score(
+    chosen: list[tuple[MetricSpec, str]],
+    params: dict[str, dict[str, Any]],
+    evalset: EvalSet,
+    ex: Extracted,
+    bank: FeatureBank,
+    backbones: dict[str, ImageBackbone],
+) -> Scored:
     """Every chosen metric on its subset's samples: pure arithmetic over the extracted features."""
     feats, row_of = ex.feats, ex.row_of
     stats_fn = _ref_stats_fn(ex, evalset, bank)
     out = Scored({}, {}, {})
     for spec, subset in chosen:
         recs = evalset.subsets[subset]
-        samples = [Sample(i, k, p, feats.shas[row_of[p]]) for i, r in enumerate(recs)
-                   for k, p in ex.by_subset[subset].get(r.id, []) if p in row_of]
+        samples = [
+            Sample(i, k, p, feats.shas[row_of[p]])
+            for i, r in enumerate(recs)
+            for k, p in ex.by_subset[subset].get(r.id, [])
+            if p in row_of
+        ]
         out.samples_by_subset[subset] = samples
         srows = [row_of[s.path] for s in samples]
         ref_records = [i for i, r in enumerate(recs) if r.reference and r.reference in row_of]
         sub_refs = [str(recs[i].reference) for i in ref_records]
         ctx = MetricContext(
-            subset=subset, records=recs, samples=samples,
+            subset=subset,
+            records=recs,
+            samples=samples,
             gen_features={f"{b}.{f}": feats.features[f"{b}.{f}"][srows] for b, fs in ex.gen_keys.items() for f in fs},
-            ref_features={f"{b}.{f}": feats.features[f"{b}.{f}"][[row_of[p] for p in sub_refs]]
-                          for b, fs in ex.ref_keys.items() for f in fs},
-            ref_records=ref_records, text_features=ex.text_emb, text_truncated=ex.truncated,
+            ref_features={
+                f"{b}.{f}": feats.features[f"{b}.{f}"][[row_of[p] for p in sub_refs]]
+                for b, fs in ex.ref_keys.items()
+                for f in fs
+            },
+            ref_records=ref_records,
+            text_features=ex.text_emb,
+            text_truncated=ex.truncated,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
             ref_stats_fn=functools.partial(stats_fn, subset_refs=sub_refs),
             extra={"class_names": getattr(backbones.get("detector"), "names", None)},
@@ -288,11 +359,23 @@ def score(chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]
     return out
 
 
-def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet, metric_ids: list[str],
-                   params: dict[str, dict[str, Any]], bank: FeatureBank, backbones: dict[str, ImageBackbone],
-                   on_mismatch: str = "fail", on_bad_image: str = "fail", config: dict | None = None,
-                   crop_spec: CropSpec | None = None, dist: Dist | None = None, layout: str = "flat",
-                   subset_dirs: dict[str, str] | None = None) -> EvalResult | None:
+def evaluate_model(
+    *,
+    model_name: str,
+    samples_dir: str | Path,
+    evalset: EvalSet,
+    metric_ids: list[str],
+    params: dict[str, dict[str, Any]],
+    bank: FeatureBank,
+    backbones: dict[str, ImageBackbone],
+    on_mismatch: str = "fail",
+    on_bad_image: str = "fail",
+    config: dict | None = None,
+    crop_spec: CropSpec | None = None,
+    dist: Dist | None = None,
+    layout: str = "flat",
+    subset_dirs: dict[str, str] | None = None,
+) -> EvalResult | None:
     """One model's metrics: resolve → :func:`extract` (one feature pass) → :func:`score` → the result with its
     comparability fields and bootstrap replicates (``config['bootstrap']``), ready to write. Under torchrun
     (``dist.enabled``) the ranks share the image feature extraction and only rank 0 goes on; the others
@@ -301,26 +384,51 @@ def evaluate_model(*, model_name: str, samples_dir: str | Path, evalset: EvalSet
     params = {spec.id: spec.resolve_params(params.get(spec.id)) for spec, _ in chosen}  # defaults filled in
     boot = BootstrapSpec.from_config((config or {}).get("bootstrap"))
     fwd0 = forward_counts(backbones)
-    ex = extract(samples_dir, evalset, chosen, params, bank, backbones, on_mismatch=on_mismatch,
-                 on_bad_image=on_bad_image, crop_spec=crop_spec, dist=dist, layout=layout, subset_dirs=subset_dirs)
+    ex = extract(
+        samples_dir,
+        evalset,
+        chosen,
+        params,
+        bank,
+        backbones,
+        on_mismatch=on_mismatch,
+        on_bad_image=on_bad_image,
+        crop_spec=crop_spec,
+        dist=dist,
+        layout=layout,
+        subset_dirs=subset_dirs,
+    )
     if ex is None:
         return None
     scored = score(chosen, params, evalset, ex, bank, backbones)
     bad = ex.feats.bad
-    counts = {**ex.report.counts(), "bad_images": len(bad),
-              "images": len(ex.gen_paths) - len([p for p in ex.gen_paths if p in bad]),
-              "reference_images": len(ex.ref_paths)}
+    counts = {
+        **ex.report.counts(),
+        "bad_images": len(bad),
+        "images": len(ex.gen_paths) - len([p for p in ex.gen_paths if p in bad]),
+        "reference_images": len(ex.ref_paths),
+    }
     result = EvalResult.build(
-        model=model_name, data=evalset.name, specs={s.id: (s, sub) for s, sub in chosen}, metrics=scored.metrics,
-        samples_by_subset=scored.samples_by_subset, evalset=evalset, per_sample=scored.per_sample,
-        backbones=backbones, counts=counts, not_applicable=not_applicable, report=ex.report, bad=bad,
-        n_truncated=len(ex.truncated), config=config or {},
+        model=model_name,
+        data=evalset.name,
+        specs={s.id: (s, sub) for s, sub in chosen},
+        metrics=scored.metrics,
+        samples_by_subset=scored.samples_by_subset,
+        evalset=evalset,
+        per_sample=scored.per_sample,
+        backbones=backbones,
+        counts=counts,
+        not_applicable=not_applicable,
+        report=ex.report,
+        bad=bad,
+        n_truncated=len(ex.truncated),
+        config=config or {},
     )
-    record_comparability(result, chosen, params, scored.metrics, backbones, evalset, ex.crops, ex.feats.shas,
-                         ex.row_of)
+    record_comparability(result, chosen, params, scored.metrics, backbones, evalset, ex.crops, ex.feats.shas, ex.row_of)
     subsets = {spec.id: subset for spec, subset in chosen}
     result.replicates, result.provenance["bootstrap"] = replicate_metrics(
-        scored.metrics, subsets, {s: evalset.subsets[s] for s in set(subsets.values())}, boot)
+        scored.metrics, subsets, {s: evalset.subsets[s] for s in set(subsets.values())}, boot
+    )
     result.attach_detections(ex.feats, backbones.get("detector"))
     # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
     fwd1 = forward_counts(backbones)

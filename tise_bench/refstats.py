@@ -7,6 +7,7 @@ ident and weights hash. ``data.reference_stats=<out.npz>`` accepts such a file o
 the same network; files from other tools need ``data.reference_stats_extractor`` (see
 :data:`tise_bench.evalset.REFERENCE_EXTRACTORS`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,15 @@ from .data.samples import IMAGE_EXTS
 from .errors import DataError, TiseError
 
 
-def reference_statistics(images: str | Path, out: str | Path, *, backbones: str = "real",
-                         cache_dir: str | Path | None = None, batch_size: int = 32, device: str = "auto") -> Path:
+def reference_statistics(
+    images: str | Path,
+    out: str | Path,
+    *,
+    backbones: str = "real",
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+) -> Path:
     """pool3 statistics of every image directly in ``images`` -> ``out`` (with ``feature_extractor``)."""
     from omegaconf import OmegaConf
 
@@ -58,8 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     a = ap.parse_args(argv)
     try:
-        out = reference_statistics(a.images, a.out, backbones="random" if a.random else "real",
-                                   cache_dir=a.cache_dir, device=a.device)
+        out = reference_statistics(
+            a.images, a.out, backbones="random" if a.random else "real", cache_dir=a.cache_dir, device=a.device
+        )
     except TiseError as e:
         print(f"tise_bench.refstats: error: {e}", file=sys.stderr)
         sys.exit(2)

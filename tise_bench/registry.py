@@ -3,6 +3,7 @@
 The runner reads ``needs`` of every selected metric, asks the FeatureBank for the union in one pass,
 and then calls each metric's ``compute`` on a :class:`~tise_bench.context.MetricContext`.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -163,13 +164,15 @@ def resolve_params(params_cls: type | None, given: Mapping[str, Any] | None, met
             close = difflib.get_close_matches(key, list(accepted), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             valid = ", ".join(sorted(spec)) or "none"
-            raise ConfigError(f"metrics.params.{metric_id}.{key} is not a parameter of {metric_id}.{hint} "
-                              f"Its parameters: {valid}.")
+            raise ConfigError(
+                f"metrics.params.{metric_id}.{key} is not a parameter of {metric_id}.{hint} Its parameters: {valid}."
+            )
         ok = accepted[key]
         if not isinstance(value, ok) or (isinstance(value, bool) and bool not in ok and object not in ok):
             want = " or ".join(sorted({t.__name__ for t in ok}))
-            raise ConfigError(f"metrics.params.{metric_id}.{key}={value!r}: expected {want}, "
-                              f"got {type(value).__name__}.")
+            raise ConfigError(
+                f"metrics.params.{metric_id}.{key}={value!r}: expected {want}, got {type(value).__name__}."
+            )
     out = {k: getattr(params_cls(), k) for k in spec} if params_cls is not None else {}
     out.update(given)
     return out
@@ -201,16 +204,26 @@ def register_metric(
     ``metrics.params.<id>`` holds overrides only); ``fn`` receives them resolved, as a dict.
     """
     if unit not in UNITS:
-        raise ValueError(f"metric {id!r}: unit={unit!r} is not one of {', '.join(UNITS)} "
-                         "(tise_bench/registry.py UNITS)")
+        raise ValueError(
+            f"metric {id!r}: unit={unit!r} is not one of {', '.join(UNITS)} (tise_bench/registry.py UNITS)"
+        )
 
     def deco(fn: Callable) -> Callable:
         if id in _REGISTRY:
             raise ValueError(f"metric id {id!r} registered twice ({_REGISTRY[id].fn.__module__} and {fn.__module__})")
         _REGISTRY[id] = MetricSpec(
-            id=id, display=display, higher_is_better=higher_is_better, version=version, citation=citation,
-            subset=subset, needs=tuple(needs), fn=fn, unit=unit, description=description or (fn.__doc__ or "").strip(),
-            formerly_fraction=formerly_fraction, params=params,
+            id=id,
+            display=display,
+            higher_is_better=higher_is_better,
+            version=version,
+            citation=citation,
+            subset=subset,
+            needs=tuple(needs),
+            fn=fn,
+            unit=unit,
+            description=description or (fn.__doc__ or "").strip(),
+            formerly_fraction=formerly_fraction,
+            params=params,
         )
         return fn
 

@@ -1,4 +1,5 @@
 """Plain-text summary table printed by the CLI."""
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,10 @@ def _legend(results: list[EvalResult], ids: list[str], display: dict[str, str]) 
     if fb:
         out.append(f"{FALLBACK_MARK} fallback network, not TISE's (see 'warning' in metrics.json): {', '.join(fb)}")
     if proto:
-        out.append(f"{PROTOCOL_MARK} not TISE's protocol ('protocol' in metrics.json; metrics/README.md, "
-                   f"'TISE protocol vs ours'):")
+        out.append(
+            f"{PROTOCOL_MARK} not TISE's protocol ('protocol' in metrics.json; metrics/README.md, "
+            f"'TISE protocol vs ours'):"
+        )
         out += [f"    {', '.join(names)}: {p}" for p, names in proto.items()]
     return out
 
@@ -60,8 +63,11 @@ def format_table(results: list[EvalResult]) -> str:
         return "(no results)"
     ids = list(dict.fromkeys(k for r in results for k in r.metrics))
     display = {i: results[0].meta.get(i, {}).get("display", i) for i in ids}
-    heads = ["model"] + [f"{display[i]}{'↑' if results[0].meta.get(i, {}).get('higher_is_better', True) else '↓'}"
-                         for i in ids] + ["images", "skipped"]
+    heads = (
+        ["model"]
+        + [f"{display[i]}{'↑' if results[0].meta.get(i, {}).get('higher_is_better', True) else '↓'}" for i in ids]
+        + ["images", "skipped"]
+    )
     rows = []
     for r in results:
         c = r.provenance.get("counts", {})

@@ -13,6 +13,7 @@ in, ``(B,)`` values out. Two shapes cover every metric so far:
 Every draw of a prompt brings all of its samples (multi-sample prompts), and every sample all of its object
 crops. Pure numpy; the run (:mod:`tise_bench.bootstrap`) draws and writes the replicates.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -63,8 +64,9 @@ def prompt_counts(draws: np.ndarray, n_prompts: int) -> np.ndarray:
     return counts
 
 
-def grouped_mean(weights: np.ndarray, values: np.ndarray, groups: np.ndarray | None = None,
-                 row_weight: np.ndarray | None = None) -> np.ndarray:
+def grouped_mean(
+    weights: np.ndarray, values: np.ndarray, groups: np.ndarray | None = None, row_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Per replicate: unweighted mean over groups of the ``weights``-weighted mean of ``values`` in each group.
 
     ``weights`` (B, N) row multiplicities; ``values`` (N,) per-row values, NaN = not scored (ignored);
@@ -112,8 +114,8 @@ class MeanResampler:
         rows = np.asarray(self.prompt_of_row, dtype=np.int64)
         out = np.empty(draws.shape[0])
         for lo in range(0, draws.shape[0], _CHUNK):
-            w = prompt_counts(draws[lo:lo + _CHUNK], self.n_prompts)[:, rows]
-            out[lo:lo + _CHUNK] = self.scale * grouped_mean(w, self.values, self.groups, self.row_weight)
+            w = prompt_counts(draws[lo : lo + _CHUNK], self.n_prompts)[:, rows]
+            out[lo : lo + _CHUNK] = self.scale * grouped_mean(w, self.values, self.groups, self.row_weight)
         return out if self.floor is None else np.maximum(out, self.floor)  # NaN stays NaN
 
 

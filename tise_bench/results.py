@@ -10,6 +10,7 @@ writes its own folder), and everything the leaderboard reads — it never opens 
   ``[w, h]``, plus the detector's ``class_names``), as the detector wrote them into its cache namespace
   (recorded under ``detections.namespace``).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -29,8 +30,18 @@ from .types import MetricValue
 RESULT_SCHEMA = 1
 BOOTSTRAP_FILE = "bootstrap.npz"
 DETECTIONS_FILE = "detections.npz"
-_LIBS = ("tise_bench", "torch", "torchvision", "open_clip_torch", "torch-fidelity", "ultralytics", "numpy", "scipy",
-         "hydra-core", "pillow")
+_LIBS = (
+    "tise_bench",
+    "torch",
+    "torchvision",
+    "open_clip_torch",
+    "torch-fidelity",
+    "ultralytics",
+    "numpy",
+    "scipy",
+    "hydra-core",
+    "pillow",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -55,14 +66,36 @@ class EvalResult:
     detections: dict[str, np.ndarray] = field(default_factory=dict)  # detections.npz arrays (drill-down)
 
     @classmethod
-    def build(cls, *, model, data, specs, metrics, samples_by_subset, evalset, per_sample, backbones, counts,
-              not_applicable, report, bad, n_truncated, config) -> "EvalResult":
+    def build(
+        cls,
+        *,
+        model,
+        data,
+        specs,
+        metrics,
+        samples_by_subset,
+        evalset,
+        per_sample,
+        backbones,
+        counts,
+        not_applicable,
+        report,
+        bad,
+        n_truncated,
+        config,
+    ) -> "EvalResult":
         rows = []
         for subset, samples in samples_by_subset.items():
             recs = evalset.subsets[subset]
             for s in samples:
-                row = {"subset": subset, "id": recs[s.record_index].id, "k": s.k, "file": s.path, "sha256": s.sha,
-                       "caption": recs[s.record_index].caption}
+                row = {
+                    "subset": subset,
+                    "id": recs[s.record_index].id,
+                    "k": s.k,
+                    "file": s.path,
+                    "sha256": s.sha,
+                    "caption": recs[s.record_index].caption,
+                }
                 for mid, vals in per_sample.items():
                     row[mid] = vals.get((subset, s.path), np.nan)
                 rows.append(row)
@@ -71,16 +104,25 @@ class EvalResult:
         random = any(b.is_random for b in backbones.values())
         prov = {
             "random_weights": random,
-            "warning": ("RANDOM-WEIGHTS BACKBONES: smoke-test numbers, not comparable to any paper" if random else None),
+            "warning": (
+                "RANDOM-WEIGHTS BACKBONES: smoke-test numbers, not comparable to any paper" if random else None
+            ),
             "backbones": {n: b.describe() for n, b in backbones.items()},
             "libraries": library_versions(),
             "counts": counts,
             "truncated_captions": n_truncated,
             "not_applicable": not_applicable,
-            "mismatch": {"missing": report.missing[:50], "extra": report.extra[:50], "duplicate": report.duplicate[:50]},
+            "mismatch": {
+                "missing": report.missing[:50],
+                "extra": report.extra[:50],
+                "duplicate": report.duplicate[:50],
+            },
             "bad_images": dict(list(bad.items())[:50]),
-            "eval_set": {"name": evalset.name, "manifests": evalset.sources,
-                         "reference_stats": evalset.reference_stats},
+            "eval_set": {
+                "name": evalset.name,
+                "manifests": evalset.sources,
+                "reference_stats": evalset.reference_stats,
+            },
             "config": config,
         }
         return cls(model=model, data=data, metrics=metrics, meta=meta, samples=table, provenance=prov)
@@ -105,22 +147,27 @@ class EvalResult:
             "size": (size[rows] if size is not None else np.zeros((len(rows), 2))).astype(np.float32),
             "class_names": np.asarray([str(names.get(i, f"class {i}")) for i in range(max(names, default=-1) + 1)]),
         }
-        self.provenance["detections"] = {"file": DETECTIONS_FILE, "images": len(shas),
-                                         "namespace": getattr(detector, "namespace", None)}
+        self.provenance["detections"] = {
+            "file": DETECTIONS_FILE,
+            "images": len(shas),
+            "namespace": getattr(detector, "namespace", None),
+        }
 
     def values(self) -> dict[str, float]:
         return {k: v.value for k, v in self.metrics.items()}
 
     def to_json(self) -> dict[str, Any]:
         """The ``metrics.json`` document: strict JSON values only (NaN / ±inf anywhere become ``None``)."""
-        return strict_json_value({
-            "schema_version": RESULT_SCHEMA,
-            "model": self.model,
-            "data": self.data,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "metrics": {k: {**v.to_json(), **self.meta.get(k, {})} for k, v in self.metrics.items()},
-            **self.provenance,
-        })
+        return strict_json_value(
+            {
+                "schema_version": RESULT_SCHEMA,
+                "model": self.model,
+                "data": self.data,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "metrics": {k: {**v.to_json(), **self.meta.get(k, {})} for k, v in self.metrics.items()},
+                **self.provenance,
+            }
+        )
 
     def write(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)

@@ -5,6 +5,7 @@ plan -> backbones -> one feature bank -> every model's result.
 torchrun group if there is one, writes each result under ``paths.results_dir`` and prints the table;
 :func:`tise_bench.api.evaluate` composes the same config with overrides and passes an in-memory eval set.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -31,9 +32,11 @@ from .results import EvalResult
 log = logging.getLogger(__name__)
 
 #: What to do when metrics.ids asks for a metric the eval set cannot support (printed by :func:`plan`).
-UNSUPPORTED_FIX = ("add what is missing to the manifest's records (or data.reference_stats=<npz>, which serves FID), "
-                   "leave these metrics out of metrics.ids, or on_unsupported=skip to compute the rest and list these "
-                   "under 'not_applicable' in metrics.json")
+UNSUPPORTED_FIX = (
+    "add what is missing to the manifest's records (or data.reference_stats=<npz>, which serves FID), "
+    "leave these metrics out of metrics.ids, or on_unsupported=skip to compute the rest and list these "
+    "under 'not_applicable' in metrics.json"
+)
 
 
 def _models(cfg: Mapping[str, Any], demo_dir: str | None) -> list[tuple[str, str]]:
@@ -44,8 +47,10 @@ def _models(cfg: Mapping[str, Any], demo_dir: str | None) -> list[tuple[str, str
         d = m.get("samples_dir") if not m.get("suite") else None
         if not d:
             if demo_dir is None:
-                raise ConfigError(f"model {name!r} has no samples_dir; set model.samples_dir=<folder of images> "
-                                  f"(demo models need data=demo)")
+                raise ConfigError(
+                    f"model {name!r} has no samples_dir; set model.samples_dir=<folder of images> "
+                    f"(demo models need data=demo)"
+                )
             d = str(Path(demo_dir) / name)
         out.append((name, d))
     return out
@@ -69,9 +74,11 @@ def check_keys(cfg: DictConfig, where: str = "") -> None:
             if key not in valid:
                 close = difflib.get_close_matches(key, valid, n=1)
                 hint = f" Did you mean {where}{close[0]}?" if close else ""
-                raise ConfigError(f"{where}{key} is not a setting of {where.rstrip('.') or 'the config'} "
-                                  f"({typ.__name__}, tise_bench/config_schema.py).{hint} Valid keys: "
-                                  f"{', '.join(valid)}; fix: remove or rename it")
+                raise ConfigError(
+                    f"{where}{key} is not a setting of {where.rstrip('.') or 'the config'} "
+                    f"({typ.__name__}, tise_bench/config_schema.py).{hint} Valid keys: "
+                    f"{', '.join(valid)}; fix: remove or rename it"
+                )
     for key in map(str, cfg.keys()):
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and not node._is_none():
@@ -85,16 +92,23 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except MissingMandatoryValue as e:
-        raise ConfigError(f"{e.full_key} is required but not set; pass {e.full_key}=<value> on the command line "
-                          f"(see README: model=folder needs model.name and model.samples_dir, data=custom needs "
-                          f"data.name and data.manifest)") from None
+        raise ConfigError(
+            f"{e.full_key} is required but not set; pass {e.full_key}=<value> on the command line "
+            f"(see README: model=folder needs model.name and model.samples_dir, data=custom needs "
+            f"data.name and data.manifest)"
+        ) from None
     except InterpolationResolutionError as e:
         raise ConfigError(f"config value could not be resolved: {e}") from None
 
 
-def evaluate_config(cfg: Mapping[str, Any], *, evalset: EvalSet | None = None, dist: Dist | None = None,
-                    fix: str = UNSUPPORTED_FIX,
-                    on_result: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
+def evaluate_config(
+    cfg: Mapping[str, Any],
+    *,
+    evalset: EvalSet | None = None,
+    dist: Dist | None = None,
+    fix: str = UNSUPPORTED_FIX,
+    on_result: Callable[[EvalResult], None] | None = None,
+) -> list[EvalResult]:
     """Evaluate every model of a resolved config (:func:`resolve_config`): plan the metrics (``on_unsupported``
     decides on those the eval set cannot support; ``fix`` is the advice printed then) before any backbone is
     built, build the backbones the plan needs, then one :class:`FeatureBank` serves every model.
@@ -108,19 +122,35 @@ def evaluate_config(cfg: Mapping[str, Any], *, evalset: EvalSet | None = None, d
     if evalset is None:
         evalset = load_eval_set(cfg["data"], paths["cache_dir"])
     params = dict(mcfg.get("params") or {})
-    planned = plan(list(mcfg["ids"]), evalset, params, bcfg, on_unsupported=str(cfg.get("on_unsupported", "fail")),
-                   fix=fix)
+    planned = plan(
+        list(mcfg["ids"]), evalset, params, bcfg, on_unsupported=str(cfg.get("on_unsupported", "fail")), fix=fix
+    )
     backbones = build_backbones(bcfg, planned.backbones, paths["cache_dir"])
-    bank = FeatureBank(backbones, paths["cache_dir"], batch_size=int(cfg.get("batch_size", 32)),
-                       max_pixels=cfg.get("max_pixels"), progress=bool(cfg.get("progress", False)) and dist.is_main)
+    bank = FeatureBank(
+        backbones,
+        paths["cache_dir"],
+        batch_size=int(cfg.get("batch_size", 32)),
+        max_pixels=cfg.get("max_pixels"),
+        progress=bool(cfg.get("progress", False)) and dist.is_main,
+    )
     results = []
     for name, samples_dir in _models(cfg, evalset.demo_models_dir):
-        res = evaluate_model(model_name=name, samples_dir=samples_dir, evalset=evalset, metric_ids=planned.ids,
-                             params=params, bank=bank, backbones=backbones, on_mismatch=cfg.get("on_mismatch", "fail"),
-                             on_bad_image=cfg.get("on_bad_image", "fail"), config=dict(cfg),
-                             crop_spec=crop_spec(mcfg, bcfg), dist=dist,
-                             layout=str(cfg["model"].get("layout") or "flat"),
-                             subset_dirs=dict(cfg["model"].get("subset_dirs") or {}))
+        res = evaluate_model(
+            model_name=name,
+            samples_dir=samples_dir,
+            evalset=evalset,
+            metric_ids=planned.ids,
+            params=params,
+            bank=bank,
+            backbones=backbones,
+            on_mismatch=cfg.get("on_mismatch", "fail"),
+            on_bad_image=cfg.get("on_bad_image", "fail"),
+            config=dict(cfg),
+            crop_spec=crop_spec(mcfg, bcfg),
+            dist=dist,
+            layout=str(cfg["model"].get("layout") or "flat"),
+            subset_dirs=dict(cfg["model"].get("subset_dirs") or {}),
+        )
         if res is None:  # a torchrun rank other than 0: its shard is in the cache, rank 0 writes
             continue
         res.provenance["not_applicable"] = dict(planned.not_applicable)
@@ -136,7 +166,10 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     c = resolve_config(cfg) if isinstance(cfg, DictConfig) else cfg
     dist = init_from_env(str(c["backbones"].get("device", "auto")))
     if dist.enabled:  # each rank on its own GPU (LOCAL_RANK)
-        c = {**c, "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)}}
+        c = {
+            **c,
+            "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)},
+        }
     results_dir = Path(c["paths"]["results_dir"])
 
     def write(res: EvalResult) -> None:

@@ -1,4 +1,5 @@
 """Core value types shared by metrics, the runner and the result writer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Locally made checkpoints in the real formats of the libraries' downloads (no network, no real weights)."""
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,16 @@ def yolo_ckpt(tmp_path_factory) -> Path:
             torch.manual_seed(0)
             model = DetectionModel("yolov8n.yaml", nc=80, verbose=False)
         model.names = coco80_names()
-        torch.save({"model": copy.deepcopy(model).half(), "ema": None, "train_args": {}, "date": "2023-01-01",
-                    "version": ultralytics.__version__}, out)
+        torch.save(
+            {
+                "model": copy.deepcopy(model).half(),
+                "ema": None,
+                "train_args": {},
+                "date": "2023-01-01",
+                "version": ultralytics.__version__,
+            },
+            out,
+        )
     return out
 
 

@@ -1,4 +1,5 @@
 """Mixed precision: fp16 autocast only on CUDA, only for CLIP and the detector, in its own cache namespace."""
+
 from __future__ import annotations
 
 import numpy as np

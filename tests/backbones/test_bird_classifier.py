@@ -2,6 +2,7 @@
 form (average pools exclude padding, BatchNorm without gamma), TISE's preprocessing, background logit dropped,
 the slim-checkpoint converter's name table / EMA / shape checks, config reachability, clear errors.
 (The converter is checked against a synthetic slim variable dict only: TISE's real checkpoint is not here.)"""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,15 @@ from PIL import Image
 from torchvision.models.inception import InceptionA
 
 from tise_bench.backbones import build_backbone
-from tise_bench.backbones.bird_classifier import (EMA, TISE_BIRD_TEMPERATURE, BirdClassifierBackbone,
-                                                  TFSlimInception3, convert_slim_variables, main, slim_conv_scopes)
+from tise_bench.backbones.bird_classifier import (
+    EMA,
+    TISE_BIRD_TEMPERATURE,
+    BirdClassifierBackbone,
+    TFSlimInception3,
+    convert_slim_variables,
+    main,
+    slim_conv_scopes,
+)
 from tise_bench.errors import WeightsNotFoundError
 
 
@@ -89,8 +97,9 @@ def test_slim_converter_maps_every_variable_from_the_ema(bird_net, tmp_path):
     bb = BirdClassifierBackbone(weights=str(tmp_path / "out.pth"), device="cpu", cache_dir=tmp_path)
     x = torch.randint(0, 256, (1, 3, 299, 299), dtype=torch.uint8)
     with torch.no_grad():
-        np.testing.assert_allclose(bb.forward(x)["logits"], bird_net(x.float() / 127.5 - 1.0)[:, 1:].numpy(),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            bb.forward(x)["logits"], bird_net(x.float() / 127.5 - 1.0)[:, 1:].numpy(), rtol=1e-5, atol=1e-5
+        )
     swapped = dict(variables)  # 1x3 and 3x1 kernels swapped: the shape check names the variable
     a, b = "mixed_8x8x2048a/branch3x3/Conv_1/weights" + EMA, "mixed_8x8x2048a/branch3x3/Conv_2/weights" + EMA
     swapped[a], swapped[b] = variables[b], variables[a]
@@ -105,14 +114,26 @@ def test_config_reachability_and_clear_errors(bird_net, tmp_path):
     with pytest.raises(WeightsNotFoundError, match="backbones.bird_classifier.weights"):
         build_backbone("bird_classifier", {"weights": None}, random=False, seed=0, cache_dir=tmp_path, device="cpu")
     with pytest.raises(WeightsNotFoundError, match=r"backbones.bird_classifier.weights=.*nope\.pth does not exist"):
-        build_backbone("bird_classifier", {"weights": str(tmp_path / "nope.pth")}, random=False, seed=0,
-                       cache_dir=tmp_path, device="cpu")
+        build_backbone(
+            "bird_classifier",
+            {"weights": str(tmp_path / "nope.pth")},
+            random=False,
+            seed=0,
+            cache_dir=tmp_path,
+            device="cpu",
+        )
     torch.save(TFSlimInception3(201).state_dict(), tmp_path / "wrong.pth")  # 200 classes: not TISE's CUB model
     with pytest.raises(WeightsNotFoundError, match="does not fit Inception-v3 with 50 \\+ 1 classes"):
         BirdClassifierBackbone(weights=str(tmp_path / "wrong.pth"), device="cpu", cache_dir=tmp_path)
     torch.save(bird_net.state_dict(), tmp_path / "bird.pth")
-    real = build_backbone("bird_classifier", {"weights": str(tmp_path / "bird.pth")}, random=True, seed=0,
-                          cache_dir=tmp_path, device="cpu")  # a file given under backbones=random is used
+    real = build_backbone(
+        "bird_classifier",
+        {"weights": str(tmp_path / "bird.pth")},
+        random=True,
+        seed=0,
+        cache_dir=tmp_path,
+        device="cpu",
+    )  # a file given under backbones=random is used
     assert real.is_random is False and real.describe()["ident"].startswith("birdcls-inception_v3-50bg-bird")
 
 

@@ -1,6 +1,7 @@
 """CLIP real-weights path, offline: open_clip's downloader is stood in for by one that writes a locally made
 checkpoint (a tiny open_clip architecture's state dict, in the hub's real file formats) where the real
 download would put it. Plus per-tag settings (QuickGELU, preprocessing) from open_clip's pretrained config."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,17 +21,26 @@ from tise_bench.backbones.clip import ClipBackbone, tag_settings
 from tise_bench.errors import ConfigError, WeightsNotFoundError
 
 TINY = "tise-tiny-clip-test"
-TINY_CFG = {"embed_dim": 16,
-            "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+TINY_CFG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
 REPO = "tise-test/tiny-clip"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _tag(**kw) -> dict:
-    return {"url": "", "hf_hub": f"{REPO}/", "mean": OPENAI_MEAN, "std": OPENAI_STD, "interpolation": "bicubic",
-            "resize_mode": "shortest", **kw}
+    return {
+        "url": "",
+        "hf_hub": f"{REPO}/",
+        "mean": OPENAI_MEAN,
+        "std": OPENAI_STD,
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+        **kw,
+    }
 
 
 @pytest.fixture()
@@ -38,11 +48,15 @@ def tiny(monkeypatch, tmp_path):
     """Register the tiny architecture and its tags (restored after the test); an empty HF hub cache."""
     monkeypatch.setitem(oc_factory._MODEL_CONFIGS, TINY, TINY_CFG)
     siglip = dict(oc_pretrained.get_pretrained_cfg("ViT-B-16-SigLIP", "webli"))  # the real SigLIP entry
-    monkeypatch.setitem(oc_pretrained._PRETRAINED, TINY, {
-        "hubqg": _tag(quick_gelu=True),
-        "siglip_like": {**siglip, "hf_hub": f"{REPO}/"},
-        "urlonly": _tag(hf_hub="", url="https://example.invalid/weights/tiny-clip.pt"),
-    })
+    monkeypatch.setitem(
+        oc_pretrained._PRETRAINED,
+        TINY,
+        {
+            "hubqg": _tag(quick_gelu=True),
+            "siglip_like": {**siglip, "hf_hub": f"{REPO}/"},
+            "urlonly": _tag(hf_hub="", url="https://example.invalid/weights/tiny-clip.pt"),
+        },
+    )
     import huggingface_hub.constants as hfc
 
     hub = tmp_path / "hf-hub"
@@ -138,8 +152,10 @@ def test_hub_without_safetensors_falls_back_to_the_bin_file(tiny, monkeypatch, t
     assert [f for _, f in calls] == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
     assert bb.weights_hash == hashlib.sha256(data).hexdigest() and _same_weights(bb, sd)
     _no_download(monkeypatch)
-    assert ClipBackbone(model=TINY, pretrained="hubqg", cache_dir=tmp_path / "c", device="cpu").weights_path \
+    assert (
+        ClipBackbone(model=TINY, pretrained="hubqg", cache_dir=tmp_path / "c", device="cpu").weights_path
         == bb.weights_path
+    )
 
 
 def test_url_download_lands_in_open_clips_url_cache(tiny, monkeypatch, tmp_path) -> None:
@@ -154,8 +170,10 @@ def test_url_download_lands_in_open_clips_url_cache(tiny, monkeypatch, tmp_path)
     assert Path(bb.weights_path) == tmp_path / "home" / ".cache" / "clip" / "tiny-clip.pt"
     assert bb.weights_hash == hashlib.sha256(data).hexdigest()
     _no_download(monkeypatch)
-    assert ClipBackbone(model=TINY, pretrained="urlonly", cache_dir=tmp_path / "c", device="cpu").weights_hash \
+    assert (
+        ClipBackbone(model=TINY, pretrained="urlonly", cache_dir=tmp_path / "c", device="cpu").weights_hash
         == bb.weights_hash
+    )
 
 
 def test_corrupt_cached_download_names_the_file_and_the_fix(tiny, monkeypatch, tmp_path) -> None:
@@ -183,13 +201,17 @@ def test_offline_and_not_cached_is_a_clear_error(tiny, monkeypatch, tmp_path) ->
 
 # ---- defect 10: per-tag QuickGELU and preprocessing --------------------------------------------------------
 
+
 def _transform_parts(bb: ClipBackbone) -> dict:
     from torchvision import transforms as T
 
     out = {"crop": False}
     for t in bb._preprocess.transforms:
         if isinstance(t, T.Resize):
-            out["resize"], out["interp"] = (list(t.size) if isinstance(t.size, (list, tuple)) else t.size), t.interpolation.value
+            out["resize"], out["interp"] = (
+                (list(t.size) if isinstance(t.size, (list, tuple)) else t.size),
+                t.interpolation.value,
+            )
         elif isinstance(t, T.CenterCrop):
             out["crop"] = True
         elif isinstance(t, T.Normalize):
@@ -201,12 +223,15 @@ def _has_quick_gelu(bb: ClipBackbone) -> bool:
     return any(isinstance(m, QuickGELU) for m in bb.net.modules())
 
 
-@pytest.mark.parametrize("model,tag,qg,mean,interp,resize", [
-    ("ViT-B-32", "openai", True, OPENAI_MEAN, "bicubic", "shortest"),
-    ("ViT-B-32", "laion2b_s34b_b79k", False, OPENAI_MEAN, "bicubic", "shortest"),
-    ("ViT-B-32-quickgelu", "metaclip_400m", True, OPENAI_MEAN, "bicubic", "shortest"),
-    ("ViT-B-16-SigLIP", "webli", False, (0.5, 0.5, 0.5), "bicubic", "squash"),
-])
+@pytest.mark.parametrize(
+    "model,tag,qg,mean,interp,resize",
+    [
+        ("ViT-B-32", "openai", True, OPENAI_MEAN, "bicubic", "shortest"),
+        ("ViT-B-32", "laion2b_s34b_b79k", False, OPENAI_MEAN, "bicubic", "shortest"),
+        ("ViT-B-32-quickgelu", "metaclip_400m", True, OPENAI_MEAN, "bicubic", "shortest"),
+        ("ViT-B-16-SigLIP", "webli", False, (0.5, 0.5, 0.5), "bicubic", "squash"),
+    ],
+)
 def test_tag_settings_follow_open_clips_pretrained_config(model, tag, qg, mean, interp, resize) -> None:
     st = tag_settings(model, tag)
     assert (st.quick_gelu, st.mean, st.interpolation, st.resize_mode) == (qg, mean, interp, resize)
@@ -226,8 +251,13 @@ def test_local_file_takes_quick_gelu_and_preprocessing_from_the_tag_it_names(tin
     sig = ClipBackbone(model=TINY, pretrained="siglip_like", weights=str(f), cache_dir=tmp_path / "c", device="cpu")
     assert _same_weights(sig, sd)
     parts = _transform_parts(sig)  # SigLIP: squash to the square (no centre crop), mean = std = 0.5
-    assert parts == {"crop": False, "resize": [32, 32], "interp": "bicubic", "mean": (0.5, 0.5, 0.5),
-                     "std": (0.5, 0.5, 0.5)}
+    assert parts == {
+        "crop": False,
+        "resize": [32, 32],
+        "interp": "bicubic",
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+    }
     assert not _has_quick_gelu(sig)
     d = sig.describe()
     assert d["pretrained_tag"] == "siglip_like" and d["resize_mode"] == "squash" and d["weights_file"] == str(f)
@@ -247,9 +277,13 @@ def test_preproc_version_changes_with_each_preprocessing_field() -> None:
     base = tag_settings("ViT-B-32", "openai")
     from dataclasses import replace
 
-    variants = [replace(base, mean=(0.5, 0.5, 0.5)), replace(base, std=(0.5, 0.5, 0.5)),
-                replace(base, interpolation="bilinear"), replace(base, resize_mode="squash"),
-                replace(base, quick_gelu=False)]
+    variants = [
+        replace(base, mean=(0.5, 0.5, 0.5)),
+        replace(base, std=(0.5, 0.5, 0.5)),
+        replace(base, interpolation="bilinear"),
+        replace(base, resize_mode="squash"),
+        replace(base, quick_gelu=False),
+    ]
     versions = {base.version(224)} | {v.version(224) for v in variants}
     assert len(versions) == 1 + len(variants)
     assert base.version(224) != base.version(256)

@@ -1,5 +1,6 @@
 """Detector backbone: letterbox geometry, fixed-shape output in original pixels, random weights offline,
 fail-fast real weights, thread hygiene and the feature cache."""
+
 from __future__ import annotations
 
 import time
@@ -64,9 +65,13 @@ def test_letterbox_pixels_match_ultralytics_and_planted_rectangle() -> None:
 
 def test_pack_pads_sorts_and_drops_boxes_in_padding() -> None:
     g = lb.geometry(96, 64, IMGSZ)
-    det = torch.tensor([[10.0, g.top + 1, 50.0, g.top + 40, 0.3, 2],
-                        [5.0, 0.0, 60.0, g.top - 1, 0.9, 1],  # entirely in the top padding: dropped
-                        [20.0, g.top + 5, 300.0, IMGSZ, 0.7, 0]])
+    det = torch.tensor(
+        [
+            [10.0, g.top + 1, 50.0, g.top + 40, 0.3, 2],
+            [5.0, 0.0, 60.0, g.top - 1, 0.9, 1],  # entirely in the top padding: dropped
+            [20.0, g.top + 5, 300.0, IMGSZ, 0.7, 0],
+        ]
+    )
     out = pack(det, 96, 64, IMGSZ, max_det=5)
     assert out.shape == (5, 6)
     assert out[:2, 4].tolist() == pytest.approx([0.7, 0.3]) and out[:2, 5].tolist() == [0, 2]

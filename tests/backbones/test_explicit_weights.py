@@ -1,6 +1,7 @@
 """Issue 9, defect 4: a weights file given with backbones=random is used, never dropped (that backbone is then
 real and describe() says so), for every backbone; what describe() carries for the comparability fields; the
 detector's TISE thresholds (per-class NMS IoU 0.5) and their cache namespace; the config files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,9 @@ def test_detector_weights_file_is_used_under_random(yolo_ckpt, tmp_path):
 
 
 def test_object_classifier_weights_file_is_used_under_random(tise_objcls_ckpt, tmp_path):
-    b = build_backbone("object_classifier", {"weights": str(tise_objcls_ckpt), "num_classes": 80},
-                       cache_dir=tmp_path, **COMMON)
+    b = build_backbone(
+        "object_classifier", {"weights": str(tise_objcls_ckpt), "num_classes": 80}, cache_dir=tmp_path, **COMMON
+    )
     d = b.describe()
     _comparability(d)
     assert b.is_random is False and d["random_weights"] is False and d["weights_hash"] == _sha(tise_objcls_ckpt)
@@ -67,19 +69,24 @@ def test_clip_weights_file_is_passed_through_as_real(monkeypatch, tmp_path):
 
     monkeypatch.setitem(registry._ENTRIES, "clip", dataclasses.replace(registry.get_backbone("clip"), cls=Recorder))
     monkeypatch.setattr(bb_mod, "_BUILT", {})
-    build_backbone("clip", {"model": "ViT-B-32", "pretrained": "openai", "weights": "/x/clip.pt"},
-                   cache_dir=tmp_path, **COMMON)
-    build_backbone("clip", {"model": "ViT-B-32", "pretrained": "openai", "weights": None}, cache_dir=tmp_path,
-                   **COMMON)
+    build_backbone(
+        "clip", {"model": "ViT-B-32", "pretrained": "openai", "weights": "/x/clip.pt"}, cache_dir=tmp_path, **COMMON
+    )
+    build_backbone("clip", {"model": "ViT-B-32", "pretrained": "openai", "weights": None}, cache_dir=tmp_path, **COMMON)
     assert (seen[0]["weights"], seen[0]["random"]) == ("/x/clip.pt", False)
     assert (seen[1]["weights"], seen[1]["random"]) == (None, True)
 
 
 def test_build_backbones_builds_object_classifier_for_crops_when_given(monkeypatch, tmp_path):
     built = []
-    monkeypatch.setattr(bb_mod, "build_backbone",
-                        lambda name, cfg, **kw: built.append((name, kw["random"], cfg.get("weights"))) or
-                        type("B", (), {"is_random": kw["random"] and not cfg.get("weights")})())
+    monkeypatch.setattr(
+        bb_mod,
+        "build_backbone",
+        lambda name, cfg, **kw: (
+            built.append((name, kw["random"], cfg.get("weights")))
+            or type("B", (), {"is_random": kw["random"] and not cfg.get("weights")})()
+        ),
+    )
     base = yaml.safe_load((CONF / "random.yaml").read_text())
     build_backbones(base, {"crops"}, tmp_path)
     assert [n for n, *_ in built] == ["detector", "inception"]  # no classifier given: flagged fallback

@@ -1,5 +1,6 @@
 """Imported detections (backbones.detector.imported=<json>): planted boxes -> SOA / CA by hand, both file
 formats, the FeatureBank's by-path lookup, cache namespace, and clear errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -49,31 +50,65 @@ def _images(folder: Path) -> Path:
 
 
 def _v1(path: Path, **extra) -> Path:
-    images = {f: {"boxes": [b for b, _, _ in d], "classes": [c for _, c, _ in d], "scores": [s for _, _, s in d]}
-              for f, d in DETS.items()}
+    images = {
+        f: {"boxes": [b for b, _, _ in d], "classes": [c for _, c, _ in d], "scores": [s for _, _, s in d]}
+        for f, d in DETS.items()
+    }
     images["0002.png"]["classes"] = ["person", "person"]  # class names are accepted as well as indices
-    path.write_text(json.dumps({"format": "tise_bench-detections-v1", "detector": "detectron2 mask_rcnn_R_50_FPN_3x",
-                                "images": images, **extra}))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "tise_bench-detections-v1",
+                "detector": "detectron2 mask_rcnn_R_50_FPN_3x",
+                "images": images,
+                **extra,
+            }
+        )
+    )
     return path
 
 
 def _coco(path: Path, bare: bool = False) -> Path:
     images = [{"id": 100 + i, "file_name": f, "width": 32, "height": 24} for i, f in enumerate(DETS)]
     ids = {im["file_name"]: im["id"] for im in images}
-    results = [{("file_name" if bare else "image_id"): (f if bare else ids[f]), "category_id": CAT_ID[c],
-                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s}
-               for f, d in DETS.items() for b, c, s in d]
-    doc = results if bare else {"format": "coco-results", "detector": "detectron2 mask_rcnn_R_50_FPN_3x",
-                                "images": images, "results": results}
+    results = [
+        {
+            ("file_name" if bare else "image_id"): (f if bare else ids[f]),
+            "category_id": CAT_ID[c],
+            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+            "score": s,
+        }
+        for f, d in DETS.items()
+        for b, c, s in d
+    ]
+    doc = (
+        results
+        if bare
+        else {
+            "format": "coco-results",
+            "detector": "detectron2 mask_rcnn_R_50_FPN_3x",
+            "images": images,
+            "results": results,
+        }
+    )
     path.write_text(json.dumps(doc))
     return path
 
 
 def _compose(tmp_path: Path, *overrides: str):
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose("config", overrides=["backbones=random", "backbones.device=cpu", f"paths.cache_dir={tmp_path / 'c'}",
-                                            f"paths.results_dir={tmp_path / 'res'}", "progress=false",
-                                            "print_table=false", *overrides])
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                f"paths.cache_dir={tmp_path / 'c'}",
+                f"paths.results_dir={tmp_path / 'res'}",
+                "progress=false",
+                "print_table=false",
+                *overrides,
+            ],
+        )
 
 
 def test_planted_detections_give_soa_and_ca_by_hand_through_the_cli_config(tmp_path) -> None:
@@ -81,8 +116,16 @@ def test_planted_detections_give_soa_and_ca_by_hand_through_the_cli_config(tmp_p
     man = tmp_path / "m.jsonl"
     man.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     js = _v1(tmp_path / "dets.json")
-    args = ["model=folder", "model.name=mine", f"model.samples_dir={gen}", "data=custom", "data.name=tiny",
-            f"data.manifest={man}", "metrics.ids=[soa_c,soa_i,ca]", f"backbones.detector.imported={js}"]
+    args = [
+        "model=folder",
+        "model.name=mine",
+        f"model.samples_dir={gen}",
+        "data=custom",
+        "data.name=tiny",
+        f"data.manifest={man}",
+        "metrics.ids=[soa_c,soa_i,ca]",
+        f"backbones.detector.imported={js}",
+    ]
     [res] = run(_compose(tmp_path, *args))
     assert res.metrics["soa_i"].value == pytest.approx(SOA_I)
     assert res.metrics["soa_c"].value == pytest.approx(SOA_C)
@@ -117,8 +160,9 @@ def test_bank_looks_images_up_by_path_and_names_a_missing_one(tmp_path) -> None:
     extra.parent.mkdir()
     Image.fromarray(np.full((24, 32, 3), 250, np.uint8)).save(extra)
     js = _v1(tmp_path / "dets.json")
-    bb = build_backbone("detector", {"imported": str(js), "weights": None}, random=True, seed=0,
-                        cache_dir=tmp_path / "c", device="cpu")
+    bb = build_backbone(
+        "detector", {"imported": str(js), "weights": None}, random=True, seed=0, cache_dir=tmp_path / "c", device="cpu"
+    )
     assert isinstance(bb, ImportedDetections) and not bb.is_random
     bank = FeatureBank({"detector": bb}, tmp_path / "c")
     paths = [str(gen / f"{r['id']}.png") for r in RECORDS]
@@ -156,9 +200,17 @@ def test_one_key_for_two_files_is_refused(tmp_path) -> None:
 
 def test_longest_key_wins(tmp_path) -> None:
     js = tmp_path / "d.json"
-    js.write_text(json.dumps({"format": "tise_bench-detections-v1", "images": {
-        "label_16_dog/7_0.png": {"boxes": [[0, 0, 4, 4]], "classes": ["dog"], "scores": [0.9]},
-        "label_15_cat/7_0.png": {"boxes": [[0, 0, 4, 4]], "classes": ["cat"], "scores": [0.9]}}}))
+    js.write_text(
+        json.dumps(
+            {
+                "format": "tise_bench-detections-v1",
+                "images": {
+                    "label_16_dog/7_0.png": {"boxes": [[0, 0, 4, 4]], "classes": ["dog"], "scores": [0.9]},
+                    "label_15_cat/7_0.png": {"boxes": [[0, 0, 4, 4]], "classes": ["cat"], "scores": [0.9]},
+                },
+            }
+        )
+    )
     bb = ImportedDetections(path=js, cache_dir=tmp_path / "c")
     assert bb.lookup("/s/label_15_cat/7_0.png", 8, 8)[0, 5] == CAT
     assert bb.lookup("/s/label_16_dog/7_0.png", 8, 8)[0, 5] == DOG
@@ -173,17 +225,35 @@ def test_boxes_must_be_in_the_scored_files_pixels(tmp_path) -> None:
         bb.lookup("0003.png", 64, 48)
 
 
-@pytest.mark.parametrize("doc,match", [
-    ({"format": "tise_bench-detections-v1", "images": {"a.png": {"boxes": [[0, 0, 1, 1]], "classes": ["unicorn"],
-                                                                 "scores": [0.9]}}}, "class 'unicorn'"),
-    ({"format": "tise_bench-detections-v1", "images": {"a.png": {"boxes": [[0, 0, 1, 1]], "classes": [1],
-                                                                 "scores": []}}}, "lists of one length"),
-    ({"format": "detectron2"}, "expected 'tise_bench-detections-v1' or 'coco-results'"),
-    ([{"image_id": 5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}], "image_id 5 has no file name"),
-    ([{"file_name": "a.png", "category_id": 12, "bbox": [0, 0, 1, 1], "score": 0.9}], "category_id 12 is not"),
-    ({"format": "tise_bench-detections-v1", "images": {"a.png": {"boxes": [[0, 0, 1, 1]] * 3, "classes": [0] * 3,
-                                                                 "scores": [0.9] * 3}}}, "max_det=2"),
-])
+@pytest.mark.parametrize(
+    "doc,match",
+    [
+        (
+            {
+                "format": "tise_bench-detections-v1",
+                "images": {"a.png": {"boxes": [[0, 0, 1, 1]], "classes": ["unicorn"], "scores": [0.9]}},
+            },
+            "class 'unicorn'",
+        ),
+        (
+            {
+                "format": "tise_bench-detections-v1",
+                "images": {"a.png": {"boxes": [[0, 0, 1, 1]], "classes": [1], "scores": []}},
+            },
+            "lists of one length",
+        ),
+        ({"format": "detectron2"}, "expected 'tise_bench-detections-v1' or 'coco-results'"),
+        ([{"image_id": 5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9}], "image_id 5 has no file name"),
+        ([{"file_name": "a.png", "category_id": 12, "bbox": [0, 0, 1, 1], "score": 0.9}], "category_id 12 is not"),
+        (
+            {
+                "format": "tise_bench-detections-v1",
+                "images": {"a.png": {"boxes": [[0, 0, 1, 1]] * 3, "classes": [0] * 3, "scores": [0.9] * 3}},
+            },
+            "max_det=2",
+        ),
+    ],
+)
 def test_malformed_files_are_refused_naming_the_file(tmp_path, doc, match) -> None:
     js = tmp_path / "bad.json"
     js.write_text(json.dumps(doc))

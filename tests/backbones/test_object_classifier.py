@@ -1,5 +1,6 @@
 """TISE's object classifier loads from a user checkpoint (raw, wrapped, DataParallel-prefixed) and O-IS
 switches from the flagged fallback to it with T = 2.1737587451934814."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,12 +30,12 @@ def test_checkpoint_formats_load_to_identical_logits(random_clf, tmp_path):
     want = random_clf.forward(x)["logits"]
     assert want.shape == (2, 80)
     sd = random_clf.net.state_dict()
-    variants = {"raw.pth": sd, "wrapped.pth": {"state_dict": sd},
-                "dp.pth": {f"module.{k}": v for k, v in sd.items()}}
+    variants = {"raw.pth": sd, "wrapped.pth": {"state_dict": sd}, "dp.pth": {f"module.{k}": v for k, v in sd.items()}}
     for name, obj in variants.items():
         torch.save(obj, tmp_path / name)
-        got = ObjectClassifierBackbone(weights=str(tmp_path / name), device="cpu",
-                                       cache_dir=tmp_path / "c").forward(x)["logits"]
+        got = ObjectClassifierBackbone(weights=str(tmp_path / name), device="cpu", cache_dir=tmp_path / "c").forward(x)[
+            "logits"
+        ]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
@@ -52,8 +53,9 @@ def test_o_is_uses_classifier_logits_with_tise_temperature():
     recs = [Record(str(i), "x") for i in range(10)]
     base = dict(subset="realism", records=recs, samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(10)])
     owner = np.repeat(np.arange(10), 3)
-    with_clf = MetricContext(**base, gen_features={"crops.objcls_logits": obj, "crops.logits_unbiased": inc,
-                                                   "crops.owner": owner})
+    with_clf = MetricContext(
+        **base, gen_features={"crops.objcls_logits": obj, "crops.logits_unbiased": inc, "crops.owner": owner}
+    )
     without = MetricContext(**base, gen_features={"crops.logits_unbiased": inc, "crops.owner": owner})
     from tise_bench.metrics.inception import inception_score
 
@@ -90,10 +92,26 @@ def test_pool3_and_logits_equal_tise_o_fid_and_o_is_from_scratch(tise_objcls_ckp
 
     net = _tise_net(tise_objcls_ckpt)
     blocks = torch.nn.Sequential(
-        net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
-        net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
-        net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e,
-        net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(output_size=(1, 1)))
+        net.Conv2d_1a_3x3,
+        net.Conv2d_2a_3x3,
+        net.Conv2d_2b_3x3,
+        torch.nn.MaxPool2d(kernel_size=3, stride=2),
+        net.Conv2d_3b_1x1,
+        net.Conv2d_4a_3x3,
+        torch.nn.MaxPool2d(kernel_size=3, stride=2),
+        net.Mixed_5b,
+        net.Mixed_5c,
+        net.Mixed_5d,
+        net.Mixed_6a,
+        net.Mixed_6b,
+        net.Mixed_6c,
+        net.Mixed_6d,
+        net.Mixed_6e,
+        net.Mixed_7a,
+        net.Mixed_7b,
+        net.Mixed_7c,
+        torch.nn.AdaptiveAvgPool2d(output_size=(1, 1)),
+    )
     with torch.no_grad():
         x = torch.stack([transforms.Compose([transforms.Resize((299, 299)), transforms.ToTensor()])(c) for c in crops])
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=True).clone()
@@ -101,8 +119,13 @@ def test_pool3_and_logits_equal_tise_o_fid_and_o_is_from_scratch(tise_objcls_ckp
         x[:, 1] = x[:, 1] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
         x[:, 2] = x[:, 2] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
         want_pool3 = blocks(x).reshape(2, -1).numpy()
-        ois = transforms.Compose([transforms.Resize((299, 299)), transforms.ToTensor(),
-                                  transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+        ois = transforms.Compose(
+            [
+                transforms.Resize((299, 299)),
+                transforms.ToTensor(),
+                transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+            ]
+        )
         want_logits = net(torch.stack([ois(c) for c in crops])).numpy()
     assert got["pool3"].shape == (2, 2048) and got["logits"].shape == (2, 80)
     np.testing.assert_allclose(got["pool3"], want_pool3, rtol=1e-6, atol=1e-7)

@@ -4,6 +4,7 @@ checkpoints dir for torch-fidelity's Inception file; ultralytics' weights dir fo
 first run, a second run from the feature cache (same weights hash and namespace, zero forwards), a corrupt
 file (clear error naming the file and the fix), and the "online" branch with the download function replaced
 by one that writes the local checkpoint (the returned path is a real file that gets hashed)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,6 +1,7 @@
 """Backbone registry: registration (duplicates refused), config blocks checked against the dataclasses (unknown
 keys and names refused with the valid ones), every shipped config valid, the imported-detections variant, the
 crops stage, the code defaults, and cache namespaces pinned to the values written before the registry."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,9 @@ class _Toy(ImageBackbone):
     provides = ("x",)
     preproc_version = "toy-v1"
 
-    def __init__(self, *, width: int, weights: str | None, random: bool, seed: int, cache_dir: str,
-                 device: str) -> None:
+    def __init__(
+        self, *, width: int, weights: str | None, random: bool, seed: int, cache_dir: str, device: str
+    ) -> None:
         super().__init__()
         self.width, self.weights, self.is_random, self.seed = width, weights, random, seed
         self.ident, self.weights_hash = f"toy{width}", "0" * 64
@@ -129,8 +131,17 @@ def test_code_defaults_live_in_the_dataclasses_as_before():
     d = {n: dataclasses.asdict(e.parse({})) for n, e in registry.all_backbones().items()}
     assert d["clip"] == {"weights": None, "random": False, "model": "ViT-B-32", "pretrained": "openai"}
     assert d["inception"] == {"weights": None, "random": False}
-    assert d["detector"] == {"weights": None, "random": False, "arch": "yolov8n.yaml", "imgsz": 640, "conf": 0.05,
-                             "iou": 0.5, "max_det": 100, "imported": None, "max_crops": None}
+    assert d["detector"] == {
+        "weights": None,
+        "random": False,
+        "arch": "yolov8n.yaml",
+        "imgsz": 640,
+        "conf": 0.05,
+        "iou": 0.5,
+        "max_det": 100,
+        "imported": None,
+        "max_crops": None,
+    }
     assert d["object_classifier"] == {"weights": None, "random": False, "num_classes": 80}
     assert d["bird_classifier"] == {"weights": None, "random": False, "num_classes": 50}
     assert registry.BackboneSetConfig() == registry.BackboneSetConfig(random=False, seed=0, device="auto", amp=False)
@@ -140,8 +151,13 @@ def test_constructor_arguments_are_those_of_before():
     """The per-process cache key is built from these: same names (and values) as the if/elif chain passed."""
     ctx = registry.BuildContext(weights=None, random=True, seed=0, cache_dir="/c", device="cpu")
     common = ["cache_dir", "device", "random", "seed", "weights"]
-    want = {"clip": ["model", "pretrained"], "inception": [], "detector": ["arch", "conf", "imgsz", "iou", "max_det"],
-            "object_classifier": ["num_classes"], "bird_classifier": ["num_classes"]}
+    want = {
+        "clip": ["model", "pretrained"],
+        "inception": [],
+        "detector": ["arch", "conf", "imgsz", "iou", "max_det"],
+        "object_classifier": ["num_classes"],
+        "bird_classifier": ["num_classes"],
+    }
     for name in want:
         entry = registry.get_backbone(name)
         cls, kwargs = entry.select(entry.parse({}))
@@ -164,7 +180,9 @@ def test_crops_is_a_declared_stage():
 
 def test_no_construction_branch_over_backbone_names():
     pkg = Path(bb_mod.__file__).parent
-    hits = [f"{p.name}: {m.group(0)}" for p in pkg.glob("*.py") for m in re.finditer(r"name\s*==\s*[\"']", p.read_text())]
+    hits = [
+        f"{p.name}: {m.group(0)}" for p in pkg.glob("*.py") for m in re.finditer(r"name\s*==\s*[\"']", p.read_text())
+    ]
     assert hits == []
 
 
@@ -178,17 +196,32 @@ PINNED = {
     "bird_classifier": "birdcls-inception_v3-50bg-random-seed0-b0dd847d89fd919d-tise-cub-pil-bilinear299-pm1-v1",
 }
 # the same code's namespace for this detections file (imported variant), and its per-process cache key
-DETS = ('{"format": "tise_bench-detections-v1", "images": {"a.png": {"boxes": [[0, 0, 4, 4]], "classes": [0], '
-        '"scores": [0.9]}}}')
+DETS = (
+    '{"format": "tise_bench-detections-v1", "images": {"a.png": {"boxes": [[0, 0, 4, 4]], "classes": [0], '
+    '"scores": [0.9]}}}'
+)
 
 
 def test_random_namespaces_are_unchanged(session_cache):
     cfg = {**yaml.safe_load((CONF / "random.yaml").read_text()), "device": "cpu"}
     built = build_backbones(cfg, set(PINNED), session_cache)
     assert {n: b.namespace for n, b in built.items()} == PINNED
-    key = ("detector", True, (("arch", "yolov8n.yaml"), ("cache_dir", str(session_cache)), ("conf", "0.05"),
-                              ("device", "cpu"), ("imgsz", "640"), ("iou", "0.5"), ("max_det", "100"),
-                              ("random", "True"), ("seed", "0"), ("weights", "None")))
+    key = (
+        "detector",
+        True,
+        (
+            ("arch", "yolov8n.yaml"),
+            ("cache_dir", str(session_cache)),
+            ("conf", "0.05"),
+            ("device", "cpu"),
+            ("imgsz", "640"),
+            ("iou", "0.5"),
+            ("max_det", "100"),
+            ("random", "True"),
+            ("seed", "0"),
+            ("weights", "None"),
+        ),
+    )
     assert key in bb_mod._BUILT  # the per-process cache key: same constructor arguments, same string values
 
 
@@ -200,5 +233,6 @@ def test_imported_namespace_and_build_key_are_unchanged(tmp_path, monkeypatch):
     cfg["detector"] = {**cfg["detector"], "imported": str(path)}
     b = build_backbones(cfg, {"detector"}, tmp_path)["detector"]
     assert isinstance(b, ImportedDetections) and b.namespace == "imported-dets-79d4e92c57fbbf41-imported-max100-v1"
-    assert list(bb_mod._BUILT) == [("detector", True, (("cache_dir", str(tmp_path)), ("max_det", "100"),
-                                                       ("path", str(path))))]
+    assert list(bb_mod._BUILT) == [
+        ("detector", True, (("cache_dir", str(tmp_path)), ("max_det", "100"), ("path", str(path))))
+    ]

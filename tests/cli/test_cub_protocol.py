@@ -1,5 +1,6 @@
 """data=cub follows TISE's CUB protocol (issue 9, defect 8): IS* with the bird classifier at T = 0.5980541706085205,
 refused before any image is read when that classifier is not given; RP flagged as CLIP, not DAMSM."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,22 @@ def _cub(tmp_path, n=4):
 
 def _cfg(tmp_path, cache, *overrides):
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose("config", overrides=[
-            "data=cub", "model=folder", "model.name=m", f"model.samples_dir={tmp_path / 'gen'}",
-            f"paths.data_root={tmp_path / 'data'}", f"paths.cache_dir={cache}", f"paths.results_dir={tmp_path / 'res'}",
-            "progress=false", "print_table=false", "backbones.device=cpu", *overrides])
+        return compose(
+            "config",
+            overrides=[
+                "data=cub",
+                "model=folder",
+                "model.name=m",
+                f"model.samples_dir={tmp_path / 'gen'}",
+                f"paths.data_root={tmp_path / 'data'}",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={tmp_path / 'res'}",
+                "progress=false",
+                "print_table=false",
+                "backbones.device=cpu",
+                *overrides,
+            ],
+        )
 
 
 def test_cub_config_pins_tise_bird_protocol(tmp_path, session_cache):
@@ -80,11 +93,17 @@ def test_bootstrap_recomputes_is_star_from_the_bird_classifier(tmp_path, session
     from tise_bench.leaderboard.build import LeaderboardOptions, build
 
     _cub(tmp_path, n=6)
-    run(_cfg(tmp_path, session_cache, "backbones=random", "metrics.ids=[is_star]",
-             "metrics.params.is_star.splits=2"))
-    lb, _ = build(LeaderboardOptions(data="cub", results_dir=tmp_path / "res",
-                                     metrics=["is_star"], aspects={"realism": ["is_star"]}, bootstrap=20,
-                                     formats=["json"]))
+    run(_cfg(tmp_path, session_cache, "backbones=random", "metrics.ids=[is_star]", "metrics.params.is_star.splits=2"))
+    lb, _ = build(
+        LeaderboardOptions(
+            data="cub",
+            results_dir=tmp_path / "res",
+            metrics=["is_star"],
+            aspects={"realism": ["is_star"]},
+            bootstrap=20,
+            formats=["json"],
+        )
+    )
     assert lb["bootstrap"]["skipped"] == {}, lb["bootstrap"]["skipped"]
     row = lb["rows"][0]
     m = json.loads((tmp_path / "res" / "cub" / "m" / "metrics.json").read_text())["metrics"]["is_star"]

@@ -2,6 +2,7 @@
 with "unknown backbone 'object_classifier'"). A locally made checkpoint in TISE's format (torchvision
 inception_v3 with AuxLogits.fc = Linear(768, 80) and fc = Linear(2048, 80), as object_centric_inception_score.py
 builds it) is given with backbones=random; O-IS and O-FID then use it, not the flagged fallback."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,14 +29,30 @@ def _tise_classifier(path) -> str:
 def test_object_classifier_weights_from_the_cli(tmp_path):
     ckpt = tmp_path / "inceptionv3_fine_to_with_80_coco_classes.pth"
     sha = _tise_classifier(ckpt)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TISE_OFFLINE="1", HOME=str(tmp_path / "home"),
-               TORCH_HOME=str(tmp_path / "torch"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TISE_OFFLINE="1",
+        HOME=str(tmp_path / "home"),
+        TORCH_HOME=str(tmp_path / "torch"),
+        XDG_CACHE_HOME=str(tmp_path / "xdg"),
+    )
     env.pop("TISE_CACHE_DIR", None)
-    args = ["backbones=random", "backbones.device=cpu", "model=demo", "data.n_prompts=3", "data.image_size=64",
-            "progress=false", "metrics.ids=[o_is,o_fid]", "backbones.detector.imgsz=64",
-            "backbones.detector.max_crops=2", f"backbones.object_classifier.weights={ckpt}"]
-    p = subprocess.run([sys.executable, "-m", "tise_bench", *args], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+    args = [
+        "backbones=random",
+        "backbones.device=cpu",
+        "model=demo",
+        "data.n_prompts=3",
+        "data.image_size=64",
+        "progress=false",
+        "metrics.ids=[o_is,o_fid]",
+        "backbones.detector.imgsz=64",
+        "backbones.detector.max_crops=2",
+        f"backbones.object_classifier.weights={ckpt}",
+    ]
+    p = subprocess.run(
+        [sys.executable, "-m", "tise_bench", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((tmp_path / "results" / "demo" / "faithful" / "metrics.json").read_text())
     clf = res["backbones"]["object_classifier"]

@@ -1,5 +1,6 @@
 """Scaling out: ``torchrun`` shards feature extraction across ranks; Hydra's joblib launcher runs a sweep's
 models in parallel processes. Both must give the numbers a plain single-process run gives."""
+
 from __future__ import annotations
 
 import json
@@ -26,20 +27,40 @@ def _tiny_set(root: Path, models: dict[str, int]) -> Path:
         structured_images(root / "models" / name, N, seed=seed, size=32)
     structured_images(root / "ref", N, seed=99, size=32)
     man = root / "tiny.jsonl"
-    man.write_text("".join(json.dumps({"id": f"{i:04d}", "caption": f"a red square and shape {i}",
-                                       "reference": f"ref/{i:04d}.png"}) + "\n" for i in range(N)))
+    man.write_text(
+        "".join(
+            json.dumps({"id": f"{i:04d}", "caption": f"a red square and shape {i}", "reference": f"ref/{i:04d}.png"})
+            + "\n"
+            for i in range(N)
+        )
+    )
     return man
 
 
 def _args(root: Path, man: Path, ids: str) -> list[str]:
-    return ["backbones=random", "backbones.device=cpu", "model=folder", "data=custom", "data.name=tiny",
-            f"data.manifest={man}", f"metrics.ids=[{ids}]", "progress=false"]
+    return [
+        "backbones=random",
+        "backbones.device=cpu",
+        "model=folder",
+        "data=custom",
+        "data.name=tiny",
+        f"data.manifest={man}",
+        f"metrics.ids=[{ids}]",
+        "progress=false",
+    ]
 
 
 def _env(tmp_path: Path, cache: Path) -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TISE_OFFLINE="1", HOME=str(tmp_path / "home"),
-               TORCH_HOME=str(tmp_path / "torch"), XDG_CACHE_HOME=str(tmp_path / "xdg"), TISE_CACHE_DIR=str(cache),
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TISE_OFFLINE="1",
+        HOME=str(tmp_path / "home"),
+        TORCH_HOME=str(tmp_path / "torch"),
+        XDG_CACHE_HOME=str(tmp_path / "xdg"),
+        TISE_CACHE_DIR=str(cache),
+        OMP_NUM_THREADS="1",
+    )
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     return env
@@ -58,9 +79,17 @@ def _single_process(tmp_path: Path, session_cache: Path, man: Path, ids: str, mo
     """The reference: a plain in-process run on its own empty feature cache."""
     cache = _weights_only_cache(session_cache, tmp_path / f"cache-ref-{model}")
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        cfg = compose("config", overrides=[*_args(tmp_path, man, ids), f"model.name={model}",
-                                           f"model.samples_dir={samples}", f"paths.cache_dir={cache}",
-                                           f"paths.results_dir={tmp_path / 'ref-res'}", "print_table=false"])
+        cfg = compose(
+            "config",
+            overrides=[
+                *_args(tmp_path, man, ids),
+                f"model.name={model}",
+                f"model.samples_dir={samples}",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={tmp_path / 'ref-res'}",
+                "print_table=false",
+            ],
+        )
     [res] = run(cfg)
     assert res.provenance["world_size"] == 1
     return res.values()
@@ -82,17 +111,30 @@ def test_torchrun_two_ranks_shard_extraction_and_match_single_process(tmp_path, 
     man = _tiny_set(tmp_path, {"mine": 1})
     ids = "clip_score,clip_rp,is,fid"
     cache = _weights_only_cache(session_cache, tmp_path / "cache-dist")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "tise_bench",
-           *_args(tmp_path, man, ids), "model.name=mine", f"model.samples_dir={tmp_path / 'models' / 'mine'}",
-           f"paths.results_dir={tmp_path / 'res'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "tise_bench",
+        *_args(tmp_path, man, ids),
+        "model.name=mine",
+        f"model.samples_dir={tmp_path / 'models' / 'mine'}",
+        f"paths.results_dir={tmp_path / 'res'}",
+    ]
     p = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path, cache), capture_output=True, text=True, timeout=300)
     log = p.stdout + p.stderr
     assert p.returncode == 0, log[-4000:]
 
     # every rank extracted its own half of the 24 images (12 generated + 12 references) with real forwards
-    shards = {int(m[1]): (int(m[2]), int(m[3]), int(m[4])) for m in re.finditer(
-        r"rank (\d) extracted its shard of (\d+)/(\d+) images \((\d+) backbone forwards\)", log)}
+    shards = {
+        int(m[1]): (int(m[2]), int(m[3]), int(m[4]))
+        for m in re.finditer(r"rank (\d) extracted its shard of (\d+)/(\d+) images \((\d+) backbone forwards\)", log)
+    }
     assert sorted(shards) == [0, 1], log[-4000:]
     assert all(n == 2 * N // 2 and total == 2 * N and fwd > 0 for n, total, fwd in shards.values()), shards
 
@@ -111,13 +153,24 @@ def test_joblib_launcher_sweep_runs_models_in_parallel_processes(tmp_path, sessi
     man = _tiny_set(tmp_path, {"a": 1, "b": 2})
     ids = "is,fid"
     cache = _weights_only_cache(session_cache, tmp_path / "cache-sweep")  # shared by both jobs, concurrently
-    cmd = [sys.executable, "-m", "tise_bench", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-           *_args(tmp_path, man, ids), "model.name=a,b", f"model.samples_dir={tmp_path / 'models'}/${{model.name}}",
-           f"paths.results_dir={tmp_path / 'res'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tise_bench",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *_args(tmp_path, man, ids),
+        "model.name=a,b",
+        f"model.samples_dir={tmp_path / 'models'}/${{model.name}}",
+        f"paths.results_dir={tmp_path / 'res'}",
+    ]
     p = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path, cache), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
     assert "Joblib.Parallel(n_jobs=2" in p.stdout + p.stderr
-    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists(), "Hydra wrote outside results_dir"
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists(), (
+        "Hydra wrote outside results_dir"
+    )
 
     for model in ("a", "b"):
         saved = json.loads((tmp_path / "res" / "tiny" / model / "metrics.json").read_text())

@@ -1,4 +1,5 @@
 """Tests for the embedded offline demo eval set (tise_bench.data.demo)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tise_bench.data.demo import (COUNT_WORDS, DEMO_MODELS, POSITIONAL, SUBSETS, DemoPaths, plan_scenes,
-                                  prepare_demo)
+from tise_bench.data.demo import COUNT_WORDS, DEMO_MODELS, POSITIONAL, SUBSETS, DemoPaths, plan_scenes, prepare_demo
 from tise_bench.data.demo_draw import ASPECT, BACKGROUNDS, INTERIOR, layout_counting, layout_positional
 from tise_bench.data.manifest import Record, load_manifest
 from tise_bench.errors import DataError
@@ -74,7 +74,9 @@ def test_every_model_has_every_id(demo: DemoPaths) -> None:
     assert demo.model_names == list(DEMO_MODELS)
     for m in demo.model_names:
         got = sorted(p.name for p in (demo.models_dir / m).iterdir())
-        want = sorted(f"{i}_{k}.png" for i in ids for k in (0, 1)) if m == "faithful" else sorted(f"{i}.png" for i in ids)
+        want = (
+            sorted(f"{i}_{k}.png" for i in ids for k in (0, 1)) if m == "faithful" else sorted(f"{i}.png" for i in ids)
+        )
         assert got == want, m
         with Image.open(demo.models_dir / m / got[0]) as im:
             assert im.size == (SIZE, SIZE)
@@ -85,14 +87,18 @@ def test_model_degradations(demo: DemoPaths) -> None:
     f0 = {i: (demo.models_dir / "faithful" / f"{i}_0.png").read_bytes() for i in ids}
     owner = {hashlib.sha256(b).hexdigest(): i for i, b in f0.items()}
     assert len(owner) == len(ids)  # all faithful images distinct
-    sources = [owner.get(hashlib.sha256((demo.models_dir / "shuffled" / f"{i}.png").read_bytes()).hexdigest())
-               for i in ids]
+    sources = [
+        owner.get(hashlib.sha256((demo.models_dir / "shuffled" / f"{i}.png").read_bytes()).hexdigest()) for i in ids
+    ]
     assert sorted(s for s in sources if s) == sorted(ids)  # a permutation of faithful images ...
     assert all(s != i for s, i in zip(sources, ids))  # ... with no fixed point: a derangement
     collapsed = {(demo.models_dir / "collapsed" / f"{i}.png").read_bytes() for i in ids}
     assert len(collapsed) == 2
-    assert all((demo.models_dir / "faithful" / f"{i}_0.png").read_bytes()
-               != (demo.models_dir / "faithful" / f"{i}_1.png").read_bytes() for i in ids)
+    assert all(
+        (demo.models_dir / "faithful" / f"{i}_0.png").read_bytes()
+        != (demo.models_dir / "faithful" / f"{i}_1.png").read_bytes()
+        for i in ids
+    )
 
     def roughness(model: str, i: str) -> float:
         name = f"{i}_0.png" if model == "faithful" else f"{i}.png"
@@ -174,7 +180,10 @@ def test_layout_matches_positional_word(word: str) -> None:
         cxa, cya, cxb, cyb = (pa[0] + pa[2]) / 2, (pa[1] + pa[3]) / 2, (pb[0] + pb[2]) / 2, (pb[1] + pb[3]) / 2
         order = [p.cls for p in placed]
         checks = {
-            "left": pa[2] < pb[0], "right": pa[0] > pb[2], "above": pa[3] < pb[1], "below": pa[1] > pb[3],
+            "left": pa[2] < pb[0],
+            "right": pa[0] > pb[2],
+            "above": pa[3] < pb[1],
+            "below": pa[1] > pb[3],
             "on top of": abs(pa[3] - pb[1]) < 1e-6 and pb[0] < cxa < pb[2],
             "under": abs(pa[1] - pb[3]) < 1e-6 and pb[0] < cxa < pb[2],
             "near": 0 < max(pa[0] - pb[2], pb[0] - pa[2]) < 0.05 * S,
@@ -199,6 +208,7 @@ def test_counting_layout_draws_n_disjoint_objects(kind: str) -> None:
 
 def test_derangement_has_no_fixed_points() -> None:
     from tise_bench.data.demo import _derangement
+
     for n in range(2, 12):
         for s in range(40):
             perm = _derangement(n, np.random.default_rng(s))
@@ -207,6 +217,7 @@ def test_derangement_has_no_fixed_points() -> None:
 
 def test_losing_the_install_race_keeps_the_winner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tise_bench.data.demo as demo_mod
+
     root, original, calls = tmp_path / "demo", demo_mod._render_all, []
 
     def render_then_get_overtaken(out: Path, n: int, size: int, seed: int) -> None:

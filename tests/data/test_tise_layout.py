@@ -1,4 +1,5 @@
 """Generated images in TISE's own folder layout, scored in place (model.layout=tise, model.subset_dirs)."""
+
 from __future__ import annotations
 
 import sys
@@ -77,8 +78,7 @@ def test_mismatches_named_per_subset_and_folder(release):
 
 def test_flat_layout_with_tise_folders_does_not_find_nested_images(release):
     records, imgs = release
-    _, rep = find_images_layout(None, {"pa": records["pa"]}, layout="flat", subset_dirs=imgs.subset_dirs,
-                                policy="skip")
+    _, rep = find_images_layout(None, {"pa": records["pa"]}, layout="flat", subset_dirs=imgs.subset_dirs, policy="skip")
     assert rep.counts()["missing"] == 3
 
 

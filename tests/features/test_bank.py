@@ -1,4 +1,5 @@
 """FeatureBank guarantees: one decode per image, one pass, zero forwards on a repeated run, cache integrity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,20 @@ from tise_bench.runner import run
 
 def _demo_cfg(cache, results, extra=()):
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose("config", overrides=[
-            "backbones=random", "backbones.device=cpu", f"paths.cache_dir={cache}", f"paths.results_dir={results}",
-            "data.n_prompts=6", "data.image_size=48", "progress=false", "print_table=false", *extra])
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={results}",
+                "data.n_prompts=6",
+                "data.image_size=48",
+                "progress=false",
+                "print_table=false",
+                *extra,
+            ],
+        )
 
 
 def _unique_contents(paths) -> int:

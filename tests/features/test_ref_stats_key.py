@@ -3,6 +3,7 @@
 Two eval sets whose records reference the same set of real images, one of them with a repeated reference,
 must not share one cached (mu, sigma): the second set's FID on a shared cache equals its FID on a fresh cache.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -16,8 +17,19 @@ import tise_bench
 def _fid(gen_dir, refs, cache):
     captions = [f"caption {i}" for i in range(len(refs))]
     ids = [f"{i:06d}" for i in range(len(refs))]
-    return tise_bench.evaluate(str(gen_dir), captions, ids=ids, references=refs, metrics=["fid"],
-                               backbones=RANDOM_BACKBONES, cache_dir=cache).metrics["fid"].value
+    return (
+        tise_bench.evaluate(
+            str(gen_dir),
+            captions,
+            ids=ids,
+            references=refs,
+            metrics=["fid"],
+            backbones=RANDOM_BACKBONES,
+            cache_dir=cache,
+        )
+        .metrics["fid"]
+        .value
+    )
 
 
 def test_repeated_reference_gets_its_own_statistics(tmp_path, fresh_cache):

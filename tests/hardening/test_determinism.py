@@ -1,4 +1,5 @@
 """The same inputs give the same numbers whatever the batch size, the repeat or the folder listing order."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,27 @@ def data(tmp_path_factory):
     structured_images(root / "gen", 12, seed=5, size=32)
     structured_images(root / "refs", 12, seed=6, size=32)
     man = root / "m.jsonl"
-    man.write_text("".join(json.dumps({"id": f"{i:04d}", "caption": f"a picture with shapes {i}",
-                                       "reference": f"refs/{i:04d}.png"}) + "\n" for i in range(12)))
+    man.write_text(
+        "".join(
+            json.dumps({"id": f"{i:04d}", "caption": f"a picture with shapes {i}", "reference": f"refs/{i:04d}.png"})
+            + "\n"
+            for i in range(12)
+        )
+    )
     return root, man
 
 
 def _run(data, cache, batch_size: int):
     root, man = data
-    return tise_bench.evaluate(root / "gen", manifest=man, metrics=METRICS, backbones=RANDOM_BACKBONES,
-                               cache_dir=cache, batch_size=batch_size,
-                               params={"clip_rp": {"n_distractors": 5, "splits": 2}, "is": {"splits": 2}})
+    return tise_bench.evaluate(
+        root / "gen",
+        manifest=man,
+        metrics=METRICS,
+        backbones=RANDOM_BACKBONES,
+        cache_dir=cache,
+        batch_size=batch_size,
+        params={"clip_rp": {"n_distractors": 5, "splits": 2}, "is": {"splits": 2}},
+    )
 
 
 def test_batch_sizes_give_the_same_values(data, session_cache, tmp_path):

@@ -4,6 +4,7 @@ Benign oddities must decode to the right 8-bit RGB pixels; everything else stops
 file/line/key and the switch that fixes it, or (``on_bad_image=skip`` / ``on_mismatch=skip``) is skipped
 and counted in ``metrics.json`` and the CLI table. Tiny images, random backbones, CLIP-only runs.
 """
+
 from __future__ import annotations
 
 import io
@@ -44,8 +45,9 @@ def _encode(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
     return buf.getvalue()
 
 
-def _raw_png(arr: np.ndarray, color_type: int, bit_depth: int = 16,
-             header_size: tuple[int, int] | None = None) -> bytes:
+def _raw_png(
+    arr: np.ndarray, color_type: int, bit_depth: int = 16, header_size: tuple[int, int] | None = None
+) -> bytes:
     """A minimal PNG writer (Pillow cannot write 16-bit RGB): big-endian samples, filter 0 per row.
     ``header_size`` writes another (w, h) into IHDR (with a valid CRC): a decompression bomb's header."""
     h, w = arr.shape[:2]
@@ -74,36 +76,65 @@ def clip_bbs(session_cache):
 
 def _cfg(tmp_path: Path, cache: Path, *overrides: str):
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose("config", overrides=[
-            "backbones=random", "backbones.device=cpu", f"paths.cache_dir={cache}",
-            f"paths.results_dir={tmp_path / 'res'}", "progress=false", "print_table=false", *overrides])
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={tmp_path / 'res'}",
+                "progress=false",
+                "print_table=false",
+                *overrides,
+            ],
+        )
 
 
 def _manifest(path: Path, ids: list[str], captions: dict[str, str] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     captions = captions or {}
-    path.write_text("".join(json.dumps({"id": i, "caption": captions.get(i, f"a scene number {i}")},
-                                       ensure_ascii=False) + "\n" for i in ids), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "caption": captions.get(i, f"a scene number {i}")}, ensure_ascii=False) + "\n"
+            for i in ids
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 def _folder_run(tmp_path: Path, cache: Path, samples: Path, manifest: Path, *extra: str):
     # Hydra's override grammar needs quotes around values with spaces or non-ASCII characters.
-    return run(_cfg(tmp_path, cache, "model=folder", "model.name=m", f"model.samples_dir='{samples}'",
-                    "data=custom", "data.name=t", f"data.manifest='{manifest}'", "metrics.ids=[clip_score]", *extra))
+    return run(
+        _cfg(
+            tmp_path,
+            cache,
+            "model=folder",
+            "model.name=m",
+            f"model.samples_dir='{samples}'",
+            "data=custom",
+            "data.name=t",
+            f"data.manifest='{manifest}'",
+            "metrics.ids=[clip_score]",
+            *extra,
+        )
+    )
 
 
 # --------------------------------------------------------------------- unreadable files: fail with a message
 def _corrupt_png() -> bytes:
     data = bytearray(_encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8))))
     i = data.index(b"IDAT") + 8
-    data[i:i + 40] = b"\xff" * 40  # garbage in the compressed stream
+    data[i : i + 40] = b"\xff" * 40  # garbage in the compressed stream
     return bytes(data)
 
 
 BAD_FILES = {
     "corrupt.png": (_corrupt_png, "corrupt or truncated image"),
-    "truncated.jpg": (lambda: _encode(Image.new("RGB", (64, 64), (9, 9, 9)), "JPEG")[:300], "corrupt or truncated image"),
+    "truncated.jpg": (
+        lambda: _encode(Image.new("RGB", (64, 64), (9, 9, 9)), "JPEG")[:300],
+        "corrupt or truncated image",
+    ),
     "zero.png": (lambda: b"", "empty (0-byte) image file"),
     "text.png": (lambda: b"hello, I am not an image\n", "not an image file (25 bytes starting b'hello, I am '"),
 }
@@ -216,8 +247,9 @@ def test_palette_with_transparency_is_composited_on_white():
     assert _px(decode.decode_image(_encode(q), "q.png"))[0, 0].tolist() == [12, 34, 56]  # no transparency: plain
 
 
-@pytest.mark.parametrize("mode,value,expect", [("L", 77, [77, 77, 77]), ("LA", (77, 255), [77, 77, 77]),
-                                               ("LA", (77, 0), [255, 255, 255])])
+@pytest.mark.parametrize(
+    "mode,value,expect", [("L", 77, [77, 77, 77]), ("LA", (77, 255), [77, 77, 77]), ("LA", (77, 0), [255, 255, 255])]
+)
 def test_grayscale_l_and_la(mode, value, expect):
     got = decode.decode_image(_encode(Image.new(mode, (3, 2), value)), "g.png")
     assert got.size == (3, 2) and (_px(got) == expect).all()
@@ -274,8 +306,7 @@ def test_decompression_bomb_stops_naming_file_and_switch():
 def test_bomb_is_refused_from_the_header_before_pixels_are_decoded():
     t = time.monotonic()  # a 100k × 100k PNG header: decoding it would need 30 GB
     with pytest.raises(DataError, match=r"100000×100000 = 10000000000 pixels exceeds max_pixels=178956970"):
-        decode.decode_image(_raw_png(np.zeros((1, 1), np.uint8), 0, 8, header_size=(100_000, 100_000)),
-                            "bomb.png")
+        decode.decode_image(_raw_png(np.zeros((1, 1), np.uint8), 0, 8, header_size=(100_000, 100_000)), "bomb.png")
     assert time.monotonic() - t < 5
 
 
@@ -379,8 +410,10 @@ def test_missing_extra_duplicate_exact_counts_and_message(tmp_path):
     assert "on_mismatch=skip" in msg
     by_id, rep = find_images(tmp_path, ids, policy="skip")
     assert rep.counts() == {"missing": 2, "extra": 2, "duplicate": 2}
-    assert by_id == {"1": [(0, str(tmp_path / "1.jpg"))],
-                     "2": [(0, str(tmp_path / "2_0.png")), (1, str(tmp_path / "2_01.png"))]}
+    assert by_id == {
+        "1": [(0, str(tmp_path / "1.jpg"))],
+        "2": [(0, str(tmp_path / "2_0.png")), (1, str(tmp_path / "2_01.png"))],
+    }
 
 
 def test_invalid_on_mismatch_choice_is_a_config_error(tmp_path):
@@ -430,11 +463,16 @@ MALFORMED = {
     "list id": ('{"id": ["x"], "caption": "c"}', "'id' must be a string (or an integer), got list"),
     "duplicate id": ('{"id": "a", "caption": "again"}', "duplicate id 'a' (first on line 1); ids must be unique"),
     "caption not a string": ('{"id": "x", "caption": 5}', "record 'x': 'caption' must be a string, got int 5"),
-    "counts wrong type": ('{"id": "x", "caption": "c", "counts": {"dog": "two"}}',
-                          "record 'x': 'counts' must be an object of non-negative integers"),
+    "counts wrong type": (
+        '{"id": "x", "caption": "c", "counts": {"dog": "two"}}',
+        "record 'x': 'counts' must be an object of non-negative integers",
+    ),
     "counts bool": ('{"id": "x", "caption": "c", "counts": {"dog": true}}', "'counts' must be an object"),
     "counts list": ('{"id": "x", "caption": "c", "counts": [1]}', "'counts' must be an object"),
-    "labels a string": ('{"id": "x", "caption": "c", "labels": "dog"}', "'labels' must be a list of strings, got 'dog'"),
+    "labels a string": (
+        '{"id": "x", "caption": "c", "labels": "dog"}',
+        "'labels' must be a list of strings, got 'dog'",
+    ),
     "mismatched a string": ('{"id": "x", "caption": "c", "mismatched": "y"}', "'mismatched' must be a list of strings"),
     "reference not a string": ('{"id": "x", "caption": "c", "reference": 3}', "'reference' must be a non-empty string"),
     "schema_version text": ('{"schema_version": "one"}', "'schema_version' must be an integer, got 'one'"),
@@ -470,8 +508,9 @@ def test_manifest_with_byte_order_mark_and_crlf_loads(tmp_path):
 def _cli(args: list[str], tmp_path: Path, cache: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TISE_OFFLINE="1", TISE_CACHE_DIR=str(cache), HOME=str(tmp_path))
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "tise_bench", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tise_bench", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_unknown_config_key_is_hydras_message(tmp_path, session_cache):
@@ -489,8 +528,20 @@ def test_unknown_config_choice_lists_options(tmp_path, session_cache):
 def test_our_input_error_through_the_cli_is_a_message_and_exit_2(tmp_path, session_cache):
     man = tmp_path / "m.jsonl"
     man.write_text('{"id": "a", "caption": "x"}\n{"id": "a", "caption": "y"}\n')
-    p = _cli(["backbones=random", "model=folder", "model.name=m", f"model.samples_dir={tmp_path}", "data=custom",
-              "data.name=t", f"data.manifest={man}", "metrics.ids=[clip_score]"], tmp_path, session_cache)
+    p = _cli(
+        [
+            "backbones=random",
+            "model=folder",
+            "model.name=m",
+            f"model.samples_dir={tmp_path}",
+            "data=custom",
+            "data.name=t",
+            f"data.manifest={man}",
+            "metrics.ids=[clip_score]",
+        ],
+        tmp_path,
+        session_cache,
+    )
     assert p.returncode == 2, p.stderr[-2000:]
     assert f"tise_bench: error: {man}:2: duplicate id 'a'" in p.stderr and "Traceback" not in p.stderr
 
@@ -501,14 +552,27 @@ def test_reference_stats_of_wrong_shape_names_file_and_expected_shape(tmp_path, 
     np.savez(npz, mu=np.zeros(64), sigma=np.eye(64))
     with pytest.raises(DataError) as e:
         load_reference_stats(str(npz), 2048)
-    assert f"data.reference_stats={npz}" in str(e.value) and "mu (64,) / sigma (64, 64), expected (2048,) / " \
-        "(2048, 2048)" in str(e.value)
+    assert f"data.reference_stats={npz}" in str(
+        e.value
+    ) and "mu (64,) / sigma (64, 64), expected (2048,) / (2048, 2048)" in str(e.value)
     gen = tmp_path / "gen"
     structured_images(gen, 2, seed=3, size=24)
     man = _manifest(tmp_path / "m.jsonl", ["0000", "0001"])
     with pytest.raises(DataError, match=r"expected \(2048,\) / \(2048, 2048\) for Inception pool3"):
-        run(_cfg(tmp_path, session_cache, "model=folder", "model.name=m", f"model.samples_dir={gen}", "data=custom",
-                 "data.name=t", f"data.manifest={man}", "metrics.ids=[fid]", f"data.reference_stats={npz}"))
+        run(
+            _cfg(
+                tmp_path,
+                session_cache,
+                "model=folder",
+                "model.name=m",
+                f"model.samples_dir={gen}",
+                "data=custom",
+                "data.name=t",
+                f"data.manifest={man}",
+                "metrics.ids=[fid]",
+                f"data.reference_stats={npz}",
+            )
+        )
 
 
 def test_reference_stats_variants(tmp_path):

@@ -1,5 +1,6 @@
 """Jobs get killed and share caches: a SIGKILLed run resumes from its finished shards to the same result,
 and two processes writing one cache at once both get correct results and leave no corrupt file."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ def ws(tmp_path_factory):
     for name, seed in (("a", 1), ("b", 2), ("refs", 3)):
         structured_images(root / name, N, seed=seed, size=40)
     man = root / "m.jsonl"
-    man.write_text("".join(json.dumps({"id": f"{i:04d}", "caption": f"shapes of kind {i}",
-                                       "reference": f"refs/{i:04d}.png"}) + "\n" for i in range(N)))
+    man.write_text(
+        "".join(
+            json.dumps({"id": f"{i:04d}", "caption": f"shapes of kind {i}", "reference": f"refs/{i:04d}.png"}) + "\n"
+            for i in range(N)
+        )
+    )
     weights = root / "weights-cache"
     from tise_bench.backbones import build_backbones
 
@@ -44,8 +49,9 @@ def ws(tmp_path_factory):
     expected = {}
     for name in ("a", "b"):
         cache = _cache_with_weights(weights, root / f"api-cache-{name}")
-        res = tise_bench.evaluate(root / name, manifest=man, metrics=METRICS, backbones=_random_cfg(),
-                                  cache_dir=cache, batch_size=4)
+        res = tise_bench.evaluate(
+            root / name, manifest=man, metrics=METRICS, backbones=_random_cfg(), cache_dir=cache, batch_size=4
+        )
         expected[name] = res.values()
     return {"root": root, "man": man, "weights": weights, "expected": expected}
 
@@ -59,10 +65,25 @@ def _cache_with_weights(weights: Path, cache: Path) -> Path:
 
 
 def _args(ws, model: str, cache: Path, results: Path) -> list[str]:
-    return [sys.executable, "-m", "tise_bench", "model=folder", f"model.name={model}",
-            f"model.samples_dir={ws['root'] / model}", "data=custom", "data.name=t", f"data.manifest={ws['man']}",
-            "backbones=random", "backbones.device=cpu", "batch_size=4", f"metrics.ids=[{','.join(METRICS)}]",
-            f"paths.cache_dir={cache}", f"paths.results_dir={results}", "progress=false", "print_table=false"]
+    return [
+        sys.executable,
+        "-m",
+        "tise_bench",
+        "model=folder",
+        f"model.name={model}",
+        f"model.samples_dir={ws['root'] / model}",
+        "data=custom",
+        "data.name=t",
+        f"data.manifest={ws['man']}",
+        "backbones=random",
+        "backbones.device=cpu",
+        "batch_size=4",
+        f"metrics.ids=[{','.join(METRICS)}]",
+        f"paths.cache_dir={cache}",
+        f"paths.results_dir={results}",
+        "progress=false",
+        "print_table=false",
+    ]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -90,15 +111,23 @@ def _shards(cache: Path) -> list[Path]:
 
 
 def _rows(cache: Path) -> int:
-    return sum(len(FeatureStore(cache, d.name)._index) for d in (cache / "features").iterdir()
-               if d.is_dir() and not d.name.endswith("-text"))
+    return sum(
+        len(FeatureStore(cache, d.name)._index)
+        for d in (cache / "features").iterdir()
+        if d.is_dir() and not d.name.endswith("-text")
+    )
 
 
 def test_sigkill_mid_extraction_then_rerun_resumes_to_the_uninterrupted_result(ws, tmp_path):
     cache = _cache_with_weights(ws["weights"], tmp_path / "cache")
     results = tmp_path / "res"
-    proc = subprocess.Popen(_args(ws, "a", cache, results), cwd=tmp_path, env=_env(tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _args(ws, "a", cache, results),
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 300
     while len(_shards(cache)) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -112,8 +141,9 @@ def test_sigkill_mid_extraction_then_rerun_resumes_to_the_uninterrupted_result(w
     rows_before = _rows(cache)
     assert left and 0 < rows_before < 2 * 2 * N  # mid-extraction: some features stored, not all
 
-    p = subprocess.run(_args(ws, "a", cache, results), cwd=tmp_path, env=_env(tmp_path), capture_output=True,
-                       text=True, timeout=600)
+    p = subprocess.run(
+        _args(ws, "a", cache, results), cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     saved = _saved(results, "a")
     _assert_values(saved, ws["expected"]["a"])
@@ -127,8 +157,17 @@ def test_two_concurrent_runs_on_one_cache(ws, tmp_path):
     """Different models on the same eval set at once: both write the shared reference features."""
     cache = _cache_with_weights(ws["weights"], tmp_path / "cache")
     results = tmp_path / "res"
-    procs = {m: subprocess.Popen(_args(ws, m, cache, results), cwd=tmp_path, env=_env(tmp_path),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for m in ("a", "b")}
+    procs = {
+        m: subprocess.Popen(
+            _args(ws, m, cache, results),
+            cwd=tmp_path,
+            env=_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for m in ("a", "b")
+    }
     for m, proc in procs.items():
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, f"{m}: {err[-3000:]}"
@@ -138,8 +177,14 @@ def test_two_concurrent_runs_on_one_cache(ws, tmp_path):
     assert not any(s.n_corrupt for s in stores)
     assert not list(cache.rglob("*.tmp")) and not list(cache.rglob("*.tmp.npz"))
     # every image's features are in the shared cache: a third run of either model computes nothing
-    p = subprocess.run(_args(ws, "b", cache, tmp_path / "res2"), cwd=tmp_path, env=_env(tmp_path),
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        _args(ws, "b", cache, tmp_path / "res2"),
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     saved = _saved(tmp_path / "res2", "b")
     assert set(saved["backbone_forwards"].values()) == {0}

@@ -1,5 +1,6 @@
 """Comparability is checked before ranking: settings, unit and protocol of every column (tise_bench.leaderboard.
 comparable); refused with a clear message, or ranked with leaderboard.allow_mixed=true and footnoted everywhere."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def _opts(root: Path, **kw) -> LeaderboardOptions:
 
 
 def _outputs(root: Path) -> dict[str, str]:
-    return {fmt: (root / "d" / f"leaderboard.{fmt}").read_text(encoding="utf-8")
-            for fmt in ("md", "tex", "json", "html")}
+    return {
+        fmt: (root / "d" / f"leaderboard.{fmt}").read_text(encoding="utf-8") for fmt in ("md", "tex", "json", "html")
+    }
 
 
 def _two_conventions(root: Path) -> None:
@@ -40,8 +42,9 @@ def test_different_clip_s_conventions_are_refused_naming_runs_fields_values_and_
     with pytest.raises(ConfigError) as e:
         build(_opts(tmp_path))
     msg = str(e.value)
-    assert "CLIP-S (clip_score): field 'convention' differs: 'clipscore' in run run_a; 'torchmetrics' in run run_b" \
-        in msg
+    assert (
+        "CLIP-S (clip_score): field 'convention' differs: 'clipscore' in run run_a; 'torchmetrics' in run run_b" in msg
+    )
     assert "field 'prefix' differs: 'A photo depicts' in run run_a; '' in run run_b" in msg
     assert "feature_net" not in msg and "'w'" not in msg  # equal fields are not reported
     assert str(tmp_path / "d" / "run_a" / "metrics.json") in msg and str(tmp_path / "d" / "run_b") in msg
@@ -55,10 +58,18 @@ def test_same_settings_rank_and_a_field_only_one_run_records_is_a_difference(tmp
     lb, _ = build(_opts(tmp_path))
     assert [r["model"] for r in lb["rows"]] == ["run_b", "run_a"] and lb["comparability"]["mixed"] == []
     assert "MIXED" not in _outputs(tmp_path)["md"]
-    write_run(tmp_path, "d", "run_b", {"fid": 40.0, "clip_score": 32.0},
-              comparability={"clip_score": {**CLIPSCORE, "temperature": 100}})
-    with pytest.raises(ConfigError, match=r"field 'temperature' differs: \(not recorded\) in run run_a; 100 in run "
-                                          r"run_b"):
+    write_run(
+        tmp_path,
+        "d",
+        "run_b",
+        {"fid": 40.0, "clip_score": 32.0},
+        comparability={"clip_score": {**CLIPSCORE, "temperature": 100}},
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"field 'temperature' differs: \(not recorded\) in run run_a; 100 in run "
+        r"run_b",
+    ):
         build(_opts(tmp_path))
 
 
@@ -72,8 +83,10 @@ def test_allow_mixed_ranks_and_footnotes_the_mix_in_every_output(tmp_path):
     assert len(md_note) == 2 and "'clipscore' in run run_a; 'torchmetrics' in run run_b" in md_note[0]
     assert "leaderboard.allow_mixed=true" in md_note[0] and "field 'convention'" in md_note[0]
     assert "MIXED (ranked with leaderboard.allow\\_mixed=true): CLIP-S (clip\\_score): field 'convention'" in out["tex"]
-    assert "MIXED (ranked with leaderboard.allow_mixed=true): CLIP-S (clip_score): field &#x27;convention&#x27; " \
-           "differs: &#x27;clipscore&#x27; in run run_a" in out["html"]
+    assert (
+        "MIXED (ranked with leaderboard.allow_mixed=true): CLIP-S (clip_score): field &#x27;convention&#x27; "
+        "differs: &#x27;clipscore&#x27; in run run_a" in out["html"]
+    )
     mixed = json.loads(out["json"])["comparability"]["mixed"]
     assert json.loads(out["json"])["comparability"]["allow_mixed"] is True
     conv = next(x for x in mixed if x["field"] == "convention")
@@ -93,8 +106,10 @@ def test_run_predating_comparability_recording_is_ranked_and_footnoted(tmp_path)
     write_run(tmp_path, "d", "new", {"fid": 40.0, "clip_score": 32.0}, comparability={"clip_score": CLIPSCORE})
     lb, _ = build(_opts(tmp_path))
     assert lb["comparability"]["unrecorded"] == {"old": ["fid", "clip_score"]}
-    note = ("old predates comparability recording (no comparability fields in metrics.json): settings not checked "
-            "against the other rows.")
+    note = (
+        "old predates comparability recording (no comparability fields in metrics.json): settings not checked "
+        "against the other rows."
+    )
     out = _outputs(tmp_path)
     assert note in out["md"] and note in out["html"] and "old predates comparability recording" in out["tex"]
 
@@ -107,8 +122,10 @@ def test_extra_rows_percent_column_given_as_fraction_is_refused(tmp_path):
     with pytest.raises(ConfigError) as e:
         build(opts)
     msg = str(e.value)
-    assert f"Column SOA-C of {csv} looks like a fraction (all values ≤ 1: 0.25, 0.31) while SOA-C is a percent " \
-           "metric (0..100): multiply the column by 100 (e.g. SOA-C 0.25 should be 25.0)" in msg
+    assert (
+        f"Column SOA-C of {csv} looks like a fraction (all values ≤ 1: 0.25, 0.31) while SOA-C is a percent "
+        "metric (0..100): multiply the column by 100 (e.g. SOA-C 0.25 should be 25.0)" in msg
+    )
     assert re.search(r"unit differs: 'percent' in runs run_a, run_b; 'fraction' in extra rows AttnGAN, DF-GAN", msg)
     write_csv(csv, "method,FID,SOA-C\nAttnGAN,35.5,25\nDF-GAN,21.4,31")
     lb, _ = build(opts)
@@ -123,8 +140,10 @@ def test_run_predating_percent_soa_is_refused_among_percent_runs(tmp_path):
         build(opts)
     msg = str(e.value)
     assert "SOA-I (soa_i): unit differs: 'percent' in run new; 'fraction' in run old" in msg
-    assert (f"SOA-I of run(s) old ({tmp_path / 'd' / 'old' / 'metrics.json'}: 0.45) is ≤ 1 with no 'unit' in "
-            "metrics.json: the run predates percent SOA") in msg
+    assert (
+        f"SOA-I of run(s) old ({tmp_path / 'd' / 'old' / 'metrics.json'}: 0.45) is ≤ 1 with no 'unit' in "
+        "metrics.json: the run predates percent SOA"
+    ) in msg
     assert "re-run it" in msg and "leaderboard.allow_mixed=true" in msg
     lb, _ = build(_opts(tmp_path, aspects=opts.aspects, allow_mixed=True))
     assert "MIXED (ranked with leaderboard.allow_mixed=true): SOA-I (soa_i): unit differs" in _outputs(tmp_path)["md"]
@@ -143,21 +162,30 @@ def test_tise_paper_row_with_a_divergent_fid_protocol_is_refused_then_footnoted(
     with pytest.raises(ConfigError) as e:
         build(_opts(tmp_path, extra_rows=csv, aspects=aspects))
     msg = str(e.value)
-    assert (f"FID (fid): protocol differs: '{FID_TORCH_FIDELITY}' in runs run_a, run_b; 'tise-paper' in extra row "
-            f"AttnGAN ({csv})") in msg
+    assert (
+        f"FID (fid): protocol differs: '{FID_TORCH_FIDELITY}' in runs run_a, run_b; 'tise-paper' in extra row "
+        f"AttnGAN ({csv})"
+    ) in msg
     assert "RP" not in msg.split("Runs:")[0]  # RP: runs follow 'tise', comparable with 'tise-paper'
     lb, _ = build(_opts(tmp_path, extra_rows=csv, aspects=aspects, allow_mixed=True))
     out = _outputs(tmp_path)
     for fmt in ("md", "html"):
         assert "MIXED (ranked with leaderboard.allow_mixed=true): FID (fid): protocol differs" in out[fmt], fmt
-        assert "FID protocol differs from TISE&#x27;s" in out[fmt] if fmt == "html" else \
-            f"FID protocol differs from TISE's: '{FID_TORCH_FIDELITY}' (run_a, run_b)." in out[fmt]
+        assert (
+            "FID protocol differs from TISE&#x27;s" in out[fmt]
+            if fmt == "html"
+            else f"FID protocol differs from TISE's: '{FID_TORCH_FIDELITY}' (run_a, run_b)." in out[fmt]
+        )
     assert r"MIXED (ranked with leaderboard.allow\_mixed=true): FID (fid): protocol differs" in out["tex"]
-    assert "† published (tise-paper protocol)" in out["md"] and r"$^\dagger$ published (tise-paper protocol)" \
-        in out["tex"]
+    assert (
+        "† published (tise-paper protocol)" in out["md"] and r"$^\dagger$ published (tise-paper protocol)" in out["tex"]
+    )
     assert [x["kind"] for x in json.loads(out["json"])["comparability"]["mixed"]] == ["protocol"]
     assert {r["model"]: r.get("protocol") for r in json.loads(out["json"])["rows"]} == {
-        "AttnGAN": "tise-paper", "run_a": None, "run_b": None}
+        "AttnGAN": "tise-paper",
+        "run_a": None,
+        "run_b": None,
+    }
 
 
 def test_tise_protocol_run_is_comparable_with_a_tise_paper_row(tmp_path):
@@ -166,7 +194,9 @@ def test_tise_protocol_run_is_comparable_with_a_tise_paper_row(tmp_path):
     lb, _ = build(_opts(tmp_path, extra_rows=csv, aspects={"relevance": ["RP"]}))
     assert [r["model"] for r in lb["rows"]] == ["AttnGAN", "run_a"]
     assert lb["comparability"]["mixed"] == [] and lb["comparability"]["protocols"]["clip_rp"] == [
-        {"protocol": "tise", "rows": ["run_a"]}, {"protocol": "tise-paper", "rows": ["AttnGAN"]}]
+        {"protocol": "tise", "rows": ["run_a"]},
+        {"protocol": "tise-paper", "rows": ["AttnGAN"]},
+    ]
     md = _outputs(tmp_path)["md"]
     assert "† published (tise-paper protocol): extra row, values as reported, not re-evaluated." in md
     assert "MIXED" not in md and "differs from TISE" not in md
@@ -184,12 +214,21 @@ def test_csv_protocol_column_overrides_tise_paper(tmp_path):
 
 
 def test_run_rows_carry_each_metrics_unit_protocol_and_comparability(tmp_path):
-    write_run(tmp_path, "d", "new", {"fid": 30.0, "clip_score": 31.0}, comparability={"clip_score": CLIPSCORE},
-              protocol={"fid": FID_TORCH_FIDELITY})
+    write_run(
+        tmp_path,
+        "d",
+        "new",
+        {"fid": 30.0, "clip_score": 31.0},
+        comparability={"clip_score": CLIPSCORE},
+        protocol={"fid": FID_TORCH_FIDELITY},
+    )
     write_run(tmp_path, "d", "old", {"fid": 30.0}, legacy=True)
     rows = {r["model"]: r for r in collect_runs(tmp_path / "d").rows}
-    assert rows["new"]["meta"]["clip_score"] == {"unit": "score", "protocol": "tise",
-                                                 "comparability": {"unit": "score", "protocol": "tise", **CLIPSCORE}}
+    assert rows["new"]["meta"]["clip_score"] == {
+        "unit": "score",
+        "protocol": "tise",
+        "comparability": {"unit": "score", "protocol": "tise", **CLIPSCORE},
+    }
     assert rows["new"]["meta"]["fid"]["protocol"] == FID_TORCH_FIDELITY
     assert rows["old"]["meta"] == {"fid": {"unit": None, "protocol": None, "comparability": None}}
     path = tmp_path / "d" / "old" / "metrics.json"

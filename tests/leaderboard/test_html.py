@@ -1,4 +1,5 @@
 """The self-contained HTML leaderboard: every section, escaping, no network, and a headless-Chromium render."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,17 @@ from PIL import Image, ImageDraw
 from tise_bench.leaderboard.html import build_drilldown, render_html
 from tise_bench.leaderboard.schema import TISE_ASPECTS, Leaderboard
 
-METRICS = [("clip_rp", "RP", True), ("is_star", "IS*", True), ("fid", "FID", False), ("soa_c", "SOA-C", True),
-           ("soa_i", "SOA-I", True), ("o_is", "O-IS", True), ("o_fid", "O-FID", False), ("ca", "CA", False),
-           ("pa", "PA", True)]
+METRICS = [
+    ("clip_rp", "RP", True),
+    ("is_star", "IS*", True),
+    ("fid", "FID", False),
+    ("soa_c", "SOA-C", True),
+    ("soa_i", "SOA-I", True),
+    ("o_is", "O-IS", True),
+    ("o_fid", "O-FID", False),
+    ("ca", "CA", False),
+    ("pa", "PA", True),
+]
 DET = {"ident": "detector-test", "weights_hash": "ab" * 32, "preproc_version": "letterbox640-v1"}
 EVIL = "<script>alert(1)</script>"
 
@@ -36,8 +45,18 @@ def _run_folder(tmp: Path) -> Path:
         path = img_dir / f"s{i}.png"
         im.save(path)
         sha = f"{i:064x}"
-        rows.append({"subset": "realism", "id": f"p{i}", "k": 0, "file": str(path), "sha256": sha,
-                     "caption": f"a dog & a cat <b>{i}</b>", "clip_score": 0.3 + i / 10, "ca": np.nan})
+        rows.append(
+            {
+                "subset": "realism",
+                "id": f"p{i}",
+                "k": 0,
+                "file": str(path),
+                "sha256": sha,
+                "caption": f"a dog & a cat <b>{i}</b>",
+                "clip_score": 0.3 + i / 10,
+                "ca": np.nan,
+            }
+        )
         d = np.full((5, 6), -1.0, dtype=np.float32)
         d[0] = [60, 40, 200, 200, 0.9, 16]  # dog, kept
         d[1] = [10, 10, 50, 50, 0.3, 15]  # below threshold, dropped
@@ -45,18 +64,34 @@ def _run_folder(tmp: Path) -> Path:
             keys.append(sha)
             dets.append(d)
             sizes.append([w, h])
-    rows.append({"subset": "rp", "id": "p9", "k": 0, "file": "x.png", "sha256": "f" * 64, "caption": "rp",
-                 "clip_score": np.nan, "ca": 1.0})
+    rows.append(
+        {
+            "subset": "rp",
+            "id": "p9",
+            "k": 0,
+            "file": "x.png",
+            "sha256": "f" * 64,
+            "caption": "rp",
+            "clip_score": np.nan,
+            "ca": 1.0,
+        }
+    )
     rows[1]["file"] = str(img_dir / "missing.png")
     pd.DataFrame(rows).to_parquet(run / "samples.parquet", index=False)
-    (run / "metrics.json").write_text(json.dumps({"model": "m", "backbones": {"detector": DET},
-                                                  "detections": {"file": "detections.npz"}}))
+    (run / "metrics.json").write_text(
+        json.dumps({"model": "m", "backbones": {"detector": DET}, "detections": {"file": "detections.npz"}})
+    )
     kept = [d[d[:, 4] >= 0] for d in dets]  # the file holds real rows only (tise_bench.results)
     names = [f"label{i}" for i in range(20)]
     names[16] = "dog"  # the run's own class names, not a built-in list
-    np.savez(run / "detections.npz", sha256=np.asarray(keys), boxes=np.concatenate(kept),
-             offsets=np.cumsum([0] + [len(k) for k in kept]), size=np.asarray(sizes, np.float32),
-             class_names=np.asarray(names))
+    np.savez(
+        run / "detections.npz",
+        sha256=np.asarray(keys),
+        boxes=np.concatenate(kept),
+        offsets=np.cumsum([0] + [len(k) for k in kept]),
+        size=np.asarray(sizes, np.float32),
+        class_names=np.asarray(names),
+    )
     return run
 
 
@@ -69,8 +104,14 @@ def _leaderboard(drilldown: dict[str, Any]) -> Leaderboard:
         vals = {m: float(rng.uniform(1, 60)) for m, _, _ in METRICS}
         if ext:
             vals["o_fid"] = None
-        row = {"model": name, "external": ext, "step": (i + 1) * 1000 if i < 4 else None, "values": vals,
-               "aspects": {a: float(rng.uniform(1, 6)) for a in TISE_ASPECTS}, "source": "x"}
+        row = {
+            "model": name,
+            "external": ext,
+            "step": (i + 1) * 1000 if i < 4 else None,
+            "values": vals,
+            "aspects": {a: float(rng.uniform(1, 6)) for a in TISE_ASPECTS},
+            "source": "x",
+        }
         if not ext:
             row["ci"] = {m: [v * 0.95, v * 1.05] for m, v in vals.items() if v is not None}
         row["rs"] = sum(row["aspects"].values())
@@ -78,12 +119,19 @@ def _leaderboard(drilldown: dict[str, Any]) -> Leaderboard:
     rows.sort(key=lambda r: -r["rs"])
     runs = [r["model"] for r in rows if not r["external"]]
     probs = {m: list(rng.dirichlet(np.ones(len(runs)))) for m in runs}
-    return {"schema_version": 1, "data": "demo", "metrics": [{"id": i, "display": d, "higher_is_better": h}
-                                                             for i, d, h in METRICS],
-            "aspects": TISE_ASPECTS, "rows": rows, "excluded": {"is": "not in TISE's ranking"},
-            "bootstrap": {"n": 200, "seed": 0, "level": 0.95}, "rank_probabilities": probs,
-            "kendall_tau": list(np.clip(rng.normal(0.8, 0.1, 200), -1, 1)), "drilldown": drilldown,
-            "random_weights": True}
+    return {
+        "schema_version": 1,
+        "data": "demo",
+        "metrics": [{"id": i, "display": d, "higher_is_better": h} for i, d, h in METRICS],
+        "aspects": TISE_ASPECTS,
+        "rows": rows,
+        "excluded": {"is": "not in TISE's ranking"},
+        "bootstrap": {"n": 200, "seed": 0, "level": 0.95},
+        "rank_probabilities": probs,
+        "kendall_tau": list(np.clip(rng.normal(0.8, 0.1, 200), -1, 1)),
+        "drilldown": drilldown,
+        "random_weights": True,
+    }
 
 
 def test_build_drilldown_boxes_and_missing(tmp_path: Path) -> None:
@@ -107,8 +155,19 @@ def test_html_sections_escaping_no_network(tmp_path: Path) -> None:
     assert "<b>0</b>" not in html and "&lt;b&gt;0&lt;/b&gt;" in html
     assert not re.search(r"https?://", html) and "src=" not in html
     assert html.count("<svg") >= 9 + 1 + 1 + 1 + 9 + 4  # bars, heatmap, histogram, aspects, steps, thumbnails
-    for s in ('aria-label="rank probabilities"', "Kendall τ", "Aspect scores", "vs step", 'class="thumb"',
-              "RANDOM-WEIGHTS", 'class=ext', 'class="best"', "±", "data:image/jpeg;base64,", ">dog 0.90<"):
+    for s in (
+        'aria-label="rank probabilities"',
+        "Kendall τ",
+        "Aspect scores",
+        "vs step",
+        'class="thumb"',
+        "RANDOM-WEIGHTS",
+        "class=ext",
+        'class="best"',
+        "±",
+        "data:image/jpeg;base64,",
+        ">dog 0.90<",
+    ):
         assert s in html, s
     bare = render_html({"data": "d", "metrics": [], "rows": []})
     assert bare.count('class="note"') == 7 and "RANDOM" not in bare
@@ -126,16 +185,33 @@ def _screenshot(html_file: Path, tmp: Path) -> tuple[subprocess.CompletedProcess
     if exe is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium); the headless render is not checked")
     png = tmp / "shot.png"
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
-           f"--screenshot={png}", "--window-size=1280,2400", html_file.resolve().as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--hide-scrollbars",
+        f"--screenshot={png}",
+        "--window-size=1280,2400",
+        html_file.resolve().as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180), png
 
 
 def _console_errors(log: str) -> list[str]:
-    return [ln for ln in log.splitlines() if "Uncaught" in ln or "ERROR:CONSOLE" in ln
-            or ("CONSOLE" in ln and "error" in ln.lower())]
+    return [
+        ln
+        for ln in log.splitlines()
+        if "Uncaught" in ln or "ERROR:CONSOLE" in ln or ("CONSOLE" in ln and "error" in ln.lower())
+    ]
 
 
 def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:

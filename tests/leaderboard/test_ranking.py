@@ -1,4 +1,5 @@
 """RS (SPEC §3): average ranks on ties, directions from the registry, hand-computed RS, missing-value policy."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,15 +40,19 @@ def test_direction_comes_from_metric_metadata():
 
 
 def test_extra_rows_alone_reproduce_hand_computed_rs(tmp_path):
-    csv = write_csv(tmp_path / "baselines.csv", """
+    csv = write_csv(
+        tmp_path / "baselines.csv",
+        """
 method,IS*,fid,RP,CA,step
 A,30,20,80,2.0,
 B,25,15,80,1.5,100
 C,20,30,60,1.5,
 D,35,40,50,3.0,
-""")
-    lb, files = build(LeaderboardOptions(data="coco", results_dir=tmp_path / "results", extra_rows=csv,
-                                         formats=["json", "md"]))
+""",
+    )
+    lb, files = build(
+        LeaderboardOptions(data="coco", results_dir=tmp_path / "results", extra_rows=csv, formats=["json", "md"])
+    )
     # IS* (higher better): D 35 -> 4, A 30 -> 3, B 25 -> 2, C 20 -> 1
     # FID (lower better):  B 15 -> 4, A 20 -> 3, C 30 -> 2, D 40 -> 1
     # realism = mean(IS*, FID): A (3+3)/2 = 3, B (2+4)/2 = 3, C (1+2)/2 = 1.5, D (4+1)/2 = 2.5
@@ -88,8 +93,9 @@ def test_metric_outside_aspects_missing_is_shown_not_ranked():
 def test_partial_aspect_and_unknown_metrics():
     rows = _rows(a={"fid": 10.0}, b={"fid": 20.0})
     out = ranking_score(rows, ["fid"], {"realism": ["is_star", "fid"]})  # IS* absent everywhere
-    assert out.aspects == {"realism": ["fid"]} and out.excluded == {"is_star": "not among the leaderboard's "
-                                                                                "metrics (leaderboard.metrics)"}
+    assert out.aspects == {"realism": ["fid"]} and out.excluded == {
+        "is_star": "not among the leaderboard's metrics (leaderboard.metrics)"
+    }
     with pytest.raises(ConfigError, match="not in the metric registry"):
         ranking_score(rows, ["fid", "my_metric"], {"realism": ["fid"]})
     with pytest.raises(ConfigError, match="RS is undefined"):

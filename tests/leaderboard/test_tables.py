@@ -1,4 +1,5 @@
 """Tables from the Leaderboard dict: LaTeX (booktabs, arrows, bold best, escaping, ±), Markdown, CSV."""
+
 from __future__ import annotations
 
 import io
@@ -14,15 +15,33 @@ from tise_bench.leaderboard.tables import TableOptions, latex_escape, to_csv, to
 
 def _board() -> Leaderboard:
     rows: list[Row] = [
-        {"model": "my_model_v2", "external": False, "step": None, "values": {"fid": 15.0, "clip_rp": 70.0},
-         "source": "r/a"},
-        {"model": "base&line", "external": False, "step": None, "values": {"fid": 25.0, "clip_rp": 70.0},
-         "source": "r/b"},
-        {"model": "Paper GAN", "external": True, "step": None, "values": {"fid": 40.0, "clip_rp": 50.0},
-         "source": "x.csv"},
+        {
+            "model": "my_model_v2",
+            "external": False,
+            "step": None,
+            "values": {"fid": 15.0, "clip_rp": 70.0},
+            "source": "r/a",
+        },
+        {
+            "model": "base&line",
+            "external": False,
+            "step": None,
+            "values": {"fid": 25.0, "clip_rp": 70.0},
+            "source": "r/b",
+        },
+        {
+            "model": "Paper GAN",
+            "external": True,
+            "step": None,
+            "values": {"fid": 40.0, "clip_rp": 50.0},
+            "source": "x.csv",
+        },
     ]
-    collected = Collected(rows=rows, run_dirs={"my_model_v2": None, "base&line": None},  # type: ignore[dict-item]
-                          random_weights=["base&line"])
+    collected = Collected(
+        rows=rows,
+        run_dirs={"my_model_v2": None, "base&line": None},  # type: ignore[dict-item]
+        random_weights=["base&line"],
+    )
     return make_leaderboard(collected, "co_co", aspects={"realism": ["fid"], "relevance": ["RP"]})
 
 

@@ -1,6 +1,7 @@
 """The leaderboard's uncertainty pass reads the replicates runs wrote (metrics.json ``bootstrap`` + bootstrap.npz):
 CIs, paired tests (only between runs that drew the same replicates), rank probabilities and Kendall tau — on
 hand-written run folders (the writer side is tested in tests/test_run_bootstrap.py)."""
+
 from __future__ import annotations
 
 import json
@@ -13,26 +14,50 @@ from tise_bench.errors import DataError
 from tise_bench.leaderboard.uncertainty import NO_REPLICATES, add_uncertainty, load_replicates
 
 
-def _run(root: Path, model: str, values: dict[str, float], reps: dict[str, np.ndarray], seed: int = 0,
-         key: str = "realism:abc") -> Path:
+def _run(
+    root: Path,
+    model: str,
+    values: dict[str, float],
+    reps: dict[str, np.ndarray],
+    seed: int = 0,
+    key: str = "realism:abc",
+) -> Path:
     out = root / model
     out.mkdir(parents=True)
     np.savez(out / "bootstrap.npz", **reps)
-    boot = {"replicates": 1000, "replicates_features": 200, "seed": seed, "file": "bootstrap.npz", "skipped": {},
-            "metrics": {m: {"subset": "realism", "draw_key": key, "kind": "mean", "replicates": len(r)}
-                        for m, r in reps.items()}}
-    mj = {"model": model, "metrics": {m: {"value": v, "subset": "realism"} for m, v in values.items()},
-          "bootstrap": boot}
+    boot = {
+        "replicates": 1000,
+        "replicates_features": 200,
+        "seed": seed,
+        "file": "bootstrap.npz",
+        "skipped": {},
+        "metrics": {
+            m: {"subset": "realism", "draw_key": key, "kind": "mean", "replicates": len(r)} for m, r in reps.items()
+        },
+    }
+    mj = {
+        "model": model,
+        "metrics": {m: {"value": v, "subset": "realism"} for m, v in values.items()},
+        "bootstrap": boot,
+    }
     (out / "metrics.json").write_text(json.dumps(mj))
     return out
 
 
 def _lb(runs: dict[str, dict[str, float]], external: dict[str, float] | None = None) -> dict:
     rows = [{"model": m, "external": False, "values": dict(v)} for m, v in runs.items()]
-    rows += [{"model": m, "external": True, "values": {"clip_score": v, "fid": 1e6}} for m, v in (external or {}).items()]
-    return {"metrics": [{"id": "clip_score", "display": "CLIP-S", "higher_is_better": True},
-                        {"id": "fid", "display": "FID", "higher_is_better": False}],
-            "aspects": {"relevance": ["clip_score"], "realism": ["fid"]}, "rows": rows, "excluded": {}}
+    rows += [
+        {"model": m, "external": True, "values": {"clip_score": v, "fid": 1e6}} for m, v in (external or {}).items()
+    ]
+    return {
+        "metrics": [
+            {"id": "clip_score", "display": "CLIP-S", "higher_is_better": True},
+            {"id": "fid", "display": "FID", "higher_is_better": False},
+        ],
+        "aspects": {"relevance": ["clip_score"], "realism": ["fid"]},
+        "rows": rows,
+        "excluded": {},
+    }
 
 
 def _reps(rng: np.random.Generator, center: float, n: int, scale: float = 0.1) -> np.ndarray:
@@ -42,12 +67,16 @@ def _reps(rng: np.random.Generator, center: float, n: int, scale: float = 0.1) -
 def test_ci_paired_p_values_and_rank_summaries(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     shared = {"clip_score": _reps(rng, 3.0, 100), "fid": _reps(rng, 10.0, 40)}
-    vals = {"good": {"clip_score": 3.0, "fid": 10.0}, "twin": {"clip_score": 3.0, "fid": 10.0},
-            "bad": {"clip_score": -3.0, "fid": 50.0}}
-    dirs = {"good": _run(tmp_path, "good", vals["good"], shared),
-            "twin": _run(tmp_path, "twin", vals["twin"], shared),
-            "bad": _run(tmp_path, "bad", vals["bad"], {"clip_score": _reps(rng, -3.0, 100),
-                                                       "fid": _reps(rng, 50.0, 40)})}
+    vals = {
+        "good": {"clip_score": 3.0, "fid": 10.0},
+        "twin": {"clip_score": 3.0, "fid": 10.0},
+        "bad": {"clip_score": -3.0, "fid": 50.0},
+    }
+    dirs = {
+        "good": _run(tmp_path, "good", vals["good"], shared),
+        "twin": _run(tmp_path, "twin", vals["twin"], shared),
+        "bad": _run(tmp_path, "bad", vals["bad"], {"clip_score": _reps(rng, -3.0, 100), "fid": _reps(rng, 50.0, 40)}),
+    }
     lb = _lb(vals, external={"paper": -10.0})
     add_uncertainty(lb, dirs, n_boot=60)
     b = lb["bootstrap"]
@@ -68,9 +97,11 @@ def test_ci_paired_p_values_and_rank_summaries(tmp_path: Path) -> None:
 
 def test_other_seed_or_prompts_are_not_paired(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    dirs = {"a": _run(tmp_path, "a", {"clip_score": 1.0}, {"clip_score": _reps(rng, 1.0, 50)}),
-            "b": _run(tmp_path, "b", {"clip_score": 2.0}, {"clip_score": _reps(rng, 2.0, 50)}, seed=3),
-            "c": _run(tmp_path, "c", {"clip_score": 2.0}, {"clip_score": _reps(rng, 2.0, 50)}, key="realism:other")}
+    dirs = {
+        "a": _run(tmp_path, "a", {"clip_score": 1.0}, {"clip_score": _reps(rng, 1.0, 50)}),
+        "b": _run(tmp_path, "b", {"clip_score": 2.0}, {"clip_score": _reps(rng, 2.0, 50)}, seed=3),
+        "c": _run(tmp_path, "c", {"clip_score": 2.0}, {"clip_score": _reps(rng, 2.0, 50)}, key="realism:other"),
+    }
     lb = _lb({m: {"clip_score": v} for m, v in (("a", 1.0), ("b", 2.0), ("c", 2.0))})
     add_uncertainty(lb, dirs, n_boot=50)
     assert lb["paired"] == [] and lb["bootstrap"]["unpaired_metrics"] == ["clip_score"]

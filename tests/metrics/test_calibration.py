@@ -1,4 +1,5 @@
 """Temperature scaling and ECE on synthetic over-confident logits; the calibrate CLI."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def test_cli_prints_and_writes_only_with_out(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "T = " in out and "ECE" in out and sorted(p.name for p in tmp_path.iterdir()) == ["val.npz"]
     res_file = tmp_path / "t.json"
-    assert main(["--logits", str(f), "--logits-key", "z", "--labels-key", "lab", "--drop-last",
-                 "--out", str(res_file)]) == 0
+    assert (
+        main(["--logits", str(f), "--logits-key", "z", "--labels-key", "lab", "--drop-last", "--out", str(res_file)])
+        == 0
+    )
     res = json.loads(res_file.read_text())
     assert res["temperature"] == pytest.approx(3.0, rel=0.1) and res["n_classes"] == 10
     assert res["ece_after"] < res["ece_before"]

@@ -1,4 +1,5 @@
 """CLIP score conventions, RefCLIPScore, category means, pairwise softmax, and the registered adapters."""
+
 from __future__ import annotations
 
 import math
@@ -10,19 +11,25 @@ from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
 from tise_bench.errors import ConfigError
 from tise_bench.metrics.clip import (
-    category_means, clip_score_from_cos, pairwise_softmax_success, ref_clip_score,
+    category_means,
+    clip_score_from_cos,
+    pairwise_softmax_success,
+    ref_clip_score,
 )
 from tise_bench.registry import get_metric
 
 COS = np.array([-0.5, -0.01, 0.0, 0.2, 0.31, 0.9, 1.0])
 
 
-@pytest.mark.parametrize("name,formula", [
-    ("clipscore", lambda c: 2.5 * max(c, 0.0)),
-    ("torchmetrics", lambda c: 100.0 * c),  # per sample; the set mean is clamped (test_clip_reference.py)
-    ("cosine", lambda c: c),
-    ("unit", lambda c: min(max((c + 1) / 2, 0.0), 1.0)),
-])
+@pytest.mark.parametrize(
+    "name,formula",
+    [
+        ("clipscore", lambda c: 2.5 * max(c, 0.0)),
+        ("torchmetrics", lambda c: 100.0 * c),  # per sample; the set mean is clamped (test_clip_reference.py)
+        ("cosine", lambda c: c),
+        ("unit", lambda c: min(max((c + 1) / 2, 0.0), 1.0)),
+    ],
+)
 def test_conventions_match_hand_formulas(name: str, formula) -> None:
     np.testing.assert_allclose(clip_score_from_cos(COS, name), [formula(c) for c in COS], rtol=0, atol=1e-15)
 
@@ -77,17 +84,27 @@ def _setup(prefix: str = "") -> tuple[MetricContext, np.ndarray, np.ndarray]:
         Record(id="b", caption="a car", category="vehicle"),
         Record(id="c", caption="a cow", category="animal", ref_captions=("a bull",)),
     ]
-    samples = [Sample(0, 0, "a_0.png", "x"), Sample(0, 1, "a_1.png", "x"), Sample(1, 0, "b.png", "x"),
-               Sample(2, 0, "c.png", "x")]
+    samples = [
+        Sample(0, 0, "a_0.png", "x"),
+        Sample(0, 1, "a_1.png", "x"),
+        Sample(1, 0, "b.png", "x"),
+        Sample(2, 0, "c.png", "x"),
+    ]
     params = {"prefix": prefix}
-    texts = list(dict.fromkeys(get_metric("clip_score").texts(recs, params)
-                               + get_metric("ref_clip_score").texts(recs, params)))
+    texts = list(
+        dict.fromkeys(get_metric("clip_score").texts(recs, params) + get_metric("ref_clip_score").texts(recs, params))
+    )
     text_feats = {t: v for t, v in zip(texts, _unit(rng.normal(size=(len(texts), 8))))}
     img = 3.0 * rng.normal(size=(4, 8))  # unnormalised on purpose
     ref_img = rng.normal(size=(2, 8))
     ctx = MetricContext(
-        subset="realism", records=recs, samples=samples, gen_features={"clip.image": img},
-        ref_features={"clip.image": ref_img}, ref_records=[2, 0], text_features=text_feats,
+        subset="realism",
+        records=recs,
+        samples=samples,
+        gen_features={"clip.image": img},
+        ref_features={"clip.image": ref_img},
+        ref_records=[2, 0],
+        text_features=text_feats,
         text_truncated={texts[0]},
     )
     return ctx, img, ref_img
@@ -129,8 +146,12 @@ def test_ref_clip_score_adapter_skips_records_without_refs() -> None:
         rm = max(max(float(t[cap] @ t[r]) for r in refs), 0)
         want = 0.0 if cs == 0 or rm == 0 else 2 * cs * rm / (cs + rm)
         assert v.per_sample[j] == pytest.approx(want, rel=1e-12)
-    none = MetricContext(subset="realism", records=[ctx.records[1]], samples=[Sample(0, 0, "b.png", "x")],
-                         gen_features={"clip.image": img[:1]})
+    none = MetricContext(
+        subset="realism",
+        records=[ctx.records[1]],
+        samples=[Sample(0, 0, "b.png", "x")],
+        gen_features={"clip.image": img[:1]},
+    )
     n = get_metric("ref_clip_score").compute(none, {"prefix": ""})
     assert n.n == 0 and math.isnan(n.value) and n.skipped == {"no_ref_captions": 1} and "reason" in n.extras
 

@@ -7,6 +7,7 @@ references of cand·ref; RefCLIPScore = harmonic mean per image, then mean) and 
 ``functional/multimodal/clip_score.py`` (``x / x.norm(p=2, dim=-1)``, ``100 * (a * b).sum(-1)``,
 ``score.mean(0)``, ``torch.max(score, 0)``; no prefix).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,8 @@ def hessel_prompt(caption: str, prefix: str = "A photo depicts") -> str:
 
 
 def hessel_clip_score(images: np.ndarray, candidates: np.ndarray, w: float = 2.5):
-    images = images / np.sqrt(np.sum(images ** 2, axis=1, keepdims=True))
-    candidates = candidates / np.sqrt(np.sum(candidates ** 2, axis=1, keepdims=True))
+    images = images / np.sqrt(np.sum(images**2, axis=1, keepdims=True))
+    candidates = candidates / np.sqrt(np.sum(candidates**2, axis=1, keepdims=True))
     per = w * np.clip(np.sum(images * candidates, axis=1), 0, None)
     return np.mean(per), per, candidates
 
@@ -42,7 +43,7 @@ def hessel_refonly(references: list[list[np.ndarray]], candidates: np.ndarray):
     per = []
     for cand, refs in zip(candidates, references):
         refs = np.vstack(refs)
-        refs = refs / np.sqrt(np.sum(refs ** 2, axis=1, keepdims=True))
+        refs = refs / np.sqrt(np.sum(refs**2, axis=1, keepdims=True))
         per.append(np.max(cand.dot(refs.transpose())))
     return np.mean(per), np.array(per)
 
@@ -60,15 +61,24 @@ def _ctx(n: int, seed: int, prompt, shift: float = 0.0, refs: bool = False):
     """n records/images; text embeddings stored under ``prompt(caption)``; image-text cosines of both signs."""
     rng = np.random.default_rng(seed)
     base = rng.normal(size=DIM)  # shared direction: text-text cosines > 0, as with real CLIP text embeddings
-    recs = [Record(id=f"r{i}", caption=f"caption {i}",
-                   ref_captions=(f"ref {i} a", f"ref {i} b", f"ref {i} c") if refs else ()) for i in range(n)]
+    recs = [
+        Record(
+            id=f"r{i}", caption=f"caption {i}", ref_captions=(f"ref {i} a", f"ref {i} b", f"ref {i} c") if refs else ()
+        )
+        for i in range(n)
+    ]
     texts = [t for r in recs for t in (r.caption, *r.ref_captions)]
     feats = {prompt(t): (3 * base + rng.normal(size=DIM)).astype(np.float32) for t in texts}
     cap = np.stack([feats[prompt(r.caption)] for r in recs])
     unit = cap / np.linalg.norm(cap, axis=1, keepdims=True)
     img = (rng.normal(size=(n, DIM)) + shift * unit).astype(np.float32) * 4  # unnormalised on purpose
-    ctx = MetricContext(subset="realism", records=recs, samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(n)],
-                        gen_features={"clip.image": img}, text_features=feats)
+    ctx = MetricContext(
+        subset="realism",
+        records=recs,
+        samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(n)],
+        gen_features={"clip.image": img},
+        text_features=feats,
+    )
     return ctx, img, cap, feats
 
 
@@ -86,10 +96,13 @@ def test_clipscore_convention_equals_hessel_reference_with_its_prefix_by_default
     p = (cfg.get("params") or {}).get("clip_score") or {}
     assert get_metric("clip_score").resolve_params(p) == {"convention": "clipscore", "prefix": None}
     assert get_metric("clip_score").compute(ctx, p).value == v.value
-    assert texts_needed_clip_score(ctx.records, get_metric("clip_score").resolve_params(p)) \
-        == [hessel_prompt(r.caption) for r in ctx.records]
-    assert get_metric("ref_clip_score").texts([Record("x", "a dog", ref_captions=("a puppy",))], {}) \
-        == ["A photo depicts a dog", "A photo depicts a puppy"]
+    assert texts_needed_clip_score(ctx.records, get_metric("clip_score").resolve_params(p)) == [
+        hessel_prompt(r.caption) for r in ctx.records
+    ]
+    assert get_metric("ref_clip_score").texts([Record("x", "a dog", ref_captions=("a puppy",))], {}) == [
+        "A photo depicts a dog",
+        "A photo depicts a puppy",
+    ]
 
 
 def test_ref_clip_score_equals_hessel_reference_on_prefixed_references():

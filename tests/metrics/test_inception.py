@@ -1,4 +1,5 @@
 """IS / IS* / FID vs torch-fidelity 0.4 on random features, plus the registered adapters."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,10 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
 from tise_bench.metrics.inception import (
-    COCO_TEMPERATURE, fid_statistics, frechet_distance, inception_score,
+    COCO_TEMPERATURE,
+    fid_statistics,
+    frechet_distance,
+    inception_score,
 )
 from tise_bench.registry import get_metric
 

@@ -1,5 +1,6 @@
 """KID vs torch-fidelity 0.4's ``kid_features_to_metric`` on the same features, from scratch on tiny data, the
 registered adapter, its defaults, and a run through the pipeline (tise_bench.evaluate, random backbones)."""
+
 from __future__ import annotations
 
 import itertools
@@ -53,7 +54,7 @@ def test_kid_on_float32_features_is_torch_fidelity_up_to_its_float32_kernels() -
     exact = _tf(a.astype(np.float64), b.astype(np.float64), kid_subsets=10, kid_subset_size=30)[KEY_METRIC_KID_MEAN]
     tf32 = _tf(a, b, kid_subsets=10, kid_subset_size=30)[KEY_METRIC_KID_MEAN]
     assert ours == pytest.approx(exact, rel=1e-12)  # float64 kernels: torch-fidelity's value on float64 input
-    assert ours == pytest.approx(tf32, rel=1e-3)   # float32 kernels differ by round-off only
+    assert ours == pytest.approx(tf32, rel=1e-3)  # float32 kernels differ by round-off only
 
 
 def test_kid_from_scratch_on_tiny_data() -> None:
@@ -73,7 +74,8 @@ def test_kid_from_scratch_on_tiny_data() -> None:
     assert mmd2_unbiased(polynomial_kernel(x, x), kxy, polynomial_kernel(y, y)) == pytest.approx(want, rel=1e-12)
     # identical sets: the unbiased estimate is not 0 (the diagonal is left out) but both sides are symmetric
     assert kid(x, x, subsets=1, subset_size=3)[0] == pytest.approx(
-        2 * xx - 2 * sum(k(x[i], x[j]) for i in range(m) for j in range(m)) / (m * m), rel=1e-12)
+        2 * xx - 2 * sum(k(x[i], x[j]) for i in range(m) for j in range(m)) / (m * m), rel=1e-12
+    )
 
 
 def test_subset_larger_than_a_side_is_refused_like_torch_fidelity() -> None:
@@ -88,10 +90,14 @@ def test_subset_larger_than_a_side_is_refused_like_torch_fidelity() -> None:
 
 def _ctx(gen: np.ndarray, ref: np.ndarray) -> MetricContext:
     recs = [Record(id=f"r{i}", caption=f"c{i}", reference=f"ref{i}.png") for i in range(len(gen))]
-    return MetricContext(subset="realism", records=recs,
-                         samples=[Sample(i, 0, f"g{i}.png", f"s{i}") for i in range(len(gen))],
-                         gen_features={"inception.pool3": gen}, ref_features={"inception.pool3": ref},
-                         ref_records=list(range(len(ref))))
+    return MetricContext(
+        subset="realism",
+        records=recs,
+        samples=[Sample(i, 0, f"g{i}.png", f"s{i}") for i in range(len(gen))],
+        gen_features={"inception.pool3": gen},
+        ref_features={"inception.pool3": ref},
+        ref_records=list(range(len(ref))),
+    )
 
 
 def test_adapter_value_std_params_and_small_sets() -> None:
@@ -122,15 +128,21 @@ def test_requirements_reference_images_and_subset_size() -> None:
 
     class StatsOnly:
         reference_stats = "stats.npz"
+
     assert "reference_stats cannot" in spec.requires(bare, StatsOnly(), {"subset_size": 2})
 
 
 def test_defaults_are_torch_fidelitys() -> None:
     yaml = OmegaConf.to_container(OmegaConf.load(DEFAULT_YAML))
     p = get_metric("kid").resolve_params({})  # the parameter dataclass is the one place the defaults live
-    tf = {"subsets": DEFAULTS["kid_subsets"], "subset_size": DEFAULTS["kid_subset_size"],
-          "degree": DEFAULTS["kid_kernel_poly_degree"], "gamma": DEFAULTS["kid_kernel_poly_gamma"],
-          "coef0": DEFAULTS["kid_kernel_poly_coef0"], "seed": DEFAULTS["rng_seed"]}
+    tf = {
+        "subsets": DEFAULTS["kid_subsets"],
+        "subset_size": DEFAULTS["kid_subset_size"],
+        "degree": DEFAULTS["kid_kernel_poly_degree"],
+        "gamma": DEFAULTS["kid_kernel_poly_gamma"],
+        "coef0": DEFAULTS["kid_kernel_poly_coef0"],
+        "seed": DEFAULTS["rng_seed"],
+    }
     assert {k: p[k] for k in tf} == tf and p["shrink_subset_size"] is False
     assert "kid" not in (yaml.get("params") or {})  # not repeated in the YAML
     assert kid_mod.kid_params({}) == {**tf, "coef0": float(tf["coef0"])}
@@ -148,8 +160,16 @@ def test_kid_through_the_pipeline_reads_reference_features(tmp_path, fresh_cache
     ref = structured_images(tmp_path / "ref", 8, seed=32, size=32)
     caps = [f"shapes {i}" for i in range(8)]
     params = {"kid": {"subset_size": 4, "subsets": 20}}
-    res = tise_bench.evaluate(tmp_path / "gen", caps, ids=[p.stem for p in gen], references=[str(p) for p in ref],
-                              metrics=["kid"], params=params, backbones=RANDOM_BACKBONES, cache_dir=fresh_cache)
+    res = tise_bench.evaluate(
+        tmp_path / "gen",
+        caps,
+        ids=[p.stem for p in gen],
+        references=[str(p) for p in ref],
+        metrics=["kid"],
+        params=params,
+        backbones=RANDOM_BACKBONES,
+        cache_dir=fresh_cache,
+    )
     bank = FeatureBank(build_backbones(RANDOM_BACKBONES, {"inception"}, fresh_cache), fresh_cache)
     f = bank.images([str(p) for p in gen + ref], {"inception": {"pool3"}})
     pool3 = f.features["inception.pool3"]
@@ -158,5 +178,12 @@ def test_kid_through_the_pipeline_reads_reference_features(tmp_path, fresh_cache
     assert v.value == pytest.approx(want_mean, rel=1e-12) and v.std == pytest.approx(want_std, rel=1e-12)
     assert v.n == 8 and res.meta["kid"]["unit"] == "distance" and res.meta["kid"]["direction"] == "lower"
     with pytest.raises(ConfigError, match="kid"):  # explicitly requested without references: refused before work
-        tise_bench.evaluate(tmp_path / "gen", caps, ids=[p.stem for p in gen], metrics=["kid"], params=params,
-                            backbones=RANDOM_BACKBONES, cache_dir=fresh_cache)
+        tise_bench.evaluate(
+            tmp_path / "gen",
+            caps,
+            ids=[p.stem for p in gen],
+            metrics=["kid"],
+            params=params,
+            backbones=RANDOM_BACKBONES,
+            cache_dir=fresh_cache,
+        )

@@ -1,5 +1,6 @@
 """O-FID on TISE's object-classifier pool3 (or a flagged fallback), O-IS / IS* with TISE's split loops
 (issue 9 defect 2 and the O-IS protocol), on synthetic features — no networks."""
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ def tise_o_is(preds: np.ndarray, splits: int = 10):
     N = len(preds)
     split_scores = []
     for k in range(splits):
-        part = preds[k * (N // splits): (k + 1) * (N // splits), :]
+        part = preds[k * (N // splits) : (k + 1) * (N // splits), :]
         py = np.mean(part, axis=0)
         scores = []
         for i in range(part.shape[0]):
@@ -42,7 +43,7 @@ def tise_is_star_coco(preds: np.ndarray, splits: int = 10):
     """inception_score_star_coco.py: contiguous i*N//splits splits, all rows used."""
     scores = []
     for i in range(splits):
-        part = preds[(i * preds.shape[0] // splits):((i + 1) * preds.shape[0] // splits), :]
+        part = preds[(i * preds.shape[0] // splits) : ((i + 1) * preds.shape[0] // splits), :]
         kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
         kl = np.mean(np.sum(kl, 1))
         scores.append(np.exp(kl))
@@ -54,8 +55,13 @@ def _ctx(gen: dict, ref: dict | None = None, n_samples: int = 12) -> MetricConte
     recs = [Record(str(i), f"c{i}") for i in range(n_samples)]
     n_crops = next(iter(gen.values())).shape[0]
     gen = {**gen, "crops.owner": np.arange(n_crops) % n_samples}
-    return MetricContext(subset="realism", records=recs, samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(n_samples)],
-                         gen_features=gen, ref_features=ref or {})
+    return MetricContext(
+        subset="realism",
+        records=recs,
+        samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(n_samples)],
+        gen_features=gen,
+        ref_features=ref or {},
+    )
 
 
 def _feats(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -70,8 +76,7 @@ def _fd(a: np.ndarray, b: np.ndarray) -> float:
 def test_o_fid_uses_object_classifier_pool3_when_present():
     inc_g, inc_r = _feats(40, 6, 0), _feats(30, 6, 1, 0.5)
     obj_g, obj_r = _feats(40, 5, 2), _feats(30, 5, 3, 2.0)
-    ctx = _ctx({"crops.pool3": inc_g, "crops.objcls_pool3": obj_g},
-               {"crops.pool3": inc_r, "crops.objcls_pool3": obj_r})
+    ctx = _ctx({"crops.pool3": inc_g, "crops.objcls_pool3": obj_g}, {"crops.pool3": inc_r, "crops.objcls_pool3": obj_r})
     v = get_metric("o_fid").compute(ctx, {})
     assert v.value == pytest.approx(_fd(obj_g, obj_r), rel=1e-12)
     assert abs(v.value - _fd(inc_g, inc_r)) > 1.0
@@ -122,8 +127,12 @@ def test_is_star_tise_split_mode_equals_tise_coco_loop():
     rng = np.random.default_rng(5)
     z = (3 * rng.normal(size=(57, 1008))).astype(np.float32)
     recs = [Record(str(i), "c") for i in range(57)]
-    ctx = MetricContext(subset="realism", records=recs, samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(57)],
-                        gen_features={"inception.logits_unbiased": z})
+    ctx = MetricContext(
+        subset="realism",
+        records=recs,
+        samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(57)],
+        gen_features={"inception.logits_unbiased": z},
+    )
     want_mean, want_std = tise_is_star_coco(_softmax(z.astype(np.float64), T_COCO))
     v = get_metric("is_star").compute(ctx, {"split_mode": "tise"})
     assert v.value == pytest.approx(want_mean, rel=1e-10) and v.std == pytest.approx(want_std, rel=1e-8)

@@ -1,4 +1,5 @@
 """SOA-C/SOA-I and CA equal hand-computed values on planted detections."""
+
 from __future__ import annotations
 
 import math
@@ -21,19 +22,32 @@ def _dets(*rows, max_det=5):
 
 
 def _ctx(subset, recs, dets):
-    return MetricContext(subset=subset, records=recs, samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(len(recs))],
-                         gen_features={"detector.detections": np.stack(dets)}, extra={"class_names": NAMES})
+    return MetricContext(
+        subset=subset,
+        records=recs,
+        samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(len(recs))],
+        gen_features={"detector.detections": np.stack(dets)},
+        extra={"class_names": NAMES},
+    )
 
 
 def test_soa_planted():
-    recs = [Record("a", "a dog", category="dog"), Record("b", "a dog", category="dog"), Record("c", "a dog", category="dog"),
-            Record("d", "a cat", category="cat"), Record("e", "a man", category="person"), Record("f", "x", category="zebra")]
-    dets = [_dets([0, 0, 5, 5, 0.9, 1]),                      # dog found
-            _dets([0, 0, 5, 5, 0.4, 1]),                      # dog below threshold -> miss
-            _dets(),                                          # nothing detected -> failure, not dropped
-            _dets([0, 0, 5, 5, 0.7, 2], [1, 1, 4, 4, 0.8, 1]),  # cat found
-            _dets([0, 0, 5, 5, 0.6, 1]),                      # wrong class -> miss
-            _dets([0, 0, 5, 5, 0.9, 1])]                      # zebra: not a detector class -> skipped, counted
+    recs = [
+        Record("a", "a dog", category="dog"),
+        Record("b", "a dog", category="dog"),
+        Record("c", "a dog", category="dog"),
+        Record("d", "a cat", category="cat"),
+        Record("e", "a man", category="person"),
+        Record("f", "x", category="zebra"),
+    ]
+    dets = [
+        _dets([0, 0, 5, 5, 0.9, 1]),  # dog found
+        _dets([0, 0, 5, 5, 0.4, 1]),  # dog below threshold -> miss
+        _dets(),  # nothing detected -> failure, not dropped
+        _dets([0, 0, 5, 5, 0.7, 2], [1, 1, 4, 4, 0.8, 1]),  # cat found
+        _dets([0, 0, 5, 5, 0.6, 1]),  # wrong class -> miss
+        _dets([0, 0, 5, 5, 0.9, 1]),
+    ]  # zebra: not a detector class -> skipped, counted
     ctx = _ctx("soa", recs, dets)
     c = get_metric("soa_c").compute(ctx, {"threshold": 0.5})
     i = get_metric("soa_i").compute(ctx, {"threshold": 0.5})
@@ -48,14 +62,18 @@ def test_soa_planted():
 
 
 def test_ca_planted_rmse():
-    recs = [Record("a", "two dogs", counts={"dog": 2}),
-            Record("b", "two dogs and a cat", counts={"dog": 2, "cat": 1}),
-            Record("c", "three people", counts={"person": 3}),
-            Record("d", "a scene")]
-    dets = [_dets([0, 0, 1, 1, 0.9, 1], [0, 0, 1, 1, 0.8, 1], [0, 0, 1, 1, 0.9, 0]),  # dogs 2 (person extra ignored)
-            _dets([0, 0, 1, 1, 0.9, 1], [0, 0, 1, 1, 0.3, 1]),                     # dog 1 (0.3 below), cat 0
-            _dets([0, 0, 1, 1, 0.99, 0]),                                           # person 1 vs 3
-            _dets()]
+    recs = [
+        Record("a", "two dogs", counts={"dog": 2}),
+        Record("b", "two dogs and a cat", counts={"dog": 2, "cat": 1}),
+        Record("c", "three people", counts={"person": 3}),
+        Record("d", "a scene"),
+    ]
+    dets = [
+        _dets([0, 0, 1, 1, 0.9, 1], [0, 0, 1, 1, 0.8, 1], [0, 0, 1, 1, 0.9, 0]),  # dogs 2 (person extra ignored)
+        _dets([0, 0, 1, 1, 0.9, 1], [0, 0, 1, 1, 0.3, 1]),  # dog 1 (0.3 below), cat 0
+        _dets([0, 0, 1, 1, 0.99, 0]),  # person 1 vs 3
+        _dets(),
+    ]
     mv = get_metric("ca").compute(_ctx("ca", recs, dets), {"threshold": 0.5})
     hand = [0.0, math.sqrt(((1 - 2) ** 2 + (0 - 1) ** 2) / 2), math.sqrt((1 - 3) ** 2)]
     assert math.isclose(mv.value, np.mean(hand))

@@ -1,4 +1,5 @@
 """CLIP R-precision: vectorised implementation vs a from-scratch loop reference, plus the adapter."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,11 @@ from tise_bench.registry import get_metric
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    return sum(float(x) * float(y) for x, y in zip(a, b)) / math.sqrt(sum(float(x) ** 2 for x in a)) \
+    return (
+        sum(float(x) * float(y) for x, y in zip(a, b))
+        / math.sqrt(sum(float(x) ** 2 for x in a))
         / math.sqrt(sum(float(y) ** 2 for y in b))
+    )
 
 
 def loop_reference(img, true_idx, pool, n_distractors, top_k, seed, mismatched=None):
@@ -85,8 +89,9 @@ def test_ties_are_misses() -> None:
 
 def _ctx(records: list[Record], emb: dict[str, np.ndarray], img: np.ndarray, per_record: int = 1) -> MetricContext:
     samples = [Sample(i, k, f"{i}_{k}.png", "x") for i in range(len(records)) for k in range(per_record)]
-    return MetricContext(subset="rp", records=records, samples=samples, gen_features={"clip.image": img},
-                         text_features=emb)
+    return MetricContext(
+        subset="rp", records=records, samples=samples, gen_features={"clip.image": img}, text_features=emb
+    )
 
 
 def test_adapter_perfect_embeddings_shared_captions_and_small_pool() -> None:

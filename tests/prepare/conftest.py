@@ -1,4 +1,5 @@
 """tests/prepare fixtures: ``coco`` = a tiny COCO-2014-format val set in tmp_path (see prepare_fixtures)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """``python -m tise_bench.prepare`` as a user runs it, the packaged config, and the data=coco round trip."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ from tise_bench.prepare import run_prepare
 def _cli(args: list[str], cwd, **env: str) -> subprocess.CompletedProcess:
     cwd.mkdir(parents=True, exist_ok=True)
     e = {k: v for k, v in os.environ.items() if k != "TISE_DATA_ROOT"}
-    return subprocess.run([sys.executable, "-m", "tise_bench.prepare", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**e, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "tise_bench.prepare", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**e, **env},
+    )
 
 
 def test_cli_writes_manifests_and_nothing_in_cwd(tmp_path):

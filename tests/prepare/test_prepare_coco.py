@@ -1,4 +1,5 @@
 """COCO-2014 → five manifests: determinism, per-subset selection rules, sizes, clear input errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_pa_counter_caption_swaps_only_the_positional_word(coco, tmp_path):
         suf = 0
         while a[-1 - suf] == b[-1 - suf]:
             suf += 1
-        old, new = " ".join(a[pre:len(a) - suf]).lower(), " ".join(b[pre:len(b) - suf]).lower()
+        old, new = " ".join(a[pre : len(a) - suf]).lower(), " ".join(b[pre : len(b) - suf]).lower()
         assert new.strip(".") == OPPOSITES[r.positional_word], r
         # "far from X" -> "near X" also drops the preposition that only "far" needs
         assert set(old.strip(".").split()) <= set(r.positional_word.split()) | {"the", "from", "away", "to"}, r
@@ -125,8 +126,8 @@ def test_pa_counter_caption_swaps_only_the_positional_word(coco, tmp_path):
 def test_ca_counts_equal_instance_annotations(coco, tmp_path):
     recs = _run(coco, tmp_path / "o")["ca"]
     ids = {r.id for r in recs}
-    assert {"1010", "1030", "1060", "1090"} <= ids           # two dogs / three sheep / two people (crowd ignored)
-    assert "1070" not in ids                                  # "two dogs" on an image with one dog
+    assert {"1010", "1030", "1060", "1090"} <= ids  # two dogs / three sheep / two people (crowd ignored)
+    assert "1070" not in ids  # "two dogs" on an image with one dog
     for r in recs:
         counts = CocoFixture.counts(_image(r))
         assert r.counts and r.counts == find_counts(r.caption)
@@ -137,7 +138,7 @@ def test_ca_counts_equal_instance_annotations(coco, tmp_path):
 def test_soa_class_annotated_and_named(coco, tmp_path):
     recs = _run(coco, tmp_path / "o")["soa"]
     assert len({r.id for r in recs}) == len(recs)
-    assert "1081_15" not in {r.id for r in recs}              # a painted cat on an image without a cat
+    assert "1081_15" not in {r.id for r in recs}  # a painted cat on an image without a cat
     for r in recs:
         named = [m.name for m in find_classes(r.caption)]
         assert r.category in CocoFixture.classes(_image(r)) and r.category in named
@@ -180,5 +181,6 @@ def test_annotations_directly_in_root_and_bad_sizes(tmp_path):
         f.rename(coco.root / f.name)
     assert prepare_coco(coco.root, tmp_path / "o", sizes=SMALL, log=None)["rp"].is_file()
     from tise_bench.errors import ConfigError
+
     with pytest.raises(ConfigError, match="realism_size"):
         prepare_coco(coco.root, tmp_path / "o", sizes={"realism_size": 3}, log=None)

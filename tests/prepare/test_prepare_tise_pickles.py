@@ -1,6 +1,7 @@
 """TISE caption pickles → manifests: contents, references through coco_root, clear layout errors, data-only.
 
 write_tise below uses renamed files (the name-token fallback); test_tise_release.py covers the released names."""
+
 from __future__ import annotations
 
 import pickle
@@ -21,19 +22,51 @@ def _dump(path: Path, obj, protocol: int = 4) -> None:
 
 
 def write_tise(folder: Path) -> Path:
-    _dump(folder / "captions_realism.pkl", [
-        {"caption_id": 1010, "caption": "Two dogs sitting on a couch."},
-        {"caption_id": np.int64(1120), "caption": "an elephant inside an enclosure"}])  # numpy ids load too
-    _dump(folder / "captions_rp.pkl", [{"caption_id": 1030, "caption": "three sheep in a field"},
-                                       {"caption_id": 1030, "caption": "three sheep in a field"},
-                                       {"caption_id": 999999, "caption": "a caption COCO does not know"}], protocol=2)
-    _dump(folder / "captions_pa.pkl", {
-        "left": [{"caption_id": 1020, "caption": "A cat to the left of a laptop.",
-                  "false_caption": "A cat to the right of a laptop."}],
-        "above": [{"caption_id": 1081, "caption": "a painting of a cat above a fireplace",
-                   "false_caption": "a painting of a cat below a fireplace"}]})
-    _dump(folder / "captions_ca.pkl", [{"caption_id": 1060, "caption": "two people standing in front of a bus",
-                                        "counting_info": {"person": 2, "bus": 1}}])
+    _dump(
+        folder / "captions_realism.pkl",
+        [
+            {"caption_id": 1010, "caption": "Two dogs sitting on a couch."},
+            {"caption_id": np.int64(1120), "caption": "an elephant inside an enclosure"},
+        ],
+    )  # numpy ids load too
+    _dump(
+        folder / "captions_rp.pkl",
+        [
+            {"caption_id": 1030, "caption": "three sheep in a field"},
+            {"caption_id": 1030, "caption": "three sheep in a field"},
+            {"caption_id": 999999, "caption": "a caption COCO does not know"},
+        ],
+        protocol=2,
+    )
+    _dump(
+        folder / "captions_pa.pkl",
+        {
+            "left": [
+                {
+                    "caption_id": 1020,
+                    "caption": "A cat to the left of a laptop.",
+                    "false_caption": "A cat to the right of a laptop.",
+                }
+            ],
+            "above": [
+                {
+                    "caption_id": 1081,
+                    "caption": "a painting of a cat above a fireplace",
+                    "false_caption": "a painting of a cat below a fireplace",
+                }
+            ],
+        },
+    )
+    _dump(
+        folder / "captions_ca.pkl",
+        [
+            {
+                "caption_id": 1060,
+                "caption": "two people standing in front of a bus",
+                "counting_info": {"person": 2, "bus": 1},
+            }
+        ],
+    )
     _dump(folder / "soa" / "label_16_dog.pkl", [{"caption_id": 1071, "caption": "a dog running in the snow"}])
     _dump(folder / "soa" / "label_15_cat.pkl", [{"caption_id": 1090, "caption": "two cats sleeping on a bed"}])
     return folder
@@ -50,10 +83,14 @@ def test_import_with_references(tmp_path):
     assert [r.id for r in m["rp"]] == ["1030", "1030_1", "999999"]
     assert m["rp"][2].reference is None and not m["rp"][0].mismatched
     assert [(r.positional_word, r.counter_caption) for r in m["pa"]] == [
-        ("above", "a painting of a cat below a fireplace"), ("left", "A cat to the right of a laptop.")]
+        ("above", "a painting of a cat below a fireplace"),
+        ("left", "A cat to the right of a laptop."),
+    ]
     assert m["ca"][0].counts == {"person": 2, "bus": 1}
-    assert [(r.id, r.category, r.labels) for r in m["soa"]] == [("1090_15", "cat", ("cat", "bed")),
-                                                                ("1071_16", "dog", ("dog",))]
+    assert [(r.id, r.category, r.labels) for r in m["soa"]] == [
+        ("1090_15", "cat", ("cat", "bed")),
+        ("1071_16", "dog", ("dog",)),
+    ]
     again = prepare_tise_pickles(tmp_path / "tise", tmp_path / "out2", coco_root=coco.root, log=None)
     assert all(paths[s].read_bytes() == again[s].read_bytes() for s in paths)
 

@@ -1,4 +1,5 @@
 """TISE's released caption pickles (real names and keys) imported as released (issue 9, defect 7)."""
+
 from __future__ import annotations
 
 import pickle
@@ -22,7 +23,8 @@ def test_released_names_found_in_the_toolbox_tree_coco_and_cub_apart(tmp_path):
     root = write_tise_release(tmp_path / "tise-toolbox")
     hits, _, how = find_tise_pickles(root, "coco")
     assert {s: [p.relative_to(root).as_posix() for p in ps] for s, ps in hits.items() if s != "soa"} == {
-        s: [CAPTION_FILES[s]] for s in ("realism", "rp", "pa", "ca")}  # CUB_RP_captions.pkl is not a 2nd rp match
+        s: [CAPTION_FILES[s]] for s in ("realism", "rp", "pa", "ca")
+    }  # CUB_RP_captions.pkl is not a 2nd rp match
     assert len(hits["soa"]) == 3 and set(how.values()) == {"released name"}
     cub, _, _ = find_tise_pickles(root, "cub")
     assert [p.name for p in cub["rp"]] == ["CUB_RP_captions.pkl"]
@@ -41,12 +43,16 @@ def test_pa_ca_soa_records_keep_the_release_keys_and_layout_hints(tmp_path):
     assert [(r.id, r.positional_word, r.counter_caption, r.extra["tise_dir"]) for r in pa] == [
         ("303", "above", PA["above"][0]["false_caption"], "above"),
         ("301", "left", PA["left"][0]["false_caption"], "left"),
-        ("302", "left", PA["left"][1]["false_caption"], "left")]
+        ("302", "left", PA["left"][1]["false_caption"], "left"),
+    ]
     assert [r.counts for r in m["ca"]] == [{"dog": 2, "cat": 1}, {"person": 3, "bus": 1}]  # numpy count too
     soa = m["soa"]
     assert [(r.id, r.category, r.extra["tise_dir"], r.extra["tise_index"]) for r in soa] == [
-        ("501_0", "person", "label_00_person", 0), ("502_0", "person", "label_00_person", 1),
-        ("503_4", "airplane", "label_04_plane", 0), ("504_16", "dog", "label_16_dog", 0)]
+        ("501_0", "person", "label_00_person", 0),
+        ("502_0", "person", "label_00_person", 1),
+        ("503_4", "airplane", "label_04_plane", 0),
+        ("504_16", "dog", "label_16_dog", 0),
+    ]
     assert [r.id for r in m["realism"]] == ["101", "102", "103"]
 
 
@@ -55,7 +61,8 @@ def test_hinz_label_names_give_no_note_but_a_real_mismatch_does(tmp_path, capsys
     prepare_tise_pickles(root, tmp_path / "o", subsets=["soa"])
     assert "file says" not in capsys.readouterr().out  # label_04_plane is airplane in Hinz et al.'s naming
     (root / "semantic_object_accuracy" / "captions" / "label_16_dog.pkl").rename(
-        root / "semantic_object_accuracy" / "captions" / "label_16_horse.pkl")
+        root / "semantic_object_accuracy" / "captions" / "label_16_horse.pkl"
+    )
     prepare_tise_pickles(root, tmp_path / "o2", subsets=["soa"])
     assert "label_16_horse.pkl: index 16 is 'dog' in COCO order, file says 'horse'" in capsys.readouterr().out
 

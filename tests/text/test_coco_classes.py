@@ -1,4 +1,5 @@
 """COCO class data: order, official ids, and the word list's integrity."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,14 +48,29 @@ def test_every_class_has_words_and_matches_its_own_forms() -> None:
             assert [(m.name, m.is_plural) for m in ms] == [(cls, plural)], phrase
 
 
-@pytest.mark.parametrize("cls,phrase,plural", [
-    ("person", "people", True), ("person", "men", True), ("person", "woman", False),
-    ("person", "children", True), ("motorcycle", "motorbike", False), ("airplane", "aircraft", None),
-    ("couch", "sofa", False), ("tv", "television", False), ("dining table", "table", False),
-    ("cell phone", "cellphone", False), ("sheep", "sheep", None), ("mouse", "mice", True),
-    ("knife", "knives", True), ("bus", "buses", True), ("bench", "benches", True),
-    ("skis", "skis", True), ("hot dog", "hot dogs", True), ("wine glass", "wine glasses", True),
-])
+@pytest.mark.parametrize(
+    "cls,phrase,plural",
+    [
+        ("person", "people", True),
+        ("person", "men", True),
+        ("person", "woman", False),
+        ("person", "children", True),
+        ("motorcycle", "motorbike", False),
+        ("airplane", "aircraft", None),
+        ("couch", "sofa", False),
+        ("tv", "television", False),
+        ("dining table", "table", False),
+        ("cell phone", "cellphone", False),
+        ("sheep", "sheep", None),
+        ("mouse", "mice", True),
+        ("knife", "knives", True),
+        ("bus", "buses", True),
+        ("bench", "benches", True),
+        ("skis", "skis", True),
+        ("hot dog", "hot dogs", True),
+        ("wine glass", "wine glasses", True),
+    ],
+)
 def test_required_forms(cls: str, phrase: str, plural: bool | None) -> None:
     assert class_phrases(cls)[phrase] is plural
 

@@ -15,6 +15,7 @@ TISE's fine-tuned classifiers (``object_classifier``: COCO-80 for O-IS/O-FID; ``
 CUB IS*) are user-supplied files. They are built when a metric needs them and either a weights file is
 given or their random variant is asked for explicitly (``backbones.<name>.random=true``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 _BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (sweeps reuse networks)
 
 
-def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path,
-                   device: str, amp: bool = False) -> ImageBackbone:
+def build_backbone(
+    name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path, device: str, amp: bool = False
+) -> ImageBackbone:
     """One backbone, built once per process and config. ``amp``: fp16 autocast on CUDA for the backbones
     that allow it (``amp_capable``: CLIP, detector); ignored on CPU and for the others.
 
@@ -45,12 +47,22 @@ def build_backbone(name: str, cfg: dict[str, Any], *, random: bool, seed: int, c
     config = entry.parse(cfg)
     cls, make_kwargs = entry.select(config)
     weights = config.weights or None
-    ctx = BuildContext(weights=weights, random=bool(random or config.random) and weights is None, seed=seed,
-                       cache_dir=str(cache_dir), device=device)
+    ctx = BuildContext(
+        weights=weights,
+        random=bool(random or config.random) and weights is None,
+        seed=seed,
+        cache_dir=str(cache_dir),
+        device=device,
+    )
     kwargs = make_kwargs(config, ctx)
     if random and kwargs.get("weights") is not None:  # a variant without weights (imported detections) uses none
-        log.warning("backbones.%s.weights=%s is given with backbones=random: %s uses these REAL weights "
-                    "(the other backbones stay random)", name, weights, name)
+        log.warning(
+            "backbones.%s.weights=%s is given with backbones=random: %s uses these REAL weights "
+            "(the other backbones stay random)",
+            name,
+            weights,
+            name,
+        )
     key = (name, amp, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
     if key not in _BUILT:
         bb = cls(**kwargs)
@@ -80,8 +92,9 @@ def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path
         if sub is None:
             get_backbone(name)  # an unregistered name gets a did-you-mean first
             raise ConfigError(f"metrics need backbone {name!r} but backbones.{name} is not configured")
-        out[name] = build_backbone(name, dict(sub), random=top.random, seed=top.seed, cache_dir=cache_dir,
-                                   device=top.device, amp=top.amp)
+        out[name] = build_backbone(
+            name, dict(sub), random=top.random, seed=top.seed, cache_dir=cache_dir, device=top.device, amp=top.amp
+        )
     if any(b.is_random for b in out.values()):
         log.warning("*** RANDOM-WEIGHTS BACKBONES: numbers are for smoke tests only, not comparable to any paper ***")
     return out

@@ -4,6 +4,7 @@ A backbone turns a decoded PIL image into its own input tensor (its own resize/n
 batch of such tensors into named feature arrays. ``namespace`` is the cache key part that says exactly
 which network produced a feature: ``{ident}-{weights_hash}-{preproc_version}``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,9 +77,15 @@ class ImageBackbone(ABC):
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
     def describe(self) -> dict[str, object]:
-        return {"ident": self.ident, "namespace": self.namespace, "weights_hash": self.weights_hash,
-                "preproc_version": self.preproc_version,
-                "random_weights": self.is_random, "features": list(self.provides), "amp_fp16": self.amp}
+        return {
+            "ident": self.ident,
+            "namespace": self.namespace,
+            "weights_hash": self.weights_hash,
+            "preproc_version": self.preproc_version,
+            "random_weights": self.is_random,
+            "features": list(self.provides),
+            "amp_fp16": self.amp,
+        }
 
 
 def forward_counts(backbones: Mapping[str, ImageBackbone]) -> dict[str, int]:

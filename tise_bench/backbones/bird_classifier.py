@@ -40,6 +40,7 @@ the variable-name table (derived from TISE's slim code: explicit scopes ``conv0`
 equality of our logits with TISE's TF graph are unchecked on the real file. Check once: IS* of a few CUB
 images with TISE's script and with ``tise-bench`` on the converted file should agree to ~1e-4.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,13 @@ class _TFInceptionC(InceptionC):
     def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d = x
-        for m in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
-                  self.branch7x7dbl_5):
+        for m in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             d = m(d)
         return [self.branch1x1(x), b7, d, self.branch_pool(_tf_avg_pool(x))]
 
@@ -100,33 +106,83 @@ class TFSlimInception3(Inception3):
         from torchvision.models.inception import BasicConv2d, InceptionAux, InceptionB, InceptionD
 
         with torch.random.fork_rng(devices=[]):
-            super().__init__(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=False,
-                             inception_blocks=[BasicConv2d, _TFInceptionA, InceptionB, _TFInceptionC, InceptionD,
-                                               _TFInceptionE, InceptionAux])
+            super().__init__(
+                num_classes=num_classes,
+                aux_logits=False,
+                transform_input=False,
+                init_weights=False,
+                inception_blocks=[
+                    BasicConv2d,
+                    _TFInceptionA,
+                    InceptionB,
+                    _TFInceptionC,
+                    InceptionD,
+                    _TFInceptionE,
+                    InceptionAux,
+                ],
+            )
 
 
 # --- TF-slim variable names (TISE's inception_model.py) -> torchvision module prefixes ----------------------
-_STEM = {"Conv2d_1a_3x3": "conv0", "Conv2d_2a_3x3": "conv1", "Conv2d_2b_3x3": "conv2", "Conv2d_3b_1x1": "conv3",
-         "Conv2d_4a_3x3": "conv4"}
-_A = {"branch1x1": "branch1x1/Conv", "branch5x5_1": "branch5x5/Conv", "branch5x5_2": "branch5x5/Conv_1",
-      "branch3x3dbl_1": "branch3x3dbl/Conv", "branch3x3dbl_2": "branch3x3dbl/Conv_1",
-      "branch3x3dbl_3": "branch3x3dbl/Conv_2", "branch_pool": "branch_pool/Conv"}
-_B = {"branch3x3": "branch3x3/Conv", "branch3x3dbl_1": "branch3x3dbl/Conv", "branch3x3dbl_2": "branch3x3dbl/Conv_1",
-      "branch3x3dbl_3": "branch3x3dbl/Conv_2"}
-_C = {"branch1x1": "branch1x1/Conv", "branch7x7_1": "branch7x7/Conv", "branch7x7_2": "branch7x7/Conv_1",
-      "branch7x7_3": "branch7x7/Conv_2", **{f"branch7x7dbl_{i + 1}": f"branch7x7dbl/Conv{'' if i == 0 else f'_{i}'}"
-                                            for i in range(5)}, "branch_pool": "branch_pool/Conv"}
-_D = {"branch3x3_1": "branch3x3/Conv", "branch3x3_2": "branch3x3/Conv_1",
-      **{f"branch7x7x3_{i + 1}": f"branch7x7x3/Conv{'' if i == 0 else f'_{i}'}" for i in range(4)}}
-_E = {"branch1x1": "branch1x1/Conv", "branch3x3_1": "branch3x3/Conv", "branch3x3_2a": "branch3x3/Conv_1",
-      "branch3x3_2b": "branch3x3/Conv_2", "branch3x3dbl_1": "branch3x3dbl/Conv", "branch3x3dbl_2": "branch3x3dbl/Conv_1",
-      "branch3x3dbl_3a": "branch3x3dbl/Conv_2", "branch3x3dbl_3b": "branch3x3dbl/Conv_3", "branch_pool": "branch_pool/Conv"}
-_MIXED = {"Mixed_5b": ("mixed_35x35x256a", _A), "Mixed_5c": ("mixed_35x35x288a", _A),
-          "Mixed_5d": ("mixed_35x35x288b", _A), "Mixed_6a": ("mixed_17x17x768a", _B),
-          "Mixed_6b": ("mixed_17x17x768b", _C), "Mixed_6c": ("mixed_17x17x768c", _C),
-          "Mixed_6d": ("mixed_17x17x768d", _C), "Mixed_6e": ("mixed_17x17x768e", _C),
-          "Mixed_7a": ("mixed_17x17x1280a", _D), "Mixed_7b": ("mixed_8x8x2048a", _E),
-          "Mixed_7c": ("mixed_8x8x2048b", _E)}
+_STEM = {
+    "Conv2d_1a_3x3": "conv0",
+    "Conv2d_2a_3x3": "conv1",
+    "Conv2d_2b_3x3": "conv2",
+    "Conv2d_3b_1x1": "conv3",
+    "Conv2d_4a_3x3": "conv4",
+}
+_A = {
+    "branch1x1": "branch1x1/Conv",
+    "branch5x5_1": "branch5x5/Conv",
+    "branch5x5_2": "branch5x5/Conv_1",
+    "branch3x3dbl_1": "branch3x3dbl/Conv",
+    "branch3x3dbl_2": "branch3x3dbl/Conv_1",
+    "branch3x3dbl_3": "branch3x3dbl/Conv_2",
+    "branch_pool": "branch_pool/Conv",
+}
+_B = {
+    "branch3x3": "branch3x3/Conv",
+    "branch3x3dbl_1": "branch3x3dbl/Conv",
+    "branch3x3dbl_2": "branch3x3dbl/Conv_1",
+    "branch3x3dbl_3": "branch3x3dbl/Conv_2",
+}
+_C = {
+    "branch1x1": "branch1x1/Conv",
+    "branch7x7_1": "branch7x7/Conv",
+    "branch7x7_2": "branch7x7/Conv_1",
+    "branch7x7_3": "branch7x7/Conv_2",
+    **{f"branch7x7dbl_{i + 1}": f"branch7x7dbl/Conv{'' if i == 0 else f'_{i}'}" for i in range(5)},
+    "branch_pool": "branch_pool/Conv",
+}
+_D = {
+    "branch3x3_1": "branch3x3/Conv",
+    "branch3x3_2": "branch3x3/Conv_1",
+    **{f"branch7x7x3_{i + 1}": f"branch7x7x3/Conv{'' if i == 0 else f'_{i}'}" for i in range(4)},
+}
+_E = {
+    "branch1x1": "branch1x1/Conv",
+    "branch3x3_1": "branch3x3/Conv",
+    "branch3x3_2a": "branch3x3/Conv_1",
+    "branch3x3_2b": "branch3x3/Conv_2",
+    "branch3x3dbl_1": "branch3x3dbl/Conv",
+    "branch3x3dbl_2": "branch3x3dbl/Conv_1",
+    "branch3x3dbl_3a": "branch3x3dbl/Conv_2",
+    "branch3x3dbl_3b": "branch3x3dbl/Conv_3",
+    "branch_pool": "branch_pool/Conv",
+}
+_MIXED = {
+    "Mixed_5b": ("mixed_35x35x256a", _A),
+    "Mixed_5c": ("mixed_35x35x288a", _A),
+    "Mixed_5d": ("mixed_35x35x288b", _A),
+    "Mixed_6a": ("mixed_17x17x768a", _B),
+    "Mixed_6b": ("mixed_17x17x768b", _C),
+    "Mixed_6c": ("mixed_17x17x768c", _C),
+    "Mixed_6d": ("mixed_17x17x768d", _C),
+    "Mixed_6e": ("mixed_17x17x768e", _C),
+    "Mixed_7a": ("mixed_17x17x1280a", _D),
+    "Mixed_7b": ("mixed_8x8x2048a", _E),
+    "Mixed_7c": ("mixed_8x8x2048b", _E),
+}
 EMA = "/ExponentialMovingAverage"
 
 
@@ -138,7 +194,9 @@ def slim_conv_scopes() -> dict[str, str]:
     return out
 
 
-def convert_slim_variables(variables: Mapping[str, np.ndarray], num_classes: int = CUB_CLASSES) -> dict[str, torch.Tensor]:
+def convert_slim_variables(
+    variables: Mapping[str, np.ndarray], num_classes: int = CUB_CLASSES
+) -> dict[str, torch.Tensor]:
     """TF-slim checkpoint variables (name -> array) -> state dict of :class:`TFSlimInception3`.
 
     Uses the ``<name>/ExponentialMovingAverage`` value of every weight, beta, moving mean/variance and the fc,
@@ -150,8 +208,10 @@ def convert_slim_variables(variables: Mapping[str, np.ndarray], num_classes: int
 
     def get(name: str, want: torch.Size, transpose: tuple[int, ...] | None) -> torch.Tensor:
         if name + EMA not in variables:
-            raise WeightsNotFoundError(f"slim variable {name + EMA!r} not in the checkpoint (TISE restores the moving "
-                                       f"averages); is this TISE's birds_valid299/model.ckpt?")
+            raise WeightsNotFoundError(
+                f"slim variable {name + EMA!r} not in the checkpoint (TISE restores the moving "
+                f"averages); is this TISE's birds_valid299/model.ckpt?"
+            )
         a = np.asarray(variables[name + EMA], dtype=np.float32)
         if transpose is not None and a.ndim == len(transpose):
             a = a.transpose(transpose)
@@ -172,8 +232,10 @@ def convert_slim_variables(variables: Mapping[str, np.ndarray], num_classes: int
 
 
 def load_bird_checkpoint(path: str | Path, num_classes: int = CUB_CLASSES) -> torch.nn.Module:
-    what = ("a PyTorch state dict of TISE's CUB bird Inception-v3 converted from its TF-slim checkpoint "
-            "(see tise_bench/backbones/bird_classifier.py for the format and the conversion)")
+    what = (
+        "a PyTorch state dict of TISE's CUB bird Inception-v3 converted from its TF-slim checkpoint "
+        "(see tise_bench/backbones/bird_classifier.py for the format and the conversion)"
+    )
     sd = read_state_dict(path, "backbones.bird_classifier.weights", what)
     sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}
     net = TFSlimInception3(num_classes + 1)
@@ -183,12 +245,16 @@ def load_bird_checkpoint(path: str | Path, num_classes: int = CUB_CLASSES) -> to
     try:
         missing, unexpected = net.load_state_dict(sd, strict=False)
     except RuntimeError as e:
-        raise WeightsNotFoundError(f"{path} does not fit Inception-v3 with {num_classes} + 1 classes: "
-                                   f"{str(e).splitlines()[-1].strip()}. {what}") from None
+        raise WeightsNotFoundError(
+            f"{path} does not fit Inception-v3 with {num_classes} + 1 classes: "
+            f"{str(e).splitlines()[-1].strip()}. {what}"
+        ) from None
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise WeightsNotFoundError(f"{path} does not fit Inception-v3 with {num_classes} + 1 classes: missing "
-                                   f"{missing[:3]}, unexpected {unexpected[:3]}. Give {what}.")
+        raise WeightsNotFoundError(
+            f"{path} does not fit Inception-v3 with {num_classes} + 1 classes: missing "
+            f"{missing[:3]}, unexpected {unexpected[:3]}. Give {what}."
+        )
     return net
 
 
@@ -215,21 +281,39 @@ class BirdClassifierBackbone(LocalClassifierBackbone):
     preproc_version = "tise-cub-pil-bilinear299-pm1-v1"
     provides = ("logits",)
 
-    def __init__(self, *, weights: str | None = None, num_classes: int = BirdClassifierConfig.num_classes,
-                 random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        weights: str | None = None,
+        num_classes: int = BirdClassifierConfig.num_classes,
+        random: bool = False,
+        seed: int = 0,
+        cache_dir: str | Path = ".cache",
+        device: str = "auto",
+    ) -> None:
         super().__init__()
-        self._setup(weights=weights, random=random, seed=seed, cache_dir=cache_dir, device=device,
-                    stem=f"birdcls-inception_v3-{num_classes}bg",
-                    make_random=lambda: random_bird_classifier(num_classes, seed),
-                    load=lambda p: load_bird_checkpoint(p, num_classes),
-                    missing="CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted "
-                            ".pth> (see tise_bench/backbones/bird_classifier.py), or "
-                            "backbones.bird_classifier.random=true for smoke tests")
+        self._setup(
+            weights=weights,
+            random=random,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+            stem=f"birdcls-inception_v3-{num_classes}bg",
+            make_random=lambda: random_bird_classifier(num_classes, seed),
+            load=lambda p: load_bird_checkpoint(p, num_classes),
+            missing="CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted "
+            ".pth> (see tise_bench/backbones/bird_classifier.py), or "
+            "backbones.bird_classifier.random=true for smoke tests",
+        )
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d.update(weights=self.weights_path.name, temperature=TISE_BIRD_TEMPERATURE, background_dropped=True,
-                 conversion_verified=False)
+        d.update(
+            weights=self.weights_path.name,
+            temperature=TISE_BIRD_TEMPERATURE,
+            background_dropped=True,
+            conversion_verified=False,
+        )
         return d
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
@@ -242,9 +326,11 @@ class BirdClassifierBackbone(LocalClassifierBackbone):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tise_bench.backbones.bird_classifier",
-                                 description="Convert TISE's TF-slim bird Inception (variables saved as .npz) "
-                                             "to the PyTorch state dict backbones.bird_classifier.weights expects.")
+    ap = argparse.ArgumentParser(
+        prog="python -m tise_bench.backbones.bird_classifier",
+        description="Convert TISE's TF-slim bird Inception (variables saved as .npz) "
+        "to the PyTorch state dict backbones.bird_classifier.weights expects.",
+    )
     ap.add_argument("npz", type=Path, help="np.savez of {variable name: value} of birds_valid299/model.ckpt")
     ap.add_argument("out", type=Path, help="output .pth")
     args = ap.parse_args(argv)

@@ -20,6 +20,7 @@ cache or a local file, are part of the cache namespace (``preproc_version``) and
 ``describe()``. Image preprocessing is open_clip's own transform built from them, applied to the
 already-decoded PIL image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,10 @@ class TagSettings:
     def version(self, size: int) -> str:
         """Cache-namespace part: everything here that changes the image features besides the weights."""
         norm = hashlib.sha256(repr((tuple(map(float, self.mean)), tuple(map(float, self.std)))).encode())
-        return (f"openclip{size}-{self.resize_mode}-{self.interpolation}-norm{norm.hexdigest()[:8]}"
-                f"{'-qgelu' if self.quick_gelu else ''}-v2")
+        return (
+            f"openclip{size}-{self.resize_mode}-{self.interpolation}-norm{norm.hexdigest()[:8]}"
+            f"{'-qgelu' if self.quick_gelu else ''}-v2"
+        )
 
 
 def _model_config(model: str) -> dict:
@@ -65,8 +68,10 @@ def _model_config(model: str) -> dict:
 
     cfg = open_clip.get_model_config(model)
     if cfg is None:
-        raise ConfigError(f"backbones.clip.model={model!r} is not an open_clip architecture "
-                          f"(see open_clip.list_models(), e.g. ViT-B-32, ViT-B-16-SigLIP)")
+        raise ConfigError(
+            f"backbones.clip.model={model!r} is not an open_clip architecture "
+            f"(see open_clip.list_models(), e.g. ViT-B-32, ViT-B-16-SigLIP)"
+        )
     return cfg
 
 
@@ -92,16 +97,27 @@ def tag_settings(model: str, tag: str | None, *, strict: bool = True) -> TagSett
                 f"backbones.clip.pretrained={tag!r} is not an open_clip pretrained tag of {model} (known: {known}). "
                 f"Set it to the tag the weights came from (its QuickGELU and preprocessing are taken from open_clip's "
                 f"config for that tag), or to null to run a local backbones.clip.weights file with open_clip's "
-                f"defaults for {model}.")
+                f"defaults for {model}."
+            )
         why = "no pretrained tag" if not tag or str(tag).lower() in NO_TAG else f"{tag!r} is not a tag of {model}"
-        return TagSettings(tag=None, quick_gelu=arch_qg, mean=tuple(d.mean), std=tuple(d.std),
-                           interpolation=d.interpolation, resize_mode=d.resize_mode,
-                           source=f"open_clip defaults for {model} ({why})")
-    return TagSettings(tag=P._clean_tag(tag), quick_gelu=arch_qg or bool(cfg.get("quick_gelu", False)),
-                       mean=tuple(cfg.get("mean", d.mean)), std=tuple(cfg.get("std", d.std)),
-                       interpolation=str(cfg.get("interpolation", d.interpolation)),
-                       resize_mode=str(cfg.get("resize_mode", d.resize_mode)),
-                       source=f"open_clip {open_clip.__version__} pretrained cfg {model}/{P._clean_tag(tag)}")
+        return TagSettings(
+            tag=None,
+            quick_gelu=arch_qg,
+            mean=tuple(d.mean),
+            std=tuple(d.std),
+            interpolation=d.interpolation,
+            resize_mode=d.resize_mode,
+            source=f"open_clip defaults for {model} ({why})",
+        )
+    return TagSettings(
+        tag=P._clean_tag(tag),
+        quick_gelu=arch_qg or bool(cfg.get("quick_gelu", False)),
+        mean=tuple(cfg.get("mean", d.mean)),
+        std=tuple(cfg.get("std", d.std)),
+        interpolation=str(cfg.get("interpolation", d.interpolation)),
+        resize_mode=str(cfg.get("resize_mode", d.resize_mode)),
+        source=f"open_clip {open_clip.__version__} pretrained cfg {model}/{P._clean_tag(tag)}",
+    )
 
 
 def _hf_names(fname: str) -> list[str]:
@@ -109,8 +125,11 @@ def _hf_names(fname: str) -> list[str]:
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
     fname = fname or HF_WEIGHTS_NAME
-    alts = [HF_SAFE_WEIGHTS_NAME] if fname == HF_WEIGHTS_NAME else (
-        [fname[:-4] + ".safetensors"] if fname.endswith((".bin", ".pth")) else [])
+    alts = (
+        [HF_SAFE_WEIGHTS_NAME]
+        if fname == HF_WEIGHTS_NAME
+        else ([fname[:-4] + ".safetensors"] if fname.endswith((".bin", ".pth")) else [])
+    )
     return alts + [fname]
 
 
@@ -156,11 +175,13 @@ def _download(model: str, tag: str, source: str, looked: list[str]) -> str:
         raise WeightsNotFoundError(
             f"downloading CLIP weights {model}/{tag} from {source} failed: {e}\n"
             f"  fix: retry with a working connection, or download the checkpoint yourself and pass "
-            f"backbones.clip.weights=/path/to/checkpoint (keep backbones.clip.pretrained={tag})") from e
+            f"backbones.clip.weights=/path/to/checkpoint (keep backbones.clip.pretrained={tag})"
+        ) from e
     if not got or not Path(got).is_file():
         raise WeightsNotFoundError(
             f"open_clip's download of CLIP weights {model}/{tag} from {source} returned {got!r}, not a file.\n"
-            f"  looked in: " + "; ".join(looked) + "\n  fix: pass backbones.clip.weights=/path/to/checkpoint")
+            f"  looked in: " + "; ".join(looked) + "\n  fix: pass backbones.clip.weights=/path/to/checkpoint"
+        )
     return str(got)
 
 
@@ -177,10 +198,18 @@ class ClipBackbone(ImageBackbone):
     provides = ("image",)
     amp_capable = True
 
-    def __init__(self, *, model: str = ClipConfig.model, pretrained: str | None = ClipConfig.pretrained,
-                 weights: str | None = None,
-                 random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto",
-                 quick_gelu: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = ClipConfig.model,
+        pretrained: str | None = ClipConfig.pretrained,
+        weights: str | None = None,
+        random: bool = False,
+        seed: int = 0,
+        cache_dir: str | Path = ".cache",
+        device: str = "auto",
+        quick_gelu: bool | None = None,
+    ) -> None:
         super().__init__()
         import open_clip
 
@@ -192,11 +221,21 @@ class ClipBackbone(ImageBackbone):
         if quick_gelu is False and _model_config(model).get("quick_gelu", False):
             raise ConfigError(f"{model} is a QuickGELU architecture; quick_gelu=False cannot be honoured")
         if quick_gelu is not None and quick_gelu != st.quick_gelu:  # explicit override (constructor only)
-            st = TagSettings(**{**asdict(st), "quick_gelu": bool(quick_gelu),
-                                "source": st.source + f"; quick_gelu overridden to {bool(quick_gelu)}"})
+            st = TagSettings(
+                **{
+                    **asdict(st),
+                    "quick_gelu": bool(quick_gelu),
+                    "source": st.source + f"; quick_gelu overridden to {bool(quick_gelu)}",
+                }
+            )
         self.settings = st
-        kw = dict(force_quick_gelu=st.quick_gelu, image_mean=st.mean, image_std=st.std,
-                  image_interpolation=st.interpolation, image_resize_mode=st.resize_mode)
+        kw = dict(
+            force_quick_gelu=st.quick_gelu,
+            image_mean=st.mean,
+            image_std=st.std,
+            image_interpolation=st.interpolation,
+            image_resize_mode=st.resize_mode,
+        )
         if random:
             torch.manual_seed(seed)
             net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, **kw)
@@ -207,9 +246,12 @@ class ClipBackbone(ImageBackbone):
             try:  # the FILE, never the tag: open_clip would not re-apply the tag's settings to a file anyway
                 net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=path, **kw)
             except Exception as e:  # a corrupt or mismatched checkpoint: say which file and what to do
-                fix = (f"give a valid open_clip checkpoint for {model} as backbones.clip.weights" if weights else
-                       f"it is open_clip's cached download of {model}/{pretrained}: delete {path} so that the next "
-                       f"run downloads it again, or pass backbones.clip.weights=/path/to/a/good/checkpoint")
+                fix = (
+                    f"give a valid open_clip checkpoint for {model} as backbones.clip.weights"
+                    if weights
+                    else f"it is open_clip's cached download of {model}/{pretrained}: delete {path} so that the next "
+                    f"run downloads it again, or pass backbones.clip.weights=/path/to/a/good/checkpoint"
+                )
                 raise WeightsNotFoundError(f"could not load CLIP weights {path} into {model}: {e}\n  fix: {fix}") from e
             self.weights_path = path
             self.weights_hash = file_sha256(path, cache_dir)
@@ -238,8 +280,10 @@ class ClipBackbone(ImageBackbone):
                 )
             return str(p)
         if not pretrained or str(pretrained).lower() in NO_TAG:
-            raise ConfigError(f"backbones.clip: neither weights nor a pretrained tag for {model}; set "
-                              f"backbones.clip.pretrained (e.g. openai) or backbones.clip.weights=/path/to/checkpoint")
+            raise ConfigError(
+                f"backbones.clip: neither weights nor a pretrained tag for {model}; set "
+                f"backbones.clip.pretrained (e.g. openai) or backbones.clip.weights=/path/to/checkpoint"
+            )
         path, looked, source = _cached_pretrained(model, pretrained)
         if path:
             return path
@@ -257,9 +301,18 @@ class ClipBackbone(ImageBackbone):
     def describe(self) -> dict[str, object]:
         d = super().describe()
         st = self.settings
-        d.update(model=self.model_name, pretrained_tag=st.tag, weights_file=self.weights_path,
-                 quick_gelu=st.quick_gelu, image_size=self.image_size, mean=list(st.mean), std=list(st.std),
-                 interpolation=st.interpolation, resize_mode=st.resize_mode, settings_source=st.source)
+        d.update(
+            model=self.model_name,
+            pretrained_tag=st.tag,
+            weights_file=self.weights_path,
+            quick_gelu=st.quick_gelu,
+            image_size=self.image_size,
+            mean=list(st.mean),
+            std=list(st.std),
+            interpolation=st.interpolation,
+            resize_mode=st.resize_mode,
+            settings_source=st.source,
+        )
         return d
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:

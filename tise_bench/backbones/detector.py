@@ -24,6 +24,7 @@ boxes under 0.5 never remove a box at or above 0.5, and the boxes ≥ 0.5 that s
 matches detectron2 at 0.5 too: its softmax class scores admit at most one class above 0.5 per box. The
 detector itself (YOLO, not Mask R-CNN) remains a divergence from TISE.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,27 +84,32 @@ def find_weights(weights: str) -> Path:
     if p.name != weights:  # a path, not a bare model name
         raise WeightsNotFoundError(
             f"backbones.detector.weights={weights} does not exist. Give an existing ultralytics detection "
-            f"checkpoint (.pt) or a model name such as yolov8x.pt.")
+            f"checkpoint (.pt) or a model name such as yolov8x.pt."
+        )
     wdir = Path(SETTINGS["weights_dir"]).expanduser()
     looked = [Path.cwd() / weights, wdir / weights]
     for cand in looked:
         if cand.is_file():
             return cand
     where = "; ".join(str(c) for c in looked)
-    fix = (f"  fix: download {weights} (https://github.com/ultralytics/assets/releases) on a machine with "
-           f"internet and pass backbones.detector.weights=/path/to/{weights} (or copy it to {wdir}); "
-           f"or run offline smoke tests with backbones=random.")
+    fix = (
+        f"  fix: download {weights} (https://github.com/ultralytics/assets/releases) on a machine with "
+        f"internet and pass backbones.detector.weights=/path/to/{weights} (or copy it to {wdir}); "
+        f"or run offline smoke tests with backbones=random."
+    )
     if _offline():
         raise WeightsNotFoundError(
             f"detector weights '{weights}' not found and the network is unreachable (or TISE_OFFLINE/"
-            f"YOLO_OFFLINE is set).\n  looked in: {where}\n{fix}")
+            f"YOLO_OFFLINE is set).\n  looked in: {where}\n{fix}"
+        )
     from ultralytics.utils.downloads import attempt_download_asset
 
     wdir.mkdir(parents=True, exist_ok=True)
     got = Path(attempt_download_asset(wdir / weights))
     if not got.is_file():
-        raise WeightsNotFoundError(f"ultralytics could not download '{weights}' (not a released asset?).\n"
-                                   f"  looked in: {where}\n{fix}")
+        raise WeightsNotFoundError(
+            f"ultralytics could not download '{weights}' (not a released asset?).\n  looked in: {where}\n{fix}"
+        )
     return got
 
 
@@ -120,11 +126,13 @@ def _load_real(path: Path) -> tuple[torch.nn.Module, dict[int, str]]:
             f"could not load detector weights {path}: {type(e).__name__}: {first}\n"
             f"  the file is corrupt (e.g. an interrupted download) or not an ultralytics detection checkpoint.\n"
             f"  fix: delete {path} and download {path.name} again (https://github.com/ultralytics/assets/releases), "
-            f"or pass backbones.detector.weights=/path/to/a/good/{path.name}.") from None
+            f"or pass backbones.detector.weights=/path/to/a/good/{path.name}."
+        ) from None
     task = getattr(net, "task", "detect")
     if task not in ("detect", "segment"):
-        raise ConfigError(f"backbones.detector.weights={path} is a {task!r} model; give a detection model "
-                          f"(e.g. yolov8x.pt)")
+        raise ConfigError(
+            f"backbones.detector.weights={path} is a {task!r} model; give a detection model (e.g. yolov8x.pt)"
+        )
     names = getattr(net, "names", None) or {}
     return net, dict(names) if isinstance(names, dict) else dict(enumerate(names))
 
@@ -147,16 +155,27 @@ class DetectorBackbone(ImageBackbone):
     provides = ("detections", "size")
     amp_capable = True
 
-    def __init__(self, *, weights: str | None = None, arch: str = DetectorConfig.arch,
-                 imgsz: int = DetectorConfig.imgsz, conf: float = DetectorConfig.conf, iou: float = DetectorConfig.iou,
-                 max_det: int = DetectorConfig.max_det, random: bool = False, seed: int = 0,
-                 cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        weights: str | None = None,
+        arch: str = DetectorConfig.arch,
+        imgsz: int = DetectorConfig.imgsz,
+        conf: float = DetectorConfig.conf,
+        iou: float = DetectorConfig.iou,
+        max_det: int = DetectorConfig.max_det,
+        random: bool = False,
+        seed: int = 0,
+        cache_dir: str | Path = ".cache",
+        device: str = "auto",
+    ) -> None:
         super().__init__()
         if imgsz <= 0 or imgsz % 32:
             raise ConfigError(f"backbones.detector.imgsz={imgsz}: must be a positive multiple of 32 (e.g. 640)")
         if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0) or max_det < 1:
-            raise ConfigError(f"backbones.detector: conf={conf} and iou={iou} must lie in [0, 1], "
-                              f"max_det={max_det} must be >= 1")
+            raise ConfigError(
+                f"backbones.detector: conf={conf} and iou={iou} must lie in [0, 1], max_det={max_det} must be >= 1"
+            )
         self.is_random = random
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         self.device = resolve_device(device)
@@ -172,8 +191,10 @@ class DetectorBackbone(ImageBackbone):
                 net = net.fuse(verbose=False)  # type: ignore[operator]  # ultralytics DetectionModel.fuse
             else:
                 if not weights:
-                    raise ConfigError("backbones.detector.weights is empty: give a model name (yolov8x.pt) or a "
-                                      ".pt path, or use backbones=random")
+                    raise ConfigError(
+                        "backbones.detector.weights is empty: give a model name (yolov8x.pt) or a "
+                        ".pt path, or use backbones=random"
+                    )
                 path = find_weights(weights)
                 self.weights_path = path
                 net, self.names = _load_real(path)
@@ -181,7 +202,7 @@ class DetectorBackbone(ImageBackbone):
                 self.ident = f"detector-{path.stem}"
                 self.weights_name = path.name
         self.net = net.to(self.device).eval()
-        self.preproc_version = (f"letterbox{self.imgsz}-conf{self.conf:g}-iou{self.iou:g}-max{self.max_det}-v1")
+        self.preproc_version = f"letterbox{self.imgsz}-conf{self.conf:g}-iou{self.iou:g}-max{self.max_det}-v1"
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return lb.letterbox(img, self.imgsz)  # uint8 (3, imgsz, imgsz)
@@ -191,17 +212,26 @@ class DetectorBackbone(ImageBackbone):
 
     def _forward(self, batch: torch.Tensor, orig_size: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if orig_size is None:
-            raise ValueError("DetectorBackbone.forward needs meta={'orig_size': (B, 2) [w, h]} stacked from "
-                             "preprocess_meta; boxes cannot be mapped back to the original images without it")
+            raise ValueError(
+                "DetectorBackbone.forward needs meta={'orig_size': (B, 2) [w, h]} stacked from "
+                "preprocess_meta; boxes cannot be mapped back to the original images without it"
+            )
         with ultralytics_guard(self.cache_dir):
             from ultralytics.utils.nms import non_max_suppression
 
             x = batch.to(self.device, non_blocking=True).float() / 255.0  # RGB in [0, 1], as ultralytics
             pred = self.net(x)
             kw = {"end2end": True} if getattr(self.net, "end2end", False) else {}
-            dets = non_max_suppression(pred, self.conf, self.iou, agnostic=False,  # per-class NMS (TISE)
-                                       max_det=self.max_det, nc=len(self.names),
-                                       max_time_img=1e9, **kw)  # no time limit: it silently drops images
+            dets = non_max_suppression(
+                pred,
+                self.conf,
+                self.iou,
+                agnostic=False,  # per-class NMS (TISE)
+                max_det=self.max_det,
+                nc=len(self.names),
+                max_time_img=1e9,
+                **kw,
+            )  # no time limit: it silently drops images
         out = torch.full((len(dets), self.max_det, 6), PADDING, dtype=torch.float32)
         for i, d in enumerate(dets):
             w, h = (int(v) for v in orig_size[i].tolist())
@@ -210,8 +240,15 @@ class DetectorBackbone(ImageBackbone):
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d.update(weights=self.weights_name, imgsz=self.imgsz, conf_floor=self.conf, iou=self.iou, nms="per-class",
-                 max_det=self.max_det, n_classes=len(self.names))
+        d.update(
+            weights=self.weights_name,
+            imgsz=self.imgsz,
+            conf_floor=self.conf,
+            iou=self.iou,
+            nms="per-class",
+            max_det=self.max_det,
+            n_classes=len(self.names),
+        )
         if self.is_random:
             d["note"] = "random detector: boxes and classes are noise (smoke tests only)"
         return d

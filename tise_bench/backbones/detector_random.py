@@ -8,6 +8,7 @@ data-dependent class head: each class logit is standardised over the calibration
 that about :data:`TARGET_PER_IMAGE` anchors per calibration image score ≥ 0.5. Boxes and classes are noise,
 but downstream metrics (SOA, O-IS/O-FID crops, CA) run end to end.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,9 @@ def random_detector(arch: str, seed: int, imgsz: int) -> tuple[torch.nn.Module, 
         try:
             net = DetectionModel(arch, nc=len(names), verbose=False)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"backbones.detector.arch={arch}: no such ultralytics model yaml ({e}); "
-                                    f"use e.g. yolov8n.yaml") from e
+            raise FileNotFoundError(
+                f"backbones.detector.arch={arch}: no such ultralytics model yaml ({e}); use e.g. yolov8n.yaml"
+            ) from e
         gen = torch.Generator().manual_seed(seed)
         _init_random(net, gen, imgsz)
     net.names = names

@@ -60,6 +60,7 @@ Cache. The namespace is ``imported-<file stem>-<sha256 of the JSON, 16 hex>-impo
 another file (or the same file edited) is another namespace. ``describe()`` records ``imported`` (the file),
 its sha256 and the ``detector`` named in it, for the comparability fields of ``metrics.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -111,12 +112,16 @@ class ImportedDetections(ImageBackbone):
     #: The FeatureBank passes each image's path (``preprocess_meta_for``): the detections are looked up by file.
     needs_source = True
 
-    def __init__(self, *, path: str | Path, max_det: int = DetectorConfig.max_det, cache_dir: str | Path = ".cache") -> None:
+    def __init__(
+        self, *, path: str | Path, max_det: int = DetectorConfig.max_det, cache_dir: str | Path = ".cache"
+    ) -> None:
         super().__init__()
         self.path = Path(path).expanduser()
         if not self.path.is_file():
-            raise ConfigError(f"backbones.detector.imported={path}: no such file. Give a detections JSON "
-                              f"(format {FORMAT!r} or COCO results; see tise_bench/backbones/imported_detections.py)")
+            raise ConfigError(
+                f"backbones.detector.imported={path}: no such file. Give a detections JSON "
+                f"(format {FORMAT!r} or COCO results; see tise_bench/backbones/imported_detections.py)"
+            )
         if max_det < 1:
             raise ConfigError(f"backbones.detector.max_det={max_det} must be >= 1")
         self.max_det = int(max_det)
@@ -149,53 +154,62 @@ class ImportedDetections(ImageBackbone):
             self._parse_coco(doc, None)
             return
         if not isinstance(doc, dict):
-            raise self._fail(f"expected a JSON object with \"format\": {FORMAT!r} or a COCO results list")
+            raise self._fail(f'expected a JSON object with "format": {FORMAT!r} or a COCO results list')
         fmt = doc.get("format")
         if fmt not in (FORMAT, COCO_FORMAT):
-            raise self._fail(f"\"format\" is {fmt!r}; expected {FORMAT!r} or {COCO_FORMAT!r}")
+            raise self._fail(f'"format" is {fmt!r}; expected {FORMAT!r} or {COCO_FORMAT!r}')
         self.file_format = str(fmt)
         if doc.get("detector"):
             self.detector = str(doc["detector"])
         self.on_missing = str(doc.get("on_missing", "error"))
         if self.on_missing not in ("error", "empty"):
-            raise self._fail(f"\"on_missing\" is {self.on_missing!r}; use \"error\" or \"empty\"")
+            raise self._fail(f'"on_missing" is {self.on_missing!r}; use "error" or "empty"')
         if fmt == COCO_FORMAT:
             if not isinstance(doc.get("results"), list) or not isinstance(doc.get("images"), list):
-                raise self._fail("a \"coco-results\" file needs \"images\": [{\"id\", \"file_name\"}, ...] and "
-                                 "\"results\": [the list detectron2's COCOEvaluator wrote]")
+                raise self._fail(
+                    'a "coco-results" file needs "images": [{"id", "file_name"}, ...] and '
+                    '"results": [the list detectron2\'s COCOEvaluator wrote]'
+                )
             self._parse_coco(doc["results"], doc["images"])
             return
         classes = doc.get("classes")
         if classes is not None:
             if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
-                raise self._fail("\"classes\" must be a non-empty list of distinct class names")
+                raise self._fail('"classes" must be a non-empty list of distinct class names')
             self.names = {i: str(c) for i, c in enumerate(classes)}
         images = doc.get("images")
         if not isinstance(images, dict):
-            raise self._fail("\"images\" must be an object {\"<image file>\": {\"boxes\", \"classes\", \"scores\"}}")
+            raise self._fail('"images" must be an object {"<image file>": {"boxes", "classes", "scores"}}')
         by_name = {n: i for i, n in self.names.items()}
         for key, ent in images.items():
             where = f"images[{key!r}]"
             if not isinstance(ent, dict):
-                raise self._fail(f"{where} must be an object with \"boxes\", \"classes\", \"scores\"")
+                raise self._fail(f'{where} must be an object with "boxes", "classes", "scores"')
             boxes, cls, scores = ent.get("boxes", []), ent.get("classes", []), ent.get("scores", [])
-            if not (isinstance(boxes, list) and isinstance(cls, list) and isinstance(scores, list)) or \
-                    not (len(boxes) == len(cls) == len(scores)):
-                raise self._fail(f"{where}: \"boxes\", \"classes\" and \"scores\" must be lists of one length "
-                                 f"(got {len(boxes) if isinstance(boxes, list) else boxes!r}, "
-                                 f"{len(cls) if isinstance(cls, list) else cls!r}, "
-                                 f"{len(scores) if isinstance(scores, list) else scores!r})")
+            if not (isinstance(boxes, list) and isinstance(cls, list) and isinstance(scores, list)) or not (
+                len(boxes) == len(cls) == len(scores)
+            ):
+                raise self._fail(
+                    f'{where}: "boxes", "classes" and "scores" must be lists of one length '
+                    f"(got {len(boxes) if isinstance(boxes, list) else boxes!r}, "
+                    f"{len(cls) if isinstance(cls, list) else cls!r}, "
+                    f"{len(scores) if isinstance(scores, list) else scores!r})"
+                )
             ids = []
             for c in cls:
                 if isinstance(c, str):
                     if c not in by_name:
-                        raise self._fail(f"{where}: class {c!r} is not in \"classes\" "
-                                         f"({'the 80 COCO classes' if classes is None else 'the file'})")
+                        raise self._fail(
+                            f'{where}: class {c!r} is not in "classes" '
+                            f"({'the 80 COCO classes' if classes is None else 'the file'})"
+                        )
                     ids.append(by_name[c])
                 elif isinstance(c, (int, float)) and float(c).is_integer() and 0 <= int(c) < len(self.names):
                     ids.append(int(c))
                 else:
-                    raise self._fail(f"{where}: class {c!r} is neither a class name nor an index 0..{len(self.names) - 1}")
+                    raise self._fail(
+                        f"{where}: class {c!r} is neither a class name nor an index 0..{len(self.names) - 1}"
+                    )
             rows = [self._row(b, s, i, where) for b, s, i in zip(boxes, scores, ids)]
             self._add(key, rows, ent.get("size"), where)
 
@@ -204,7 +218,7 @@ class ImportedDetections(ImageBackbone):
         if images is not None:
             for im in images:
                 if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
-                    raise self._fail("every entry of \"images\" needs \"id\" and \"file_name\" (as in COCO annotations)")
+                    raise self._fail('every entry of "images" needs "id" and "file_name" (as in COCO annotations)')
                 id_to_file[im["id"]] = str(im["file_name"])
                 size = [im["width"], im["height"]] if "width" in im and "height" in im else None
                 self._add(str(im["file_name"]), [], size, f"images[id={im['id']}]")
@@ -212,30 +226,39 @@ class ImportedDetections(ImageBackbone):
         for n, r in enumerate(results):
             where = f"results[{n}]"
             if not isinstance(r, dict) or not all(k in r for k in ("category_id", "bbox", "score")):
-                raise self._fail(f"{where} needs \"category_id\", \"bbox\" [x, y, w, h] and \"score\"")
+                raise self._fail(f'{where} needs "category_id", "bbox" [x, y, w, h] and "score"')
             if "file_name" in r:
                 key = str(r["file_name"])
             elif r.get("image_id") in id_to_file:
                 key = id_to_file[r["image_id"]]
             else:
-                raise self._fail(f"{where}: image_id {r.get('image_id')!r} has no file name; wrap the results as "
-                                 f"{{\"format\": \"{COCO_FORMAT}\", \"images\": [{{\"id\", \"file_name\"}}, ...], "
-                                 f"\"results\": [...]}} or give \"file_name\" in every entry")
+                raise self._fail(
+                    f"{where}: image_id {r.get('image_id')!r} has no file name; wrap the results as "
+                    f'{{"format": "{COCO_FORMAT}", "images": [{{"id", "file_name"}}, ...], '
+                    f'"results": [...]}} or give "file_name" in every entry'
+                )
             cat = r["category_id"]
             if cat not in CATEGORY_ID_TO_CLASS:
-                raise self._fail(f"{where}: category_id {cat!r} is not a COCO category id (1..90 with gaps); "
-                                 f"for other class sets use format {FORMAT!r} with \"classes\"")
+                raise self._fail(
+                    f"{where}: category_id {cat!r} is not a COCO category id (1..90 with gaps); "
+                    f'for other class sets use format {FORMAT!r} with "classes"'
+                )
             bbox = r["bbox"]
             if not isinstance(bbox, list) or len(bbox) != 4:
-                raise self._fail(f"{where}: \"bbox\" must be [x, y, width, height]")
+                raise self._fail(f'{where}: "bbox" must be [x, y, width, height]')
             x, y, w, h = (float(v) for v in bbox)
             cls = COCO_CLASSES.index(CATEGORY_ID_TO_CLASS[cat])
             rows.setdefault(key, []).append(self._row([x, y, x + w, y + h], r["score"], cls, where))
         for key, rs in rows.items():
             k = _norm_key(key)
             prior = self._table.get(k)
-            self._add(key, ([list(v) for v in prior] if prior is not None else []) + rs,
-                      self._sizes.get(k), f"results for {key!r}", replace=True)
+            self._add(
+                key,
+                ([list(v) for v in prior] if prior is not None else []) + rs,
+                self._sizes.get(k),
+                f"results for {key!r}",
+                replace=True,
+            )
 
     def _row(self, box: object, score: object, cls: int, where: str) -> list[float]:
         try:
@@ -256,14 +279,16 @@ class ImportedDetections(ImageBackbone):
         arr = np.asarray(rows, dtype=np.float32).reshape(-1, 6)
         arr = arr[np.argsort(-arr[:, 4], kind="stable")]
         if len(arr) > self.max_det:
-            raise self._fail(f"image {key!r} has {len(arr)} detections, more than backbones.detector.max_det="
-                             f"{self.max_det} rows; raise max_det (nothing is dropped silently)")
+            raise self._fail(
+                f"image {key!r} has {len(arr)} detections, more than backbones.detector.max_det="
+                f"{self.max_det} rows; raise max_det (nothing is dropped silently)"
+            )
         self._table[k] = arr
         if size is not None:
             try:
                 w, h = (float(v) for v in size)  # type: ignore[attr-defined]  # not iterable -> TypeError below
             except (TypeError, ValueError) as e:
-                raise self._fail(f"{where}: \"size\" must be [width, height] ({e})") from e
+                raise self._fail(f'{where}: "size" must be [width, height] ({e})') from e
             self._sizes[k] = (w, h)
 
     # ---- lookup ----------------------------------------------------------------------------------------------
@@ -279,25 +304,34 @@ class ImportedDetections(ImageBackbone):
                 f"{', '.join(repr(c) for c in _candidates(path)[-3:])}; the file lists {len(self._table)} images, "
                 f"e.g. {', '.join(repr(k) for k in list(self._table)[:3])}). Fix: add the image to the file (empty "
                 f"lists if nothing was detected), key it by its path relative to the samples folder, or set "
-                f"\"on_missing\": \"empty\" in the file to count unlisted images as having no detections.")
+                f'"on_missing": "empty" in the file to count unlisted images as having no detections.'
+            )
         served = self._used.setdefault(key, str(path))
         if served != str(path) and Path(served).resolve() != Path(path).resolve():
             raise DataError(
                 f"imported detections {self.path}: key {key!r} matches two different images, {served} and {path}. "
                 f"Fix: key the images by their path relative to the samples folder (or absolute paths) so that "
-                f"each key names one file.")
+                f"each key names one file."
+            )
         if key in self._sizes:
             w, h = self._sizes[key]
             if (round(w), round(h)) != (width, height):
-                raise DataError(f"imported detections {self.path}: {key!r} was detected at {w:g}x{h:g} pixels but "
-                                f"{path} is {width}x{height}; the boxes must be in the pixels of this file")
+                raise DataError(
+                    f"imported detections {self.path}: {key!r} was detected at {w:g}x{h:g} pixels but "
+                    f"{path} is {width}x{height}; the boxes must be in the pixels of this file"
+                )
         rows = self._table[key]
-        if len(rows) and (rows[:, 0].min() < -SIZE_TOL or rows[:, 1].min() < -SIZE_TOL
-                          or rows[:, 2].max() > width + SIZE_TOL or rows[:, 3].max() > height + SIZE_TOL):
+        if len(rows) and (
+            rows[:, 0].min() < -SIZE_TOL
+            or rows[:, 1].min() < -SIZE_TOL
+            or rows[:, 2].max() > width + SIZE_TOL
+            or rows[:, 3].max() > height + SIZE_TOL
+        ):
             raise DataError(
                 f"imported detections {self.path}: boxes of {key!r} reach beyond the image {path} ({width}x{height}: "
                 f"x {rows[:, 0].min():g}..{rows[:, 2].max():g}, y {rows[:, 1].min():g}..{rows[:, 3].max():g}); were "
-                f"they made on a resized copy? Boxes must be in the pixels of the scored file.")
+                f"they made on a resized copy? Boxes must be in the pixels of the scored file."
+            )
         out = np.full((self.max_det, 6), PADDING, dtype=np.float32)
         out[: len(rows)] = rows
         if len(rows):
@@ -310,23 +344,37 @@ class ImportedDetections(ImageBackbone):
         return torch.zeros(1, dtype=torch.uint8)  # no pixels needed: the detections come from the file
 
     def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
-        raise DataError("imported detections are looked up by image file: the caller must use "
-                        "preprocess_meta_for(path, img) (FeatureBank does, for backbones with needs_source)")
+        raise DataError(
+            "imported detections are looked up by image file: the caller must use "
+            "preprocess_meta_for(path, img) (FeatureBank does, for backbones with needs_source)"
+        )
 
     def preprocess_meta_for(self, path: str, img: Image.Image) -> dict[str, torch.Tensor]:
-        return {"dets": torch.from_numpy(self.lookup(str(path), img.width, img.height)),
-                "orig_size": torch.tensor([img.width, img.height], dtype=torch.int64)}
+        return {
+            "dets": torch.from_numpy(self.lookup(str(path), img.width, img.height)),
+            "orig_size": torch.tensor([img.width, img.height], dtype=torch.int64),
+        }
 
-    def _forward(self, batch: torch.Tensor, dets: torch.Tensor | None = None,
-                 orig_size: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def _forward(
+        self, batch: torch.Tensor, dets: torch.Tensor | None = None, orig_size: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         if dets is None or orig_size is None:
             raise ValueError("ImportedDetections.forward needs meta from preprocess_meta_for (dets, orig_size)")
         return {"detections": dets.to(torch.float32), "size": orig_size.to(torch.float32)}
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d.update(imported=str(self.path), imported_sha256=self.weights_hash, detector=self.detector,
-                 format=self.file_format, on_missing=self.on_missing, n_images_listed=len(self._table),
-                 n_missing=self.n_missing, max_det=self.max_det, n_classes=len(self.names),
-                 conf_floor=None, note="detections imported from a file: no network ran")
+        d.update(
+            imported=str(self.path),
+            imported_sha256=self.weights_hash,
+            detector=self.detector,
+            format=self.file_format,
+            on_missing=self.on_missing,
+            n_images_listed=len(self._table),
+            n_missing=self.n_missing,
+            max_det=self.max_det,
+            n_classes=len(self.names),
+            conf_floor=None,
+            note="detections imported from a file: no network ran",
+        )
         return d

@@ -3,6 +3,7 @@
 resized inside by torch-fidelity's TF1-compatible bilinear resize, exactly as ``calculate_metrics``
 does, so values match torch-fidelity bit for bit on the same weights file.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,11 @@ def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
     stack's activations shrink towards a constant and FID/IS collapse to 0/1.
     """
     cls = _fidelity_cls()
-    out = Path(cache_dir) / "weights" / f"inception-v3-compat-random-seed{seed}-torch{torch.__version__.split('+')[0]}.pth"
+    out = (
+        Path(cache_dir)
+        / "weights"
+        / f"inception-v3-compat-random-seed{seed}-torch{torch.__version__.split('+')[0]}.pth"
+    )
     if out.is_file():
         return out
 
@@ -113,13 +118,17 @@ def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
         return cls("inception-v3-compat", list(_FEATURES.values()), feature_extractor_weights_path=str(path))
     except Exception as e:  # truncated download, wrong file: torch.load / load_state_dict errors
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        fix = ("delete it (it is rebuilt on the next run)" if random else
-               f"delete it and download {URL} again (or copy a good copy there), or pass "
-               f"backbones.inception.weights=/path/to/{FILENAME}")
+        fix = (
+            "delete it (it is rebuilt on the next run)"
+            if random
+            else f"delete it and download {URL} again (or copy a good copy there), or pass "
+            f"backbones.inception.weights=/path/to/{FILENAME}"
+        )
         raise WeightsNotFoundError(
             f"could not load Inception weights {path}: {type(e).__name__}: {first}\n"
             f"  the file is corrupt (e.g. an interrupted download) or not torch-fidelity's '{FILENAME}'.\n"
-            f"  fix: {fix}.") from None
+            f"  fix: {fix}."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -132,8 +141,15 @@ class InceptionBackbone(ImageBackbone):
     preproc_version = "tf1bilinear299-v1"
     provides = ("pool3", "logits_unbiased")
 
-    def __init__(self, *, weights: str | None = None, random: bool = False, seed: int = 0,
-                 cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        weights: str | None = None,
+        random: bool = False,
+        seed: int = 0,
+        cache_dir: str | Path = ".cache",
+        device: str = "auto",
+    ) -> None:
         super().__init__()
         self.is_random = random
         path = random_inception_weights(cache_dir, seed) if random else find_real_weights(weights)

@@ -6,6 +6,7 @@ between both sides (left/top = ``round(pad/2 - 0.1)``), pad value 114, cv2 bilin
 output square and fixed (not ultralytics' ``auto`` minimum rectangle) lets images of any size share a
 batch. Only the original ``(w, h)`` is needed to invert the mapping, so nothing per image is remembered.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -43,7 +44,7 @@ def letterbox(img: Image.Image, size: int) -> torch.Tensor:
     if (img.width, img.height) != (g.new_w, g.new_h):
         arr = cv2.resize(arr, (g.new_w, g.new_h), interpolation=cv2.INTER_LINEAR)
     out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    out[g.top:g.top + g.new_h, g.left:g.left + g.new_w] = arr
+    out[g.top : g.top + g.new_h, g.left : g.left + g.new_w] = arr
     return torch.from_numpy(out).permute(2, 0, 1).contiguous()
 
 

@@ -18,6 +18,7 @@ both inputs are computed exactly as TISE's scripts do from the same 299×299 cro
 distributed with any library, so the user provides it (``backbones.object_classifier.weights=<file>``);
 without it O-IS and O-FID fall back to inception-v3-compat on the crops and the result says so.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,17 +40,36 @@ from .registry import BackboneConfig, register_backbone
 TISE_OBJECT_TEMPERATURE = 2.1737587451934814
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # TISE O-FID inception.py normalize_input
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TRUNK = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
-         "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-         "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool")  # torchvision Inception3 order up to pool3
+TRUNK = (
+    "Conv2d_1a_3x3",
+    "Conv2d_2a_3x3",
+    "Conv2d_2b_3x3",
+    "maxpool1",
+    "Conv2d_3b_1x1",
+    "Conv2d_4a_3x3",
+    "maxpool2",
+    "Mixed_5b",
+    "Mixed_5c",
+    "Mixed_5d",
+    "Mixed_6a",
+    "Mixed_6b",
+    "Mixed_6c",
+    "Mixed_6d",
+    "Mixed_6e",
+    "Mixed_7a",
+    "Mixed_7b",
+    "Mixed_7c",
+    "avgpool",
+)  # torchvision Inception3 order up to pool3
 
 
 def _net(num_classes: int) -> torch.nn.Module:
     from torchvision.models import inception_v3
 
     with torch.random.fork_rng(devices=[]):  # its default init draws from the global RNG; leave that alone
-        return inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=num_classes,
-                            transform_input=False)
+        return inception_v3(
+            weights=None, aux_logits=False, init_weights=False, num_classes=num_classes, transform_input=False
+        )
 
 
 def to_unit(batch: torch.Tensor) -> torch.Tensor:
@@ -79,9 +99,13 @@ def pool3(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def init_random_inception3(net: torch.nn.Module, gen: torch.Generator,
-                           net_input: Callable[[torch.Tensor], torch.Tensor], n_calib: int = 4,
-                           size: int = 299) -> None:
+def init_random_inception3(
+    net: torch.nn.Module,
+    gen: torch.Generator,
+    net_input: Callable[[torch.Tensor], torch.Tensor],
+    n_calib: int = 4,
+    size: int = 299,
+) -> None:
     """Seeded, non-collapsing random weights for a torchvision-style Inception3 (same recipe as the random
     inception-v3-compat): Kaiming-normal convs, BatchNorm statistics from a seeded calibration batch (so
     pool3 varies across images), and an fc orthogonal to the mean pool3 feature scaled so that the logits
@@ -121,8 +145,10 @@ def read_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Te
         obj = torch.load(p, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated / not a torch file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise WeightsNotFoundError(f"could not read {key}={p}: {type(e).__name__}: {first}\n"
-                                   f"  the file is corrupt or not a PyTorch checkpoint. fix: give {what}.") from None
+        raise WeightsNotFoundError(
+            f"could not read {key}={p}: {type(e).__name__}: {first}\n"
+            f"  the file is corrupt or not a PyTorch checkpoint. fix: give {what}."
+        ) from None
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     for k in ("state_dict", "model", "net"):
@@ -135,19 +161,25 @@ def read_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Te
 
 def load_checkpoint(path: str | Path, num_classes: int = 80) -> torch.nn.Module:
     """Load TISE's classifier state dict into torchvision inception_v3 (the unused aux head is dropped)."""
-    what = ("TISE's COCO-80 Inception-v3 checkpoint (object_fidelity/weights/inceptionv3_fine_to_with_80_coco_"
-            "classes.pth), or set it to null to use the flagged inception-v3-compat fallback for O-IS/O-FID")
+    what = (
+        "TISE's COCO-80 Inception-v3 checkpoint (object_fidelity/weights/inceptionv3_fine_to_with_80_coco_"
+        "classes.pth), or set it to null to use the flagged inception-v3-compat fallback for O-IS/O-FID"
+    )
     sd = read_state_dict(path, "backbones.object_classifier.weights", what)
     sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}  # the aux head is unused
     net = _net(num_classes)
     try:
         missing, unexpected = net.load_state_dict(sd, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise WeightsNotFoundError(f"{path} does not fit torchvision inception_v3 with {num_classes} classes: "
-                                   f"{str(e).splitlines()[-1].strip()}") from None
+        raise WeightsNotFoundError(
+            f"{path} does not fit torchvision inception_v3 with {num_classes} classes: "
+            f"{str(e).splitlines()[-1].strip()}"
+        ) from None
     if missing or unexpected:
-        raise WeightsNotFoundError(f"{path} does not fit torchvision inception_v3 with {num_classes} classes: "
-                                   f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise WeightsNotFoundError(
+            f"{path} does not fit torchvision inception_v3 with {num_classes} classes: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     return net
 
 
@@ -161,9 +193,19 @@ class LocalClassifierBackbone(ImageBackbone):
     """A TISE classifier that no library ships: a user-given weights file, or a seeded random variant cached
     under ``<cache>/weights`` (smoke tests). Subclasses call :meth:`_setup` from ``__init__``."""
 
-    def _setup(self, *, weights: str | None, random: bool, seed: int, cache_dir: str | Path, device: str,
-               stem: str, make_random: Callable[[], torch.nn.Module],
-               load: Callable[[Path], torch.nn.Module], missing: str) -> None:
+    def _setup(
+        self,
+        *,
+        weights: str | None,
+        random: bool,
+        seed: int,
+        cache_dir: str | Path,
+        device: str,
+        stem: str,
+        make_random: Callable[[], torch.nn.Module],
+        load: Callable[[Path], torch.nn.Module],
+        missing: str,
+    ) -> None:
         self.is_random = random
         self.device = resolve_device(device)
         if random:
@@ -192,21 +234,38 @@ class ObjectClassifierBackbone(LocalClassifierBackbone):
     preproc_version = "tise-ois-pm1+ofid-imagenet-v2"
     provides = ("logits", "pool3")
 
-    def __init__(self, *, weights: str | None = None, num_classes: int = ObjectClassifierConfig.num_classes,
-                 random: bool = False, seed: int = 0, cache_dir: str | Path = ".cache", device: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        weights: str | None = None,
+        num_classes: int = ObjectClassifierConfig.num_classes,
+        random: bool = False,
+        seed: int = 0,
+        cache_dir: str | Path = ".cache",
+        device: str = "auto",
+    ) -> None:
         super().__init__()
-        self._setup(weights=weights, random=random, seed=seed, cache_dir=cache_dir, device=device,
-                    stem=f"objcls-inception_v3-{num_classes}",
-                    make_random=lambda: random_object_classifier(num_classes, seed),
-                    load=lambda p: load_checkpoint(p, num_classes),
-                    missing="the object classifier was requested without backbones.object_classifier.weights: give "
-                            "TISE's COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for "
-                            "smoke tests")
+        self._setup(
+            weights=weights,
+            random=random,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+            stem=f"objcls-inception_v3-{num_classes}",
+            make_random=lambda: random_object_classifier(num_classes, seed),
+            load=lambda p: load_checkpoint(p, num_classes),
+            missing="the object classifier was requested without backbones.object_classifier.weights: give "
+            "TISE's COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for "
+            "smoke tests",
+        )
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d.update(weights=self.weights_path.name, temperature=TISE_OBJECT_TEMPERATURE,
-                 inputs="logits: ToTensor+Normalize(0.5,0.5) (TISE O-IS); pool3: ToTensor+TISE O-FID normalize_input")
+        d.update(
+            weights=self.weights_path.name,
+            temperature=TISE_OBJECT_TEMPERATURE,
+            inputs="logits: ToTensor+Normalize(0.5,0.5) (TISE O-IS); pool3: ToTensor+TISE O-FID normalize_input",
+        )
         return d
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:

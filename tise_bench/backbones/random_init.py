@@ -6,6 +6,7 @@ batch of structured images (:func:`calibration_images`, run by the caller in tra
 orthogonal to the mean feature, scaled so its logits spread across images (:func:`orthogonal_fc_`).
 Everything draws from one ``torch.Generator`` in a fixed order, so a seed gives the same weights every time.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,13 +21,19 @@ def calibration_images(gen: torch.Generator, n: int = 48, size: int = 96) -> tor
         for _ in range(3):
             y0, x0 = (torch.randint(0, size - 8, (2,), generator=gen)).tolist()
             h, w = (torch.randint(8, size // 2, (2,), generator=gen)).tolist()
-            x[i, :, y0:y0 + h, x0:x0 + w] = torch.rand(3, 1, 1, generator=gen)
+            x[i, :, y0 : y0 + h, x0 : x0 + w] = torch.rand(3, 1, 1, generator=gen)
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 @torch.no_grad()
-def kaiming_convs_(net: torch.nn.Module, gen: torch.Generator, *, zero_bias: bool = True,
-                   reset_bn_affine: bool = False, trainable_only: bool = False) -> None:
+def kaiming_convs_(
+    net: torch.nn.Module,
+    gen: torch.Generator,
+    *,
+    zero_bias: bool = True,
+    reset_bn_affine: bool = False,
+    trainable_only: bool = False,
+) -> None:
     """Kaiming-normal weights for every Conv2d (module order; ``trainable_only`` skips frozen convs such as
     YOLO's DFL), biases zeroed; BatchNorm running statistics reset (and its affine parameters with
     ``reset_bn_affine``) with ``momentum=None`` so the calibration batch sets a cumulative average."""

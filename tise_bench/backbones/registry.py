@@ -14,6 +14,7 @@ detector network). A *stage* is a step between backbones that metrics name as if
 
 Every module of this package is imported on first lookup, so a new backbone is its module and its test.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -71,8 +72,14 @@ Kwargs = Callable[[Any, BuildContext], dict[str, Any]]
 def constructor_kwargs(config: Any, ctx: BuildContext) -> dict[str, Any]:
     """The default: every non-config-only field of the config, plus the whole build context."""
     own = {f.name: getattr(config, f.name) for f in fields(config) if not f.metadata.get(_CONFIG_ONLY)}
-    return {**own, "weights": ctx.weights, "random": ctx.random, "seed": ctx.seed, "cache_dir": ctx.cache_dir,
-            "device": ctx.device}
+    return {
+        **own,
+        "weights": ctx.weights,
+        "random": ctx.random,
+        "seed": ctx.seed,
+        "cache_dir": ctx.cache_dir,
+        "device": ctx.device,
+    }
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,11 @@ class BackboneEntry:
             if key not in valid:
                 close = difflib.get_close_matches(str(key), valid, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"backbones.{self.name}.{key} is not a setting of backbone {self.name!r}.{hint} "
-                                  f"Valid keys: {', '.join(valid)} (declared by {self.config.__qualname__} in "
-                                  f"{self.config.__module__}); fix: remove or rename the key")
+                raise ConfigError(
+                    f"backbones.{self.name}.{key} is not a setting of backbone {self.name!r}.{hint} "
+                    f"Valid keys: {', '.join(valid)} (declared by {self.config.__qualname__} in "
+                    f"{self.config.__module__}); fix: remove or rename the key"
+                )
         hints = typing.get_type_hints(self.config)
         return self.config(**{k: _coerce(f"backbones.{self.name}.{k}", v, hints[k]) for k, v in block.items()})
 
@@ -235,8 +244,10 @@ def get_backbone(name: str) -> BackboneEntry:
     if name not in _ENTRIES:
         close = difflib.get_close_matches(name, list(_ENTRIES) + list(_STAGES), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(f"unknown backbone {name!r} under backbones.{hint} Registered backbones: "
-                          f"{', '.join(sorted(_ENTRIES))}; stages: {', '.join(sorted(_STAGES)) or 'none'}.")
+        raise ConfigError(
+            f"unknown backbone {name!r} under backbones.{hint} Registered backbones: "
+            f"{', '.join(sorted(_ENTRIES))}; stages: {', '.join(sorted(_STAGES)) or 'none'}."
+        )
     return _ENTRIES[name]
 
 
@@ -269,8 +280,10 @@ def validate(cfg: Mapping[str, Any]) -> BackboneSetConfig:
         if key not in top and key not in _ENTRIES:
             close = difflib.get_close_matches(str(key), sorted(top) + list(_ENTRIES), n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"backbones.{key} is neither a registered backbone nor a setting of the backbone "
-                              f"set.{hint} Backbones: {', '.join(sorted(_ENTRIES))}; settings: {', '.join(top)}")
+            raise ConfigError(
+                f"backbones.{key} is neither a registered backbone nor a setting of the backbone "
+                f"set.{hint} Backbones: {', '.join(sorted(_ENTRIES))}; settings: {', '.join(top)}"
+            )
     for name in _ENTRIES:
         if cfg.get(name) is not None:
             _ENTRIES[name].parse(cfg[name])

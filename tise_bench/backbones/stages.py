@@ -4,6 +4,7 @@
 scored by Inception and, when its file is given or its random variant asked for, TISE's COCO-80 object
 classifier (O-IS / O-FID; without it those metrics are flagged fallbacks on Inception).
 """
+
 from __future__ import annotations
 
 from .registry import register_stage

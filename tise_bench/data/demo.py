@@ -6,6 +6,7 @@ a known degradation (``DEMO_MODELS``). Output is byte-deterministic for a seed, 
 ``root/DEMO_VERSION`` short-circuits re-rendering) and safe under concurrent callers (render into a private
 sibling folder, then rename it into place atomically).
 """
+
 from __future__ import annotations
 
 import io
@@ -35,17 +36,29 @@ DEMO_MODELS: dict[str, str] = {
 }
 #: class -> (plural, home background, counting-scene place phrase)
 CLASSES: dict[str, tuple[str, str, str]] = {
-    "stop sign": ("stop signs", "street", "by the road"), "clock": ("clocks", "wall", "on a wall"),
-    "sports ball": ("sports balls", "park", "on the grass"), "kite": ("kites", "sky", "in the sky"),
-    "traffic light": ("traffic lights", "street", "on a street"), "pizza": ("pizzas", "table", "on a table"),
-    "tv": ("tvs", "wall", "in a room"), "cup": ("cups", "table", "on a table"),
+    "stop sign": ("stop signs", "street", "by the road"),
+    "clock": ("clocks", "wall", "on a wall"),
+    "sports ball": ("sports balls", "park", "on the grass"),
+    "kite": ("kites", "sky", "in the sky"),
+    "traffic light": ("traffic lights", "street", "on a street"),
+    "pizza": ("pizzas", "table", "on a table"),
+    "tv": ("tvs", "wall", "in a room"),
+    "cup": ("cups", "table", "on a table"),
 }
 #: positional word -> (phrase used in captions, opposite word)
 POSITIONAL: dict[str, tuple[str, str]] = {
-    "left": ("to the left of", "right"), "right": ("to the right of", "left"), "above": ("above", "below"),
-    "below": ("below", "above"), "on top of": ("on top of", "under"), "under": ("under", "on top of"),
-    "near": ("near", "far"), "far": ("far from", "near"), "in front of": ("in front of", "behind"),
-    "behind": ("behind", "in front of"), "inside": ("inside", "outside"), "outside": ("outside", "inside"),
+    "left": ("to the left of", "right"),
+    "right": ("to the right of", "left"),
+    "above": ("above", "below"),
+    "below": ("below", "above"),
+    "on top of": ("on top of", "under"),
+    "under": ("under", "on top of"),
+    "near": ("near", "far"),
+    "far": ("far from", "near"),
+    "in front of": ("in front of", "behind"),
+    "behind": ("behind", "in front of"),
+    "inside": ("inside", "outside"),
+    "outside": ("outside", "inside"),
 }
 COUNT_WORDS: dict[str, int] = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4}
 _REF_STREAM, _FAITHFUL_STREAM, _NOISE_STREAM, _PLAN_STREAM = 1, 100, 7, 0
@@ -54,6 +67,7 @@ _REF_STREAM, _FAITHFUL_STREAM, _NOISE_STREAM, _PLAN_STREAM = 1, 100, 7, 0
 @dataclass(frozen=True)
 class DemoPaths:
     """Where a prepared demo lives: manifests per subset, reference images, and one folder per model."""
+
     root: Path
     manifests: dict[str, Path]
     reference_dir: Path
@@ -64,6 +78,7 @@ class DemoPaths:
 @dataclass(frozen=True)
 class Scene:
     """What one prompt shows: background, objects, and the relation (positional) or count (counting)."""
+
     record: Record
     background: str
     objects: tuple[str, ...]
@@ -79,9 +94,16 @@ def _positional_scene(rid: str, a: str, word: str, b: str) -> Scene:
     phrase, opposite = POSITIONAL[word]
     cap = f"{_article(a)} {a} {phrase} {_article(b)} {b}"
     refs = (f"a photo of {cap}", f"a picture showing {cap}", f"{_article(b)} {b} with {_article(a)} {a} {phrase} it")
-    rec = Record(id=rid, caption=cap, reference=f"../reference/{rid}.png", category=a, labels=(a, b),
-                 positional_word=word, counter_caption=f"{_article(a)} {a} {POSITIONAL[opposite][0]} {_article(b)} {b}",
-                 ref_captions=refs)
+    rec = Record(
+        id=rid,
+        caption=cap,
+        reference=f"../reference/{rid}.png",
+        category=a,
+        labels=(a, b),
+        positional_word=word,
+        counter_caption=f"{_article(a)} {a} {POSITIONAL[opposite][0]} {_article(b)} {b}",
+        ref_captions=refs,
+    )
     return Scene(rec, CLASSES[b][1], (a, b), word=word)
 
 
@@ -90,8 +112,15 @@ def _counting_scene(rid: str, cls: str, n: int, word: str) -> Scene:
     noun = cls if n == 1 else plural
     cap = f"{word} {noun} {place}"
     refs = (f"a photo of {cap}", f"there {'is' if n == 1 else 'are'} {word} {noun} {place}", f"an image of {cap}")
-    rec = Record(id=rid, caption=cap, reference=f"../reference/{rid}.png", category=cls, labels=(cls,),
-                 counts={cls: n}, ref_captions=refs)
+    rec = Record(
+        id=rid,
+        caption=cap,
+        reference=f"../reference/{rid}.png",
+        category=cls,
+        labels=(cls,),
+        counts={cls: n},
+        ref_captions=refs,
+    )
     return Scene(rec, bg, (cls,), count=n)
 
 
@@ -115,10 +144,17 @@ def plan_scenes(n_prompts: int, seed: int) -> list[Scene]:
                 a = others[int(rng.integers(len(others)))]
                 sc = _positional_scene(rid, a, word, b)
             else:
-                cls, n = combo_order[(i // 2) % len(combos)] if i // 2 < len(combos) else (
-                    classes[int(rng.integers(len(classes)))], int(rng.integers(1, 5)))
-                sc = _counting_scene(rid, cls, n, ("a", "one")[int(rng.integers(2))] if n == 1 else
-                                     [w for w, v in COUNT_WORDS.items() if v == n][0])
+                cls, n = (
+                    combo_order[(i // 2) % len(combos)]
+                    if i // 2 < len(combos)
+                    else (classes[int(rng.integers(len(classes)))], int(rng.integers(1, 5)))
+                )
+                sc = _counting_scene(
+                    rid,
+                    cls,
+                    n,
+                    ("a", "one")[int(rng.integers(2))] if n == 1 else [w for w, v in COUNT_WORDS.items() if v == n][0],
+                )
             if sc.record.caption not in seen:
                 break
         seen.add(sc.record.caption)
@@ -157,9 +193,13 @@ def _render_all(out: Path, n_prompts: int, size: int, seed: int) -> None:
     scenes = plan_scenes(n_prompts, seed)
     ids = [s.record.id for s in scenes]
     records = [s.record for s in scenes]
-    subsets = {"realism": records, "rp": records, "soa": records,
-               "pa": [s.record for s in scenes if s.word is not None],
-               "ca": [s.record for s in scenes if s.word is None]}
+    subsets = {
+        "realism": records,
+        "rp": records,
+        "soa": records,
+        "pa": [s.record for s in scenes if s.word is not None],
+        "ca": [s.record for s in scenes if s.word is None],
+    }
     for name in SUBSETS:
         write_manifest(out / "manifests" / f"{name}.jsonl", subsets[name], seed=seed, subset=name)
     ref, models = out / "reference", out / "models"
@@ -233,8 +273,10 @@ def _install(tmp: Path, root: Path, stamp: str) -> None:
                 return
             if _is_foreign(root):
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise DataError(f"{root} exists and is not a tise_bench demo folder (no {STAMP} file); "
-                                f"refusing to overwrite it. Choose another demo root.") from None
+                raise DataError(
+                    f"{root} exists and is not a tise_bench demo folder (no {STAMP} file); "
+                    f"refusing to overwrite it. Choose another demo root."
+                ) from None
             old = root.with_name(f"{root.name}.old-{os.getpid()}-{attempt}")
             try:  # a demo of another version/configuration: move it aside, then retry
                 os.rename(root, old)
@@ -257,14 +299,21 @@ def prepare_demo(root: str | Path, *, n_prompts: int = 40, image_size: int = 128
     if image_size < 16:
         raise DataError(f"demo image_size must be >= 16 pixels (got {image_size})")
     root = Path(root).expanduser().absolute()
-    paths = DemoPaths(root=root, manifests={s: root / "manifests" / f"{s}.jsonl" for s in SUBSETS},
-                      reference_dir=root / "reference", models_dir=root / "models", model_names=list(DEMO_MODELS))
+    paths = DemoPaths(
+        root=root,
+        manifests={s: root / "manifests" / f"{s}.jsonl" for s in SUBSETS},
+        reference_dir=root / "reference",
+        models_dir=root / "models",
+        model_names=list(DEMO_MODELS),
+    )
     stamp = _stamp_text(n_prompts, image_size, seed)
     if _stamp_ok(root, stamp):
         return paths
     if _is_foreign(root):
-        raise DataError(f"{root} exists and is not a tise_bench demo folder (no {STAMP} file); "
-                        f"refusing to overwrite it. Choose another demo root.")
+        raise DataError(
+            f"{root} exists and is not a tise_bench demo folder (no {STAMP} file); "
+            f"refusing to overwrite it. Choose another demo root."
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_tmp(root)
     tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-{os.getpid()}-", dir=root.parent))
@@ -279,5 +328,16 @@ def prepare_demo(root: str | Path, *, n_prompts: int = 40, image_size: int = 128
     return paths
 
 
-__all__ = ["DEMO_MODELS", "DEMO_VERSION", "DemoPaths", "prepare_demo", "plan_scenes", "render_scene",
-           "POSITIONAL", "COUNT_WORDS", "CLASSES", "SUBSETS", "BACKGROUNDS"]
+__all__ = [
+    "DEMO_MODELS",
+    "DEMO_VERSION",
+    "DemoPaths",
+    "prepare_demo",
+    "plan_scenes",
+    "render_scene",
+    "POSITIONAL",
+    "COUNT_WORDS",
+    "CLASSES",
+    "SUBSETS",
+    "BACKGROUNDS",
+]

@@ -3,6 +3,7 @@
 Everything is driven by an explicit ``numpy.random.Generator`` so a scene is byte-identical for a seed.
 Scenes are drawn at ``SUPERSAMPLE``× the output size and downsampled (cheap anti-aliasing).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,20 +18,33 @@ RGB = tuple[int, int, int]
 SUPERSAMPLE = 2
 
 #: width / height of each class's bounding box
-ASPECT: dict[str, float] = {"stop sign": 0.625, "clock": 1.0, "sports ball": 1.0, "kite": 0.6,
-                            "traffic light": 0.4, "pizza": 1.0, "tv": 1.25, "cup": 0.9}
+ASPECT: dict[str, float] = {
+    "stop sign": 0.625,
+    "clock": 1.0,
+    "sports ball": 1.0,
+    "kite": 0.6,
+    "traffic light": 0.4,
+    "pizza": 1.0,
+    "tv": 1.25,
+    "cup": 0.9,
+}
 #: where an object can sit *inside* a container, as fractions of the container's box
-INTERIOR: dict[str, Box] = {"tv": (0.2, 0.12, 0.8, 0.62), "pizza": (0.3, 0.3, 0.7, 0.7),
-                            "clock": (0.3, 0.3, 0.7, 0.7)}
+INTERIOR: dict[str, Box] = {"tv": (0.2, 0.12, 0.8, 0.62), "pizza": (0.3, 0.3, 0.7, 0.7), "clock": (0.3, 0.3, 0.7, 0.7)}
 #: vertical band (centre y as a fraction of the image) for objects in a counting scene, per background
-BAND: dict[str, tuple[float, float]] = {"sky": (0.25, 0.45), "park": (0.66, 0.76), "street": (0.56, 0.66),
-                                        "wall": (0.32, 0.46), "table": (0.6, 0.7)}
+BAND: dict[str, tuple[float, float]] = {
+    "sky": (0.25, 0.45),
+    "park": (0.66, 0.76),
+    "street": (0.56, 0.66),
+    "wall": (0.32, 0.46),
+    "table": (0.6, 0.7),
+}
 BACKGROUNDS = tuple(BAND)
 
 
 @dataclass(frozen=True)
 class Placed:
     """One object of class ``cls`` drawn in ``box``; scenes are lists of these in drawing order."""
+
     cls: str
     box: Box
 
@@ -47,11 +61,13 @@ def _grad(top: RGB, bottom: RGB, n: int) -> np.ndarray:
 
 def background(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
     """An (size, size, 3) float array: two gradient bands (upper/lower) plus texture noise."""
-    spec = {"sky": ((90, 150, 225), (185, 215, 245), (80, 150, 60), (60, 120, 45), 0.85, 10.0),
-            "park": ((100, 160, 230), (190, 220, 245), (90, 170, 70), (50, 120, 40), 0.5, 14.0),
-            "street": ((110, 160, 220), (200, 215, 235), (110, 110, 115), (80, 80, 85), 0.48, 8.0),
-            "wall": ((225, 210, 180), (200, 185, 155), (150, 100, 60), (110, 70, 40), 0.72, 6.0),
-            "table": ((200, 210, 220), (175, 185, 200), (170, 115, 65), (125, 80, 45), 0.45, 7.0)}[kind]
+    spec = {
+        "sky": ((90, 150, 225), (185, 215, 245), (80, 150, 60), (60, 120, 45), 0.85, 10.0),
+        "park": ((100, 160, 230), (190, 220, 245), (90, 170, 70), (50, 120, 40), 0.5, 14.0),
+        "street": ((110, 160, 220), (200, 215, 235), (110, 110, 115), (80, 80, 85), 0.48, 8.0),
+        "wall": ((225, 210, 180), (200, 185, 155), (150, 100, 60), (110, 70, 40), 0.72, 6.0),
+        "table": ((200, 210, 220), (175, 185, 200), (170, 115, 65), (125, 80, 45), 0.45, 7.0),
+    }[kind]
     top, mid, low, bot, horizon, tex = spec
     h = int(size * float(np.clip(horizon + rng.uniform(-0.04, 0.04), 0.1, 0.95)))
     col = np.concatenate([_grad(_jc(top, rng), _jc(mid, rng), h), _grad(_jc(low, rng), _jc(bot, rng), size - h)])
@@ -64,7 +80,7 @@ def background(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
     if kind == "street":  # dashed centre line
         y = h + (size - h) // 2
         for x0 in range(int(rng.integers(0, size // 8)), size, size // 4):
-            img[y:y + max(size // 64, 1), x0:x0 + size // 8] = (235, 235, 220)
+            img[y : y + max(size // 64, 1), x0 : x0 + size // 8] = (235, 235, 220)
     return img
 
 
@@ -78,8 +94,16 @@ def _stop_sign(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None
     d.rectangle((cx - w * 0.05, y0 + w / 2, cx + w * 0.05, y1), fill=_jc((120, 120, 125), rng))
     for r, col in ((w / 2, (245, 245, 245)), (w * 0.44, _jc((200, 20, 25), rng, 20))):
         R = r / math.cos(math.pi / 8)
-        d.polygon([(cx + R * math.cos(math.pi / 8 + k * math.pi / 4), y0 + w / 2 + R * math.sin(math.pi / 8 + k * math.pi / 4))
-                   for k in range(8)], fill=col)
+        d.polygon(
+            [
+                (
+                    cx + R * math.cos(math.pi / 8 + k * math.pi / 4),
+                    y0 + w / 2 + R * math.sin(math.pi / 8 + k * math.pi / 4),
+                )
+                for k in range(8)
+            ],
+            fill=col,
+        )
     d.rectangle((cx - w * 0.3, y0 + w * 0.43, cx + w * 0.3, y0 + w * 0.57), fill=(250, 250, 250))
 
 
@@ -90,11 +114,20 @@ def _clock(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
     _ell(d, cx, cy, r * 0.86, _jc((245, 245, 240), rng, 8))
     for k in range(12):
         a = k * math.pi / 6
-        _ell(d, cx + 0.72 * r * math.cos(a), cy + 0.72 * r * math.sin(a), r * (0.06 if k % 3 == 0 else 0.03), (30, 30, 30))
+        _ell(
+            d,
+            cx + 0.72 * r * math.cos(a),
+            cy + 0.72 * r * math.sin(a),
+            r * (0.06 if k % 3 == 0 else 0.03),
+            (30, 30, 30),
+        )
     for length, width in ((0.45, 0.1), (0.7, 0.05)):
         a = rng.uniform(0, 2 * math.pi)
-        d.line((cx, cy, cx + length * r * math.sin(a), cy - length * r * math.cos(a)), fill=(20, 20, 20),
-               width=max(int(width * r), 1))
+        d.line(
+            (cx, cy, cx + length * r * math.sin(a), cy - length * r * math.cos(a)),
+            fill=(20, 20, 20),
+            width=max(int(width * r), 1),
+        )
     _ell(d, cx, cy, r * 0.07, (180, 20, 20))
 
 
@@ -125,8 +158,15 @@ def _kite(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
     pts = [(cx + w * 0.12 * math.sin(k * 1.3), y0 + hd + (h - hd) * k / 6) for k in range(7)]
     d.line(pts, fill=(60, 40, 20), width=lw)
     for px, py in pts[2::2]:
-        d.polygon([(px - w * 0.08, py - w * 0.05), (px + w * 0.08, py + w * 0.05), (px + w * 0.08, py - w * 0.05),
-                   (px - w * 0.08, py + w * 0.05)], fill=(230, 60, 60))
+        d.polygon(
+            [
+                (px - w * 0.08, py - w * 0.05),
+                (px + w * 0.08, py + w * 0.05),
+                (px + w * 0.08, py - w * 0.05),
+                (px - w * 0.08, py + w * 0.05),
+            ],
+            fill=(230, 60, 60),
+        )
 
 
 def _traffic_light(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
@@ -153,13 +193,22 @@ def _pizza(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
 def _tv(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
     x0, y0, x1, y1 = b
     w, h, cx = x1 - x0, y1 - y0, (x0 + x1) / 2
-    d.polygon([(cx - w * 0.05, y0 + h * 0.7), (cx + w * 0.05, y0 + h * 0.7), (cx + w * 0.12, y1 - h * 0.06),
-               (cx - w * 0.12, y1 - h * 0.06)], fill=(40, 40, 45))
+    d.polygon(
+        [
+            (cx - w * 0.05, y0 + h * 0.7),
+            (cx + w * 0.05, y0 + h * 0.7),
+            (cx + w * 0.12, y1 - h * 0.06),
+            (cx - w * 0.12, y1 - h * 0.06),
+        ],
+        fill=(40, 40, 45),
+    )
     d.rectangle((cx - w * 0.3, y1 - h * 0.07, cx + w * 0.3, y1), fill=(40, 40, 45))
     d.rectangle((x0, y0, x1, y0 + h * 0.74), fill=_jc((20, 20, 24), rng, 6))
     d.rectangle((x0 + w * 0.05, y0 + h * 0.06, x1 - w * 0.05, y0 + h * 0.68), fill=_jc((45, 70, 110), rng, 20))
-    d.polygon([(x0 + w * 0.05, y0 + h * 0.06), (x0 + w * 0.4, y0 + h * 0.06), (x0 + w * 0.05, y0 + h * 0.4)],
-              fill=_jc((80, 110, 150), rng, 10))
+    d.polygon(
+        [(x0 + w * 0.05, y0 + h * 0.06), (x0 + w * 0.4, y0 + h * 0.06), (x0 + w * 0.05, y0 + h * 0.4)],
+        fill=_jc((80, 110, 150), rng, 10),
+    )
 
 
 def _cup(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
@@ -172,8 +221,15 @@ def _cup(d: ImageDraw.ImageDraw, b: Box, rng: np.random.Generator) -> None:
 
 
 DRAWERS: dict[str, Callable[[ImageDraw.ImageDraw, Box, np.random.Generator], None]] = {
-    "stop sign": _stop_sign, "clock": _clock, "sports ball": _sports_ball, "kite": _kite,
-    "traffic light": _traffic_light, "pizza": _pizza, "tv": _tv, "cup": _cup}
+    "stop sign": _stop_sign,
+    "clock": _clock,
+    "sports ball": _sports_ball,
+    "kite": _kite,
+    "traffic light": _traffic_light,
+    "pizza": _pizza,
+    "tv": _tv,
+    "cup": _cup,
+}
 
 
 def render(kind: str, scene: list[Placed], rng: np.random.Generator, size: int) -> Image.Image:
@@ -207,12 +263,16 @@ def layout_positional(a: str, word: str, b: str, rng: np.random.Generator, size:
     sc = lambda h: h * S * float(rng.uniform(0.92, 1.08))  # noqa: E731
     if word in ("left", "right"):
         cy, sgn = 0.55 * S + j(0.05), (1 if word == "left" else -1)
-        return [Placed(a, _box(a, 0.5 * S - sgn * 0.23 * S + j(0.03), cy + j(0.02), sc(0.36), 0.4 * S)),
-                Placed(b, _box(b, 0.5 * S + sgn * 0.23 * S + j(0.03), cy + j(0.02), sc(0.36), 0.4 * S))]
+        return [
+            Placed(a, _box(a, 0.5 * S - sgn * 0.23 * S + j(0.03), cy + j(0.02), sc(0.36), 0.4 * S)),
+            Placed(b, _box(b, 0.5 * S + sgn * 0.23 * S + j(0.03), cy + j(0.02), sc(0.36), 0.4 * S)),
+        ]
     if word in ("above", "below"):
         cx, sgn = 0.5 * S + j(0.12), (1 if word == "above" else -1)
-        return [Placed(a, _box(a, cx + j(0.04), 0.5 * S - sgn * 0.235 * S + j(0.02), sc(0.32), 0.6 * S)),
-                Placed(b, _box(b, cx + j(0.04), 0.5 * S + sgn * 0.235 * S + j(0.02), sc(0.32), 0.6 * S))]
+        return [
+            Placed(a, _box(a, cx + j(0.04), 0.5 * S - sgn * 0.235 * S + j(0.02), sc(0.32), 0.6 * S)),
+            Placed(b, _box(b, cx + j(0.04), 0.5 * S + sgn * 0.235 * S + j(0.02), sc(0.32), 0.6 * S)),
+        ]
     if word == "on top of":
         hb = sc(0.36)
         return _stack(a, b, S, 0.5 * S + j(0.1), 0.9 * S - hb / 2 + j(0.02), hb, sc(0.3), True)
@@ -224,13 +284,17 @@ def layout_positional(a: str, word: str, b: str, rng: np.random.Generator, size:
         wa, wb = min(ha * ASPECT[a], 0.38 * S), min(hb * ASPECT[b], 0.38 * S)
         x, cy = 0.5 * S + j(0.06) - (wa + wb + gap) / 2, 0.58 * S + j(0.05)
         first, second = ((a, ha, wa), (b, hb, wb)) if rng.random() < 0.5 else ((b, hb, wb), (a, ha, wa))
-        return [Placed(first[0], _box(first[0], x + first[2] / 2, cy, first[1], first[2])),
-                Placed(second[0], _box(second[0], x + first[2] + gap + second[2] / 2, cy, second[1], second[2]))]
+        return [
+            Placed(first[0], _box(first[0], x + first[2] / 2, cy, first[1], first[2])),
+            Placed(second[0], _box(second[0], x + first[2] + gap + second[2] / 2, cy, second[1], second[2])),
+        ]
     if word == "far":
         flip = rng.random() < 0.5
         ax, bx = (0.82, 0.18) if flip else (0.18, 0.82)
-        return [Placed(a, _box(a, ax * S + j(0.02), 0.76 * S + j(0.02), sc(0.24), 0.28 * S)),
-                Placed(b, _box(b, bx * S + j(0.02), 0.25 * S + j(0.02), sc(0.24), 0.28 * S))]
+        return [
+            Placed(a, _box(a, ax * S + j(0.02), 0.76 * S + j(0.02), sc(0.24), 0.28 * S)),
+            Placed(b, _box(b, bx * S + j(0.02), 0.25 * S + j(0.02), sc(0.24), 0.28 * S)),
+        ]
     if word in ("in front of", "behind"):
         front, back = (a, b) if word == "in front of" else (b, a)
         bk = _box(back, 0.45 * S + j(0.06), 0.4 * S + j(0.03), sc(0.36), 0.48 * S)
@@ -246,8 +310,10 @@ def layout_positional(a: str, word: str, b: str, rng: np.random.Generator, size:
         return [Placed(b, bb), Placed(a, ab)]
     if word == "outside":
         sgn = 1 if rng.random() < 0.5 else -1
-        return [Placed(b, _box(b, 0.5 * S + sgn * 0.12 * S, 0.5 * S + j(0.04), sc(0.46), 0.5 * S)),
-                Placed(a, _box(a, 0.5 * S - sgn * 0.36 * S, 0.5 * S + j(0.15), sc(0.22), 0.22 * S))]
+        return [
+            Placed(b, _box(b, 0.5 * S + sgn * 0.12 * S, 0.5 * S + j(0.04), sc(0.46), 0.5 * S)),
+            Placed(a, _box(a, 0.5 * S - sgn * 0.36 * S, 0.5 * S + j(0.15), sc(0.22), 0.22 * S)),
+        ]
     raise ValueError(f"no layout for positional word {word!r}")
 
 

@@ -1,4 +1,5 @@
 """JSONL eval-set manifests (SPEC §1): one record per prompt, validated with messages naming file:line."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,21 @@ from typing import Any
 from ..errors import DataError
 
 SCHEMA_VERSION = 1
-_KNOWN = {"id", "caption", "reference", "category", "labels", "counts", "positional_word", "counter_caption",
-          "mismatched", "ref_captions", "subset", "schema_version", "seed"}
+_KNOWN = {
+    "id",
+    "caption",
+    "reference",
+    "category",
+    "labels",
+    "counts",
+    "positional_word",
+    "counter_caption",
+    "mismatched",
+    "ref_captions",
+    "subset",
+    "schema_version",
+    "seed",
+}
 
 
 @dataclass(frozen=True)
@@ -89,20 +103,26 @@ def parse_record(obj: Any, path: Path, line: int, base: Path) -> Record:
     if ref is not None and not Path(ref).is_absolute():
         ref = str((base / ref).resolve())
     counts = obj.get("counts") or {}
-    if not isinstance(counts, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                               for v in counts.values()):
+    if not isinstance(counts, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()
+    ):
         raise _fail(path, line, f"record {rid!r}: 'counts' must be an object of non-negative integers, got {counts!r}")
     category = obj.get("category")
     if category is not None and (isinstance(category, bool) or not isinstance(category, (str, int))):
         raise _fail(path, line, f"record {rid!r}: 'category' must be a string, got {category!r}")
     extra = {k: v for k, v in obj.items() if k not in _KNOWN}
     return Record(
-        id=rid, caption=cap.strip(), reference=ref, category=None if category is None else str(category),
-        labels=_str_list(obj, "labels", rid, path, line), counts={str(k): int(v) for k, v in counts.items()},
+        id=rid,
+        caption=cap.strip(),
+        reference=ref,
+        category=None if category is None else str(category),
+        labels=_str_list(obj, "labels", rid, path, line),
+        counts={str(k): int(v) for k, v in counts.items()},
         positional_word=_opt_str(obj, "positional_word", rid, path, line),
         counter_caption=_opt_str(obj, "counter_caption", rid, path, line),
         mismatched=_str_list(obj, "mismatched", rid, path, line),
-        ref_captions=_str_list(obj, "ref_captions", rid, path, line), extra=extra,
+        ref_captions=_str_list(obj, "ref_captions", rid, path, line),
+        extra=extra,
     )
 
 
@@ -112,8 +132,12 @@ def _header(obj: dict[str, Any], path: Path, line: int) -> None:
     if isinstance(v, bool) or not isinstance(v, int):
         raise _fail(path, line, f"'schema_version' must be an integer, got {v!r}")
     if v > SCHEMA_VERSION:
-        raise _fail(path, line, f"manifest schema_version {v} is newer than this tise_bench supports "
-                                f"({SCHEMA_VERSION}); upgrade tise_bench")
+        raise _fail(
+            path,
+            line,
+            f"manifest schema_version {v} is newer than this tise_bench supports "
+            f"({SCHEMA_VERSION}); upgrade tise_bench",
+        )
 
 
 def load_manifest(path: str | Path) -> list[Record]:
@@ -137,8 +161,12 @@ def load_manifest(path: str | Path) -> list[Record]:
             try:
                 raw = raw_bytes.decode("utf-8-sig" if i == 1 else "utf-8")
             except UnicodeDecodeError as e:
-                raise _fail(path, i, f"not valid UTF-8 (byte {raw_bytes[e.start:e.start + 1]!r} at column "
-                                     f"{e.start + 1}); save the manifest as UTF-8") from None
+                raise _fail(
+                    path,
+                    i,
+                    f"not valid UTF-8 (byte {raw_bytes[e.start : e.start + 1]!r} at column "
+                    f"{e.start + 1}); save the manifest as UTF-8",
+                ) from None
             if not raw.strip():
                 continue
             try:
@@ -158,7 +186,9 @@ def load_manifest(path: str | Path) -> list[Record]:
     return records
 
 
-def write_manifest(path: str | Path, records: list[Record], *, seed: int | None = None, subset: str | None = None) -> None:
+def write_manifest(
+    path: str | Path, records: list[Record], *, seed: int | None = None, subset: str | None = None
+) -> None:
     """Write a manifest with a header line carrying the schema version (and seed); byte-deterministic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

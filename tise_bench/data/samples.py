@@ -13,6 +13,7 @@ File names are matched to ids exactly, then after Unicode NFC normalisation (mac
 or ``tise``: TISE's own generated-image folders, scored in place) and per-subset folders
 (``model.subset_dirs``).
 """
+
 from __future__ import annotations
 
 import os
@@ -67,12 +68,15 @@ def _list(d: Path) -> list[str]:
     try:
         return sorted(os.listdir(d))
     except OSError as e:
-        raise DataError(f"cannot list the generated-images folder {d}: {e.strerror or e}\n"
-                        f"  fix: check its permissions, or point model.samples_dir at a readable folder") from None
+        raise DataError(
+            f"cannot list the generated-images folder {d}: {e.strerror or e}\n"
+            f"  fix: check its permissions, or point model.samples_dir at a readable folder"
+        ) from None
 
 
-def find_images(samples_dir: str | Path, ids: list[str], *, policy: str = "fail",
-                exts: tuple[str, ...] = IMAGE_EXTS) -> tuple[dict[str, list[tuple[int, str]]], SampleReport]:
+def find_images(
+    samples_dir: str | Path, ids: list[str], *, policy: str = "fail", exts: tuple[str, ...] = IMAGE_EXTS
+) -> tuple[dict[str, list[tuple[int, str]]], SampleReport]:
     """-> ({id: [(k, path), ...] sorted by k}, report). Listing order never affects the result.
 
     ``policy`` (the ``on_mismatch`` switch): ``"fail"`` raises :class:`DataError` when anything is missing,
@@ -116,11 +120,16 @@ def find_images(samples_dir: str | Path, ids: list[str], *, policy: str = "fail"
     for (rid, k), p in sorted(found.items()):
         by_id.setdefault(rid, []).append((k, p))
     report.missing = [i for i in ids if i not in by_id]
-    problems = [(n, lst) for n, lst in (("missing", report.missing), ("extra", report.extra),
-                                         ("duplicate", report.duplicate)) if lst]
+    problems = [
+        (n, lst)
+        for n, lst in (("missing", report.missing), ("extra", report.extra), ("duplicate", report.duplicate))
+        if lst
+    ]
     if problems and policy != "skip":
-        lines = [f"{len(lst)} {n} ({', '.join(os.path.basename(x) for x in lst[:3])}{', ...' if len(lst) > 3 else ''})"
-                 for n, lst in problems]
+        lines = [
+            f"{len(lst)} {n} ({', '.join(os.path.basename(x) for x in lst[:3])}{', ...' if len(lst) > 3 else ''})"
+            for n, lst in problems
+        ]
         raise DataError(
             f"images in {d} do not match the eval set's {len(ids)} prompt ids: " + "; ".join(lines) + ".\n"
             "  fix: add/rename the files (expected <id>.png or <id>_<k>.png), or pass on_mismatch=skip to "
@@ -163,8 +172,9 @@ def _match_folder(d: Path, name: str, subdirs: dict[str, Path]) -> Path | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _scan(folder: Path, resolve, exts: tuple[str, ...], found: dict[tuple[str, int], str],
-          report: SampleReport) -> None:
+def _scan(
+    folder: Path, resolve, exts: tuple[str, ...], found: dict[tuple[str, int], str], report: SampleReport
+) -> None:
     """Files of one sub-folder: ``resolve(stem) -> (record id, k) | None``; the rest are extras."""
     for name in _list(folder):
         if name.startswith("."):
@@ -243,8 +253,10 @@ def _tise_soa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tupl
         if m:
             idx = int(m.group(1))
             if idx in folders:
-                raise DataError(f"two SOA folders for class {idx} in {d}: {folders[idx].name} and {name}; "
-                                f"keep one label_XX_<name>/ folder per class")
+                raise DataError(
+                    f"two SOA folders for class {idx} in {d}: {folders[idx].name} and {name}; "
+                    f"keep one label_XX_<name>/ folder per class"
+                )
             folders[idx] = p
     groups: dict[int, list[Record]] = {}
     for r in records:
@@ -278,10 +290,15 @@ def _tise_soa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tupl
     return _by_id(found, [r.id for r in records], report), report
 
 
-def find_images_layout(samples_dir: str | Path | None, records_by_subset: Mapping[str, Sequence[Record]], *,
-                       layout: str = "flat", subset_dirs: Mapping[str, str | Path | None] | None = None,
-                       policy: str = "fail", exts: tuple[str, ...] = IMAGE_EXTS
-                       ) -> tuple[dict[str, ByID], SampleReport]:
+def find_images_layout(
+    samples_dir: str | Path | None,
+    records_by_subset: Mapping[str, Sequence[Record]],
+    *,
+    layout: str = "flat",
+    subset_dirs: Mapping[str, str | Path | None] | None = None,
+    policy: str = "fail",
+    exts: tuple[str, ...] = IMAGE_EXTS,
+) -> tuple[dict[str, ByID], SampleReport]:
     """-> ({subset: {id: [(k, path), ...]}}, report): each subset's images, found where its layout says.
 
     * ``layout="flat"`` (default): every subset's images are ``<dir>/<id>.png`` / ``<id>_<k>.png``
@@ -304,8 +321,10 @@ def find_images_layout(samples_dir: str | Path | None, records_by_subset: Mappin
     if policy not in POLICIES:
         raise ConfigError(f"on_mismatch={policy!r} is not valid; choose one of: {', '.join(POLICIES)}")
     if layout not in LAYOUTS:
-        raise ConfigError(f"model.layout={layout!r} is not valid; choose one of: {', '.join(LAYOUTS)} "
-                          f"(tise = TISE's generated-image folders: pa/<word>/, soa/label_XX_<name>/)")
+        raise ConfigError(
+            f"model.layout={layout!r} is not valid; choose one of: {', '.join(LAYOUTS)} "
+            f"(tise = TISE's generated-image folders: pa/<word>/, soa/label_XX_<name>/)"
+        )
     given = {s: d for s, d in (subset_dirs or {}).items() if d not in (None, "")}
     unknown = sorted(set(given) - set(_SUBSET_NAMES))
     if unknown:
@@ -354,8 +373,11 @@ def find_images_layout(samples_dir: str | Path | None, records_by_subset: Mappin
     if problems and policy != "skip":
         lines = []
         for name, d, rep in problems:
-            parts = [f"{len(lst)} {n} ({', '.join(os.path.basename(x) for x in lst[:3])}{', ...' if len(lst) > 3 else ''})"
-                     for n, lst in (("missing", rep.missing), ("extra", rep.extra), ("duplicate", rep.duplicate)) if lst]
+            parts = [
+                f"{len(lst)} {n} ({', '.join(os.path.basename(x) for x in lst[:3])}{', ...' if len(lst) > 3 else ''})"
+                for n, lst in (("missing", rep.missing), ("extra", rep.extra), ("duplicate", rep.duplicate))
+                if lst
+            ]
             lines.append(f"  {name} in {d}: " + "; ".join(parts))
         raise DataError(
             f"generated images do not match the eval set (model.layout={layout}):\n" + "\n".join(lines) + "\n"
@@ -370,13 +392,17 @@ _SUBSET_NAMES = ("realism", "rp", "pa", "ca", "soa")
 
 def _expected(layout: str) -> str:
     if layout == "tise":
-        return ("realism/rp/ca: <caption_id>.png; pa: <word>/<caption_id>.png; soa: label_XX_<name>/image_<i>.png "
-                "or label_XX_<name>/<caption_id>_<k>.png")
+        return (
+            "realism/rp/ca: <caption_id>.png; pa: <word>/<caption_id>.png; soa: label_XX_<name>/image_<i>.png "
+            "or label_XX_<name>/<caption_id>_<k>.png"
+        )
     return "expected <id>.png or <id>_<k>.png"
 
 
 def _need_dir(d: Path, subsets: Sequence[str], given: Mapping[str, Any]) -> None:
     if not d.is_dir():
         keys = ", ".join(f"model.subset_dirs.{s}" if s in given else "model.samples_dir" for s in subsets)
-        raise DataError(f"generated-images folder for subset(s) {'+'.join(subsets)} not found: {d}\n"
-                        f"  fix: put the model's images there, or point {keys} at the folder that has them.")
+        raise DataError(
+            f"generated-images folder for subset(s) {'+'.join(subsets)} not found: {d}\n"
+            f"  fix: put the model's images there, or point {keys} at the folder that has them."
+        )

@@ -6,6 +6,7 @@ image. Features are cached per backbone namespace, keyed by the sha256 of the im
 repeated run with nothing changed performs zero backbone forwards; identical files (the same bytes under
 two names or two models) are computed once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,12 +58,19 @@ class SourceMetaBackbone(Protocol):
 
 def _chunks(seq: list, n: int) -> Iterable[list]:
     for i in range(0, len(seq), n):
-        yield seq[i:i + n]
+        yield seq[i : i + n]
 
 
 class FeatureBank:
-    def __init__(self, backbones: dict[str, ImageBackbone], cache_dir: str | Path, *, batch_size: int = 32,
-                 max_pixels: int | None = 178_956_970, progress: bool = False) -> None:
+    def __init__(
+        self,
+        backbones: dict[str, ImageBackbone],
+        cache_dir: str | Path,
+        *,
+        batch_size: int = 32,
+        max_pixels: int | None = 178_956_970,
+        progress: bool = False,
+    ) -> None:
         self.backbones = backbones
         self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
@@ -80,8 +88,9 @@ class FeatureBank:
         for store in self._stores.values():
             store.refresh()
 
-    def images(self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail",
-               crops: CropRequest | None = None) -> ImageFeatures:
+    def images(
+        self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail", crops: CropRequest | None = None
+    ) -> ImageFeatures:
         """Features ``{"backbone.feature": (N, D)}`` for ``paths``; ``needs`` maps backbone -> features.
 
         With ``crops``, detections are cut into object crops in the same pass (while the decoded image is
@@ -106,8 +115,13 @@ class FeatureBank:
         if self.progress:
             from tqdm import tqdm
 
-            iterator = tqdm(iterator, total=(len(paths) + self.batch_size - 1) // self.batch_size,
-                            desc="features", unit="batch", leave=False)
+            iterator = tqdm(
+                iterator,
+                total=(len(paths) + self.batch_size - 1) // self.batch_size,
+                desc="features",
+                unit="batch",
+                leave=False,
+            )
         for chunk in iterator:
             chunk_data: dict[str, bytes] = {}  # this chunk's not-yet-seen contents (bounded memory)
             for p in chunk:
@@ -127,8 +141,14 @@ class FeatureBank:
             decoded = self._extract(todo, needed, stores, bad, on_bad, sha_to_path)
             if crops is not None:
                 unreadable = {shas[p] for p in bad if p in shas}
-                self._extract_crops({s: d for s, d in chunk_data.items() if s not in unreadable}, decoded, crops,
-                                    bad, on_bad, sha_to_path)
+                self._extract_crops(
+                    {s: d for s, d in chunk_data.items() if s not in unreadable},
+                    decoded,
+                    crops,
+                    bad,
+                    on_bad,
+                    sha_to_path,
+                )
             done.update(chunk_data)
         bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
         for p, sha in shas.items():  # identical bytes under another name are just as unreadable
@@ -145,8 +165,9 @@ class FeatureBank:
             features.update(self._gather_crops(keys, crops))
         return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
 
-    def _decode(self, sha: str, data: bytes, decoded: dict, bad: dict[str, str], on_bad: str,
-                sha_to_path: dict[str, str]) -> None:
+    def _decode(
+        self, sha: str, data: bytes, decoded: dict, bad: dict[str, str], on_bad: str, sha_to_path: dict[str, str]
+    ) -> None:
         path = sha_to_path.get(sha, sha)
         try:
             decoded[sha] = _decode.decode_image(data, path, self.max_pixels)
@@ -155,8 +176,15 @@ class FeatureBank:
                 raise
             bad[path] = str(e)
 
-    def _extract(self, todo: dict[str, bytes], needed: dict[str, tuple[str, ...]],
-                 stores: dict[str, FeatureStore], bad: dict[str, str], on_bad: str, sha_to_path: dict[str, str]) -> dict:
+    def _extract(
+        self,
+        todo: dict[str, bytes],
+        needed: dict[str, tuple[str, ...]],
+        stores: dict[str, FeatureStore],
+        bad: dict[str, str],
+        on_bad: str,
+        sha_to_path: dict[str, str],
+    ) -> dict:
         decoded: dict = {}
         for sha, data in todo.items():
             self._decode(sha, data, decoded, bad, on_bad, sha_to_path)
@@ -167,8 +195,9 @@ class FeatureBank:
                 continue
             tensors = {s: bb.preprocess(decoded[s]) for s in miss}
             if getattr(bb, "needs_source", False):  # looked up by image file (imported detections)
-                assert isinstance(bb, SourceMetaBackbone), \
+                assert isinstance(bb, SourceMetaBackbone), (
                     f"backbone {b!r} sets needs_source but has no preprocess_meta_for(path, img)"
+                )
                 metas = {s: bb.preprocess_meta_for(sha_to_path.get(s, s), decoded[s]) for s in miss}
             else:
                 metas = {s: bb.preprocess_meta(decoded[s]) for s in miss}  # {} for most backbones
@@ -199,8 +228,15 @@ class FeatureBank:
         det = self.backbones["detector"].namespace
         return self.store(f"crops-{req.spec.tag}-{self.backbones[name].namespace}--on-{det}")
 
-    def _extract_crops(self, chunk: dict[str, bytes], decoded: dict, req: CropRequest, bad: dict[str, str],
-                       on_bad: str, sha_to_path: dict[str, str]) -> None:
+    def _extract_crops(
+        self,
+        chunk: dict[str, bytes],
+        decoded: dict,
+        req: CropRequest,
+        bad: dict[str, str],
+        on_bad: str,
+        sha_to_path: dict[str, str],
+    ) -> None:
         plan = self._crop_plan(list(chunk), req.spec)
         cut: dict[str, Image.Image] = {}
         for name in req.backbones:
@@ -247,7 +283,6 @@ class FeatureBank:
         emb = {t: got["text"][i] for i, t in enumerate(uniq)}
         truncated = {t for i, t in enumerate(uniq) if bool(got["truncated"][i])}
         return emb, truncated
-
 
     def cached_stats(self, key: str, compute) -> tuple[np.ndarray, np.ndarray]:
         """Reference (mu, sigma) computed once per eval set + backbone, then read from ``<cache>/stats``.

@@ -16,6 +16,7 @@ not kept, as TISE does) with PIL bilinear — TISE saves the crop as PNG and tor
 ``Resize((299, 299))`` calls the same PIL resize — and handed to the crop backbones as uint8, so O-FID/O-IS
 equal torch-fidelity run on the same crops saved as PNG.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,10 @@ class CropSpec:
 
     def __post_init__(self) -> None:
         if self.rounding not in ROUNDINGS:
-            raise ConfigError(f"metrics.crops.rounding={self.rounding!r} is not valid; choose one of "
-                              f"{', '.join(ROUNDINGS)} (nearest = TISE's PIL crop of the float box)")
+            raise ConfigError(
+                f"metrics.crops.rounding={self.rounding!r} is not valid; choose one of "
+                f"{', '.join(ROUNDINGS)} (nearest = TISE's PIL crop of the float box)"
+            )
         if int(self.min_side) < 1:
             raise ConfigError(f"metrics.crops.min_side={self.min_side} must be >= 1 (an empty crop cannot be resized)")
 

@@ -13,6 +13,7 @@ Every decodable oddity becomes plain 8-bit RGB with the right pixels (see ``docs
 
 Anything else raises :class:`~tise_bench.errors.DataError` naming the file and the fix.
 """
+
 from __future__ import annotations
 
 import errno
@@ -72,10 +73,17 @@ def check_max_pixels(max_pixels: object) -> int | None:
     """Validate the ``max_pixels`` switch: a positive integer, or ``None`` (guard disabled)."""
     if max_pixels is None:
         return None
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, float)) or not math.isfinite(max_pixels) \
-            or max_pixels < 1 or int(max_pixels) != max_pixels:
-        raise ConfigError(f"max_pixels={max_pixels!r} is not valid: give a positive integer number of pixels "
-                          f"(default {DEFAULT_MAX_PIXELS}), or max_pixels=null to disable the decompression-bomb guard")
+    if (
+        isinstance(max_pixels, bool)
+        or not isinstance(max_pixels, (int, float))
+        or not math.isfinite(max_pixels)
+        or max_pixels < 1
+        or int(max_pixels) != max_pixels
+    ):
+        raise ConfigError(
+            f"max_pixels={max_pixels!r} is not valid: give a positive integer number of pixels "
+            f"(default {DEFAULT_MAX_PIXELS}), or max_pixels=null to disable the decompression-bomb guard"
+        )
     return int(max_pixels)
 
 
@@ -140,14 +148,17 @@ def decode_image(data: bytes, path: str, max_pixels: int | None = DEFAULT_MAX_PI
             try:
                 img = _pil_open()(io.BytesIO(data), formats=[f for f in FORMATS if f in Image.OPEN])
             except (UnidentifiedImageError, ImportError):
-                raise DataError(f"{path}: not an image file ({len(data)} bytes starting {data[:12]!r}; readable "
-                                f"formats: {', '.join(FORMATS)})\n  {FIX_BAD}") from None
+                raise DataError(
+                    f"{path}: not an image file ({len(data)} bytes starting {data[:12]!r}; readable "
+                    f"formats: {', '.join(FORMATS)})\n  {FIX_BAD}"
+                ) from None
             w, h = img.size
             if limit is not None and w * h > limit:
                 raise DataError(
                     f"{path}: {w}×{h} = {w * h} pixels exceeds max_pixels={limit} (decompression-bomb guard)\n"
                     f"  fix: if the image is genuine pass max_pixels=<larger number> (or max_pixels=null to "
-                    f"disable the guard); otherwise remove it or pass on_bad_image=skip to skip and count it")
+                    f"disable the guard); otherwise remove it or pass on_bad_image=skip to skip and count it"
+                )
             img.load()
             img = to_rgb(_exif_transpose(img))
     except DataError:

@@ -6,6 +6,7 @@ bytes or of the text) plus one array per feature, row-aligned. The file name is 
 file's bytes, so a truncated or altered shard is detected on read, reported and ignored (its rows are
 recomputed). Shards are only ever added, never edited, so concurrent runs cannot corrupt each other.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@
     from tise_bench.leaderboard import LeaderboardOptions, build
     lb, files = build(LeaderboardOptions(data="coco", results_dir=Path("results")))
 """
+
 from __future__ import annotations
 
 from .build import LeaderboardOptions, build, make_leaderboard, write_leaderboard
@@ -14,7 +15,22 @@ from .schema import TISE_ASPECTS, Leaderboard, Row
 from .tables import TableOptions, to_csv, to_latex, to_markdown
 
 __all__ = [
-    "Collected", "Leaderboard", "LeaderboardOptions", "Ranking", "Row", "TISE_ASPECTS", "TableOptions", "build",
-    "collect_runs", "make_leaderboard", "parse_step", "rank_values", "ranking_score", "read_extra_rows", "to_csv",
-    "to_latex", "to_markdown", "write_leaderboard",
+    "Collected",
+    "Leaderboard",
+    "LeaderboardOptions",
+    "Ranking",
+    "Row",
+    "TISE_ASPECTS",
+    "TableOptions",
+    "build",
+    "collect_runs",
+    "make_leaderboard",
+    "parse_step",
+    "rank_values",
+    "ranking_score",
+    "read_extra_rows",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "write_leaderboard",
 ]

@@ -1,4 +1,5 @@
 """``python -m tise_bench.leaderboard data=<d> [paths.results_dir=results] [leaderboard.<key>=...]``."""
+
 from __future__ import annotations
 
 import sys

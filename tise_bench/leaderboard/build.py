@@ -3,6 +3,7 @@
 ``python -m tise_bench.leaderboard`` composes the packaged config and calls :func:`build`; tests and scripts can
 call :func:`make_leaderboard` / :func:`write_leaderboard` directly. Runs are never modified (SPEC §5).
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,16 +55,20 @@ class LeaderboardOptions:
             raise ConfigError("no eval set given: pass data=<name> (the folder <results_dir>/<name>/ with the runs).")
         extra = lb.get("extra_rows")
         return cls(
-            data=str(data), results_dir=Path(paths.get("results_dir", "results")),
+            data=str(data),
+            results_dir=Path(paths.get("results_dir", "results")),
             extra_rows=Path(extra) if extra else None,
             metrics=_str_list(lb["metrics"]) if lb.get("metrics") else None,
             aspects={str(k): [str(m) for m in v] for k, v in (lb.get("aspects") or TISE_ASPECTS).items()},
-            on_missing=lb.get("on_missing", "error"), allow_mixed=_bool(lb.get("allow_mixed", False),
-                                                                       "leaderboard.allow_mixed"),
+            on_missing=lb.get("on_missing", "error"),
+            allow_mixed=_bool(lb.get("allow_mixed", False), "leaderboard.allow_mixed"),
             bootstrap=int(lb.get("bootstrap") or 0),
-            level=float(lb.get("level", 0.95)), ci=bool(lb.get("ci", False)),
-            drilldown=lb.get("drilldown") or None, drilldown_n=int(lb.get("drilldown_n", 24)),
-            decimals=int(lb.get("decimals", 2)), decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
+            level=float(lb.get("level", 0.95)),
+            ci=bool(lb.get("ci", False)),
+            drilldown=lb.get("drilldown") or None,
+            drilldown_n=int(lb.get("drilldown_n", 24)),
+            decimals=int(lb.get("decimals", 2)),
+            decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
             formats=_str_list(lb.get("formats") or FORMATS),
         )
 
@@ -92,24 +97,34 @@ def _columns_for(collected: Collected, selected: list[str] | None, aspects: Mapp
     unknown = sorted(present - set(registry))
     if unknown:
         srcs = sorted({r.get("source", "?") for r in collected.rows if set(r.get("values", {})) & set(unknown)})
-        raise ConfigError(f"metric(s) {unknown} in {srcs[:3]} are not in the metric registry (direction unknown). "
-                          "Select the known ones with leaderboard.metrics=[...].")
+        raise ConfigError(
+            f"metric(s) {unknown} in {srcs[:3]} are not in the metric registry (direction unknown). "
+            "Select the known ones with leaderboard.metrics=[...]."
+        )
     ordered = [m for ms in aspects.values() for m in ms if m in present]
     return list(dict.fromkeys([*ordered, *[m for m in registry if m in present]]))
 
 
-def make_leaderboard(collected: Collected, data: str, *, metrics: Sequence[str] | None = None,
-                     aspects: Mapping[str, Sequence[str]] = TISE_ASPECTS,
-                     on_missing: OnMissing = "error", allow_mixed: bool = False) -> Leaderboard:
+def make_leaderboard(
+    collected: Collected,
+    data: str,
+    *,
+    metrics: Sequence[str] | None = None,
+    aspects: Mapping[str, Sequence[str]] = TISE_ASPECTS,
+    on_missing: OnMissing = "error",
+    allow_mixed: bool = False,
+) -> Leaderboard:
     """Rank the collected rows into a Leaderboard dict (no uncertainty, no files).
 
     Every column two or more rows fill is checked for comparability first (:mod:`.comparable`): rows that
     differ in recorded settings, unit or protocol are refused unless ``allow_mixed`` (then footnoted).
     """
     if not collected.rows:
-        raise ConfigError(f"nothing to rank for data={data}: no run folder with metrics.json and no extra rows. "
-                          "Evaluate a model first (python -m tise_bench model=<m> data=<d>) or pass "
-                          "leaderboard.extra_rows=<file.csv>.")
+        raise ConfigError(
+            f"nothing to rank for data={data}: no run folder with metrics.json and no extra rows. "
+            "Evaluate a model first (python -m tise_bench model=<m> data=<d>) or pass "
+            "leaderboard.extra_rows=<file.csv>."
+        )
     asp = {name: resolve_metric_ids(list(ms), f"leaderboard.aspects.{name}") for name, ms in aspects.items()}
     ids = _columns_for(collected, list(metrics) if metrics is not None else None, asp)
     present = [m for m in ids if any(r.get("values", {}).get(m) is not None for r in collected.rows)]
@@ -118,17 +133,26 @@ def make_leaderboard(collected: Collected, data: str, *, metrics: Sequence[str] 
     comparability = check_comparability(collected.rows, present, allow_mixed=allow_mixed)
     ranking = ranking_score(collected.rows, present, asp, on_missing)
     lb: Leaderboard = {
-        "schema_version": LEADERBOARD_SCHEMA, "data": data, "metrics": metric_columns(present),
-        "aspects": ranking.aspects, "rows": ranking.rows, "excluded": ranking.excluded,
+        "schema_version": LEADERBOARD_SCHEMA,
+        "data": data,
+        "metrics": metric_columns(present),
+        "aspects": ranking.aspects,
+        "rows": ranking.rows,
+        "excluded": ranking.excluded,
     }
     lb["random_weights"] = list(collected.random_weights)
     lb["comparability"] = comparability
     if comparability["mixed"]:
-        log.warning("leaderboard.allow_mixed=true: ranking %d non-comparable column mix(es), footnoted in every "
-                    "output: %s", len(comparability["mixed"]), "; ".join(x["note"] for x in comparability["mixed"]))
+        log.warning(
+            "leaderboard.allow_mixed=true: ranking %d non-comparable column mix(es), footnoted in every output: %s",
+            len(comparability["mixed"]),
+            "; ".join(x["note"] for x in comparability["mixed"]),
+        )
     if collected.random_weights:
-        log.warning("RANDOM-WEIGHTS BACKBONES in %s: smoke-test numbers, not comparable to any paper.",
-                    ", ".join(collected.random_weights))
+        log.warning(
+            "RANDOM-WEIGHTS BACKBONES in %s: smoke-test numbers, not comparable to any paper.",
+            ", ".join(collected.random_weights),
+        )
     return lb
 
 
@@ -152,14 +176,17 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_leaderboard(lb: Leaderboard, out_dir: Path, opts: TableOptions,
-                      formats: Sequence[str] = FORMATS) -> dict[str, Path]:
+def write_leaderboard(
+    lb: Leaderboard, out_dir: Path, opts: TableOptions, formats: Sequence[str] = FORMATS
+) -> dict[str, Path]:
     """Write ``leaderboard.<fmt>`` for each format into ``out_dir``; returns {format: path}."""
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise ConfigError(f"leaderboard.formats: unknown {bad}; choose from {list(FORMATS)}.")
     renderers: dict[str, Callable[[], str]] = {
-        "csv": lambda: to_csv(lb), "md": lambda: to_markdown(lb, opts), "tex": lambda: to_latex(lb, opts),
+        "csv": lambda: to_csv(lb),
+        "md": lambda: to_markdown(lb, opts),
+        "tex": lambda: to_latex(lb, opts),
         "json": lambda: to_json(lb),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,28 +210,40 @@ def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
     collected = collect_runs(data_dir, ids)
     if opts.extra_rows is not None:
         collected = merge(collected, read_extra_rows(opts.extra_rows))
-    lb = make_leaderboard(collected, opts.data, metrics=ids, aspects=opts.aspects, on_missing=opts.on_missing,
-                          allow_mixed=opts.allow_mixed)
+    lb = make_leaderboard(
+        collected,
+        opts.data,
+        metrics=ids,
+        aspects=opts.aspects,
+        on_missing=opts.on_missing,
+        allow_mixed=opts.allow_mixed,
+    )
 
     if opts.bootstrap > 0:
         if not collected.run_dirs:
-            log.warning("leaderboard.bootstrap=%d but there are no runs (extra rows have no per-sample values).",
-                        opts.bootstrap)
+            log.warning(
+                "leaderboard.bootstrap=%d but there are no runs (extra rows have no per-sample values).", opts.bootstrap
+            )
         elif (add_uncertainty := _optional("add_uncertainty")) is not None:
             add_uncertainty(lb, collected.run_dirs, opts.bootstrap, opts.level)
     if opts.ci and not any(r.get("ci") for r in lb["rows"]):
-        log.warning("leaderboard.ci=true but no row carries an interval: it needs leaderboard.bootstrap=<N> "
-                    "(e.g. 1000) and runs that wrote bootstrap replicates (bootstrap.replicates > 0, the "
-                    "default); printing values only.")
+        log.warning(
+            "leaderboard.ci=true but no row carries an interval: it needs leaderboard.bootstrap=<N> "
+            "(e.g. 1000) and runs that wrote bootstrap replicates (bootstrap.replicates > 0, the "
+            "default); printing values only."
+        )
     if opts.drilldown:
         if opts.drilldown not in collected.run_dirs:
-            raise ConfigError(f"leaderboard.drilldown={opts.drilldown!r} is not a run under {data_dir}; "
-                              f"runs: {sorted(collected.run_dirs)}.")
+            raise ConfigError(
+                f"leaderboard.drilldown={opts.drilldown!r} is not a run under {data_dir}; "
+                f"runs: {sorted(collected.run_dirs)}."
+            )
         if (drill := _optional("build_drilldown")) is not None:
             dd = drill(collected.run_dirs[opts.drilldown], opts.drilldown_n)
             lb["drilldown"] = {"model": opts.drilldown, **dd}
 
-    per_metric = {resolve_metric_ids([k], "leaderboard.decimals_by_metric")[0]: int(v)
-                  for k, v in opts.decimals_by_metric.items()}
+    per_metric = {
+        resolve_metric_ids([k], "leaderboard.decimals_by_metric")[0]: int(v) for k, v in opts.decimals_by_metric.items()
+    }
     table_opts = TableOptions(decimals=opts.decimals, decimals_by_metric=per_metric, ci=opts.ci)
     return lb, write_leaderboard(lb, data_dir, table_opts, opts.formats)

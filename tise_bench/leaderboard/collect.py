@@ -14,6 +14,7 @@ Comparability: a run row carries ``meta`` — per metric the ``unit``, ``protoco
 extra row carries ``protocol``: ``tise-paper`` (numbers as published in TISE's paper, under TISE's protocol)
 unless the CSV's optional ``protocol`` column names another. :mod:`.comparable` checks both before ranking.
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,8 +68,9 @@ def find_runs(data_dir: Path) -> list[Path]:
     """Run folders under ``data_dir`` holding a ``metrics.json``, sorted by name; dot-folders are skipped."""
     if not data_dir.is_dir():
         return []
-    return sorted(p for p in data_dir.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+    return sorted(
+        p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()
+    )
 
 
 def load_run(path: Path, metric_ids: Iterable[str] | None = None) -> tuple[Row, bool]:
@@ -97,8 +99,7 @@ def load_run(path: Path, metric_ids: Iterable[str] | None = None) -> tuple[Row, 
     step = model_cfg.get("step") if isinstance(model_cfg, dict) else None
     if not (isinstance(step, int) and not isinstance(step, bool)):
         step = parse_step(model)
-    row: Row = {"model": model, "external": False, "step": step, "values": values, "source": str(path),
-                "meta": meta}
+    row: Row = {"model": model, "external": False, "step": step, "values": values, "source": str(path), "meta": meta}
     return row, bool(result.get("random_weights", False))
 
 
@@ -108,11 +109,16 @@ def _entry_meta(entry: Any, path: Path, mid: str) -> dict[str, Any]:
         return {"unit": None, "protocol": None, "comparability": None}
     comp = entry.get("comparability")
     if comp is not None and not isinstance(comp, dict):
-        raise DataError(f"{path}: metrics.{mid}.comparability is {type(comp).__name__}, expected an object of "
-                        "settings. Re-run the evaluation to rewrite metrics.json.")
+        raise DataError(
+            f"{path}: metrics.{mid}.comparability is {type(comp).__name__}, expected an object of "
+            "settings. Re-run the evaluation to rewrite metrics.json."
+        )
     unit, protocol = entry.get("unit"), entry.get("protocol")
-    return {"unit": None if unit is None else str(unit), "protocol": None if protocol is None else str(protocol),
-            "comparability": None if comp is None else dict(comp)}
+    return {
+        "unit": None if unit is None else str(unit),
+        "protocol": None if protocol is None else str(protocol),
+        "comparability": None if comp is None else dict(comp),
+    }
 
 
 def collect_runs(data_dir: Path, metric_ids: Iterable[str] | None = None) -> Collected:
@@ -123,8 +129,10 @@ def collect_runs(data_dir: Path, metric_ids: Iterable[str] | None = None) -> Col
         row, random = load_run(run_dir / "metrics.json", ids)
         name = row["model"]
         if name in out.run_dirs:
-            raise DataError(f"model {name!r} appears in two runs: {out.run_dirs[name]} and {run_dir}. "
-                            "Remove or rename one of them (model.name=<name>).")
+            raise DataError(
+                f"model {name!r} appears in two runs: {out.run_dirs[name]} and {run_dir}. "
+                "Remove or rename one of them (model.name=<name>)."
+            )
         out.rows.append(row)
         out.run_dirs[name] = run_dir
         if random:
@@ -147,9 +155,11 @@ def _column_map(header: list[str], names: Mapping[str, str], path: Path) -> dict
             out[col] = names.get(key) or lower[key.lower()]
         else:
             known = ", ".join(sorted(set(names)))
-            raise ConfigError(f"{path}: unknown column {col!r}. Columns are '{METHOD_COLUMN}', optional "
-                              f"'{STEP_COLUMN}' and '{PROTOCOL_COLUMN}' (default {PAPER_PROTOCOL!r}), and metrics "
-                              f"by display name or id: {known}.")
+            raise ConfigError(
+                f"{path}: unknown column {col!r}. Columns are '{METHOD_COLUMN}', optional "
+                f"'{STEP_COLUMN}' and '{PROTOCOL_COLUMN}' (default {PAPER_PROTOCOL!r}), and metrics "
+                f"by display name or id: {known}."
+            )
     ids = [v for v in out.values() if v not in _TEXT_COLUMNS]
     dup = sorted({m for m in ids if ids.count(m) > 1})
     if dup:
@@ -199,21 +209,31 @@ def read_extra_rows(path: str | Path, names: Mapping[str, str] | None = None) ->
                 try:
                     num = float(cell)
                 except ValueError:
-                    raise ConfigError(f"{path}, line {line_no} (method {method!r}), column {col!r}: "
-                                      f"{cell!r} is not a number. Leave the cell empty for a missing value."
-                                      ) from None
+                    raise ConfigError(
+                        f"{path}, line {line_no} (method {method!r}), column {col!r}: "
+                        f"{cell!r} is not a number. Leave the cell empty for a missing value."
+                    ) from None
                 if target == STEP_COLUMN:
                     if not num.is_integer():
-                        raise ConfigError(f"{path}, line {line_no} (method {method!r}): step {cell!r} "
-                                          "must be an integer.")
+                        raise ConfigError(
+                            f"{path}, line {line_no} (method {method!r}): step {cell!r} must be an integer."
+                        )
                     step = int(num)
                 else:
                     values[target] = _finite(num)
             for target in cols.values():
                 if target not in _TEXT_COLUMNS:
                     values.setdefault(target, None)
-            rows.append({"model": method, "external": True, "step": step, "values": values,
-                         "source": str(path), "protocol": protocol})
+            rows.append(
+                {
+                    "model": method,
+                    "external": True,
+                    "step": step,
+                    "values": values,
+                    "source": str(path),
+                    "protocol": protocol,
+                }
+            )
     return rows
 
 
@@ -221,7 +241,8 @@ def merge(runs: Collected, extra: list[Row]) -> Collected:
     """Runs + extra rows; a name present as both is an error (which one would the table mean?)."""
     clash = sorted({r["model"] for r in extra} & set(runs.run_dirs))
     if clash:
-        raise ConfigError(f"model name(s) {clash} are both a run under the results folder and an extra row "
-                          f"in {extra[0]['source']}. Rename the extra row (e.g. '<name> (paper)').")
-    return Collected(rows=[*runs.rows, *extra], run_dirs=dict(runs.run_dirs),
-                     random_weights=list(runs.random_weights))
+        raise ConfigError(
+            f"model name(s) {clash} are both a run under the results folder and an extra row "
+            f"in {extra[0]['source']}. Rename the extra row (e.g. '<name> (paper)')."
+        )
+    return Collected(rows=[*runs.rows, *extra], run_dirs=dict(runs.run_dirs), random_weights=list(runs.random_weights))

@@ -19,6 +19,7 @@ A mix is refused with one :class:`~tise_bench.errors.ConfigError` naming the met
 their values, and the fix; with ``leaderboard.allow_mixed=true`` the column is ranked anyway and the mix is
 recorded in ``lb["comparability"]["mixed"]`` and footnoted in every table (Markdown, LaTeX, HTML, JSON).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,11 @@ SAME_AS_TISE = {TISE_PROTOCOL, PAPER_PROTOCOL}  # our exact reproduction of TISE
 FRACTION = "fraction"
 _OWN_CHECKS = ("unit", "protocol")  # comparability keys compared by their own check (not twice)
 _NOT_RECORDED = "(not recorded)"
-PROTOCOLS_EXPLAINED = (f"\nProtocols: '{TISE_PROTOCOL}' = TISE's protocol followed exactly (comparable with "
-                       f"'{PAPER_PROTOCOL}' = the numbers published in TISE's paper); any other is a named divergence "
-                       "from TISE's protocol (see the metric's 'TISE protocol vs ours' table in the README).")
+PROTOCOLS_EXPLAINED = (
+    f"\nProtocols: '{TISE_PROTOCOL}' = TISE's protocol followed exactly (comparable with "
+    f"'{PAPER_PROTOCOL}' = the numbers published in TISE's paper); any other is a named divergence "
+    "from TISE's protocol (see the metric's 'TISE protocol vs ours' table in the README)."
+)
 
 
 def registry_unit(mid: str) -> str | None:
@@ -114,10 +117,13 @@ def _groups(pairs: Sequence[tuple[Row, Any]]) -> list[tuple[Any, list[Row]]]:
 
 
 def _record(mid: str, kind: str, field: str, groups: list[tuple[Any, list[Row]]], text: str) -> dict[str, Any]:
-    return {"metric": mid, "kind": kind, "field": field,
-            "values": [{"value": None if v == _NOT_RECORDED else v, "rows": [r["model"] for r in rs]}
-                       for v, rs in groups],
-            "note": text}
+    return {
+        "metric": mid,
+        "kind": kind,
+        "field": field,
+        "values": [{"value": None if v == _NOT_RECORDED else v, "rows": [r["model"] for r in rs]} for v, rs in groups],
+        "note": text,
+    }
 
 
 def _check_fields(mid: str, runs: Sequence[Row]) -> list[dict[str, Any]]:
@@ -167,20 +173,27 @@ def _check_unit(mid: str, rows: Sequence[Row]) -> tuple[list[dict[str, Any]], st
     groups = _groups([(r, u) for r, u in pairs if u is not None])
     if len(groups) <= 1:
         all_fraction = bool(groups) and groups[0][0] == FRACTION and expected == "percent"
-        return [], (f"{_short(mid)} values are fractions (0..1) in every row, not percent as in TISE's table."
-                    if all_fraction else None)
+        return [], (
+            f"{_short(mid)} values are fractions (0..1) in every row, not percent as in TISE's table."
+            if all_fraction
+            else None
+        )
     disp, short = _display(mid), _short(mid)
     text = f"{disp}: unit differs: " + "; ".join(f"'{u}' in {_who(rs)}" for u, rs in groups)
     for src, vals in csv_fraction.items():
         ex = vals[0]
         shown = ", ".join(f"{v:g}" for v in vals[:5]) + (", ..." if len(vals) > 5 else "")
-        text += (f". Column {short} of {src} looks like a fraction (all values ≤ 1: {shown}) while {short} is a "
-                 f"percent metric (0..100): multiply the column by 100 (e.g. {short} {ex:g} should be "
-                 f"{round(ex * 100, 6)})")
+        text += (
+            f". Column {short} of {src} looks like a fraction (all values ≤ 1: {shown}) while {short} is a "
+            f"percent metric (0..100): multiply the column by 100 (e.g. {short} {ex:g} should be "
+            f"{round(ex * 100, 6)})"
+        )
     if legacy:
         names = ", ".join(f"{r['model']} ({r.get('source', '?')}: {r['values'][mid]:g})" for r in legacy)
-        text += (f". {short} of run(s) {names} is ≤ 1 with no 'unit' in metrics.json: the run predates percent "
-                 "SOA (SOA-C / SOA-I were fractions 0..1, now percent like TISE's table); re-run it")
+        text += (
+            f". {short} of run(s) {names} is ≤ 1 with no 'unit' in metrics.json: the run predates percent "
+            "SOA (SOA-C / SOA-I were fractions 0..1, now percent like TISE's table); re-run it"
+        )
     return [_record(mid, "unit", "unit", groups, text)], None
 
 
@@ -193,8 +206,7 @@ def _check_protocol(mid: str, rows: Sequence[Row]) -> list[dict[str, Any]]:
     return [_record(mid, "protocol", "protocol", groups, text)]
 
 
-def check_comparability(rows: Sequence[Row], metric_ids: Sequence[str], *,
-                        allow_mixed: bool = False) -> dict[str, Any]:
+def check_comparability(rows: Sequence[Row], metric_ids: Sequence[str], *, allow_mixed: bool = False) -> dict[str, Any]:
     """Check every column of ``metric_ids`` that two or more rows fill; refuse a mix unless ``allow_mixed``.
 
     Returns what ``lb["comparability"]`` holds: ``allow_mixed``, ``mixed`` (each with ``metric``, ``kind``
@@ -220,22 +232,31 @@ def check_comparability(rows: Sequence[Row], metric_ids: Sequence[str], *,
         if note:
             notes.append(note)
         mixed += _check_protocol(mid, have)
-        protocols[mid] = [{"protocol": p, "rows": [r["model"] for r in rs]}
-                          for p, rs in _groups([(r, _run_protocol(r, mid)) for r in have])]
+        protocols[mid] = [
+            {"protocol": p, "rows": [r["model"] for r in rs]}
+            for p, rs in _groups([(r, _run_protocol(r, mid)) for r in have])
+        ]
     if mixed and not allow_mixed:
         involved = {m for x in mixed for v in x["values"] for m in v["rows"]}
-        paths = "; ".join(f"{r['model']} = {r.get('source', '?')}" for r in rows
-                          if r["model"] in involved and not r.get("external"))
+        paths = "; ".join(
+            f"{r['model']} = {r.get('source', '?')}" for r in rows if r["model"] in involved and not r.get("external")
+        )
         raise ConfigError(
             "leaderboard: refusing to rank values that are not comparable:\n"
             + "\n".join(f"  - {x['note']}" for x in mixed)
             + (f"\nRuns: {paths}." if paths else "")
             + (PROTOCOLS_EXPLAINED if any(x["kind"] == "protocol" for x in mixed) else "")
             + "\nFix: re-run the runs with the same settings (or give the extra rows in the runs' unit and "
-              "protocol), or drop the metric with leaderboard.metrics=[...], or set leaderboard.allow_mixed=true "
-              "to rank anyway (every output then footnotes the mix).")
-    return {"allow_mixed": bool(allow_mixed), "mixed": mixed, "unrecorded": unrecorded, "protocols": protocols,
-            "notes": notes}
+            "protocol), or drop the metric with leaderboard.metrics=[...], or set leaderboard.allow_mixed=true "
+            "to rank anyway (every output then footnotes the mix)."
+        )
+    return {
+        "allow_mixed": bool(allow_mixed),
+        "mixed": mixed,
+        "unrecorded": unrecorded,
+        "protocols": protocols,
+        "notes": notes,
+    }
 
 
 def published_note(lb: Leaderboard, mark: str) -> str | None:
@@ -268,7 +289,9 @@ def comparability_notes(lb: Leaderboard) -> list[str]:
         out.append(f"{', '.join(mids)} protocol differs from TISE's: {proto!r} ({', '.join(rows)}).")
     unrec = comp.get("unrecorded") or {}
     if unrec:
-        out.append(f"{', '.join(unrec)} predate{'s' if len(unrec) == 1 else ''} comparability recording (no "
-                   "comparability fields in metrics.json): settings not checked against the other rows.")
+        out.append(
+            f"{', '.join(unrec)} predate{'s' if len(unrec) == 1 else ''} comparability recording (no "
+            "comparability fields in metrics.json): settings not checked against the other rows."
+        )
     out += list(comp.get("notes") or [])
     return out

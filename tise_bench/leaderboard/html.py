@@ -4,6 +4,7 @@
 absent is replaced by a one-line note. ``build_drilldown`` (in :mod:`.html_drilldown`) makes the optional
 per-prompt section from one run's folder and the feature cache.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,7 @@ def _note(text: str) -> str:
 def _random_weights(lb: Leaderboard) -> bool:
     if lb.get("random_weights"):
         return True
-    return any(r.get("random_weights") or "random" in str(r.get("note", "")).lower()
-               for r in lb.get("rows", []))
+    return any(r.get("random_weights") or "random" in str(r.get("note", "")).lower() for r in lb.get("rows", []))
 
 
 def _best(rows: list[Row], mid: str, higher: bool) -> float | None:
@@ -86,8 +86,7 @@ def _table(lb: Leaderboard) -> str:
     if not rows:
         return _note("No rows: no run results were found.")
     head = ['<th data-col>#</th><th class="m">Model</th>']
-    head += [f'<th title="{_e(c["id"])}">{_e(c["display"])} {"↑" if c["higher_is_better"] else "↓"}</th>'
-             for c in cols]
+    head += [f'<th title="{_e(c["id"])}">{_e(c["display"])} {"↑" if c["higher_is_better"] else "↓"}</th>' for c in cols]
     head.append('<th title="ranking score: sum of aspect scores">RS ↑</th>')
     best = {c["id"]: _best(rows, c["id"], c["higher_is_better"]) for c in cols}
     rs_vals = [v for r in rows if (v := _num(r.get("rs"))) is not None]
@@ -105,24 +104,33 @@ def _table(lb: Leaderboard) -> str:
             if v is not None and ci and len(ci) == 2:
                 lo, hi = _num(ci[0]), _num(ci[1])
                 if lo is not None and hi is not None:
-                    txt += (f'<span class="ci" title="interval [{_e(ch.fmt(lo))}, {_e(ch.fmt(hi))}]">'
-                            f'±{_e(ch.fmt((hi - lo) / 2))}</span>')
+                    txt += (
+                        f'<span class="ci" title="interval [{_e(ch.fmt(lo))}, {_e(ch.fmt(hi))}]">'
+                        f"±{_e(ch.fmt((hi - lo) / 2))}</span>"
+                    )
             cells.append(f'<td{cls} data-v="{"" if v is None else v}">{txt}</td>')
         rs = _num(r.get("rs"))
         cls = ' class="best"' if rs is not None and rs == best_rs else ""
         cells.append(f'<td{cls} data-v="{"" if rs is None else rs}">{_e(ch.fmt(rs))}</td>')
-        body.append(f'<tr{" class=ext" if r.get("external") else ""}>{"".join(cells)}</tr>')
+        body.append(f"<tr{' class=ext' if r.get('external') else ''}>{''.join(cells)}</tr>")
     boot = lb.get("bootstrap") or {}
     foot = "Best value per column highlighted; click a header to sort."
     if boot:
-        foot += (f" ± = half-width of the {_num(boot.get('level')) or 0.95:.0%} bootstrap interval "
-                 f"(n = {_e(boot.get('n', '?'))}; hover for the interval).")
-    out = (f'<div class="scroll"><table class="lb"><thead><tr>{"".join(head)}</tr></thead>'
-           f'<tbody>{"".join(body)}</tbody></table></div><p class="mut">{_e(foot)}</p>')
+        foot += (
+            f" ± = half-width of the {_num(boot.get('level')) or 0.95:.0%} bootstrap interval "
+            f"(n = {_e(boot.get('n', '?'))}; hover for the interval)."
+        )
+    out = (
+        f'<div class="scroll"><table class="lb"><thead><tr>{"".join(head)}</tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table></div><p class="mut">{_e(foot)}</p>'
+    )
     notes = [n for n in [published_note(lb, "Grey rows:"), *comparability_notes(lb)] if n]
     if notes:
-        out += '<ul class="notes">' + "".join(
-            f'<li{" class=mixed" if n.startswith("MIXED") else ""}>{_e(n)}</li>' for n in notes) + "</ul>"
+        out += (
+            '<ul class="notes">'
+            + "".join(f"<li{' class=mixed' if n.startswith('MIXED') else ''}>{_e(n)}</li>" for n in notes)
+            + "</ul>"
+        )
     excluded = lb.get("excluded") or {}
     if excluded:
         out += "<p class=mut>Not ranked: " + "; ".join(f"<b>{_e(k)}</b>: {_e(v)}" for k, v in excluded.items())
@@ -137,15 +145,19 @@ def _bars(lb: Leaderboard) -> str:
         for r in rows:
             ci = r.get("ci", {}).get(c["id"])
             ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
-            items.append((str(r.get("model", "?")), _num(r.get("values", {}).get(c["id"])), ci_t,
-                          bool(r.get("external"))))
+            items.append(
+                (str(r.get("model", "?")), _num(r.get("values", {}).get(c["id"])), ci_t, bool(r.get("external")))
+            )
         if any(v is not None for _, v, _, _ in items):
             arrow = "higher is better" if c["higher_is_better"] else "lower is better"
-            charts.append(ch.bar_chart(f'{c["display"]} ({arrow})', items))
+            charts.append(ch.bar_chart(f"{c['display']} ({arrow})", items))
     if not charts:
         return _note("No metric values to plot.")
-    whiskers = "" if any(r.get("ci") for r in rows) else (
-        '<p class="mut">No bootstrap intervals: the uncertainty pass was not run (leaderboard.bootstrap=N).</p>')
+    whiskers = (
+        ""
+        if any(r.get("ci") for r in rows)
+        else ('<p class="mut">No bootstrap intervals: the uncertainty pass was not run (leaderboard.bootstrap=N).</p>')
+    )
     return f'<div class="grid-charts">{"".join(charts)}</div>{whiskers}'
 
 
@@ -156,16 +168,20 @@ def _rank_probs(lb: Leaderboard) -> str:
     models = [str(r["model"]) for r in lb.get("rows", []) if r.get("model") in rp]
     models += [m for m in rp if m not in models]
     probs = [[_num(p) or 0.0 for p in rp[m]] for m in models]
-    return (ch.heatmap(models, probs) + '<p class="mut">P(model finishes in place k) over bootstrap '
-            "resamples; place #1 = best (rank N in the schema's convention).</p>")
+    return (
+        ch.heatmap(models, probs) + '<p class="mut">P(model finishes in place k) over bootstrap '
+        "resamples; place #1 = best (rank N in the schema's convention).</p>"
+    )
 
 
 def _tau(lb: Leaderboard) -> str:
     tau = [v for v in (lb.get("kendall_tau") or []) if _num(v) is not None]
     if not tau:
         return _note("No Kendall-τ distribution (the bootstrap uncertainty pass was not run).")
-    return (ch.histogram(tau, f"Kendall τ(bootstrap ranking, point ranking), {len(tau)} resamples")
-            + '<p class="mut">Near 1: the ranking is stable under resampling of the prompts.</p>')
+    return (
+        ch.histogram(tau, f"Kendall τ(bootstrap ranking, point ranking), {len(tau)} resamples")
+        + '<p class="mut">Near 1: the ranking is stable under resampling of the prompts.</p>'
+    )
 
 
 def _aspects(lb: Leaderboard) -> str:
@@ -174,9 +190,12 @@ def _aspects(lb: Leaderboard) -> str:
         return _note("No aspect scores.")
     names = list(lb.get("aspects") or {}) or sorted({a for r in rows for a in r["aspects"]})
     series = [(str(r.get("model", "?")), [_num(r["aspects"].get(a)) for a in names]) for r in rows]
-    return (ch.grouped_bars(names, series, "Aspect scores (mean rank of the aspect's metrics; higher = better)")
-            + '<p class="mut">' + _e("; ".join(f"{a}: {', '.join(m)}" for a, m in (lb.get("aspects") or {}).items()))
-            + "</p>")
+    return (
+        ch.grouped_bars(names, series, "Aspect scores (mean rank of the aspect's metrics; higher = better)")
+        + '<p class="mut">'
+        + _e("; ".join(f"{a}: {', '.join(m)}" for a, m in (lb.get("aspects") or {}).items()))
+        + "</p>"
+    )
 
 
 def _steps(lb: Leaderboard) -> str:
@@ -193,9 +212,10 @@ def _steps(lb: Leaderboard) -> str:
             pts.append((step, _num(r.get("values", {}).get(c["id"])), ci_t))
         if sum(p[1] is not None for p in pts) >= 1:
             arrow = "↑" if c["higher_is_better"] else "↓"
-            charts.append(ch.line_plot(f'{c["display"]} {arrow} vs step', pts, ch.PALETTE[k % len(ch.PALETTE)]))
+            charts.append(ch.line_plot(f"{c['display']} {arrow} vs step", pts, ch.PALETTE[k % len(ch.PALETTE)]))
     rs: list[tuple[float, float | None, tuple[float, float] | None]] = [
-        (step, _num(r.get("rs")), None) for step, r in stepped]
+        (step, _num(r.get("rs")), None) for step, r in stepped
+    ]
     if any(v is not None for _, v, _ in rs):
         charts.append(ch.line_plot("RS ↑ vs step", rs, "#333"))
     return f'<div class="grid-charts">{"".join(charts)}</div>'
@@ -212,18 +232,26 @@ def _card(s: dict[str, Any], displays: dict[str, str]) -> str:
     for b in s.get("boxes") or []:
         x1, y1, x2, y2 = (_num(v) or 0.0 for v in b[:4])
         score, name = _num(b[4]) or 0.0, str(b[5]) if len(b) > 5 else "?"
-        parts.append(f'<rect x="{x1:.1f}" y="{y1:.1f}" width="{max(x2 - x1, 1):.1f}" height="{max(y2 - y1, 1):.1f}" '
-                     f'fill="none" stroke="#ffd400" stroke-width="1.5"><title>{_e(name)} {score:.2f}</title></rect>')
+        parts.append(
+            f'<rect x="{x1:.1f}" y="{y1:.1f}" width="{max(x2 - x1, 1):.1f}" height="{max(y2 - y1, 1):.1f}" '
+            f'fill="none" stroke="#ffd400" stroke-width="1.5"><title>{_e(name)} {score:.2f}</title></rect>'
+        )
         right = x1 > w * 0.55  # anchor labels of right-hand boxes at their right edge so they stay visible
-        parts.append(f'<text class="box-label" x="{(x2 - 2 if right else x1 + 2):.1f}" y="{max(y1 + 10, 10):.1f}" '
-                     f'text-anchor="{"end" if right else "start"}">{_e(name)} {score:.2f}</text>')
+        parts.append(
+            f'<text class="box-label" x="{(x2 - 2 if right else x1 + 2):.1f}" y="{max(y1 + 10, 10):.1f}" '
+            f'text-anchor="{"end" if right else "start"}">{_e(name)} {score:.2f}</text>'
+        )
     parts.append("</svg>")
-    vals = "".join(f"<tr><td>{_e(displays.get(k, k))}</td><td>{_e(ch.fmt(_num(v)))}</td></tr>"
-                   for k, v in (s.get("metrics") or {}).items())
+    vals = "".join(
+        f"<tr><td>{_e(displays.get(k, k))}</td><td>{_e(ch.fmt(_num(v)))}</td></tr>"
+        for k, v in (s.get("metrics") or {}).items()
+    )
     note = f'<div class="note">{_e(s["note"])}</div>' if s.get("note") else ""
     ident = str(s.get("id", "")) + (f" · k={s['k']}" if s.get("k") else "")
-    return (f'<div class="card">{"".join(parts)}<div class="cap">{_e(s.get("caption", ""))}</div>'
-            f'<div class="mut">{_e(ident)}</div><table>{vals}</table>{note}</div>')
+    return (
+        f'<div class="card">{"".join(parts)}<div class="cap">{_e(s.get("caption", ""))}</div>'
+        f'<div class="mut">{_e(ident)}</div><table>{vals}</table>{note}</div>'
+    )
 
 
 def _drilldown(lb: Leaderboard) -> str:
@@ -246,17 +274,30 @@ def render_html(lb: Leaderboard) -> str:
     data = str(lb.get("data", "?"))
     rw = lb.get("random_weights")  # build.py: list of the models run with random weights; or a bool
     which = f" ({', '.join(map(str, rw))})" if isinstance(rw, list) and rw else ""
-    banner = (f'<div class="banner">RANDOM-WEIGHTS BACKBONES{_e(which)}: smoke-test numbers only, not comparable '
-              "to any paper.</div>") if _random_weights(lb) else ""
+    banner = (
+        (
+            f'<div class="banner">RANDOM-WEIGHTS BACKBONES{_e(which)}: smoke-test numbers only, not comparable '
+            "to any paper.</div>"
+        )
+        if _random_weights(lb)
+        else ""
+    )
     n_ext = sum(bool(r.get("external")) for r in lb.get("rows", []))
     meta = f"{len(lb.get('rows', []))} rows ({n_ext} published baselines), schema {_e(lb.get('schema_version', '?'))}"
-    sections = [("Leaderboard", _table(lb)), ("Metric values (error bars: bootstrap interval)", _bars(lb)),
-                ("Rank probabilities", _rank_probs(lb)), ("Ranking stability", _tau(lb)),
-                ("Aspects", _aspects(lb)), ("Metrics vs training step", _steps(lb)),
-                ("Per-prompt drill-down", _drilldown(lb))]
+    sections = [
+        ("Leaderboard", _table(lb)),
+        ("Metric values (error bars: bootstrap interval)", _bars(lb)),
+        ("Rank probabilities", _rank_probs(lb)),
+        ("Ranking stability", _tau(lb)),
+        ("Aspects", _aspects(lb)),
+        ("Metrics vs training step", _steps(lb)),
+        ("Per-prompt drill-down", _drilldown(lb)),
+    ]
     body = "".join(f'<section id="s{i}"><h2>{_e(t)}</h2>{html}</section>' for i, (t, html) in enumerate(sections))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>tise_bench leaderboard: {_e(data)}</title><style>{_CSS}</style></head><body>"
-            f'<h1>tise_bench leaderboard: {_e(data)}</h1><div class="meta">{meta}</div>{banner}{body}'
-            f"<script>{_JS}</script></body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>tise_bench leaderboard: {_e(data)}</title><style>{_CSS}</style></head><body>"
+        f'<h1>tise_bench leaderboard: {_e(data)}</h1><div class="meta">{meta}</div>{banner}{body}'
+        f"<script>{_JS}</script></body></html>\n"
+    )

@@ -3,14 +3,14 @@
 No plotting library and nothing fetched at view time: every chart is hand-written SVG, so the page stays
 one self-contained file. All text is escaped here; callers pass raw strings.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from html import escape
 
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-           "#9c755f", "#bab0ac")
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 EXTERNAL = "#9a9a9a"  # bars of published baselines (extra rows)
 
 
@@ -42,15 +42,16 @@ def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
 
 
-def _text(x: float, y: float, s: object, *, anchor: str = "start", size: int = 11, cls: str = "",
-          extra: str = "") -> str:
+def _text(
+    x: float, y: float, s: object, *, anchor: str = "start", size: int = 11, cls: str = "", extra: str = ""
+) -> str:
     c = f' class="{cls}"' if cls else ""
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{c}{extra}>'
-            f'{_e(s)}</text>')
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{c}{extra}>{_e(s)}</text>'
 
 
-def bar_chart(title: str, items: Sequence[tuple[str, float | None, tuple[float, float] | None, bool]],
-              width: int = 380) -> str:
+def bar_chart(
+    title: str, items: Sequence[tuple[str, float | None, tuple[float, float] | None, bool]], width: int = 380
+) -> str:
     """Horizontal bars, one per ``(label, value, ci or None, external)``, CI drawn as an error bar."""
     row_h, left, right, top = 20, 130, 56, 26
     height = top + row_h * len(items) + 24
@@ -61,8 +62,11 @@ def bar_chart(title: str, items: Sequence[tuple[str, float | None, tuple[float, 
         hi = lo + 1.0
     span = width - left - right
     x = lambda v: left + (v - lo) / (hi - lo) * span  # noqa: E731
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(title)}">',
+        _text(6, 16, title, size=13, cls="ttl"),
+    ]
     for t in _nice_ticks(lo, hi):
         out.append(f'<line x1="{x(t):.1f}" y1="{top - 4}" x2="{x(t):.1f}" y2="{height - 20}" class="grid"/>')
         out.append(_text(x(t), height - 6, fmt(t), anchor="middle", size=9, cls="mut"))
@@ -75,8 +79,10 @@ def bar_chart(title: str, items: Sequence[tuple[str, float | None, tuple[float, 
             continue
         x0, x1 = sorted((x(0.0), x(v)))
         color = EXTERNAL if ext else PALETTE[i % len(PALETTE)]
-        out.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 6}" '
-                   f'fill="{color}"><title>{_e(label)}: {_e(fmt(v))}</title></rect>')
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 6}" '
+            f'fill="{color}"><title>{_e(label)}: {_e(fmt(v))}</title></rect>'
+        )
         end = x(v)
         if ci:
             a, b = x(ci[0]), x(ci[1])
@@ -100,8 +106,10 @@ def heatmap(models: Sequence[str], probs: Sequence[Sequence[float]]) -> str:
     n = max((len(p) for p in probs), default=0)
     cell, left, top = 46, 140, 40
     width, height = left + cell * n + 10, top + cell * len(models) + 8
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="rank probabilities">']
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="rank probabilities">'
+    ]
     for j in range(n):
         out.append(_text(left + cell * j + cell / 2, top - 10, f"#{j + 1}", anchor="middle", size=11))
     out.append(_text(left - 6, top - 10, "place →", anchor="end", size=10, cls="mut"))
@@ -112,10 +120,20 @@ def heatmap(models: Sequence[str], probs: Sequence[Sequence[float]]) -> str:
             r = n - j  # place j+1 (1 = best) is rank N - j
             v = float(p[r - 1]) if r - 1 < len(p) else 0.0
             fg = "#fff" if v > 0.5 else "#222"
-            out.append(f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
-                       f'fill="{_color(v)}"><title>{_e(m)}: P(place {j + 1}) = {v:.3f}</title></rect>')
-            out.append(_text(left + cell * j + cell / 2 - 1, y + cell / 2 + 3, f"{v:.2f}", anchor="middle",
-                             size=10, extra=f' fill="{fg}"'))
+            out.append(
+                f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
+                f'fill="{_color(v)}"><title>{_e(m)}: P(place {j + 1}) = {v:.3f}</title></rect>'
+            )
+            out.append(
+                _text(
+                    left + cell * j + cell / 2 - 1,
+                    y + cell / 2 + 3,
+                    f"{v:.2f}",
+                    anchor="middle",
+                    size=10,
+                    extra=f' fill="{fg}"',
+                )
+            )
     out.append("</svg>")
     return "".join(out)
 
@@ -134,8 +152,11 @@ def histogram(values: Sequence[float], title: str, bins: int = 20, width: int = 
     pw, ph = width - left - right, height - top - bottom
     cmax = max(counts + [1])
     x = lambda v: left + (v - lo) / (hi - lo) * pw  # noqa: E731
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(title)}">',
+        _text(6, 16, title, size=13, cls="ttl"),
+    ]
     for t in _nice_ticks(0, cmax, 4):
         yy = top + ph - t / cmax * ph
         out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{width - right}" y2="{yy:.1f}" class="grid"/>')
@@ -143,8 +164,10 @@ def histogram(values: Sequence[float], title: str, bins: int = 20, width: int = 
     bw = pw / bins
     for i, c in enumerate(counts):
         h = c / cmax * ph
-        out.append(f'<rect x="{left + i * bw + 0.5:.1f}" y="{top + ph - h:.1f}" width="{bw - 1:.1f}" '
-                   f'height="{h:.1f}" fill="{PALETTE[0]}"><title>{c}</title></rect>')
+        out.append(
+            f'<rect x="{left + i * bw + 0.5:.1f}" y="{top + ph - h:.1f}" width="{bw - 1:.1f}" '
+            f'height="{h:.1f}" fill="{PALETTE[0]}"><title>{c}</title></rect>'
+        )
     for t in _nice_ticks(lo, hi, 5):
         out.append(_text(x(t), height - 12, f"{t:.2f}", anchor="middle", size=9, cls="mut"))
     if vals:
@@ -155,15 +178,23 @@ def histogram(values: Sequence[float], title: str, bins: int = 20, width: int = 
     return "".join(out)
 
 
-def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]],
-                 title: str, width: int = 900, height: int = 260) -> str:
+def grouped_bars(
+    groups: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    title: str,
+    width: int = 900,
+    height: int = 260,
+) -> str:
     """Vertical bars: one group per ``groups`` entry, one bar (and legend entry) per series."""
     left, right, top, bottom = 44, 12, 30, 44
     pw, ph = width - left - right, height - top - bottom
     vals = [v for _, vs in series for v in vs if v is not None and math.isfinite(v)]
     hi = max(vals + [1e-9])
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(title)}">',
+        _text(6, 16, title, size=13, cls="ttl"),
+    ]
     for t in _nice_ticks(0, hi, 4):
         yy = top + ph - t / hi * ph
         out.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{width - right}" y2="{yy:.1f}" class="grid"/>')
@@ -177,9 +208,11 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
             if v is None or not math.isfinite(v):
                 continue
             h = v / hi * ph
-            out.append(f'<rect x="{left + gw * g + gw * 0.1 + s * bw:.1f}" y="{top + ph - h:.1f}" '
-                       f'width="{max(bw - 1, 1):.1f}" height="{max(h, 0):.1f}" fill="{PALETTE[s % len(PALETTE)]}">'
-                       f'<title>{_e(label)} · {_e(name)}: {_e(fmt(v))}</title></rect>')
+            out.append(
+                f'<rect x="{left + gw * g + gw * 0.1 + s * bw:.1f}" y="{top + ph - h:.1f}" '
+                f'width="{max(bw - 1, 1):.1f}" height="{max(h, 0):.1f}" fill="{PALETTE[s % len(PALETTE)]}">'
+                f"<title>{_e(label)} · {_e(name)}: {_e(fmt(v))}</title></rect>"
+            )
     lx: float = left
     for s, (label, _) in enumerate(series):
         out.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>')
@@ -190,12 +223,18 @@ def grouped_bars(groups: Sequence[str], series: Sequence[tuple[str, Sequence[flo
     return "".join(out)
 
 
-def line_plot(title: str, points: Sequence[tuple[float, float | None, tuple[float, float] | None]],
-              color: str = PALETTE[0], width: int = 300, height: int = 190) -> str:
+def line_plot(
+    title: str,
+    points: Sequence[tuple[float, float | None, tuple[float, float] | None]],
+    color: str = PALETTE[0],
+    width: int = 300,
+    height: int = 190,
+) -> str:
     """``(step, value or None, ci or None)``: a polyline with markers and a shaded CI band; missing or
     non-finite values are skipped, points are drawn in step order."""
     pts: list[tuple[float, float, tuple[float, float] | None]] = sorted(
-        ((s, v, c) for s, v, c in points if v is not None and math.isfinite(v)), key=lambda p: p[0])
+        ((s, v, c) for s, v, c in points if v is not None and math.isfinite(v)), key=lambda p: p[0]
+    )
     left, right, top, bottom = 48, 22, 26, 28
     pw, ph = width - left - right, height - top - bottom
     ys = [p[1] for p in pts] + [b for p in pts if p[2] for b in p[2]]
@@ -210,8 +249,11 @@ def line_plot(title: str, points: Sequence[tuple[float, float | None, tuple[floa
     y0, y1 = y0 - pad, y1 + pad
     X = lambda v: left + (v - x0) / (x1 - x0) * pw  # noqa: E731
     Y = lambda v: top + ph - (v - y0) / (y1 - y0) * ph  # noqa: E731
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{_e(title)}">', _text(6, 16, title, size=13, cls="ttl")]
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(title)}">',
+        _text(6, 16, title, size=13, cls="ttl"),
+    ]
     for t in _nice_ticks(y0, y1, 4):
         out.append(f'<line x1="{left}" y1="{Y(t):.1f}" x2="{width - right}" y2="{Y(t):.1f}" class="grid"/>')
         out.append(_text(left - 4, Y(t) + 3, fmt(t), anchor="end", size=9, cls="mut"))
@@ -226,7 +268,9 @@ def line_plot(title: str, points: Sequence[tuple[float, float | None, tuple[floa
         line = " ".join(f"{X(s):.1f},{Y(v):.1f}" for s, v, _ in pts)
         out.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
     for s, v, _ in pts:
-        out.append(f'<circle cx="{X(s):.1f}" cy="{Y(v):.1f}" r="3" fill="{color}">'
-                   f'<title>step {_e(fmt(s))}: {_e(fmt(v))}</title></circle>')
+        out.append(
+            f'<circle cx="{X(s):.1f}" cy="{Y(v):.1f}" r="3" fill="{color}">'
+            f"<title>step {_e(fmt(s))}: {_e(fmt(v))}</title></circle>"
+        )
     out.append("</svg>")
     return "".join(out)

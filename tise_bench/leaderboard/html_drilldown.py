@@ -3,6 +3,7 @@
 Reads one run folder only (``metrics.json``, ``samples.parquet`` and ``detections.npz``, where the run wrote
 its detector's boxes and class names); it never opens the feature cache or runs a network.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,8 +41,9 @@ def _thumbnail(path: Path) -> tuple[str, int, int, int, int]:
     return uri, im.width, im.height, ow, oh
 
 
-def _detections(run_meta: dict[str, Any], run_dir: Path, shas: list[str]
-                ) -> tuple[dict[str, tuple], list[str], str | None]:
+def _detections(
+    run_meta: dict[str, Any], run_dir: Path, shas: list[str]
+) -> tuple[dict[str, tuple], list[str], str | None]:
     """sha -> (boxes (k, 6), size [w, h]) from the run's ``detections.npz``, the detector's class names, and a
     note when there are no boxes to show."""
     if not (run_meta.get("backbones") or {}).get("detector"):
@@ -49,8 +51,14 @@ def _detections(run_meta: dict[str, Any], run_dir: Path, shas: list[str]
     info = run_meta.get("detections") or {}
     path = run_dir / str(info.get("file") or "detections.npz")
     if not path.is_file():
-        return {}, [], (f"{path.name} not in the run folder (written by runs since detections were recorded); "
-                        "re-run the evaluation to show boxes")
+        return (
+            {},
+            [],
+            (
+                f"{path.name} not in the run folder (written by runs since detections were recorded); "
+                "re-run the evaluation to show boxes"
+            ),
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             index = {str(s): i for i, s in enumerate(z["sha256"])}
@@ -59,7 +67,7 @@ def _detections(run_meta: dict[str, Any], run_dir: Path, shas: list[str]
     except (OSError, ValueError, KeyError) as e:  # truncated or foreign file: the report still renders
         log.warning("drill-down: %s unreadable (%s)", path, e)
         return {}, [], f"{path.name} could not be read; no boxes"
-    found = {s: (boxes[offsets[index[s]]:offsets[index[s] + 1]], size[index[s]]) for s in shas if s in index}
+    found = {s: (boxes[offsets[index[s]] : offsets[index[s] + 1]], size[index[s]]) for s in shas if s in index}
     return found, names, None
 
 
@@ -68,8 +76,16 @@ def _boxes(dets: np.ndarray, sx: float, sy: float, threshold: float, names: list
     for x1, y1, x2, y2, score, cid in np.asarray(dets, dtype=float).tolist():
         if score < 0 or score < threshold:  # -1 = padding row
             continue
-        out.append([round(x1 * sx, 1), round(y1 * sy, 1), round(x2 * sx, 1), round(y2 * sy, 1),
-                    round(score, 3), _class_name(cid, names)])
+        out.append(
+            [
+                round(x1 * sx, 1),
+                round(y1 * sy, 1),
+                round(x2 * sx, 1),
+                round(y2 * sy, 1),
+                round(score, 3),
+                _class_name(cid, names),
+            ]
+        )
     return out
 
 
@@ -79,8 +95,7 @@ def _resolve(file: str, run_dir: Path) -> Path:
     return p if p.is_absolute() or p.is_file() else run_dir / p
 
 
-def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5,
-                    max_boxes: int = 8) -> dict[str, Any]:
+def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5, max_boxes: int = 8) -> dict[str, Any]:
     """The ``drilldown`` section of a leaderboard for one run folder.
 
     Takes the first ``n`` samples of the ``realism`` subset (all subsets if it is absent) from
@@ -93,8 +108,12 @@ def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5,
     meta_path, table_path = run_dir / "metrics.json", run_dir / "samples.parquet"
     meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     if not table_path.is_file():
-        return {"model": meta.get("model", run_dir.name), "threshold": threshold, "samples": [],
-                "note": f"{table_path} not found"}
+        return {
+            "model": meta.get("model", run_dir.name),
+            "threshold": threshold,
+            "samples": [],
+            "note": f"{table_path} not found",
+        }
     table = pd.read_parquet(table_path)
     if "subset" in table.columns and (table["subset"] == "realism").any():
         table = table[table["subset"] == "realism"]
@@ -105,10 +124,20 @@ def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5,
     samples = []
     for rec in table.to_dict("records"):
         notes: list[str] = []
-        s: dict[str, Any] = {"id": str(rec.get("id", "")), "k": int(rec.get("k", 0) or 0), "caption": str(rec.get("caption", "")),
-                             "thumbnail": None, "width": THUMB, "height": THUMB, "boxes": []}
-        s["metrics"] = {c: float(rec[c]) for c in metric_cols
-                        if isinstance(rec.get(c), (int, float)) and math.isfinite(float(rec[c]))}
+        s: dict[str, Any] = {
+            "id": str(rec.get("id", "")),
+            "k": int(rec.get("k", 0) or 0),
+            "caption": str(rec.get("caption", "")),
+            "thumbnail": None,
+            "width": THUMB,
+            "height": THUMB,
+            "boxes": [],
+        }
+        s["metrics"] = {
+            c: float(rec[c])
+            for c in metric_cols
+            if isinstance(rec.get(c), (int, float)) and math.isfinite(float(rec[c]))
+        }
         path = _resolve(str(rec.get("file", "")), run_dir)
         ow = oh = None
         try:
@@ -128,8 +157,12 @@ def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5,
         if notes:
             s["note"] = "; ".join(notes)
         samples.append(s)
-    out: dict[str, Any] = {"model": meta.get("model", run_dir.name), "threshold": threshold, "samples": samples,
-                           "class_names": "the detector's own, recorded by the run"}
+    out: dict[str, Any] = {
+        "model": meta.get("model", run_dir.name),
+        "threshold": threshold,
+        "samples": samples,
+        "class_names": "the detector's own, recorded by the run",
+    }
     if dd_note:
         out["note"] = dd_note
     return out

@@ -10,6 +10,7 @@ Missing values are never a silent zero. A metric of an aspect that some rows lac
 and their metrics recorded in ``excluded``. Metrics in no aspect are ranked when every row has them (for the
 reader) but never enter RS.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -42,8 +43,9 @@ def resolve_metric_ids(names: Sequence[str], where: str) -> list[str]:
     for n in names:
         mid = known.get(str(n)) or lower.get(str(n).lower())
         if mid is None:
-            raise ConfigError(f"{where}: unknown metric {n!r}. Known display names and ids: "
-                              f"{', '.join(sorted(known))}.")
+            raise ConfigError(
+                f"{where}: unknown metric {n!r}. Known display names and ids: {', '.join(sorted(known))}."
+            )
         if mid not in out:
             out.append(mid)
     return out
@@ -54,10 +56,11 @@ def metric_columns(metric_ids: Sequence[str]) -> list[MetricColumn]:
     specs = all_metrics()
     unknown = [m for m in metric_ids if m not in specs]
     if unknown:
-        raise ConfigError(f"metric(s) {unknown} are not in the metric registry, so their direction is unknown. "
-                          f"Known ids: {', '.join(sorted(specs))}. Select known ones with leaderboard.metrics=[...].")
-    return [{"id": m, "display": specs[m].display, "higher_is_better": specs[m].higher_is_better}
-            for m in metric_ids]
+        raise ConfigError(
+            f"metric(s) {unknown} are not in the metric registry, so their direction is unknown. "
+            f"Known ids: {', '.join(sorted(specs))}. Select known ones with leaderboard.metrics=[...]."
+        )
+    return [{"id": m, "display": specs[m].display, "higher_is_better": specs[m].higher_is_better} for m in metric_ids]
 
 
 @dataclass
@@ -73,8 +76,12 @@ def _missing(rows: Sequence[Row], mid: str) -> list[str]:
     return [r["model"] for r in rows if r.get("values", {}).get(mid) is None]
 
 
-def ranking_score(rows: Sequence[Row], metrics: Sequence[str] | Sequence[MetricColumn],
-                  aspects: Mapping[str, Sequence[str]], on_missing: OnMissing = "error") -> Ranking:
+def ranking_score(
+    rows: Sequence[Row],
+    metrics: Sequence[str] | Sequence[MetricColumn],
+    aspects: Mapping[str, Sequence[str]],
+    on_missing: OnMissing = "error",
+) -> Ranking:
     """Rank ``rows`` on ``metrics`` and score them by ``aspects``; returns new rows sorted by RS (desc).
 
     ``metrics`` are the table's metric ids (or :class:`MetricColumn` dicts); directions always come from the
@@ -109,9 +116,11 @@ def ranking_score(rows: Sequence[Row], metrics: Sequence[str] | Sequence[MetricC
         if mid not in in_aspect:
             continue  # shown in the table, never ranked, no effect on RS
         if on_missing == "error":
-            raise ConfigError(f"metric {mid!r} is missing for {len(missing)} row(s): {missing}. Evaluate it for "
-                              "them, or set leaderboard.on_missing=exclude to rank without it, or drop it with "
-                              "leaderboard.metrics=[...].")
+            raise ConfigError(
+                f"metric {mid!r} is missing for {len(missing)} row(s): {missing}. Evaluate it for "
+                "them, or set leaderboard.on_missing=exclude to rank without it, or drop it with "
+                "leaderboard.metrics=[...]."
+            )
         excluded[mid] = f"missing for {', '.join(missing)} (on_missing=exclude)"
 
     for mid in rankable:
@@ -128,8 +137,10 @@ def ranking_score(rows: Sequence[Row], metrics: Sequence[str] | Sequence[MetricC
         for m in ms:
             excluded[m] = f"{excluded.get(m, 'not ranked')}; aspect {name!r} dropped from RS (no ranked metric)"
     if not used:
-        raise ConfigError(f"no aspect has a ranked metric, so RS is undefined. Aspects: {dict(aspects)}; "
-                          f"ranked metrics: {rankable or 'none'}. Check leaderboard.aspects / leaderboard.metrics.")
+        raise ConfigError(
+            f"no aspect has a ranked metric, so RS is undefined. Aspects: {dict(aspects)}; "
+            f"ranked metrics: {rankable or 'none'}. Check leaderboard.aspects / leaderboard.metrics."
+        )
     for r in out:
         r["aspects"] = {name: float(np.mean([r["ranks"][m] for m in ms])) for name, ms in used.items()}
         r["rs"] = float(sum(r["aspects"].values()))

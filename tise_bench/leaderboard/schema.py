@@ -4,6 +4,7 @@ The collect/rank pass fills ``data``, ``metrics``, ``aspects``, ``rows`` and ``e
 pass adds ``ci`` per row, ``rank_probabilities``, ``kendall_tau`` and ``paired``; the report pass may add
 ``drilldown``. Renderers (Markdown, CSV, LaTeX, HTML) read only this structure.
 """
+
 from __future__ import annotations
 
 from typing import Any, TypedDict

@@ -9,6 +9,7 @@ holds them under ``comparability``). "Best" is judged on the
 values *as printed* (so two values that print the same are both bold) and follows each metric's direction;
 aspect scores and RS are higher-is-better.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,18 @@ from .schema import Leaderboard, Row
 EXTERNAL_MARK = "†"
 RANDOM_MARK = "‡"
 _LATEX_MARKS = {EXTERNAL_MARK: r"$^\dagger$", RANDOM_MARK: r"$^\ddagger$"}
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ def _value(row: Row, key: str) -> float | None:
     if key == "rs":
         return row.get("rs")
     if key.startswith("aspect:"):
-        return row.get("aspects", {}).get(key[len("aspect:"):])
+        return row.get("aspects", {}).get(key[len("aspect:") :])
     return row.get("values", {}).get(key)
 
 
@@ -112,17 +123,23 @@ def footnotes(lb: Leaderboard) -> list[str]:
         notes.append(published)
     notes += comparability_notes(lb)
     if lb.get("random_weights"):
-        notes.append(f"{RANDOM_MARK} evaluated with RANDOM-WEIGHTS backbones: smoke-test numbers, "
-                     "not comparable to any paper.")
-    names = {**{k: s.display for k, s in all_metrics().items()}, **{m["id"]: m["display"] for m in lb.get("metrics", [])}}
+        notes.append(
+            f"{RANDOM_MARK} evaluated with RANDOM-WEIGHTS backbones: smoke-test numbers, not comparable to any paper."
+        )
+    names = {
+        **{k: s.display for k, s in all_metrics().items()},
+        **{m["id"]: m["display"] for m in lb.get("metrics", [])},
+    }
     for mid, why in lb.get("excluded", {}).items():
         notes.append(f"{names.get(mid, mid)} not in RS: {why}.")
     if rows and any(r.get("ci") for r in rows) and lb.get("bootstrap"):
         b = lb["bootstrap"]
-        notes.append(f"± = half-width of the {100 * float(b.get('level', 0.95)):g}% bootstrap interval "
-                     f"({b.get('n')} resamples).")
-    aspects = "; ".join(f"{a} = mean rank of {', '.join(names.get(m, m) for m in ms)}"
-                        for a, ms in lb.get("aspects", {}).items())
+        notes.append(
+            f"± = half-width of the {100 * float(b.get('level', 0.95)):g}% bootstrap interval ({b.get('n')} resamples)."
+        )
+    aspects = "; ".join(
+        f"{a} = mean rank of {', '.join(names.get(m, m) for m in ms)}" for a, ms in lb.get("aspects", {}).items()
+    )
     if aspects:
         notes.append(f"Ranks: best = N, ties averaged. {aspects}; RS = sum of aspect scores.")
     return notes
@@ -134,8 +151,12 @@ def to_frame(lb: Leaderboard) -> pd.DataFrame:
     random = set(lb.get("random_weights", []))
     recs: list[dict[str, Any]] = []
     for r in rows:
-        rec: dict[str, Any] = {"model": r["model"], "external": bool(r.get("external")), "step": r.get("step"),
-                               "random_weights": r["model"] in random}
+        rec: dict[str, Any] = {
+            "model": r["model"],
+            "external": bool(r.get("external")),
+            "step": r.get("step"),
+            "random_weights": r["model"] in random,
+        }
         for m in lb.get("metrics", []):
             rec[m["display"]] = r.get("values", {}).get(m["id"])
             if any(m["id"] in x.get("ci", {}) for x in rows):
@@ -180,11 +201,17 @@ def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
     """GitHub-flavoured Markdown table, best values in bold, footnotes below."""
     cols = _columns(lb)
     step = _has_step(lb)
-    head = ["#", "Model", *(["Step"] if step else []),
-            *[f"{c.header} {'↑' if c.higher_is_better else '↓'}" if c.arrow else c.header for c in cols]]
+    head = [
+        "#",
+        "Model",
+        *(["Step"] if step else []),
+        *[f"{c.header} {'↑' if c.higher_is_better else '↓'}" if c.arrow else c.header for c in cols],
+    ]
     best = {c.key: _best(lb, c, opts) for c in cols}
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", ":---", *(["---:"] if step else []),
-                                                          *["---:"] * len(cols)]) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---:", ":---", *(["---:"] if step else []), *["---:"] * len(cols)]) + "|",
+    ]
     for i, r in enumerate(lb.get("rows", [])):
         cells = [str(i + 1), r["model"].replace("|", r"\|") + _marks(lb, r)]
         if step:
@@ -219,16 +246,34 @@ def to_latex(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
             text = _cell(r, c, opts, r" $\pm$ ").replace("–", "--")
             cells.append(rf"\textbf{{{text}}}" if i in best[c.key] else text)
         body.append(" & ".join(cells) + r" \\")
-    notes = [latex_escape(n).replace(EXTERNAL_MARK, _LATEX_MARKS[EXTERNAL_MARK])
-             .replace(RANDOM_MARK, _LATEX_MARKS[RANDOM_MARK]).replace("±", r"$\pm$").replace("≤", r"$\le$")
-             for n in footnotes(lb)]
+    notes = [
+        latex_escape(n)
+        .replace(EXTERNAL_MARK, _LATEX_MARKS[EXTERNAL_MARK])
+        .replace(RANDOM_MARK, _LATEX_MARKS[RANDOM_MARK])
+        .replace("±", r"$\pm$")
+        .replace("≤", r"$\le$")
+        for n in footnotes(lb)
+    ]
     data = latex_escape(str(lb.get("data", "")))
     label = "".join(ch if ch.isalnum() else "-" for ch in str(lb.get("data", "")))
-    out = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small",
-           rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule", *body,
-           r"\bottomrule", r"\end{tabular}"]
+    out = [
+        r"% requires \usepackage{booktabs}",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
     if notes:
         out += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize " + r" \\ ".join(notes) + "}"]
-    out += [rf"\caption{{Leaderboard on {data}: ranking score (RS) and its metrics.}}",
-            rf"\label{{tab:leaderboard-{label}}}", r"\end{table}"]
+    out += [
+        rf"\caption{{Leaderboard on {data}: ranking score (RS) and its metrics.}}",
+        rf"\label{{tab:leaderboard-{label}}}",
+        r"\end{table}",
+    ]
     return "\n".join(out) + "\n"

@@ -11,6 +11,7 @@ paired test. A metric a run could not resample is listed in ``lb["bootstrap"]["s
 fixed values. Two-sided p-value of a paired difference: ``2·min(P(d* ≤ 0), P(d* ≥ 0))`` over the replicates,
 clipped to ``[1/B, 1]`` (B = replicates; the resolution of a bootstrap p-value is 1/B).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ from .ranking import rank_values
 from .schema import Leaderboard, Paired
 
 log = logging.getLogger(__name__)
-NO_REPLICATES = ("the run wrote no bootstrap replicates (evaluated before runs wrote them, or with "
-                 "bootstrap.replicates=0): re-run its evaluation — cached features need no network forward")
+NO_REPLICATES = (
+    "the run wrote no bootstrap replicates (evaluated before runs wrote them, or with "
+    "bootstrap.replicates=0): re-run its evaluation — cached features need no network forward"
+)
 
 
 @dataclass
@@ -59,22 +62,26 @@ def load_replicates(model: str, run_dir: Path) -> RunReplicates:
         return out
     path = run_dir / str(boot.get("file") or "bootstrap.npz")
     if not path.is_file():
-        raise DataError(f"{run_dir / 'metrics.json'} lists bootstrap replicates in {path.name}, which is missing: "
-                        f"the run folder is incomplete; re-run the evaluation of {model!r}")
+        raise DataError(
+            f"{run_dir / 'metrics.json'} lists bootstrap replicates in {path.name}, which is missing: "
+            f"the run folder is incomplete; re-run the evaluation of {model!r}"
+        )
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
     out.seed = int(boot.get("seed", 0))
     for mid, e in entries.items():
         if mid not in arrays:
-            raise DataError(f"{path}: no replicates for {mid!r} though metrics.json lists them; re-run the evaluation "
-                            f"of {model!r}")
+            raise DataError(
+                f"{path}: no replicates for {mid!r} though metrics.json lists them; re-run the evaluation of {model!r}"
+            )
         out.replicates[mid] = arrays[mid]
         out.pair_key[mid] = f"{out.seed}|{e.get('draw_key')}"
     return out
 
 
-def ranking_scores(values: list[dict[str, float | None]], aspects: dict[str, list[str]],
-                   direction: dict[str, bool]) -> np.ndarray:
+def ranking_scores(
+    values: list[dict[str, float | None]], aspects: dict[str, list[str]], direction: dict[str, bool]
+) -> np.ndarray:
     """RS per row: per metric rank (best = N, ties averaged), aspect = mean rank of its metrics, RS = sum."""
     rs = np.zeros(len(values))
     for metrics in aspects.values():
@@ -89,8 +96,11 @@ def _rs_metrics(lb: Leaderboard, direction: dict[str, bool]) -> dict[str, list[s
     rows = lb["rows"]
     out = {}
     for aspect, ms in (lb.get("aspects") or {}).items():
-        keep = [m for m in ms if m in direction and m not in excluded
-                and all((r.get("values") or {}).get(m) is not None for r in rows)]
+        keep = [
+            m
+            for m in ms
+            if m in direction and m not in excluded and all((r.get("values") or {}).get(m) is not None for r in rows)
+        ]
         if keep:
             out[aspect] = keep
     return out
@@ -103,7 +113,7 @@ def _rank_probabilities(rs_reps: np.ndarray) -> np.ndarray:
     for rs in rs_reps:
         lo, hi = rankdata(rs, method="min"), rankdata(rs, method="max")
         for i in range(n):
-            probs[i, int(lo[i]) - 1:int(hi[i])] += 1.0 / (hi[i] - lo[i] + 1)
+            probs[i, int(lo[i]) - 1 : int(hi[i])] += 1.0 / (hi[i] - lo[i] + 1)
     return probs / max(b, 1)
 
 
@@ -122,8 +132,10 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], n_boot: int = 10
     runs = [r for r in rows if not r.get("external")]
     missing = [r["model"] for r in runs if r["model"] not in run_dirs]
     if missing:
-        raise DataError(f"add_uncertainty: no run folder for {missing}; pass run_dirs[model] = the folder with its "
-                        "metrics.json and bootstrap.npz")
+        raise DataError(
+            f"add_uncertainty: no run folder for {missing}; pass run_dirs[model] = the folder with its "
+            "metrics.json and bootstrap.npz"
+        )
     reps: dict[str, dict[str, np.ndarray]] = {}
     skipped: dict[str, dict[str, str]] = {}
     pair_key: dict[tuple[str, str], str] = {}
@@ -165,7 +177,7 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], n_boot: int = 10
     paired: list[Paired] = []
     unpaired: set[str] = set()
     for i, a in enumerate(runs):
-        for b_row in runs[i + 1:]:
+        for b_row in runs[i + 1 :]:
             for m in ids:
                 ra, rb = reps[a["model"]].get(m), reps[b_row["model"]].get(m)
                 va, vb = (a.get("values") or {}).get(m), (b_row.get("values") or {}).get(m)
@@ -174,15 +186,28 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], n_boot: int = 10
                 if pair_key[(a["model"], m)] != pair_key[(b_row["model"], m)]:
                     unpaired.add(m)  # other prompts or another seed: the replicates are not paired draws
                     continue
-                d = ra[:min(len(ra), len(rb))] - rb[:min(len(ra), len(rb))]
-                paired.append(Paired(a=a["model"], b=b_row["model"], metric=m, diff=float(va) - float(vb),
-                                     ci=percentile_ci(d, level), p=two_sided_p(d)))
+                d = ra[: min(len(ra), len(rb))] - rb[: min(len(ra), len(rb))]
+                paired.append(
+                    Paired(
+                        a=a["model"],
+                        b=b_row["model"],
+                        metric=m,
+                        diff=float(va) - float(vb),
+                        ci=percentile_ci(d, level),
+                        p=two_sided_p(d),
+                    )
+                )
     lb["paired"] = paired
     lb["bootstrap"] = {
-        "n": int(n_boot), "replicates": dict(sorted(used.items())), "n_rank": int(n_rs),
-        "seed": sorted(seeds)[0] if len(seeds) == 1 else sorted(seeds), "level": float(level),
-        "method": "percentile, resampling prompts", "source": "replicates written by each run (bootstrap.npz)",
-        "skipped": skipped, "unpaired_metrics": sorted(unpaired),
+        "n": int(n_boot),
+        "replicates": dict(sorted(used.items())),
+        "n_rank": int(n_rs),
+        "seed": sorted(seeds)[0] if len(seeds) == 1 else sorted(seeds),
+        "level": float(level),
+        "method": "percentile, resampling prompts",
+        "source": "replicates written by each run (bootstrap.npz)",
+        "skipped": skipped,
+        "unpaired_metrics": sorted(unpaired),
         "kendall_tau_undefined": len(taus) - len(lb["kendall_tau"]),
         "external_rows": "no per-sample data: no CI; fixed values in the RS replicates",
         "p_value": "2*min(P(diff* <= 0), P(diff* >= 0)), clipped to [1/B, 1]",

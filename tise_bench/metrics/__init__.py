@@ -4,11 +4,11 @@ Every module of the package is imported (in name order), so a new metric is one 
 ``@register_metric`` runs on import and no list elsewhere names it. An import error in any module is raised,
 never swallowed: a metric that fails to load must not silently vanish from runs and tables.
 """
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
-
 
 
 def _import_all() -> tuple[str, ...]:

@@ -4,6 +4,7 @@
 stays positive) in float64; ``expected_calibration_error`` is the standard 15-bin equal-width ECE
 ``Σ_b |B_b|/N · |acc(B_b) − conf(B_b)|`` on the top-1 confidence.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
     z, y = _check(logits, labels)
     zt, yt = torch.from_numpy(z), torch.from_numpy(y)
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12, tolerance_change=1e-14,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [log_t], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()

@@ -17,6 +17,7 @@ features' own dtype (``x / sqrt(sum(x**2))`` for numpy ≥ 1.21, ``sklearn.prepr
 the same maths), torchmetrics with ``x / x.norm(p=2)`` in the model dtype. Values agree to float32 round-off;
 Hessel et al.'s published numbers used fp16 features on GPU (≈1e-3 relative).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from ..types import MetricValue
 #: Per-sample value of each convention, from the cosine of an image and its (prefixed) caption.
 CONVENTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "clipscore": lambda c: 2.5 * np.maximum(c, 0.0),  # Hessel et al. 2021 (clipscore.py): w·max(cos, 0), w = 2.5
-    "torchmetrics": lambda c: 100.0 * c,              # torchmetrics: per-sample 100·cos; the SET mean is clamped
+    "torchmetrics": lambda c: 100.0 * c,  # torchmetrics: per-sample 100·cos; the SET mean is clamped
     "cosine": lambda c: c,
     "unit": lambda c: np.clip((c + 1.0) / 2.0, 0.0, 1.0),
 }
@@ -56,8 +57,10 @@ _HESSEL = "Hessel et al. 2021, CLIPScore: A Reference-free Evaluation Metric for
 
 def _check_convention(convention: str) -> None:
     if convention not in CONVENTIONS:
-        raise ConfigError(f"unknown CLIP-score convention {convention!r} (metrics.params.clip_score.convention); "
-                          f"valid: {', '.join(CONVENTIONS)}")
+        raise ConfigError(
+            f"unknown CLIP-score convention {convention!r} (metrics.params.clip_score.convention); "
+            f"valid: {', '.join(CONVENTIONS)}"
+        )
 
 
 def clip_score_from_cos(cos: np.ndarray, convention: str) -> np.ndarray:
@@ -101,9 +104,11 @@ def ref_clip_score(clip_s: np.ndarray, text_ref_max_cos: np.ndarray) -> np.ndarr
     return out
 
 
-def category_means(values: np.ndarray, categories: Sequence[str | None],
-                   reduce: Callable[[np.ndarray], float] = lambda x: float(np.mean(x)),
-                   ) -> tuple[dict[str, float], float]:
+def category_means(
+    values: np.ndarray,
+    categories: Sequence[str | None],
+    reduce: Callable[[np.ndarray], float] = lambda x: float(np.mean(x)),
+) -> tuple[dict[str, float], float]:
     """Per-category ``reduce`` (mean) of ``values`` and the unweighted mean of those (``None`` categories ignored)."""
     v = np.asarray(values, dtype=np.float64)
     if len(categories) != v.shape[0]:
@@ -117,7 +122,11 @@ def category_means(values: np.ndarray, categories: Sequence[str | None],
 
 
 def pairwise_softmax_success(
-    img_emb: np.ndarray, true_emb: np.ndarray, counter_emb: np.ndarray, logit_scale: float, threshold: float = 0.6,
+    img_emb: np.ndarray,
+    true_emb: np.ndarray,
+    counter_emb: np.ndarray,
+    logit_scale: float,
+    threshold: float = 0.6,
 ) -> np.ndarray:
     """TISE's PA test: softmax(s·[cos(img, true), cos(img, counter)])[0] > threshold, per row.
 
@@ -206,8 +215,15 @@ def _cos_to_caption(ctx: MetricContext, prefix: str) -> tuple[np.ndarray, list[s
 
 
 @register_metric(
-    "clip_score", display="CLIP-S", higher_is_better=True, version="2", subset="realism", unit="score",
-    citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=ClipScoreParams,
+    "clip_score",
+    display="CLIP-S",
+    higher_is_better=True,
+    version="2",
+    subset="realism",
+    unit="score",
+    citation=_HESSEL,
+    needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
+    params=ClipScoreParams,
 )
 def compute_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Per image the CLIP cosine of image and caption, aggregated per convention: ``clipscore`` (default, as
@@ -218,8 +234,7 @@ def compute_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValu
     prefix (null = the convention's reference default: "A photo depicts" for clipscore, none otherwise)."""
     convention = _convention(params)
     prefix, source = resolve_prefix(params, convention)  # validates the convention before any work
-    base = {"convention": convention, "prefix": prefix, "prefix_source": source,
-            "aggregation": AGGREGATION[convention]}
+    base = {"convention": convention, "prefix": prefix, "prefix_source": source, "aggregation": AGGREGATION[convention]}
     cos, texts = _cos_to_caption(ctx, prefix)
     if cos.size == 0:
         return MetricValue(float("nan"), 0, extras={**base, "reason": "no generated images"})
@@ -228,17 +243,31 @@ def compute_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValu
     cats = [ctx.records[s.record_index].category for s in ctx.samples]
     if any(c is not None for c in cats):
         extras["per_category"], extras["category_mean"] = category_means(
-            per, cats, reduce=lambda x: aggregate(x, convention))
-    return MetricValue(aggregate(per, convention), int(per.size), std=float(per.std()), per_sample=per,
-                       extras=extras, resample=ctx.mean_resampler(per, floor=0.0 if convention == "torchmetrics" else None))
+            per, cats, reduce=lambda x: aggregate(x, convention)
+        )
+    return MetricValue(
+        aggregate(per, convention),
+        int(per.size),
+        std=float(per.std()),
+        per_sample=per,
+        extras=extras,
+        resample=ctx.mean_resampler(per, floor=0.0 if convention == "torchmetrics" else None),
+    )
 
 
 compute_clip_score.texts_needed = texts_needed_clip_score  # type: ignore[attr-defined]
 
 
 @register_metric(
-    "ref_clip_score", display="RefCLIP-S", higher_is_better=True, version="2", subset="realism", unit="score",
-    citation=_HESSEL, needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=RefClipScoreParams,
+    "ref_clip_score",
+    display="RefCLIP-S",
+    higher_is_better=True,
+    version="2",
+    subset="realism",
+    unit="score",
+    citation=_HESSEL,
+    needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
+    params=RefClipScoreParams,
 )
 def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """RefCLIPScore: per image the harmonic mean of CLIP-S and max(max_r cos(caption, ref_caption_r), 0), mean
@@ -246,8 +275,11 @@ def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> Metric
 
     Params: prefix (null = Hessel et al.'s "A photo depicts", on the caption and on every reference)."""
     prefix, source = resolve_prefix(params, "clipscore", "ref_clip_score")
-    base = {"prefix": prefix, "prefix_source": source,
-            "aggregation": "mean_i H(2.5*max(cos(img_i, cap_i), 0), max(max_r cos(cap_i, ref_ir), 0))"}
+    base = {
+        "prefix": prefix,
+        "prefix_source": source,
+        "aggregation": "mean_i H(2.5*max(cos(img_i, cap_i), 0), max(max_r cos(cap_i, ref_ir), 0))",
+    }
     keep = [j for j, s in enumerate(ctx.samples) if ctx.records[s.record_index].ref_captions]
     skipped = {"no_ref_captions": len(ctx.samples) - len(keep)} if len(keep) < len(ctx.samples) else {}
     if not keep:
@@ -262,10 +294,15 @@ def compute_ref_clip_score(ctx: MetricContext, params: dict[str, Any]) -> Metric
         ref_max[i] = float((refs @ t_emb[i]).max())
     per = ref_clip_score(clip_score_from_cos(cos, "clipscore"), ref_max)
     all_texts = texts + [with_prefix(c, prefix) for r in recs for c in r.ref_captions]
-    return MetricValue(float(per.mean()), int(per.size), std=float(per.std()), skipped=skipped,
-                       per_sample=_scatter(per, keep, len(ctx.samples)),
-                       extras={**base, "n_truncated": ctx.n_truncated(all_texts)},
-                       resample=ctx.mean_resampler(per, rows=keep))
+    return MetricValue(
+        float(per.mean()),
+        int(per.size),
+        std=float(per.std()),
+        skipped=skipped,
+        per_sample=_scatter(per, keep, len(ctx.samples)),
+        extras={**base, "n_truncated": ctx.n_truncated(all_texts)},
+        resample=ctx.mean_resampler(per, rows=keep),
+    )
 
 
 compute_ref_clip_score.texts_needed = texts_needed_ref_clip_score  # type: ignore[attr-defined]
@@ -273,7 +310,12 @@ compute_ref_clip_score.requires = records_with("ref_captions")  # type: ignore[a
 
 
 @register_metric(
-    "clip_i2i", display="CLIP-I2I", higher_is_better=True, version="1", subset="realism", unit="score",
+    "clip_i2i",
+    display="CLIP-I2I",
+    higher_is_better=True,
+    version="1",
+    subset="realism",
+    unit="score",
     citation="Radford et al. 2021 (CLIP); image-image cosine as in Ruiz et al. 2023 (DreamBooth CLIP-I)",
     needs=(Need("clip", "image", "gen"), Need("clip", "image", "ref")),
 )
@@ -287,5 +329,11 @@ def compute_clip_i2i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         return MetricValue(float("nan"), 0, skipped=skipped, extras={"reason": "no sample has a reference image"})
     ref = ctx.ref(IMAGE)[[row_of[ctx.samples[j].record_index] for j in keep]]
     per = rowwise_cos(ctx.gen(IMAGE)[keep], ref)
-    return MetricValue(float(per.mean()), int(per.size), std=float(per.std()), skipped=skipped,
-                       per_sample=_scatter(per, keep, len(ctx.samples)), resample=ctx.mean_resampler(per, rows=keep))
+    return MetricValue(
+        float(per.mean()),
+        int(per.size),
+        std=float(per.std()),
+        skipped=skipped,
+        per_sample=_scatter(per, keep, len(ctx.samples)),
+        resample=ctx.mean_resampler(per, rows=keep),
+    )

@@ -5,6 +5,7 @@ registered adapters reading features from a :class:`~tise_bench.context.MetricCo
 The arithmetic reproduces torch-fidelity 0.4 (``fid_statistics_to_metric``, ``isc_features_to_metric``);
 the tests compare against it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,10 @@ COCO_TEMPERATURE = 0.9091363549232483
 #: TISE's temperature for CUB IS* (its bird-fine-tuned Inception, 50 classes, background dropped).
 BIRD_TEMPERATURE = TISE_BIRD_TEMPERATURE
 TISE_TEMPERATURE = {"inception": COCO_TEMPERATURE, "bird_classifier": BIRD_TEMPERATURE}  # IS* per network
-IS_STAR_NETWORKS = {"inception": Need("inception", "logits_unbiased", "gen"),
-                    "bird_classifier": Need("bird_classifier", "logits", "gen")}
+IS_STAR_NETWORKS = {
+    "inception": Need("inception", "logits_unbiased", "gen"),
+    "bird_classifier": Need("bird_classifier", "logits", "gen"),
+}
 
 
 def _check_finite_rows(x: np.ndarray, what: str) -> None:
@@ -61,7 +64,10 @@ def fid_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
     names: tuple[str, str] = ("first", "second"),
 ) -> float:
     """Fréchet distance between Gaussians N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al. 2017).
@@ -75,8 +81,10 @@ def frechet_distance(
     s1, s2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
     for name, m, s in ((names[0], m1, s1), (names[1], m2, s2)):
         if m.ndim != 1 or s.shape != (m.shape[0], m.shape[0]):
-            raise ValueError(f"frechet_distance: {name} statistics are inconsistent: mu shape {m.shape}, "
-                             f"sigma shape {s.shape}; expected mu (D,) and sigma (D, D)")
+            raise ValueError(
+                f"frechet_distance: {name} statistics are inconsistent: mu shape {m.shape}, "
+                f"sigma shape {s.shape}; expected mu (D,) and sigma (D, D)"
+            )
         if not (np.isfinite(m).all() and np.isfinite(s).all()):
             raise ValueError(f"frechet_distance: {name} statistics contain NaN or inf")
     if m1.shape != m2.shape:
@@ -96,7 +104,11 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 
 def inception_score(
-    logits: np.ndarray, temperature: float = 1.0, splits: int = 10, shuffle: bool = True, seed: int = 2020,
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    splits: int = 10,
+    shuffle: bool = True,
+    seed: int = 2020,
 ) -> tuple[float, float, list[float]]:
     """Inception Score (Salimans et al. 2016) with an optional calibration temperature (TISE's IS*).
 
@@ -136,7 +148,9 @@ def inception_score(
 
 
 def inception_score_tise_objects(
-    logits: np.ndarray, temperature: float = 1.0, splits: int = 10,
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    splits: int = 10,
 ) -> tuple[float, float, list[float]]:
     """TISE's O-IS split procedure (``object_centric_inception_score.py``), on logits in their given order.
 
@@ -154,12 +168,14 @@ def inception_score_tise_objects(
         raise ValueError(f"inception_score_tise_objects: splits must be ≥ 1, got {splits}")
     n, size = z.shape[0], z.shape[0] // max(splits, 1)
     if size == 0:
-        raise ValueError(f"inception_score_tise_objects: {n} rows for {splits} splits; TISE's procedure takes "
-                         f"N // splits rows per split and needs N ≥ splits")
+        raise ValueError(
+            f"inception_score_tise_objects: {n} rows for {splits} splits; TISE's procedure takes "
+            f"N // splits rows per split and needs N ≥ splits"
+        )
     p = np.exp(_log_softmax(z / temperature))
     scores = []
     for k in range(splits):
-        part = p[k * size:(k + 1) * size]
+        part = p[k * size : (k + 1) * size]
         kl = entropy(part, part.mean(axis=0)[None, :], axis=1)
         scores.append(float(np.exp(np.mean(kl))))
     return float(np.mean(scores)), float(np.std(scores)), scores
@@ -208,19 +224,18 @@ class FidReplicator:
         gw, kw = g @ w, k @ w
         wgw, wkw = float(w @ gw), float(w @ kw)
         # centred Gram (X_u − 1μ') Σ_r (X_u − 1μ')' with μ = Σ w_i x_i / n, then scaled by √w on both sides
-        c = g - gw[:, None] / n - gw[None, :] / n + wgw / n ** 2
+        c = g - gw[:, None] / n - gw[None, :] / n + wgw / n**2
         sw = np.sqrt(w)
         lam = np.linalg.eigvalsh(c * sw[:, None] * sw[None, :] / (n - 1.0))
         tr_covmean = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
         tr_g = (float(w @ np.diag(k)) - wkw / n) / (n - 1.0)
-        mean_term = wkw / n ** 2 - 2.0 * float(w @ xmu[u]) / n + float(self.mu_r @ self.mu_r)
+        mean_term = wkw / n**2 - 2.0 * float(w @ xmu[u]) / n + float(self.mu_r @ self.mu_r)
         return mean_term + tr_g + float(np.trace(self.sigma_r)) - 2.0 * tr_covmean
 
     def __call__(self, rows: np.ndarray) -> float:
         """FID of ``X[rows]`` (ordered rows of one replicate, duplicates kept): a :class:`RowsResampler` score."""
         rows = np.asarray(rows, dtype=np.int64)
         return self.replicate(np.bincount(rows, minlength=self.x.shape[0]), rows)
-
 
 
 SPLIT_MODES = ("torch_fidelity", "tise")
@@ -244,8 +259,10 @@ def split_mode(params: dict[str, Any], metric: str) -> str:
     """``params['split_mode']``, validated against :data:`SPLIT_MODES`."""
     mode = str(params["split_mode"])
     if mode not in SPLIT_MODES:
-        raise ConfigError(f"metrics.params.{metric}.split_mode={mode!r}: valid values are {', '.join(SPLIT_MODES)} "
-                          "(torch_fidelity: seeded shuffle, split at i·N//splits; tise: TISE's own loop)")
+        raise ConfigError(
+            f"metrics.params.{metric}.split_mode={mode!r}: valid values are {', '.join(SPLIT_MODES)} "
+            "(torch_fidelity: seeded shuffle, split at i·N//splits; tise: TISE's own loop)"
+        )
     return mode
 
 
@@ -258,30 +275,53 @@ def _nan(reason: str, **extras: Any) -> MetricValue:
     return MetricValue(value=float("nan"), n=0, extras={"reason": reason, **extras})
 
 
-def _is_value(ctx: MetricContext, params: dict[str, Any], temperature: float, metric: str,
-              key: str = LOGITS) -> MetricValue:
+def _is_value(
+    ctx: MetricContext, params: dict[str, Any], temperature: float, metric: str, key: str = LOGITS
+) -> MetricValue:
     logits = ctx.gen(key)
     splits, seed = int(params["splits"]), int(params["seed"])
     mode = split_mode(params, metric)
     if logits.shape[0] == 0:
         return _nan("no generated images", temperature=temperature, split_mode=mode)
     # tise = inception_score_star_coco.py: contiguous i·N//splits splits in the images' order, no shuffle
-    mean, std, scores = inception_score(logits, temperature=temperature, splits=splits, seed=seed,
-                                        shuffle=mode == "torch_fidelity")
+    mean, std, scores = inception_score(
+        logits, temperature=temperature, splits=splits, seed=seed, shuffle=mode == "torch_fidelity"
+    )
 
     def score(rows: np.ndarray) -> float:  # the same procedure on a replicate's images, in its order
-        return inception_score(logits[rows], temperature=temperature, splits=splits, seed=seed,
-                               shuffle=mode == "torch_fidelity")[0] if len(rows) else math.nan
+        return (
+            inception_score(
+                logits[rows], temperature=temperature, splits=splits, seed=seed, shuffle=mode == "torch_fidelity"
+            )[0]
+            if len(rows)
+            else math.nan
+        )
 
-    return MetricValue(value=mean, n=int(logits.shape[0]), std=std, resample=ctx.rows_resampler(score, "is"),
-                       extras={"temperature": temperature, "splits": len(scores), "split_mode": mode,
-                               "split_scores": scores, "feature": key})
+    return MetricValue(
+        value=mean,
+        n=int(logits.shape[0]),
+        std=std,
+        resample=ctx.rows_resampler(score, "is"),
+        extras={
+            "temperature": temperature,
+            "splits": len(scores),
+            "split_mode": mode,
+            "split_scores": scores,
+            "feature": key,
+        },
+    )
 
 
 @register_metric(
-    "is", display="IS", higher_is_better=True, version="1", subset="realism", unit="score",
+    "is",
+    display="IS",
+    higher_is_better=True,
+    version="1",
+    subset="realism",
+    unit="score",
     citation="Salimans et al. 2016, Improved Techniques for Training GANs",
-    needs=(Need("inception", "logits_unbiased", "gen"),), params=ISParams,
+    needs=(Need("inception", "logits_unbiased", "gen"),),
+    params=ISParams,
 )
 def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Inception Score exp(E KL(p(y|x) ‖ p(y))) on the 1008-way ``logits_unbiased`` of inception-v3-compat, 10
@@ -293,9 +333,15 @@ def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
 
 
 @register_metric(
-    "is_star", display="IS*", higher_is_better=True, version="1", subset="realism", unit="score",
+    "is_star",
+    display="IS*",
+    higher_is_better=True,
+    version="1",
+    subset="realism",
+    unit="score",
     citation="Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation",
-    needs=(Need("inception", "logits_unbiased", "gen"),), params=ISStarParams,
+    needs=(Need("inception", "logits_unbiased", "gen"),),
+    params=ISStarParams,
 )
 def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Calibrated IS (TISE): IS on softmax(z/T); COCO: T = 0.9091363549232483 on inception-v3-compat with TISE's
@@ -315,8 +361,10 @@ def is_star_network(params: dict[str, Any]) -> str:
     ``bird_classifier`` (TISE's CUB IS*: the bird-fine-tuned Inception, background logit dropped)."""
     network = str(params["network"])
     if network not in IS_STAR_NETWORKS:
-        raise ConfigError(f"metrics.params.is_star.network={network!r}: valid values are "
-                          f"{', '.join(IS_STAR_NETWORKS)} (bird_classifier = TISE's CUB IS*)")
+        raise ConfigError(
+            f"metrics.params.is_star.network={network!r}: valid values are "
+            f"{', '.join(IS_STAR_NETWORKS)} (bird_classifier = TISE's CUB IS*)"
+        )
     return network
 
 
@@ -328,7 +376,12 @@ compute_is_star.needs_for = needs_is_star  # type: ignore[attr-defined]
 
 
 @register_metric(
-    "fid", display="FID", higher_is_better=False, version="1", subset="realism", unit="distance",
+    "fid",
+    display="FID",
+    higher_is_better=False,
+    version="1",
+    subset="realism",
+    unit="distance",
     citation="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )
@@ -341,8 +394,12 @@ def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     mu_g, sigma_g = fid_statistics(feats)
     mu_r, sigma_r = ctx.ref_stats(POOL3)
     value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r, names=("generated", "reference"))
-    return MetricValue(value=value, n=int(feats.shape[0]), extras={"feature": POOL3},
-                       resample=ctx.rows_resampler(FidReplicator(feats, mu_r, sigma_r), "fid"))
+    return MetricValue(
+        value=value,
+        n=int(feats.shape[0]),
+        extras={"feature": POOL3},
+        resample=ctx.rows_resampler(FidReplicator(feats, mu_r, sigma_r), "fid"),
+    )
 
 
 compute_fid.requires = reference_images_or_stats  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ Inception); here they are computed in float64. On float64 inputs the two agree t
 torch-fidelity's function); on float32 inputs torch-fidelity's own value carries float32 cancellation error.
 KID values slightly below 0 are valid (the estimator is unbiased) and mean the distributions are very close.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ POOL3 = "inception.pool3"
 SUBSETS, SUBSET_SIZE, DEGREE, GAMMA, COEF0, SEED = 100, 1000, 3, None, 1.0, 2020
 
 
-def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = DEGREE, gamma: float | None = GAMMA,
-                      coef0: float = COEF0) -> np.ndarray:
+def polynomial_kernel(
+    x: np.ndarray, y: np.ndarray, degree: int = DEGREE, gamma: float | None = GAMMA, coef0: float = COEF0
+) -> np.ndarray:
     """``(gamma · X Yᵀ + coef0) ** degree``; ``gamma`` None → 1 / dim (torch-fidelity's ``kernel_poly``)."""
     g = 1.0 / x.shape[1] if gamma is None else float(gamma)
     return (x @ y.T * g + coef0) ** degree
@@ -50,16 +52,25 @@ def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float
     """Unbiased MMD² from the three m×m kernel matrices (diagonals of K_XX and K_YY left out)."""
     m = k_xx.shape[0]
     if m < 2 or k_xx.shape != (m, m) or k_xy.shape != (m, m) or k_yy.shape != (m, m):
-        raise ValueError(f"mmd2_unbiased: need three m×m kernel matrices with m ≥ 2, got {k_xx.shape}, "
-                         f"{k_xy.shape}, {k_yy.shape}")
+        raise ValueError(
+            f"mmd2_unbiased: need three m×m kernel matrices with m ≥ 2, got {k_xx.shape}, {k_xy.shape}, {k_yy.shape}"
+        )
     kt_xx = k_xx.sum() - np.trace(k_xx)
     kt_yy = k_yy.sum() - np.trace(k_yy)
     return float((kt_xx + kt_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
 
 
-def kid(gen: np.ndarray, ref: np.ndarray, *, subsets: int = SUBSETS, subset_size: int = SUBSET_SIZE,
-        degree: int = DEGREE, gamma: float | None = GAMMA, coef0: float = COEF0, seed: int = SEED
-        ) -> tuple[float, float, np.ndarray]:
+def kid(
+    gen: np.ndarray,
+    ref: np.ndarray,
+    *,
+    subsets: int = SUBSETS,
+    subset_size: int = SUBSET_SIZE,
+    degree: int = DEGREE,
+    gamma: float | None = GAMMA,
+    coef0: float = COEF0,
+    seed: int = SEED,
+) -> tuple[float, float, np.ndarray]:
     """KID between ``gen`` (N_1, D) and ``ref`` (N_2, D) -> (mean, population std, per-subset MMD²).
 
     Raises ``ValueError`` when ``subset_size`` exceeds either set (torch-fidelity refuses this too).
@@ -74,16 +85,20 @@ def kid(gen: np.ndarray, ref: np.ndarray, *, subsets: int = SUBSETS, subset_size
         raise ValueError(f"kid: need subsets ≥ 1 and subset_size ≥ 2, got subsets={subsets}, subset_size={subset_size}")
     n1, n2 = x.shape[0], y.shape[0]
     if n1 < subset_size or n2 < subset_size:
-        raise ValueError(f"kid: subset_size {subset_size} is larger than the generated ({n1}) or reference ({n2}) "
-                         "set; each subset draws subset_size rows of each side without replacement")
+        raise ValueError(
+            f"kid: subset_size {subset_size} is larger than the generated ({n1}) or reference ({n2}) "
+            "set; each subset draws subset_size rows of each side without replacement"
+        )
     rng = np.random.RandomState(seed)
     mmds = np.zeros(subsets)
     for i in range(subsets):
         f1 = x[rng.choice(n1, subset_size, replace=False)]
         f2 = y[rng.choice(n2, subset_size, replace=False)]
-        mmds[i] = mmd2_unbiased(polynomial_kernel(f1, f1, degree, gamma, coef0),
-                                polynomial_kernel(f1, f2, degree, gamma, coef0),
-                                polynomial_kernel(f2, f2, degree, gamma, coef0))
+        mmds[i] = mmd2_unbiased(
+            polynomial_kernel(f1, f1, degree, gamma, coef0),
+            polynomial_kernel(f1, f2, degree, gamma, coef0),
+            polynomial_kernel(f2, f2, degree, gamma, coef0),
+        )
     return float(np.mean(mmds)), float(np.std(mmds)), mmds
 
 
@@ -104,17 +119,24 @@ class KIDParams:
 def kid_params(params: dict[str, Any]) -> dict[str, Any]:
     """The arguments of :func:`kid` from ``metrics.params.kid`` (torch-fidelity's defaults for what is not given)."""
     p = resolve_params(KIDParams, params, "kid")
-    return {"subsets": int(p["subsets"]), "subset_size": int(p["subset_size"]), "degree": int(p["degree"]),
-            "gamma": None if p["gamma"] is None else float(p["gamma"]), "coef0": float(p["coef0"]),
-            "seed": int(p["seed"])}
+    return {
+        "subsets": int(p["subsets"]),
+        "subset_size": int(p["subset_size"]),
+        "degree": int(p["degree"]),
+        "gamma": None if p["gamma"] is None else float(p["gamma"]),
+        "coef0": float(p["coef0"]),
+        "seed": int(p["seed"]),
+    }
 
 
 def _too_small(n_gen: int, n_ref: int, size: int) -> str:
-    return (f"KID: metrics.params.kid.subset_size={size} is larger than the {n_gen} generated / {n_ref} reference "
-            f"images (torch-fidelity refuses this: each of the subsets draws subset_size images of each side without "
-            f"replacement). fix: metrics.params.kid.subset_size=<at most {min(n_gen, n_ref)}>, or "
-            f"metrics.params.kid.shrink_subset_size=true to use min(generated, reference, subset_size) "
-            f"(the size used is recorded in metrics.json)")
+    return (
+        f"KID: metrics.params.kid.subset_size={size} is larger than the {n_gen} generated / {n_ref} reference "
+        f"images (torch-fidelity refuses this: each of the subsets draws subset_size images of each side without "
+        f"replacement). fix: metrics.params.kid.subset_size=<at most {min(n_gen, n_ref)}>, or "
+        f"metrics.params.kid.shrink_subset_size=true to use min(generated, reference, subset_size) "
+        f"(the size used is recorded in metrics.json)"
+    )
 
 
 def requires_kid(records: list, evalset: Any, params: dict[str, Any] | None = None) -> str | None:
@@ -125,15 +147,23 @@ def requires_kid(records: list, evalset: Any, params: dict[str, Any] | None = No
         return "records carry no 'reference' images (KID compares image features; reference_stats cannot serve it)"
     size = kid_params(p)["subset_size"]
     if n_ref < size and not p["shrink_subset_size"]:
-        return (f"{n_ref} reference images, fewer than metrics.params.kid.subset_size={size} (torch-fidelity refuses "
-                f"this); set metrics.params.kid.subset_size<={n_ref} or metrics.params.kid.shrink_subset_size=true")
+        return (
+            f"{n_ref} reference images, fewer than metrics.params.kid.subset_size={size} (torch-fidelity refuses "
+            f"this); set metrics.params.kid.subset_size<={n_ref} or metrics.params.kid.shrink_subset_size=true"
+        )
     return None
 
 
 @register_metric(
-    "kid", display="KID", higher_is_better=False, version="1", subset="realism", unit="distance",
+    "kid",
+    display="KID",
+    higher_is_better=False,
+    version="1",
+    subset="realism",
+    unit="distance",
     citation="Bińkowski et al. 2018, Demystifying MMD GANs (KID as torch-fidelity 0.4 computes it)",
-    needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")), params=KIDParams,
+    needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
+    params=KIDParams,
 )
 def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """KID = mean over random subsets of the unbiased MMD² with kernel (x·y/d + 1)³ between pool3 features of
@@ -147,15 +177,30 @@ def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     if params["shrink_subset_size"]:
         size = min(size, n_gen, n_ref)
         if size < 2:
-            return MetricValue(value=float("nan"), n=n_gen, extras={
-                "reason": f"KID needs at least 2 images per side, got {n_gen} generated / {n_ref} reference"})
+            return MetricValue(
+                value=float("nan"),
+                n=n_gen,
+                extras={"reason": f"KID needs at least 2 images per side, got {n_gen} generated / {n_ref} reference"},
+            )
     if n_gen < size or n_ref < size:
         raise ConfigError(_too_small(n_gen, n_ref, size))
     mean, std, _ = kid(gen, ref, **{**p, "subset_size": size})
     gamma = p["gamma"] if p["gamma"] is not None else 1.0 / gen.shape[1]
-    return MetricValue(value=mean, n=n_gen, std=std,
-                       extras={"feature": POOL3, "subsets": p["subsets"], "subset_size": size, "degree": p["degree"],
-                               "gamma": gamma, "coef0": p["coef0"], "seed": p["seed"], "n_reference": n_ref})
+    return MetricValue(
+        value=mean,
+        n=n_gen,
+        std=std,
+        extras={
+            "feature": POOL3,
+            "subsets": p["subsets"],
+            "subset_size": size,
+            "degree": p["degree"],
+            "gamma": gamma,
+            "coef0": p["coef0"],
+            "seed": p["seed"],
+            "n_reference": n_ref,
+        },
+    )
 
 
 compute_kid.requires = requires_kid  # type: ignore[attr-defined]

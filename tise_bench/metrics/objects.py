@@ -3,6 +3,7 @@
 Detections arrive as the FeatureBank's fixed-shape ``detector.detections`` rows ``[x1, y1, x2, y2, score,
 class_id]`` (padding rows have score −1); class names map to ids through the detector's own name list.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,9 +42,14 @@ def soa_scores(correct: Sequence[bool], classes: Sequence[str], top_bottom: int 
     by_count = sorted(per, key=lambda c: (-len(per[c]), c))
     top, bottom = by_count[:top_bottom], by_count[-top_bottom:]
     mean = lambda cs: float(np.mean([acc[c] for c in cs])) if cs else float("nan")  # noqa: E731
-    return {"soa_c": mean(list(acc)), "soa_i": 100.0 * float(np.mean(correct)) if len(correct) else float("nan"),
-            "per_class": acc, "soa_c_top": mean(top), "soa_c_bottom": mean(bottom),
-            "n_images_per_class": {c: len(v) for c, v in sorted(per.items())}}
+    return {
+        "soa_c": mean(list(acc)),
+        "soa_i": 100.0 * float(np.mean(correct)) if len(correct) else float("nan"),
+        "per_class": acc,
+        "soa_c_top": mean(top),
+        "soa_c_bottom": mean(bottom),
+        "n_images_per_class": {c: len(v) for c, v in sorted(per.items())},
+    }
 
 
 def count_rmse(counts: dict[str, int], detected: dict[int, int], name_to_id: dict[str, int]) -> float:
@@ -88,13 +94,16 @@ def _empty_mode(params: dict[str, Any]) -> str:
     (``output_dict`` is filled under ``if len(class_ids) > 0``) and so leaves the others out of the denominator."""
     mode = str(params["empty_images"])
     if mode not in EMPTY_MODES:
-        raise ConfigError(f"metrics.params.soa_c/soa_i.empty_images={mode!r} is not valid; choose fail (count as "
-                          f"failures, default) or drop (TISE's code: left out of the denominator)")
+        raise ConfigError(
+            f"metrics.params.soa_c/soa_i.empty_images={mode!r} is not valid; choose fail (count as "
+            f"failures, default) or drop (TISE's code: left out of the denominator)"
+        )
     return mode
 
 
-def _soa(ctx: MetricContext, params: dict[str, Any]
-         ) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, str, bool]], dict[str, int]]:
+def _soa(
+    ctx: MetricContext, params: dict[str, Any]
+) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, str, bool]], dict[str, int]]:
     """-> (scores, per-sample fraction of named classes found, (sample, class, found) per counted pair, skips)."""
     thr = float(params["threshold"])
     n2i = _name_to_id(ctx)
@@ -121,45 +130,91 @@ def _soa(ctx: MetricContext, params: dict[str, Any]
             pairs.append((i, c, oks[-1]))
         if oks:
             per_sample[i] = float(np.mean(oks))
-    scores = soa_scores([ok for _, _, ok in pairs], [c for _, c, _ in pairs], int(params.get("top_bottom", SOACParams.top_bottom)))
+    scores = soa_scores(
+        [ok for _, _, ok in pairs], [c for _, c, _ in pairs], int(params.get("top_bottom", SOACParams.top_bottom))
+    )
     return scores, per_sample, pairs, {k: v for k, v in skipped.items() if v}
 
 
 def _soa_resampler(ctx: MetricContext, pairs: list[tuple[int, str, bool]], per_class: bool) -> MeanResampler:
     """One row per counted (image, named class) pair; SOA-C: unweighted mean over classes."""
-    return ctx.mean_resampler(np.asarray([float(ok) for _, _, ok in pairs]), rows=[i for i, _, _ in pairs],
-                              groups=[c for _, c, _ in pairs] if per_class else None, scale=100.0)
+    return ctx.mean_resampler(
+        np.asarray([float(ok) for _, _, ok in pairs]),
+        rows=[i for i, _, _ in pairs],
+        groups=[c for _, c, _ in pairs] if per_class else None,
+        scale=100.0,
+    )
 
 
-@register_metric("soa_c", display="SOA-C", higher_is_better=True, version="2", subset="soa", unit="percent",
-                 citation=_HINZ, formerly_fraction=True, params=SOACParams,
-                 needs=(Need("detector", "detections", "gen"),))
+@register_metric(
+    "soa_c",
+    display="SOA-C",
+    higher_is_better=True,
+    version="2",
+    subset="soa",
+    unit="percent",
+    citation=_HINZ,
+    formerly_fraction=True,
+    params=SOACParams,
+    needs=(Need("detector", "detections", "gen"),),
+)
 def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-C (%): mean over classes of the percentage of a class's images in which the detector finds it.
     The per-sample column is the fraction (0..1) of an image's named classes that were found."""
     s, per, pairs, skipped = _soa(ctx, params)
-    return MetricValue(s["soa_c"], len(pairs), per_sample=per, skipped=skipped,
-                       resample=_soa_resampler(ctx, pairs, per_class=True),
-                       extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params),
-                               "top40": s["soa_c_top"],
-                               "bottom40": s["soa_c_bottom"], "per_class": s["per_class"],
-                               "n_classes": len(s["per_class"])})
+    return MetricValue(
+        s["soa_c"],
+        len(pairs),
+        per_sample=per,
+        skipped=skipped,
+        resample=_soa_resampler(ctx, pairs, per_class=True),
+        extras={
+            "threshold": float(params["threshold"]),
+            "empty_images": _empty_mode(params),
+            "top40": s["soa_c_top"],
+            "bottom40": s["soa_c_bottom"],
+            "per_class": s["per_class"],
+            "n_classes": len(s["per_class"]),
+        },
+    )
 
 
-@register_metric("soa_i", display="SOA-I", higher_is_better=True, version="2", subset="soa", unit="percent",
-                 citation=_HINZ, formerly_fraction=True, params=SOAParams,
-                 needs=(Need("detector", "detections", "gen"),))
+@register_metric(
+    "soa_i",
+    display="SOA-I",
+    higher_is_better=True,
+    version="2",
+    subset="soa",
+    unit="percent",
+    citation=_HINZ,
+    formerly_fraction=True,
+    params=SOAParams,
+    needs=(Need("detector", "detections", "gen"),),
+)
 def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-I (%): percentage of all (image, named class) pairs in which the detector finds the class."""
     s, per, pairs, skipped = _soa(ctx, params)
-    return MetricValue(s["soa_i"], len(pairs), per_sample=per, skipped=skipped,
-                       resample=_soa_resampler(ctx, pairs, per_class=False),
-                       extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params)})
+    return MetricValue(
+        s["soa_i"],
+        len(pairs),
+        per_sample=per,
+        skipped=skipped,
+        resample=_soa_resampler(ctx, pairs, per_class=False),
+        extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params)},
+    )
 
 
-@register_metric("ca", display="CA", higher_is_better=False, version="1", subset="ca", unit="count_rmse",
-                 citation=_TISE, params=CAParams,
-                 needs=(Need("detector", "detections", "gen"),))
+@register_metric(
+    "ca",
+    display="CA",
+    higher_is_better=False,
+    version="1",
+    subset="ca",
+    unit="count_rmse",
+    citation=_TISE,
+    params=CAParams,
+    needs=(Need("detector", "detections", "gen"),),
+)
 def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """CA = mean over images of the RMSE between caption counts and detected counts (lower is better)."""
     thr = float(params["threshold"])
@@ -177,10 +232,15 @@ def compute_ca(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
             continue
         per[i] = count_rmse(counts, detected_counts(dets[i], thr), n2i)
     vals = per[~np.isnan(per)]
-    return MetricValue(float(vals.mean()) if len(vals) else float("nan"), int(len(vals)),
-                       std=float(vals.std()) if len(vals) else None, per_sample=per,
-                       skipped={k: v for k, v in skipped.items() if v}, extras={"threshold": thr},
-                       resample=ctx.mean_resampler(per))
+    return MetricValue(
+        float(vals.mean()) if len(vals) else float("nan"),
+        int(len(vals)),
+        std=float(vals.std()) if len(vals) else None,
+        per_sample=per,
+        skipped={k: v for k, v in skipped.items() if v},
+        extras={"threshold": thr},
+        resample=ctx.mean_resampler(per),
+    )
 
 
 _SOA_REQUIRES = records_with("category", "labels", any_of=True)

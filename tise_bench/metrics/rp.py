@@ -16,6 +16,7 @@ Ties: a distractor whose cosine is within ``TIE_TOL`` of the true caption's, or 
 above the true caption (pessimistic), so a tie is a miss at ``top_k = 1``. Float round-off can therefore
 never turn an exact tie (e.g. two texts with identical embeddings) into a hit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,8 +36,12 @@ _CHUNK = 1024
 
 
 def draw_candidates(
-    true_idx: np.ndarray, n_pool: int, n_distractors: int = 99, seed: int = 0,
-    mismatched: Sequence[Sequence[int] | None] | None = None, n_drawable: int | None = None,
+    true_idx: np.ndarray,
+    n_pool: int,
+    n_distractors: int = 99,
+    seed: int = 0,
+    mismatched: Sequence[Sequence[int] | None] | None = None,
+    n_drawable: int | None = None,
 ) -> list[np.ndarray]:
     """Distractor pool indices per image, following the module's candidate protocol.
 
@@ -64,7 +69,10 @@ def draw_candidates(
 
 
 def hits_from_candidates(
-    img_emb: np.ndarray, true_idx: np.ndarray, text_emb_pool: np.ndarray, candidates: Sequence[np.ndarray],
+    img_emb: np.ndarray,
+    true_idx: np.ndarray,
+    text_emb_pool: np.ndarray,
+    candidates: Sequence[np.ndarray],
     top_k: int = 1,
 ) -> np.ndarray:
     """hit_i = #{d ∈ candidates_i : cos(img_i, d) ≥ cos(img_i, true_i) − TIE_TOL} < top_k (vectorised)."""
@@ -91,8 +99,13 @@ def hits_from_candidates(
 
 
 def r_precision_hits(
-    img_emb: np.ndarray, true_idx: np.ndarray, text_emb_pool: np.ndarray, n_distractors: int = 99, top_k: int = 1,
-    seed: int = 0, mismatched: Sequence[Sequence[int] | None] | None = None,
+    img_emb: np.ndarray,
+    true_idx: np.ndarray,
+    text_emb_pool: np.ndarray,
+    n_distractors: int = 99,
+    top_k: int = 1,
+    seed: int = 0,
+    mismatched: Sequence[Sequence[int] | None] | None = None,
 ) -> np.ndarray:
     """Per-image R-precision hits (Park et al. 2021 CLIP-R-precision; TISE, Dinh et al. 2022).
 
@@ -136,9 +149,15 @@ class RPParams:
 
 
 @register_metric(
-    "clip_rp", display="RP", higher_is_better=True, version="1", subset="rp", unit="percent",
+    "clip_rp",
+    display="RP",
+    higher_is_better=True,
+    version="1",
+    subset="rp",
+    unit="percent",
     citation="Park et al. 2021 (CLIP R-precision); Dinh et al. 2022, TISE",
-    needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")), params=RPParams,
+    needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
+    params=RPParams,
 )
 def compute_clip_rp(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """R-precision: 100·P(the true caption ranks first among it and 99 seeded distractors — or the record's
@@ -159,14 +178,22 @@ def compute_clip_rp(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     std, scores = split_std(hits, splits, seed)
     n_cand = np.asarray([1 + len(c) for c in cands])
     extras: dict[str, Any] = {
-        "top_k": top_k, "n_candidates": int(n_cand.min()), "n_candidates_max": int(n_cand.max()),
+        "top_k": top_k,
+        "n_candidates": int(n_cand.min()),
+        "n_candidates_max": int(n_cand.max()),
         "n_short_pool": int(sum(1 for c, m in zip(cands, mism) if m is None and len(c) < n_dis)),
         "n_with_mismatched": int(sum(m is not None for m in mism)),
-        "split_scores": scores, "n_truncated": ctx.n_truncated(texts),
+        "split_scores": scores,
+        "n_truncated": ctx.n_truncated(texts),
     }
-    return MetricValue(float(100.0 * hits.mean()), int(hits.size), std=std,
-                       per_sample=hits.astype(np.float64), extras=extras,
-                       resample=ctx.mean_resampler(hits.astype(np.float64), scale=100.0))
+    return MetricValue(
+        float(100.0 * hits.mean()),
+        int(hits.size),
+        std=std,
+        per_sample=hits.astype(np.float64),
+        extras=extras,
+        resample=ctx.mean_resampler(hits.astype(np.float64), scale=100.0),
+    )
 
 
 compute_clip_rp.texts_needed = texts_needed  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ thin wrapper around :func:`run_prepare`, which dispatches to the plain functions
 
 Each returns ``{subset: manifest path}`` and writes byte-identical files for identical inputs and seed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,19 +33,29 @@ def run_prepare(cfg: Mapping[str, Any]) -> dict[str, Path]:
     """Run the preparation a resolved ``prepare.yaml`` config asks for; returns subset → manifest path."""
     data = cfg.get("data")
     if not _given(data):
-        raise ConfigError("data=<name> is required: data=coco coco_root=<dir> | data=coco tise_pickles=<dir> | "
-                          "data=cub cub_root=<dir> | data=cub tise_pickles=<dir>")
+        raise ConfigError(
+            "data=<name> is required: data=coco coco_root=<dir> | data=coco tise_pickles=<dir> | "
+            "data=cub cub_root=<dir> | data=cub tise_pickles=<dir>"
+        )
     out, seed = Path(str(cfg["out"])), int(cfg.get("seed", 0))
     sizes = dict(cfg.get("sizes") or {})
     if _given(cfg.get("tise_pickles")):
         subs = cfg.get("tise_subsets")
-        return prepare_tise_pickles(cfg["tise_pickles"], out, coco_root=cfg.get("coco_root") or None, seed=seed,
-                                    subsets=None if subs is None else [str(s) for s in subs], data=str(data))
+        return prepare_tise_pickles(
+            cfg["tise_pickles"],
+            out,
+            coco_root=cfg.get("coco_root") or None,
+            seed=seed,
+            subsets=None if subs is None else [str(s) for s in subs],
+            data=str(data),
+        )
     if _given(cfg.get("cub_root")):
         return prepare_cub(cfg["cub_root"], out, seed=seed, sizes=sizes)
     if _given(cfg.get("coco_root")):
         if str(data) == "cub":
             raise ConfigError("data=cub prepares from CUB captions: give cub_root=<dir> (coco_root is for data=coco)")
         return prepare_coco(cfg["coco_root"], out, seed=seed, sizes=sizes)
-    raise ConfigError(f"data={data}: say where the source files are: coco_root=<dir> (COCO-2014 annotations), "
-                      f"tise_pickles=<dir> (TISE caption pickles) or cub_root=<dir> (CUB captions)")
+    raise ConfigError(
+        f"data={data}: say where the source files are: coco_root=<dir> (COCO-2014 annotations), "
+        f"tise_pickles=<dir> (TISE caption pickles) or cub_root=<dir> (CUB captions)"
+    )

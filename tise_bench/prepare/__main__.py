@@ -1,4 +1,5 @@
 """``python -m tise_bench.prepare data=coco coco_root=<dir> [out=<dir>] [seed=0] [sizes.rp=5000 ...]``."""
+
 from __future__ import annotations
 
 import sys

@@ -20,6 +20,7 @@ Selection rules (every random draw is seeded per subset, inputs sorted by id fir
 * soa -- per class, captions naming the class (:func:`~tise_bench.text.find_classes`) on images whose
   annotations contain it (crowd boxes included); up to ``sizes.soa_cap(class)`` per class.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,18 @@ from ..data.manifest import Record
 from ..errors import DataError
 from ..text.captions import OPPOSITES, POSITIONAL_WORDS, counter_caption, find_classes, find_counts, find_positional
 from ..text.coco_classes import CATEGORY_ID_TO_CLASS, CLASS_TO_INDEX, COCO_CLASSES
-from .common import (Log, Sizes, Summary, clean_caption, draw_distractors, reference_path, round_robin, sample,
-                     subset_rng, write_subsets)
+from .common import (
+    Log,
+    Sizes,
+    Summary,
+    clean_caption,
+    draw_distractors,
+    reference_path,
+    round_robin,
+    sample,
+    subset_rng,
+    write_subsets,
+)
 
 CAPTIONS_FILE = "captions_val2014.json"
 INSTANCES_FILE = "instances_val2014.json"
@@ -47,9 +58,9 @@ class CocoImage:
     id: int
     file_name: str
     captions: tuple[tuple[int, str], ...]
-    counts: Mapping[str, int]      # non-crowd instances per class
-    classes: frozenset[str]        # every annotated class, crowd boxes included
-    category: str | None           # class with the largest total area (ties by name); None if unannotated
+    counts: Mapping[str, int]  # non-crowd instances per class
+    classes: frozenset[str]  # every annotated class, crowd boxes included
+    category: str | None  # class with the largest total area (ties by name); None if unannotated
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,11 @@ def find_annotation(coco_root: Path, name: str) -> Path:
     for p in (coco_root / name, coco_root / "annotations" / name):
         if p.is_file():
             return p
-    raise DataError(f"COCO annotation file {name!r} not found in {coco_root} or {coco_root / 'annotations'}. "
-                    f"Download annotations_trainval2014.zip from https://cocodataset.org/#download, unzip it so "
-                    f"that {coco_root / 'annotations' / name} exists, or point coco_root=<dir> at its folder.")
+    raise DataError(
+        f"COCO annotation file {name!r} not found in {coco_root} or {coco_root / 'annotations'}. "
+        f"Download annotations_trainval2014.zip from https://cocodataset.org/#download, unzip it so "
+        f"that {coco_root / 'annotations' / name} exists, or point coco_root=<dir> at its folder."
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -73,8 +86,9 @@ def _read_json(path: Path) -> dict[str, Any]:
         with path.open(encoding="utf-8") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); "
-                        f"re-download the COCO annotations") from None
+        raise DataError(
+            f"{path}: not valid JSON ({e.msg}, line {e.lineno}); re-download the COCO annotations"
+        ) from None
     if not isinstance(data, dict) or "annotations" not in data:
         raise DataError(f"{path}: expected a COCO annotation file with an 'annotations' list")
     return data
@@ -84,8 +98,10 @@ def load_coco_val(coco_root: str | Path, summary: Summary | None = None) -> Coco
     """Read the two COCO-2014 val annotation files into per-image records (captions + instances)."""
     root = Path(coco_root)
     if not root.is_dir():
-        raise DataError(f"coco_root={root} is not a folder; it should hold annotations/{CAPTIONS_FILE}, "
-                        f"annotations/{INSTANCES_FILE} and {IMAGE_DIR}/")
+        raise DataError(
+            f"coco_root={root} is not a folder; it should hold annotations/{CAPTIONS_FILE}, "
+            f"annotations/{INSTANCES_FILE} and {IMAGE_DIR}/"
+        )
     caps_json = _read_json(find_annotation(root, CAPTIONS_FILE))
     inst_json = _read_json(find_annotation(root, INSTANCES_FILE))
     summary = summary if summary is not None else Summary()
@@ -122,8 +138,16 @@ def load_coco_val(coco_root: str | Path, summary: Summary | None = None) -> Coco
             continue
         area = areas.get(img_id, {})
         category = min(area, key=lambda c: (-area[c], c)) if area else None
-        images.append(CocoImage(img_id, files[img_id], tuple(sorted(captions[img_id])), dict(counts.get(img_id, {})),
-                                frozenset(area), category))
+        images.append(
+            CocoImage(
+                img_id,
+                files[img_id],
+                tuple(sorted(captions[img_id])),
+                dict(counts.get(img_id, {})),
+                frozenset(area),
+                category,
+            )
+        )
     if not images:
         raise DataError(f"{root}: no captioned images found in {CAPTIONS_FILE}")
     image_dir = next((d for d in (root / IMAGE_DIR, root / "images" / IMAGE_DIR) if d.is_dir()), root / IMAGE_DIR)
@@ -138,9 +162,16 @@ def build_realism(val: CocoVal, n: int | None, seed: int, ref: Any) -> list[Reco
     """One caption per image first, then more; each record carries the image, its class and other captions."""
     groups = [[(cid, text, im) for cid, text in im.captions] for im in val.images]
     picked = round_robin(groups, n, subset_rng(seed, "realism"))
-    return [Record(id=str(cid), caption=text, reference=ref(im), category=im.category,
-                   ref_captions=tuple(t for c, t in im.captions if c != cid))
-            for cid, text, im in sorted(picked, key=lambda t: t[0])]
+    return [
+        Record(
+            id=str(cid),
+            caption=text,
+            reference=ref(im),
+            category=im.category,
+            ref_captions=tuple(t for c, t in im.captions if c != cid),
+        )
+        for cid, text, im in sorted(picked, key=lambda t: t[0])
+    ]
 
 
 def build_rp(val: CocoVal, n: int | None, k: int, seed: int, ref: Any) -> list[Record]:
@@ -150,9 +181,15 @@ def build_rp(val: CocoVal, n: int | None, k: int, seed: int, ref: Any) -> list[R
     picked = sorted(round_robin(groups, n, rng), key=lambda t: t[0])
     pool = _caption_pool(val)
     texts, owners = [t for _, t, _ in pool], [im.id for _, _, im in pool]
-    return [Record(id=str(cid), caption=text, reference=ref(im),
-                   mismatched=tuple(draw_distractors(rng, texts, owners, im.id, text, k)))
-            for cid, text, im in picked]
+    return [
+        Record(
+            id=str(cid),
+            caption=text,
+            reference=ref(im),
+            mismatched=tuple(draw_distractors(rng, texts, owners, im.id, text, k)),
+        )
+        for cid, text, im in picked
+    ]
 
 
 def build_pa(val: CocoVal, per_word: int | None, seed: int, ref: Any, summary: Summary) -> list[Record]:
@@ -178,8 +215,9 @@ def build_pa(val: CocoVal, per_word: int | None, seed: int, ref: Any, summary: S
     out = []
     for word in [w for w in POSITIONAL_WORDS if w in by_word] + sorted(set(by_word) - set(POSITIONAL_WORDS)):
         for cid, text, im, counter in sample(by_word[word], per_word, rng):
-            out.append(Record(id=str(cid), caption=text, reference=ref(im), positional_word=word,
-                              counter_caption=counter))
+            out.append(
+                Record(id=str(cid), caption=text, reference=ref(im), positional_word=word, counter_caption=counter)
+            )
     return out
 
 
@@ -194,8 +232,9 @@ def build_ca(val: CocoVal, n: int | None, seed: int, ref: Any, summary: Summary)
             summary.skip("ca", "count disagrees with the instance annotations")
             continue
         labels = tuple(dict.fromkeys(m.name for m in find_classes(text)))
-        eligible.append(Record(id=str(cid), caption=text, reference=ref(im), counts=dict(sorted(counts.items())),
-                               labels=labels))
+        eligible.append(
+            Record(id=str(cid), caption=text, reference=ref(im), counts=dict(sorted(counts.items())), labels=labels)
+        )
     return sample(eligible, n, subset_rng(seed, "ca"))
 
 
@@ -210,21 +249,29 @@ def build_soa(val: CocoVal, sizes: Sizes, seed: int, ref: Any, summary: Summary)
             if c not in im.classes:
                 summary.skip("soa", "class named but not annotated in the image")
                 continue
-            by_class[c].append(Record(id=f"{cid}_{CLASS_TO_INDEX[c]}", caption=text, reference=ref(im),
-                                      category=c, labels=labels))
+            by_class[c].append(
+                Record(id=f"{cid}_{CLASS_TO_INDEX[c]}", caption=text, reference=ref(im), category=c, labels=labels)
+            )
     rng = subset_rng(seed, "soa")
     out: list[Record] = []
     for c in COCO_CLASSES:
         out += sample(by_class.get(c, []), sizes.soa_cap(c), rng)
     missing = [c for c in COCO_CLASSES if c not in by_class]
     if missing:
-        summary.notes.append(f"soa: {len(missing)} class(es) without captions: {', '.join(missing[:10])}"
-                             + (" …" if len(missing) > 10 else ""))
+        summary.notes.append(
+            f"soa: {len(missing)} class(es) without captions: {', '.join(missing[:10])}"
+            + (" …" if len(missing) > 10 else "")
+        )
     return out
 
 
-def prepare_coco(coco_root: str | Path, out: str | Path, seed: int = 0,
-                 sizes: Sizes | Mapping[str, Any] | None = None, log: Log | None = print) -> dict[str, Path]:
+def prepare_coco(
+    coco_root: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    sizes: Sizes | Mapping[str, Any] | None = None,
+    log: Log | None = print,
+) -> dict[str, Path]:
     """Build and write ``<out>/{realism,rp,pa,ca,soa}.jsonl`` from COCO-2014 val; returns subset → path.
 
     Byte-deterministic for a given (inputs, ``seed``, ``sizes``, ``out``); ``log`` gets the summary
@@ -250,6 +297,8 @@ def prepare_coco(coco_root: str | Path, out: str | Path, seed: int = 0,
     }
     missing = sum(1 for p in used if not p.is_file())
     if missing:
-        summary.notes.append(f"{missing} of {len(used)} referenced images are not under {val.image_dir} "
-                             f"(needed for FID / reference metrics; unzip val2014.zip there)")
+        summary.notes.append(
+            f"{missing} of {len(used)} referenced images are not under {val.image_dir} "
+            f"(needed for FID / reference metrics; unzip val2014.zip there)"
+        )
     return write_subsets(out, subsets, seed, summary, log)

@@ -4,6 +4,7 @@ Determinism contract (SPEC §4): every input list is sorted by id before any ran
 draws from its own stream ``np.random.default_rng([seed, crc32(subset)])``, so changing one subset's size
 never changes another subset's records, and two runs with the same inputs write byte-identical manifests.
 """
+
 from __future__ import annotations
 
 import os
@@ -128,8 +129,14 @@ def round_robin(groups: Sequence[Sequence[T]], n: int | None, rng: np.random.Gen
     return out
 
 
-def draw_distractors(rng: np.random.Generator, pool_texts: Sequence[str], pool_groups: Sequence[Any],
-                     own_group: Any, own_text: str, k: int) -> list[str]:
+def draw_distractors(
+    rng: np.random.Generator,
+    pool_texts: Sequence[str],
+    pool_groups: Sequence[Any],
+    own_group: Any,
+    own_text: str,
+    k: int,
+) -> list[str]:
     """``k`` distinct captions of OTHER groups (images), drawn without replacement.
 
     A candidate is rejected when it belongs to ``own_group`` or reads the same as ``own_text`` or as an
@@ -195,8 +202,9 @@ def unique_ids(records: list[Record]) -> list[Record]:
     return out
 
 
-def write_subsets(out: Path, subsets: Mapping[str, list[Record]], seed: int, summary: Summary,
-                  log: Log | None) -> dict[str, Path]:
+def write_subsets(
+    out: Path, subsets: Mapping[str, list[Record]], seed: int, summary: Summary, log: Log | None
+) -> dict[str, Path]:
     """Write ``<out>/<subset>.jsonl`` for every non-empty subset; empty ones are reported, not written."""
     paths: dict[str, Path] = {}
     for name, recs in subsets.items():
@@ -214,10 +222,19 @@ def write_subsets(out: Path, subsets: Mapping[str, list[Record]], seed: int, sum
 
 
 _SAFE_GLOBALS = {
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "tuple"), ("builtins", "list"),
-    ("builtins", "dict"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "tuple"),
+    ("builtins", "list"),
+    ("builtins", "dict"),
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
 }
 
 

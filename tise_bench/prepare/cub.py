@@ -12,6 +12,7 @@ Record ids are ``f"{image}_{k}"`` (k = the caption's line among the image's non-
 ``sizes.realism`` captions, one per image before any image gets a second; rp takes ``sizes.rp`` prompts
 the same way, each with ``sizes.rp_distractors`` captions of other images of the split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,13 +21,24 @@ from typing import Any, Mapping
 
 from ..data.manifest import Record
 from ..errors import DataError
-from .common import (Log, Sizes, Summary, clean_caption, draw_distractors, load_pickle, reference_path,
-                     round_robin, subset_rng, unique_ids, write_subsets)
+from .common import (
+    Log,
+    Sizes,
+    Summary,
+    clean_caption,
+    draw_distractors,
+    load_pickle,
+    reference_path,
+    round_robin,
+    subset_rng,
+    unique_ids,
+    write_subsets,
+)
 
 
 @dataclass(frozen=True)
 class CubImage:
-    key: str                         # "<class>/<image>"
+    key: str  # "<class>/<image>"
     captions: tuple[str, ...]
 
     @property
@@ -51,8 +63,10 @@ def find_cub(cub_root: Path) -> tuple[Path, Path, Path | None]:
     text_cands = [b / t for b in bases for t in ("text_c10", "text")]
     text = _first_dir(text_cands)
     if text is None:
-        raise DataError(f"CUB captions not found: looked for {', '.join(map(str, text_cands))}. Unpack the "
-                        f"birds caption archive (text_c10/<class>/<image>.txt) into cub_root.")
+        raise DataError(
+            f"CUB captions not found: looked for {', '.join(map(str, text_cands))}. Unpack the "
+            f"birds caption archive (text_c10/<class>/<image>.txt) into cub_root."
+        )
     img_cands = [b / "CUB_200_2011" / "images" for b in bases] + [cub_root / "images"]
     images = _first_dir(img_cands) or img_cands[0]
     split = next((p for p in (b / "test" / "filenames.pickle" for b in bases) if p.is_file()), None)
@@ -81,8 +95,11 @@ def load_cub(cub_root: str | Path, summary: Summary) -> tuple[list[CubImage], Pa
         if not f.is_file():
             summary.skip("input", "split image without a caption file")
             continue
-        caps = tuple(c for c in (clean_caption(line) for line in f.read_text(encoding="utf-8", errors="replace")
-                                 .splitlines()) if c)
+        caps = tuple(
+            c
+            for c in (clean_caption(line) for line in f.read_text(encoding="utf-8", errors="replace").splitlines())
+            if c
+        )
         if not caps:
             summary.skip("input", "empty caption file")
             continue
@@ -92,8 +109,13 @@ def load_cub(cub_root: str | Path, summary: Summary) -> tuple[list[CubImage], Pa
     return out, images
 
 
-def prepare_cub(cub_root: str | Path, out: str | Path, seed: int = 0,
-                sizes: Sizes | Mapping[str, Any] | None = None, log: Log | None = print) -> dict[str, Path]:
+def prepare_cub(
+    cub_root: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    sizes: Sizes | Mapping[str, Any] | None = None,
+    log: Log | None = print,
+) -> dict[str, Path]:
     """Write ``<out>/realism.jsonl`` and ``<out>/rp.jsonl`` from CUB captions; returns subset → path."""
     sz = Sizes.from_any(sizes)
     out = Path(out)
@@ -110,17 +132,32 @@ def prepare_cub(cub_root: str | Path, out: str | Path, seed: int = 0,
         return f"{im.name}_{k}"
 
     groups = [[(im, k) for k in range(len(im.captions))] for im in imgs]
-    realism = [Record(id=cid(im, k), caption=im.captions[k], reference=ref(im), category=im.species,
-                      ref_captions=tuple(c for j, c in enumerate(im.captions) if j != k))
-               for im, k in sorted(round_robin(groups, sz.realism, subset_rng(seed, "realism")),
-                                   key=lambda t: (t[0].key, t[1]))]
+    realism = [
+        Record(
+            id=cid(im, k),
+            caption=im.captions[k],
+            reference=ref(im),
+            category=im.species,
+            ref_captions=tuple(c for j, c in enumerate(im.captions) if j != k),
+        )
+        for im, k in sorted(
+            round_robin(groups, sz.realism, subset_rng(seed, "realism")), key=lambda t: (t[0].key, t[1])
+        )
+    ]
     rng = subset_rng(seed, "rp")
     picked = sorted(round_robin(groups, sz.rp, rng), key=lambda t: (t[0].key, t[1]))
     texts = [c for im in imgs for c in im.captions]
     owners = [im.key for im in imgs for _ in im.captions]
-    rp = [Record(id=cid(im, k), caption=im.captions[k], reference=ref(im), category=im.species,
-                 mismatched=tuple(draw_distractors(rng, texts, owners, im.key, im.captions[k], sz.rp_distractors)))
-          for im, k in picked]
+    rp = [
+        Record(
+            id=cid(im, k),
+            caption=im.captions[k],
+            reference=ref(im),
+            category=im.species,
+            mismatched=tuple(draw_distractors(rng, texts, owners, im.key, im.captions[k], sz.rp_distractors)),
+        )
+        for im, k in picked
+    ]
     missing = sum(1 for p in used if not p.is_file())
     if missing:
         summary.notes.append(f"{missing} of {len(used)} referenced images are not under {image_dir}")

@@ -47,6 +47,7 @@ code is refused). With ``coco_root`` (data=coco) the records also get ``referenc
 caption id), and realism records ``category`` and ``ref_captions``. No sampling happens: records keep the
 pickles' order; ``seed`` is only recorded in the manifest headers.
 """
+
 from __future__ import annotations
 
 import re
@@ -63,8 +64,12 @@ from .common import Log, Summary, clean_caption, load_pickle, reference_path, un
 SUBSETS = ("realism", "rp", "pa", "ca", "soa")
 DATA_SUBSETS: Mapping[str, tuple[str, ...]] = {"coco": SUBSETS, "cub": ("realism", "rp")}
 RELEASE_FILES: Mapping[str, Mapping[str, str]] = {
-    "coco": {"realism": "coco_image_realism_captions.pkl", "rp": "COCO_RP_captions.pkl",
-             "pa": "PA_input_captions.pkl", "ca": "CA_input_captions.pkl"},
+    "coco": {
+        "realism": "coco_image_realism_captions.pkl",
+        "rp": "COCO_RP_captions.pkl",
+        "pa": "PA_input_captions.pkl",
+        "ca": "CA_input_captions.pkl",
+    },
     "cub": {"realism": "cub_image_realism_captions.pkl", "rp": "CUB_RP_captions.pkl"},
 }
 """The released file names (``download_scripts/download_evaluation_data.py``), matched case-insensitively."""
@@ -78,8 +83,15 @@ NAME_PATTERNS: Mapping[str, tuple[frozenset[str], ...]] = {
 SOA_RE = re.compile(r"^label_(\d+)_(.+)$", re.IGNORECASE)
 # Hinz et al.'s label file names that are not the COCO class name with spaces removed.
 SOA_FILE_NAMES: Mapping[str, str] = {
-    "plane": "airplane", "hydrant": "fire hydrant", "ball": "sports ball", "racket": "tennis racket",
-    "oranges": "orange", "sofa": "couch", "table": "dining table", "monitor": "tv", "computermouse": "mouse",
+    "plane": "airplane",
+    "hydrant": "fire hydrant",
+    "ball": "sports ball",
+    "racket": "tennis racket",
+    "oranges": "orange",
+    "sofa": "couch",
+    "table": "dining table",
+    "monitor": "tv",
+    "computermouse": "mouse",
     "scissor": "scissors",
 }
 _ALL_RELEASED = {n.lower() for names in RELEASE_FILES.values() for n in names.values()}
@@ -122,17 +134,26 @@ def _layout_error(folder: Path, data: str, problem: str, hits: dict[str, list[Pa
     rel = {p: p.relative_to(folder).as_posix() for p in found}
     listing = "\n".join(f"    {rel[p]}  -> {[s for s, ps in hits.items() if p in ps] or 'no subset'}" for p in found)
     names = "; ".join(f"{s}: {n}" for s, n in RELEASE_FILES.get(data, {}).items())
-    fallback = "; ".join(f"{s}: token(s) " + " | ".join("+".join(sorted(t)) for t in pats)
-                         for s, pats in NAME_PATTERNS.items())
+    fallback = "; ".join(
+        f"{s}: token(s) " + " | ".join("+".join(sorted(t)) for t in pats) for s, pats in NAME_PATTERNS.items()
+    )
     zips = [p for p in folder.rglob(SOA_ZIP)]
-    hint = (f"\n  found {zips[0].relative_to(folder).as_posix()}: unzip it (TISE's download script extracts "
-            f"the 80 label_XX_<name>.pkl files next to it)") if zips and not hits.get("soa") else ""
-    return DataError(f"tise_pickles={folder}: {problem}.\n  expected TISE's released files (data={data}): {names}"
-                     + ("; soa: label_XX_<name>.pkl (80 files)" if "soa" in DATA_SUBSETS.get(data, ()) else "")
-                     + f"\n  (renamed files are matched by name tokens: {fallback})\n"
-                     f"  pickles found ({len(found)}):\n{listing or '    (none)'}{hint}\n"
-                     f"  Point tise_pickles at the folder holding them, or import only some subsets with "
-                     f"tise_subsets=[realism,rp,...].")
+    hint = (
+        (
+            f"\n  found {zips[0].relative_to(folder).as_posix()}: unzip it (TISE's download script extracts "
+            f"the 80 label_XX_<name>.pkl files next to it)"
+        )
+        if zips and not hits.get("soa")
+        else ""
+    )
+    return DataError(
+        f"tise_pickles={folder}: {problem}.\n  expected TISE's released files (data={data}): {names}"
+        + ("; soa: label_XX_<name>.pkl (80 files)" if "soa" in DATA_SUBSETS.get(data, ()) else "")
+        + f"\n  (renamed files are matched by name tokens: {fallback})\n"
+        f"  pickles found ({len(found)}):\n{listing or '    (none)'}{hint}\n"
+        f"  Point tise_pickles at the folder holding them, or import only some subsets with "
+        f"tise_subsets=[realism,rp,...]."
+    )
 
 
 def _items(obj: Any, path: Path) -> list[dict[str, Any]]:
@@ -195,8 +216,10 @@ def _mismatched(it: Mapping[str, Any], i: int, path: Path) -> tuple[str, ...] | 
     if m is None:
         return None
     if isinstance(m, str) or not isinstance(m, (list, tuple)) or not m:
-        raise DataError(f"{path}: rp item {i}: 'mismatched_captions' should be a non-empty list of captions "
-                        f"(TISE's RP ranks the caption against them), got {str(m)[:80]!r}")
+        raise DataError(
+            f"{path}: rp item {i}: 'mismatched_captions' should be a non-empty list of captions "
+            f"(TISE's RP ranks the caption against them), got {str(m)[:80]!r}"
+        )
     out = tuple(clean_caption(x) for x in m if isinstance(x, str))
     if len(out) != len(m) or not all(out):
         raise DataError(f"{path}: rp item {i}: 'mismatched_captions' holds an empty or non-string entry")
@@ -220,25 +243,37 @@ def _rp(path: Path, refs: _Refs, released: bool, summary: Summary) -> list[Recor
     mism = [_mismatched(it, i, path) for i, it in enumerate(items)]
     lacking = [i for i, m in enumerate(mism) if m is None]
     if lacking and (released or len(lacking) < len(items)):
-        raise DataError(f"{path}: {len(lacking)} of {len(items)} rp items have no 'mismatched_captions' (first: "
-                        f"item {lacking[0]}); TISE's released RP file gives every caption its 99 distractors and "
-                        f"RP must rank against exactly those. Use the released file unmodified.")
+        raise DataError(
+            f"{path}: {len(lacking)} of {len(items)} rp items have no 'mismatched_captions' (first: "
+            f"item {lacking[0]}); TISE's released RP file gives every caption its 99 distractors and "
+            f"RP must rank against exactly those. Use the released file unmodified."
+        )
     if lacking:
-        summary.notes.append(f"rp: {path.name} carries no 'mismatched_captions': RP draws seeded distractors "
-                             f"from the subset's captions (not TISE's released ones)")
+        summary.notes.append(
+            f"rp: {path.name} carries no 'mismatched_captions': RP draws seeded distractors "
+            f"from the subset's captions (not TISE's released ones)"
+        )
     out = []
     for i, (it, m) in enumerate(zip(items, mism)):
         cid = _cid(it, f"{path.stem}_{i}")
-        out.append(Record(id=cid, caption=clean_caption(it["caption"]), reference=refs.path(refs.image(it, cid)),
-                          mismatched=m or ()))
+        out.append(
+            Record(
+                id=cid,
+                caption=clean_caption(it["caption"]),
+                reference=refs.path(refs.image(it, cid)),
+                mismatched=m or (),
+            )
+        )
     return out
 
 
 def _pa(path: Path, refs: _Refs) -> list[Record]:
     obj = load_pickle(path)
     if not isinstance(obj, dict):
-        raise DataError(f"{path}: the pa pickle should be a dict positional word -> list of "
-                        f"{{caption_id, caption, false_caption}}, got {type(obj).__name__}")
+        raise DataError(
+            f"{path}: the pa pickle should be a dict positional word -> list of "
+            f"{{caption_id, caption, false_caption}}, got {type(obj).__name__}"
+        )
     order = {w: i for i, w in enumerate(POSITIONAL_WORDS)}
     out = []
     for word in sorted(obj, key=lambda w: (order.get(str(w).strip().lower(), len(order)), str(w))):
@@ -246,10 +281,16 @@ def _pa(path: Path, refs: _Refs) -> list[Record]:
             if not clean_caption(it.get("false_caption", "")):
                 raise DataError(f"{path}: pa item {i} of word {word!r} has no 'false_caption'")
             cid = _cid(it, f"pa_{i}")
-            out.append(Record(id=cid, caption=clean_caption(it["caption"]), reference=refs.path(refs.image(it, cid)),
-                              positional_word=str(word).strip().lower(),
-                              counter_caption=clean_caption(it["false_caption"]),
-                              extra={"tise_dir": str(word), "tise_caption_id": cid}))
+            out.append(
+                Record(
+                    id=cid,
+                    caption=clean_caption(it["caption"]),
+                    reference=refs.path(refs.image(it, cid)),
+                    positional_word=str(word).strip().lower(),
+                    counter_caption=clean_caption(it["false_caption"]),
+                    extra={"tise_dir": str(word), "tise_caption_id": cid},
+                )
+            )
     return out
 
 
@@ -270,11 +311,19 @@ def _ca(path: Path, refs: _Refs) -> list[Record]:
         counts = {str(c): _count(n) for c, n in info.items()}
         bad = {c: info[c] for c, n in zip(info, counts.values()) if n is None}
         if bad:
-            raise DataError(f"{path}: ca item {i}: 'counting_info' counts must be non-negative whole numbers, "
-                            f"got {bad!r}")
+            raise DataError(
+                f"{path}: ca item {i}: 'counting_info' counts must be non-negative whole numbers, got {bad!r}"
+            )
         cid = _cid(it, f"ca_{i}")
-        out.append(Record(id=cid, caption=clean_caption(it["caption"]), reference=refs.path(refs.image(it, cid)),
-                          counts=counts, labels=tuple(counts)))  # type: ignore[arg-type]
+        out.append(
+            Record(
+                id=cid,
+                caption=clean_caption(it["caption"]),
+                reference=refs.path(refs.image(it, cid)),
+                counts={c: n for c, n in counts.items() if n is not None},  # all whole numbers (checked)
+                labels=tuple(counts),
+            )
+        )
     return out
 
 
@@ -285,12 +334,15 @@ def _soa(paths: Iterable[Path], refs: _Refs, summary: Summary) -> list[Record]:
         assert m is not None
         idx, name = int(m.group(1)), m.group(2).replace("_", " ").strip().lower()
         if idx in files:
-            raise DataError(f"soa: two label files for class {idx}: {files[idx][1]} and {p}; keep one folder of "
-                            f"label_XX_<name>.pkl files under tise_pickles")
+            raise DataError(
+                f"soa: two label files for class {idx}: {files[idx][1]} and {p}; keep one folder of "
+                f"label_XX_<name>.pkl files under tise_pickles"
+            )
         cls = COCO_CLASSES[idx] if 0 <= idx < len(COCO_CLASSES) else name
         if cls.replace(" ", "") != name.replace(" ", "") and SOA_FILE_NAMES.get(name.replace(" ", "")) != cls:
-            summary.notes.append(f"soa: {p.name}: index {idx} is {cls!r} in COCO order, file says {name!r}; "
-                                 f"using {cls!r}")
+            summary.notes.append(
+                f"soa: {p.name}: index {idx} is {cls!r} in COCO order, file says {name!r}; using {cls!r}"
+            )
         files[idx] = (cls, p)
     out = []
     for idx, (cls, p) in sorted(files.items()):
@@ -300,25 +352,41 @@ def _soa(paths: Iterable[Path], refs: _Refs, summary: Summary) -> list[Record]:
             extra: dict[str, Any] = {"tise_dir": p.stem, "tise_index": i}
             if cid is not None:
                 extra["tise_caption_id"] = cid
-            out.append(Record(id=f"{cid}_{idx}" if cid is not None else f"{p.stem}_{i}", caption=text,
-                              reference=refs.path(refs.image(it, cid or "")), category=cls, labels=labels,
-                              extra=extra))
+            out.append(
+                Record(
+                    id=f"{cid}_{idx}" if cid is not None else f"{p.stem}_{i}",
+                    caption=text,
+                    reference=refs.path(refs.image(it, cid or "")),
+                    category=cls,
+                    labels=labels,
+                    extra=extra,
+                )
+            )
     return out
 
 
-def prepare_tise_pickles(pickles_dir: str | Path, out: str | Path, coco_root: str | Path | None = None,
-                         seed: int = 0, subsets: Iterable[str] | None = None,
-                         log: Log | None = print, data: str = "coco") -> dict[str, Path]:
+def prepare_tise_pickles(
+    pickles_dir: str | Path,
+    out: str | Path,
+    coco_root: str | Path | None = None,
+    seed: int = 0,
+    subsets: Iterable[str] | None = None,
+    log: Log | None = print,
+    data: str = "coco",
+) -> dict[str, Path]:
     """Convert the TISE pickles under ``pickles_dir`` into ``<out>/<subset>.jsonl``; returns subset → path."""
     folder, out = Path(pickles_dir), Path(out)
     if data not in DATA_SUBSETS:
         raise DataError(f"data={data}: TISE released caption pickles for {sorted(DATA_SUBSETS)} only")
     if not folder.is_dir():
-        raise DataError(f"tise_pickles={folder} is not a folder; point it at the unpacked TISE caption pickles "
-                        f"(the tise-toolbox folder after download_scripts/download_evaluation_data.py)")
+        raise DataError(
+            f"tise_pickles={folder} is not a folder; point it at the unpacked TISE caption pickles "
+            f"(the tise-toolbox folder after download_scripts/download_evaluation_data.py)"
+        )
     if data == "cub" and coco_root is not None:
-        raise DataError("coco_root is for data=coco; TISE's CUB pickles have no COCO references (give "
-                        "data.reference_stats for FID)")
+        raise DataError(
+            "coco_root is for data=coco; TISE's CUB pickles have no COCO references (give data.reference_stats for FID)"
+        )
     allowed = DATA_SUBSETS[data]
     want = list(allowed if subsets is None else subsets)
     bad = [s for s in want if s not in allowed]
@@ -328,15 +396,18 @@ def prepare_tise_pickles(pickles_dir: str | Path, out: str | Path, coco_root: st
     missing = [s for s in want if not hits[s]]
     several = [s for s in want if s != "soa" and len(hits[s]) > 1]
     if missing or several:
-        problem = "; ".join(([f"no pickle found for {missing}"] if missing else [])
-                            + [f"several pickles match {s}: {[p.relative_to(folder).as_posix() for p in hits[s]]}"
-                               for s in several])
+        problem = "; ".join(
+            ([f"no pickle found for {missing}"] if missing else [])
+            + [f"several pickles match {s}: {[p.relative_to(folder).as_posix() for p in hits[s]]}" for s in several]
+        )
         raise _layout_error(folder, data, problem, hits, found)
     summary = Summary()
     for s in want:
         if how.get(s) != "released name":
-            summary.notes.append(f"{s}: {hits[s][0].name} matched by name tokens (not TISE's released name "
-                                 f"{RELEASE_FILES[data].get(s, 'label_XX_<name>.pkl')})")
+            summary.notes.append(
+                f"{s}: {hits[s][0].name} matched by name tokens (not TISE's released name "
+                f"{RELEASE_FILES[data].get(s, 'label_XX_<name>.pkl')})"
+            )
     refs = _Refs(coco_root, out, summary)
     build: dict[str, Callable[[], list[Record]]] = {
         "realism": lambda: _plain(hits["realism"][0], refs, realism=True),

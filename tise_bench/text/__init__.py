@@ -2,6 +2,7 @@
 
 Used by eval-set preparation (SPEC §4: soa / pa / ca subsets) and importable without torch.
 """
+
 from __future__ import annotations
 
 from .captions import (
@@ -30,8 +31,24 @@ from .coco_classes import (
 )
 
 __all__ = [
-    "BLOCKED_PHRASES", "CATEGORY_ID_TO_CLASS", "CLASS_TO_CATEGORY_ID", "CLASS_TO_INDEX", "CLASS_WORDS",
-    "COCO_CATEGORY_IDS", "COCO_CLASSES", "COUNT_WORDS", "MAX_ADJECTIVES", "OPPOSITES",
-    "PHRASE_INDEX", "POSITIONAL_WORDS", "QUANTIFIERS", "ClassMention", "PositionalMention",
-    "class_phrases", "counter_caption", "find_classes", "find_counts", "find_positional",
+    "BLOCKED_PHRASES",
+    "CATEGORY_ID_TO_CLASS",
+    "CLASS_TO_CATEGORY_ID",
+    "CLASS_TO_INDEX",
+    "CLASS_WORDS",
+    "COCO_CATEGORY_IDS",
+    "COCO_CLASSES",
+    "COUNT_WORDS",
+    "MAX_ADJECTIVES",
+    "OPPOSITES",
+    "PHRASE_INDEX",
+    "POSITIONAL_WORDS",
+    "QUANTIFIERS",
+    "ClassMention",
+    "PositionalMention",
+    "class_phrases",
+    "counter_caption",
+    "find_classes",
+    "find_counts",
+    "find_positional",
 ]

@@ -9,6 +9,7 @@ Boundary rule: a match may not touch a letter, a digit or a hyphen on either sid
 "dogs," match while "lefty", "onion", "farm", "man-made" and "left-handed" do not. Inside a
 multi-word phrase, spaces and hyphens are interchangeable ("hot-dog" == "hot dog").
 """
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,9 @@ from typing import Iterable, Mapping, NamedTuple, TypeVar
 
 from .coco_classes import BLOCKED_PHRASES, PHRASE_INDEX
 
-_LEFT = r"(?<![^\W_])(?<!-)"    # not preceded by a letter, digit or hyphen
-_RIGHT = r"(?![^\W_])(?!-)"     # not followed by one
-_SEP = r"[\s-]+"                # between the words of a phrase
+_LEFT = r"(?<![^\W_])(?<!-)"  # not preceded by a letter, digit or hyphen
+_RIGHT = r"(?![^\W_])(?!-)"  # not followed by one
+_SEP = r"[\s-]+"  # between the words of a phrase
 
 
 def _phrase_regex(phrase: str) -> str:
@@ -61,8 +62,7 @@ class ClassMention:
 
 
 _ALL_PHRASES = sorted(set(PHRASE_INDEX) | set(BLOCKED_PHRASES), key=len, reverse=True)
-_CLASS_RE = re.compile(_LEFT + "(?:" + "|".join(map(_phrase_regex, _ALL_PHRASES)) + ")" + _RIGHT,
-                       re.IGNORECASE)
+_CLASS_RE = re.compile(_LEFT + "(?:" + "|".join(map(_phrase_regex, _ALL_PHRASES)) + ")" + _RIGHT, re.IGNORECASE)
 
 
 def find_classes(caption: str) -> list[ClassMention]:
@@ -82,36 +82,78 @@ def find_classes(caption: str) -> list[ClassMention]:
 
 # -------------------------------------------------------------------------------------- positional
 POSITIONAL_WORDS: tuple[str, ...] = (
-    "above", "right", "far", "outside", "between", "below", "on top of", "bottom", "left",
-    "inside", "in front of", "behind", "on", "near", "under",
+    "above",
+    "right",
+    "far",
+    "outside",
+    "between",
+    "below",
+    "on top of",
+    "bottom",
+    "left",
+    "inside",
+    "in front of",
+    "behind",
+    "on",
+    "near",
+    "under",
 )
 """The PA positional words, as listed in SPEC §3 (TISE)."""
 
-OPPOSITES: Mapping[str, str | None] = MappingProxyType({
-    "left": "right", "right": "left", "above": "below", "below": "above",
-    "in front of": "behind", "behind": "in front of", "inside": "outside", "outside": "inside",
-    "near": "far from", "far": "near", "on": "under", "on top of": "under", "under": "on",
-    "top": "bottom", "bottom": "top",
-    # "A between B and C" has no single-word opposite that keeps the sentence grammatical
-    # ("outside" / "beside" change the structure), so no counter caption is made for it.
-    "between": None,
-})
+OPPOSITES: Mapping[str, str | None] = MappingProxyType(
+    {
+        "left": "right",
+        "right": "left",
+        "above": "below",
+        "below": "above",
+        "in front of": "behind",
+        "behind": "in front of",
+        "inside": "outside",
+        "outside": "inside",
+        "near": "far from",
+        "far": "near",
+        "on": "under",
+        "on top of": "under",
+        "under": "on",
+        "top": "bottom",
+        "bottom": "top",
+        # "A between B and C" has no single-word opposite that keeps the sentence grammatical
+        # ("outside" / "beside" change the structure), so no counter caption is made for it.
+        "between": None,
+    }
+)
 """Word -> its opposite for counter captions; ``None`` = no clean opposite (skip the record)."""
 
 # (canonical word, pattern); the group "core" is the text a counter caption replaces. Longer
 # phrases win ("on top of" over "on"; "on the left" / "to the left of" are "left", not "on").
 _POSITIONAL_PATTERNS: tuple[tuple[str, str], ...] = (
-    *((side, rf"(?:to|on)\s+the\s+(?:far\s+)?(?P<core>{side})(?:\s+(?:hand\s+)?side)?(?:\s+of)?")
-      for side in ("left", "right")),
+    *(
+        (side, rf"(?:to|on)\s+the\s+(?:far\s+)?(?P<core>{side})(?:\s+(?:hand\s+)?side)?(?:\s+of)?")
+        for side in ("left", "right")
+    ),
     ("on top of", r"(?P<core>on\s+(?:the\s+)?top(?:\s+of)?)"),
     ("in front of", r"(?P<core>in\s+front(?:\s+of)?)"),
     ("bottom", r"(?:at|on)\s+the\s+(?P<core>bottom)"),
-    *((w, rf"(?P<core>{w})") for w in ("above", "right", "far", "outside", "between", "below",
-                                        "bottom", "left", "inside", "behind", "on", "near",
-                                        "under")),
+    *(
+        (w, rf"(?P<core>{w})")
+        for w in (
+            "above",
+            "right",
+            "far",
+            "outside",
+            "between",
+            "below",
+            "bottom",
+            "left",
+            "inside",
+            "behind",
+            "on",
+            "near",
+            "under",
+        )
+    ),
 )
-_POSITIONAL_RES = tuple((w, re.compile(_LEFT + p + _RIGHT, re.IGNORECASE))
-                        for w, p in _POSITIONAL_PATTERNS)
+_POSITIONAL_RES = tuple((w, re.compile(_LEFT + p + _RIGHT, re.IGNORECASE)) for w, p in _POSITIONAL_PATTERNS)
 
 
 class PositionalMention(NamedTuple):
@@ -127,8 +169,7 @@ def find_positional(caption: str) -> list[PositionalMention]:
 
     Known limits (no part-of-speech tagging): the verb "left" ("he left") and "turned on" count.
     """
-    cands = [(m.start(), m.end(), (w, m.span("core")))
-             for w, rx in _POSITIONAL_RES for m in rx.finditer(caption)]
+    cands = [(m.start(), m.end(), (w, m.span("core"))) for w, rx in _POSITIONAL_RES for m in rx.finditer(caption)]
     return [PositionalMention(*payload) for _, _, payload in _leftmost_longest(cands)]
 
 
@@ -148,8 +189,7 @@ def counter_caption(caption: str, word: str, occurrence: int = 0) -> str | None:
     """
     word = word.lower()
     if word not in OPPOSITES:
-        raise ValueError(f"counter_caption: {word!r} is not a positional word; "
-                         f"expected one of {sorted(OPPOSITES)}")
+        raise ValueError(f"counter_caption: {word!r} is not a positional word; expected one of {sorted(OPPOSITES)}")
     hits = [m for m in find_positional(caption) if m.word == word]
     opposite = OPPOSITES[word]
     if opposite is None or not 0 <= occurrence < len(hits):
@@ -160,54 +200,147 @@ def counter_caption(caption: str, word: str, occurrence: int = 0) -> str | None:
     if word == "near":
         m = re.match(r"\s+to\b", rest, re.IGNORECASE)
         if m:
-            rest = rest[m.end():]
+            rest = rest[m.end() :]
     elif word == "far":
         m = re.match(r"\s+(?:away\s+)?from\b", rest, re.IGNORECASE)
         if m:
-            rest = rest[m.end():]
+            rest = rest[m.end() :]
     return caption[:start] + _match_case(caption[start:stop], opposite) + rest
 
 
 # ------------------------------------------------------------------------------------------ counts
-COUNT_WORDS: Mapping[str, int] = MappingProxyType({
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, **{str(n): n for n in range(1, 11)},
-})
+COUNT_WORDS: Mapping[str, int] = MappingProxyType(
+    {
+        "a": 1,
+        "an": 1,
+        "one": 1,
+        "two": 2,
+        "three": 3,
+        "four": 4,
+        "five": 5,
+        "six": 6,
+        "seven": 7,
+        "eight": 8,
+        "nine": 9,
+        "ten": 10,
+        **{str(n): n for n in range(1, 11)},
+    }
+)
 """Words that state an exact number (SPEC §3 CA: a/an/one = 1, two, three, ...)."""
 
 MAX_ADJECTIVES = 2
 """Words allowed between a count word and its noun ("two small brown dogs")."""
 
-QUANTIFIERS: frozenset[str] = frozenset({
-    "lot", "lots", "couple", "pair", "pairs", "group", "groups", "bunch", "herd", "flock", "few",
-    "number", "variety", "pile", "stack", "row", "line", "set", "team", "crowd", "dozen",
-    "handful", "pack", "collection", "family", "bundle", "many", "several", "some", "more",
-    "numerous", "multiple", "various", "both", "all", "no",
-})
+QUANTIFIERS: frozenset[str] = frozenset(
+    {
+        "lot",
+        "lots",
+        "couple",
+        "pair",
+        "pairs",
+        "group",
+        "groups",
+        "bunch",
+        "herd",
+        "flock",
+        "few",
+        "number",
+        "variety",
+        "pile",
+        "stack",
+        "row",
+        "line",
+        "set",
+        "team",
+        "crowd",
+        "dozen",
+        "handful",
+        "pack",
+        "collection",
+        "family",
+        "bundle",
+        "many",
+        "several",
+        "some",
+        "more",
+        "numerous",
+        "multiple",
+        "various",
+        "both",
+        "all",
+        "no",
+    }
+)
 """Words that make the number inexact: "a couple of dogs" (2? 3?), "a pair of skis" (a pair of
 objects or two?), "a herd of sheep" are ambiguous, so their noun gets no count at all."""
 
 _DEFINITE = frozenset({"the", "this", "that", "these", "those"})
-_STOPWORDS = frozenset({
-    "of", "and", "or", "but", "with", "without", "in", "on", "at", "to", "by", "for", "from",
-    "into", "onto", "over", "under", "near", "next", "behind", "above", "below", "between",
-    "beside", "inside", "outside", "is", "are", "was", "were", "be", "has", "have", "his", "her",
-    "its", "their", "our", "my", "your", "while", "who", "which", "as", "another", "each", "every",
-})
+_STOPWORDS = frozenset(
+    {
+        "of",
+        "and",
+        "or",
+        "but",
+        "with",
+        "without",
+        "in",
+        "on",
+        "at",
+        "to",
+        "by",
+        "for",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "near",
+        "next",
+        "behind",
+        "above",
+        "below",
+        "between",
+        "beside",
+        "inside",
+        "outside",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "has",
+        "have",
+        "his",
+        "her",
+        "its",
+        "their",
+        "our",
+        "my",
+        "your",
+        "while",
+        "who",
+        "which",
+        "as",
+        "another",
+        "each",
+        "every",
+    }
+)
 _TOKEN_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 
 
-def _mention_count(caption: str, mention: ClassMention,
-                   tokens: list[re.Match[str]], mentions: list[ClassMention]) -> int | str:
+def _mention_count(
+    caption: str, mention: ClassMention, tokens: list[re.Match[str]], mentions: list[ClassMention]
+) -> int | str:
     """The exact count stated for ``mention``, or "definite" (anaphoric "the dog"), or "none"."""
     pos = mention.span[0]
     fillers = 0
     for tok in reversed([t for t in tokens if t.end() <= mention.span[0]]):
-        gap = caption[tok.end():pos]
-        if not gap or gap.strip():          # punctuation between -> not one noun phrase
+        gap = caption[tok.end() : pos]
+        if not gap or gap.strip():  # punctuation between -> not one noun phrase
             return "none"
         if any(m.span[0] < tok.end() and tok.start() < m.span[1] for m in mentions):
-            return "none"                   # "a toilet bowl": bowl belongs to no count word
+            return "none"  # "a toilet bowl": bowl belongs to no count word
         w = tok.group(0).lower()
         if w in COUNT_WORDS:
             n = COUNT_WORDS[w]
