@@ -80,6 +80,12 @@ def test_check_command_exits_1_with_a_diff(tmp_path):
     assert "-| extra | row |" in proc.stdout and "--write" in proc.stderr
 
 
+@dataclasses.dataclass(frozen=True)
+class ZZParams:
+    k: int = 3
+    gamma: float | None = None
+
+
 def test_a_new_metric_is_rendered_without_code_changes(tmp_path):
     root = _copy_docs(tmp_path)
     specs = list(all_metrics().values())
@@ -93,12 +99,13 @@ def test_a_new_metric_is_rendered_without_code_changes(tmp_path):
         subset="realism",
         unit="distance",
         description="ZZ = a distance on ``pool3``, e.g. FID's cousin (Someone et al. 2031).\n    Params: none.",
+        params=ZZParams,
     )
     docs.write(root, specs + [new])
     readme, cards = (root / "README.md").read_text(encoding="utf-8"), (root / "metrics/README.md").read_text("utf-8")
     assert _table_ids(readme) == _table_ids(cards) == [s.id for s in specs] + ["zz_new"]
     assert "| `zz_new` | ZZ\\|new | ↓ | ZZ = a distance on `pool3`, e.g. FID's cousin (Someone et al. 2031) |" in readme
-    assert "| zz_new | ZZ\\|new | ↓ | realism | distance | 7 | Someone et al. 2031 |" in cards
+    assert "| zz_new | ZZ\\|new | ↓ | realism | distance | 7 | `k=3`, `gamma=null` | Someone et al. 2031 |" in cards
     assert docs.drift(root, specs + [new]) == "" and docs.drift(root) != ""
 
 
