@@ -26,3 +26,25 @@ def structured_images(folder: Path, n: int, seed: int, size: int = 64, prefix: s
         Image.fromarray(a).save(p)
         out.append(p)
     return out
+
+
+def tiny_demo_config(cache: Path, results: Path, *extra: str):
+    """The demo eval set at test size (6 prompts, 48 px images) with random CPU backbones, composed as the CLI
+    composes it; ``extra`` are more overrides."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                f"paths.cache_dir={cache}",
+                f"paths.results_dir={results}",
+                "data.n_prompts=6",
+                "data.image_size=48",
+                "progress=false",
+                "print_table=false",
+                *extra,
+            ],
+        )

@@ -13,35 +13,24 @@ import shutil
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
+from helpers import tiny_demo_config
 from tise_bench.backbones.base import ImageBackbone
 from tise_bench.leaderboard.build import LeaderboardOptions, build
 from tise_bench.runner import run
 
 
-def _cfg(cache, results, *extra):
-    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose(
-            "config",
-            overrides=[
-                "backbones=random",
-                "backbones.device=cpu",
-                f"paths.cache_dir={cache}",
-                f"paths.results_dir={results}",
-                "data.n_prompts=6",
-                "data.image_size=48",
-                "progress=false",
-                "print_table=false",
-                "metrics.params.o_is.splits=2",
-                "bootstrap.replicates=300",
-                "bootstrap.replicates_features=40",
-                "backbones.detector.imgsz=160",
-                "model.suite=[faithful,noisy]",
-                "metrics.ids=[clip_score,clip_rp,is,is_star,fid,soa_c,soa_i,o_is,ca,pa]",
-                *extra,
-            ],
-        )
+def _cfg(cache, results):
+    return tiny_demo_config(
+        cache,
+        results,
+        "metrics.params.o_is.splits=2",
+        "bootstrap.replicates=300",
+        "bootstrap.replicates_features=40",
+        "backbones.detector.imgsz=160",
+        "model.suite=[faithful,noisy]",
+        "metrics.ids=[clip_score,clip_rp,is,is_star,fid,soa_c,soa_i,o_is,ca,pa]",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -429,6 +430,9 @@ def evaluate_model(
     result.replicates, result.provenance["bootstrap"] = replicate_metrics(
         scored.metrics, subsets, {s: evalset.subsets[s] for s in set(subsets.values())}, boot
     )
+    # The resamplers hold the features they recompute from (FID: every generated pool3 row): drop them now that
+    # the replicates are drawn, so a sweep of many models does not keep every model's features alive.
+    result.metrics = {k: dataclasses.replace(v, resample=None) for k, v in result.metrics.items()}
     result.attach_detections(ex.feats, backbones.get("detector"))
     # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
     fwd1 = forward_counts(backbones)

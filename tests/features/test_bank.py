@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hydra import compose, initialize_config_module
 
-from helpers import RANDOM_BACKBONES, structured_images
+from helpers import RANDOM_BACKBONES, structured_images, tiny_demo_config
 from tise_bench.backbones import build_backbones
 from tise_bench.features import decode
 from tise_bench.features.bank import FeatureBank
@@ -13,21 +12,7 @@ from tise_bench.runner import run
 
 
 def _demo_cfg(cache, results, extra=()):
-    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose(
-            "config",
-            overrides=[
-                "backbones=random",
-                "backbones.device=cpu",
-                f"paths.cache_dir={cache}",
-                f"paths.results_dir={results}",
-                "data.n_prompts=6",
-                "data.image_size=48",
-                "progress=false",
-                "print_table=false",
-                *extra,
-            ],
-        )
+    return tiny_demo_config(cache, results, *extra)
 
 
 def _unique_contents(paths) -> int:

@@ -191,7 +191,7 @@ class FidReplicator:
     """
 
     def __init__(self, feats: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray) -> None:
-        self.x = np.asarray(feats, dtype=np.float64)
+        self.x = feats  # as given (no float64 copy held while no replicate is asked for)
         self.mu_r, self.sigma_r = np.asarray(mu_r, dtype=np.float64), np.asarray(sigma_r, dtype=np.float64)
         n, d = self.x.shape
         self.low_rank = n <= d
@@ -199,7 +199,8 @@ class FidReplicator:
 
     def _grams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._gram is None:  # x_i' Σ_r x_j, x_i' x_j, x_i' μ_r
-            self._gram = ((self.x @ self.sigma_r) @ self.x.T, self.x @ self.x.T, self.x @ self.mu_r)
+            x = np.asarray(self.x, dtype=np.float64)
+            self._gram = ((x @ self.sigma_r) @ x.T, x @ x.T, x @ self.mu_r)
         return self._gram
 
     def exact(self, rows: np.ndarray) -> float:
