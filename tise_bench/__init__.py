@@ -7,11 +7,14 @@ __version__ = "0.1.0"
 from .errors import ConfigError, DataError, TiseError, WeightsNotFoundError  # noqa: E402
 
 
-def evaluate(*args, **kwargs):
-    """See :func:`tise_bench.api.evaluate`."""
-    from .api import evaluate as _evaluate
+def __getattr__(name: str):
+    """``tise_bench.evaluate`` is :func:`tise_bench.api.evaluate` itself (its signature and docstring in
+    ``help()``), imported on first use so that ``import tise_bench`` stays light (no torch)."""
+    if name == "evaluate":
+        from .api import evaluate
 
-    return _evaluate(*args, **kwargs)
+        return evaluate
+    raise AttributeError(f"module 'tise_bench' has no attribute {name!r}")
 
 
 __all__ = ["evaluate", "TiseError", "ConfigError", "DataError", "WeightsNotFoundError", "__version__"]

@@ -1,4 +1,6 @@
-"""Score one model's images on one eval set: find samples, one FeatureBank pass, pure metrics."""
+"""Score one model's images on one eval set: :func:`extract` (find the samples, one FeatureBank pass) →
+:func:`score` (pure metrics) → :func:`evaluate_model` (the result with its comparability fields and bootstrap
+replicates, ready to write). What runs is decided before, by :mod:`tise_bench.planning`."""
 
 from __future__ import annotations
 
@@ -23,122 +25,13 @@ from .evalset import EvalSet, feature_extractor_id, load_reference_stats
 from .features.bank import CropRequest, FeatureBank, ImageFeatures
 from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
-from .registry import MetricSpec, Need, get_metric
+from .planning import ON_UNSUPPORTED, Plan, plan, resolve_metrics
+from .registry import MetricSpec
 from .results import EvalResult
 from .types import MetricValue
 
 log = logging.getLogger(__name__)
-
-
-def resolve_metrics(
-    ids: list[str], evalset: EvalSet, params: dict[str, dict[str, Any]]
-) -> tuple[list[tuple[MetricSpec, str]], dict[str, str]]:
-    """-> ([(spec, subset)], {id: reason} for metrics this eval set cannot run)."""
-    chosen, skipped = [], {}
-    for mid in ids:
-        spec = get_metric(mid)
-        subset = spec.resolve_params(params.get(mid)).get("subset") or spec.subset  # checks every key
-        if subset not in evalset.subsets:
-            skipped[mid] = f"eval set {evalset.name!r} has no {subset!r} subset"
-            continue
-        chosen.append((spec, subset))
-    for mid in params:
-        if mid not in ids:
-            get_metric(mid).resolve_params(params[mid])  # a typo in metrics.params.<id>... is refused, not ignored
-    return chosen, skipped
-
-
-def check_requirements(
-    chosen: list[tuple[MetricSpec, str]],
-    params: dict[str, dict[str, Any]],
-    backbones_cfg: dict[str, Any],
-    evalset: EvalSet,
-) -> None:
-    """Protocol requirements that can be checked before any backbone is built or image read.
-
-    IS* on CUB (``metrics.params.is_star.network=bird_classifier``, set by ``data=cub``) needs TISE's bird
-    classifier: with real backbones and no weights file the run stops here instead of silently using the
-    ImageNet Inception with COCO's temperature."""
-    from .backbones import use_bird_classifier
-
-    for spec, _ in chosen:
-        nets = {n.backbone for n in spec.needs_for(params.get(spec.id))}
-        if "bird_classifier" in nets and not backbones_cfg.get("random") and not use_bird_classifier(backbones_cfg):
-            raise ConfigError(
-                f"{spec.id} on eval set {evalset.name!r} follows TISE's CUB protocol: IS* with TISE's bird-fine-tuned "
-                f"Inception (50 classes + background, T = 0.5980541706085205), which no library ships.\n"
-                f"  fix: backbones.bird_classifier.weights=<file> (convert TISE's TF-slim checkpoint with "
-                f"`python -m tise_bench.backbones.bird_classifier`), or leave {spec.id} out (metrics.ids=[...]), or "
-                f"metrics.params.{spec.id}.network=inception to compute IS* with inception-v3-compat "
-                f"(recorded as a divergence from TISE's CUB protocol)."
-            )
-
-
-#: What to do with a requested metric the eval set cannot support (config key ``on_unsupported``).
-ON_UNSUPPORTED = ("fail", "skip")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run computes, decided before any backbone is built or image read (:func:`plan`)."""
-
-    chosen: list[tuple[MetricSpec, str]]  # (metric, subset) pairs that run
-    not_applicable: dict[str, str]  # metric id -> why it is left out (written to metrics.json)
-    needs: tuple[Need, ...]  # union of the chosen metrics' feature needs (one FeatureBank pass serves them all)
-
-    @property
-    def ids(self) -> list[str]:
-        return [spec.id for spec, _ in self.chosen]
-
-    @property
-    def backbones(self) -> set[str]:
-        """Networks to build (``crops`` = the detector → crops → crop-backbone stage)."""
-        return {n.backbone for n in self.needs}
-
-
-def plan(
-    ids: list[str],
-    evalset: EvalSet,
-    params: dict[str, dict[str, Any]],
-    backbones_cfg: dict[str, Any],
-    *,
-    on_unsupported: str = "fail",
-    fix: str = "",
-) -> Plan:
-    """Resolve ``ids``, check that ``evalset`` supports each metric, merge their feature needs — before any work.
-
-    * A metric whose subset the eval set does not define is left out (an eval set scopes its protocols: CUB has
-      no SOA subset), with the reason.
-    * A metric whose subset lacks what the metric requires (``MetricSpec.requires``: record fields, reference
-      images, reference statistics) stops the plan with one :class:`ConfigError` naming every such metric, its
-      subset and what is missing, followed by ``fix`` (``on_unsupported="fail"``), or is left out with that
-      reason (``"skip"``).
-    * Protocol requirements of the metrics that run (:func:`check_requirements`) are checked last.
-    """
-    if on_unsupported not in ON_UNSUPPORTED:
-        raise ConfigError(
-            f"on_unsupported={on_unsupported!r}: valid values are {', '.join(ON_UNSUPPORTED)} "
-            "(fail: stop before any work; skip: compute the rest, list the others as not_applicable)"
-        )
-    resolved, absent = resolve_metrics(ids, evalset, params)
-    chosen: list[tuple[MetricSpec, str]] = []
-    unsupported: dict[str, str] = {}
-    for spec, subset in resolved:
-        why = spec.requires(evalset.subsets[subset], evalset, params.get(spec.id))
-        if why is None:
-            chosen.append((spec, subset))
-        else:
-            unsupported[spec.id] = f"{why} (subset {subset!r})"
-    if unsupported and on_unsupported == "fail":
-        lines = "\n".join(f"  {mid}: {why}" for mid, why in unsupported.items())
-        raise ConfigError(
-            f"eval set {evalset.name!r} cannot support {len(unsupported)} requested metric(s):\n{lines}"
-            + (f"\n  fix: {fix}" if fix else "")
-        )
-    check_requirements(chosen, params, backbones_cfg, evalset)
-    reasons = {**absent, **unsupported}
-    needs = tuple(dict.fromkeys(n for spec, _ in chosen for n in spec.needs_for(params.get(spec.id))))
-    return Plan(chosen=chosen, not_applicable={m: reasons[m] for m in ids if m in reasons}, needs=needs)
+__all__ = ["ON_UNSUPPORTED", "Extracted", "Plan", "Scored", "evaluate_model", "extract", "plan", "score"]
 
 
 def _attach_crops(
