@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .config_schema import backbones_schema, compose
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError
 from .evalset import SUBSETS, EvalSet
+from .names import check_file_id, check_name
 from .results import EvalResult
 from .runner import evaluate_config, resolve_config
 
@@ -52,8 +54,14 @@ def _to_pil(img: Any) -> Image.Image:
     return Image.fromarray(arr).convert("RGB")
 
 
-def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
-    """Write in-memory images as PNG (lossless) into a content-addressed folder under the cache."""
+def _materialise(images: Sequence[Any], ids: list[str], root: Path, what: str = "ids") -> Path:
+    """Write in-memory images as PNG (lossless) into a content-addressed folder under the cache.
+
+    Each id becomes ``<id>.png``: ids that are not a single safe file name (:func:`check_file_id`; ``what``
+    names them in the message) are refused before anything is written, and a failed write leaves no temp folder.
+    """
+    for i, rid in enumerate(ids):
+        check_file_id(rid, f"{what}[{i}]")
     blobs = []
     for img in images:
         buf = io.BytesIO()
@@ -66,12 +74,15 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path) -> Path:
     if not folder.is_dir():
         tmp = folder.with_name(f".{digest}.{os.getpid()}.tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        for rid, b in zip(ids, blobs):
-            (tmp / f"{rid}.png").write_bytes(b)
         try:
-            os.replace(tmp, folder)
-        except OSError:  # another process won the race with identical content
-            pass
+            for rid, b in zip(ids, blobs):
+                (tmp / f"{rid}.png").write_bytes(b)
+            try:
+                os.replace(tmp, folder)
+            except OSError:  # another process won the race with identical content
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # absent once renamed; a failed write leaves nothing behind
     return folder
 
 
@@ -126,6 +137,8 @@ def evaluate(
     same function (:func:`tise_bench.runner.evaluate_config`). A ``backbones`` dict replaces the whole group;
     ``cache_dir`` None uses ``paths.cache_dir`` ($TISE_CACHE_DIR, else ~/.cache/tise_bench).
     """
+    check_name(name, "name")  # model.name and data.name: result folders, checked before any work
+    check_name(data_name, "data_name")
     cfg = _config(
         metrics=metrics,
         params=params,
@@ -148,6 +161,8 @@ def evaluate(
         if captions is None:
             raise ConfigError("evaluate(): give captions=[...] (aligned with images) or manifest=<file.jsonl>")
         ids = list(ids) if ids is not None else [f"{i:06d}" for i in range(len(captions))]
+        for i, rid in enumerate(ids):
+            check_file_id(rid, f"ids[{i}]")
         if len(ids) != len(captions):
             raise ConfigError(f"evaluate(): {len(ids)} ids for {len(captions)} captions")
         refs: list[str | None] = [None] * len(ids)
@@ -165,7 +180,8 @@ def evaluate(
     else:
         if len(images) != len(records):
             raise ConfigError(f"evaluate(): {len(images)} images for {len(records)} captions")
-        samples_dir = _materialise(images, [r.id for r in records], cache)
+        what = f"ids (manifest {manifest})" if manifest is not None else "ids"
+        samples_dir = _materialise(images, [r.id for r in records], cache, what)
     cfg.model.samples_dir = str(samples_dir)
     evalset = EvalSet(name=data_name, subsets={s: records for s in SUBSETS}, reference_stats=reference_stats)
     [result] = evaluate_config(resolve_config(cfg), evalset=evalset, fix=UNSUPPORTED_FIX)

@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .evalset import EvalSet, load_eval_set
 from .features.bank import FeatureBank
 from .features.crops import CropSpec
+from .names import check_name
 from .pipeline import evaluate_model, plan
 from .report import format_table
 from .results import EvalResult
@@ -90,7 +91,7 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
     required value (``???``) set."""
     check_keys(cfg)
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+        c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     except MissingMandatoryValue as e:
         raise ConfigError(
             f"{e.full_key} is required but not set; pass {e.full_key}=<value> on the command line "
@@ -99,6 +100,20 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
         ) from None
     except InterpolationResolutionError as e:
         raise ConfigError(f"config value could not be resolved: {e}") from None
+    check_names(c)
+    return c
+
+
+def check_names(c: Mapping[str, Any]) -> None:
+    """``model.name``, ``model.suite`` and ``data.name`` name result folders (``<results_dir>/<data>/<model>/``):
+    each must be a safe single path component (:mod:`tise_bench.names`), checked before any work."""
+    m, d = c.get("model") or {}, c.get("data") or {}
+    if "name" in m:
+        check_name(m["name"], "model.name")
+    for i, name in enumerate(m.get("suite") or []):
+        check_name(name, f"model.suite[{i}]")
+    if "name" in d:
+        check_name(d["name"], "data.name")
 
 
 def evaluate_config(
@@ -163,7 +178,11 @@ def evaluate_config(
 
 def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     """Evaluate every model of the config; under torchrun only rank 0 writes (and returns) results."""
-    c = resolve_config(cfg) if isinstance(cfg, DictConfig) else cfg
+    if isinstance(cfg, DictConfig):
+        c = resolve_config(cfg)
+    else:
+        check_names(cfg)  # a plain dict skips resolve_config; its names still become folders
+        c = cfg
     dist = init_from_env(str(c["backbones"].get("device", "auto")))
     if dist.enabled:  # each rank on its own GPU (LOCAL_RANK)
         c = {

@@ -136,7 +136,7 @@ BAD_FILES = {
         "corrupt or truncated image",
     ),
     "zero.png": (lambda: b"", "empty (0-byte) image file"),
-    "text.png": (lambda: b"hello, I am not an image\n", "not an image file (25 bytes starting b'hello, I am '"),
+    "text.png": (lambda: b"hello, I am not an image\n", "not an image file (text file, 25 bytes;"),
 }
 
 

@@ -50,6 +50,45 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Leading bytes -> what a file is, for the "not an image" message (which must never quote the bytes
+#: themselves: with ``on_bad_image=skip`` it lands in ``metrics.json``).
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"PK\x03\x04", "zip archive"),
+    (0, b"PK\x05\x06", "zip archive"),
+    (0, b"\x1f\x8b", "gzip archive"),
+    (0, b"%PDF", "PDF document"),
+    (0, b"%!PS", "PostScript/EPS file"),
+    (0, b"\xc5\xd0\xd3\xc6", "EPS file"),
+    (0, b"\x7fELF", "executable (ELF)"),
+    (0, b"\x93NUMPY", "NumPy array"),
+    (0, b"8BPS", "Photoshop image (not a readable format)"),
+    (0, b"\x00\x00\x01\x00", "ICO image (not a readable format)"),
+    (4, b"ftyp", "ISO media file (HEIC/AVIF/MP4; not a readable format)"),
+    (0, b"\x89PNG", "damaged PNG"),
+    (0, b"\xff\xd8\xff", "damaged JPEG"),
+)
+
+
+def detect_type(data: bytes) -> str:
+    """What ``data`` looks like, from its first bytes: a known signature, ``text file``, ``empty file`` or
+    ``unknown binary``. Never any of the content itself."""
+    if not data:
+        return "empty file"
+    for offset, magic, kind in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return kind
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return "Python pickle"
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:  # a multi-byte character cut at byte 512 is still text
+        text = head[: e.start].decode("utf-8") if e.start >= len(head) - 3 else ""
+    if text and all(ch.isprintable() or ch in "\t\r\n\f" for ch in text.lstrip("\ufeff")):
+        return "text file"
+    return "unknown binary"
+
+
 def _link_note(path: str) -> str:
     """`` (a symbolic link to X)`` when ``path`` is a symlink, so a dangling/looping link is obvious."""
     try:
@@ -149,7 +188,7 @@ def decode_image(data: bytes, path: str, max_pixels: int | None = DEFAULT_MAX_PI
                 img = _pil_open()(io.BytesIO(data), formats=[f for f in FORMATS if f in Image.OPEN])
             except (UnidentifiedImageError, ImportError):
                 raise DataError(
-                    f"{path}: not an image file ({len(data)} bytes starting {data[:12]!r}; readable "
+                    f"{path}: not an image file ({detect_type(data)}, {len(data)} bytes; readable "
                     f"formats: {', '.join(FORMATS)})\n  {FIX_BAD}"
                 ) from None
             w, h = img.size

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..names import check_name
 from ..registry import all_metrics
 from .collect import Collected, collect_runs, merge, read_extra_rows
 from .comparable import check_comparability
@@ -44,6 +45,10 @@ class LeaderboardOptions:
     decimals: int = 2
     decimals_by_metric: dict[str, int] = field(default_factory=dict)
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
+
+    def __post_init__(self) -> None:
+        # <results_dir>/<data>/ is read and the five leaderboard files written there: one safe folder name
+        check_name(self.data, "data")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "LeaderboardOptions":
