@@ -18,6 +18,18 @@ def fidelity_ckpt(tmp_path_factory) -> Path:
     return random_inception_weights(tmp_path_factory.mktemp("fid-w"), seed=1)
 
 
+@pytest.fixture(autouse=True)
+def fidelity_ckpt_stands_for_the_published_file(fidelity_ckpt, monkeypatch):
+    """The real Inception is checked against the sha256 in torch-fidelity's file name; here the locally made
+    checkpoint stands in for that file (tests/backbones/test_weights_safety.py checks the real prefix)."""
+    import hashlib
+
+    import tise_bench.backbones.inception as inception
+
+    digest = hashlib.sha256(fidelity_ckpt.read_bytes()).hexdigest()
+    monkeypatch.setattr(inception, "PUBLISHED_SHA256_PREFIX", digest[:8])
+
+
 @pytest.fixture(scope="session")
 def yolo_ckpt(tmp_path_factory) -> Path:
     """A yolov8n built from its yaml, saved in ultralytics' checkpoint format ({'model': fp16 module, ...})."""

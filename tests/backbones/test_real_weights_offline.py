@@ -18,7 +18,7 @@ from helpers import structured_images
 
 import tise_bench.backbones.detector as detector_mod
 import tise_bench.backbones.inception as inception_mod
-from tise_bench.backbones.detector import DetectorBackbone, find_weights
+from tise_bench.backbones.detector import DetectorBackbone, detector_weights_dir, find_weights
 from tise_bench.backbones.inception import FILENAME, URL, InceptionBackbone
 from tise_bench.errors import WeightsNotFoundError
 from tise_bench.features.bank import FeatureBank
@@ -77,7 +77,7 @@ def test_inception_corrupt_hub_file_names_file_and_fix(fidelity_ckpt, hub_file, 
     assert f"backbones.inception.weights=/path/to/{FILENAME}" in msg and "Traceback" not in msg
     bad = tmp_path / "given.pth"  # an explicitly given file that is not torch-fidelity's
     torch.save({"fc.weight": torch.zeros(2, 2)}, bad)
-    with pytest.raises(WeightsNotFoundError, match=r"could not load Inception weights .*given\.pth"):
+    with pytest.raises(WeightsNotFoundError, match=r"given\.pth have sha256 .*not that of torch-fidelity's"):
         InceptionBackbone(weights=str(bad), cache_dir=tmp_path / "cache", device="cpu")
 
 
@@ -102,13 +102,23 @@ def test_inception_online_download_returns_a_real_hashed_file(fidelity_ckpt, hub
 # ----------------------------------------------------------------------------------------------- detector
 @pytest.fixture()
 def yolo_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """ultralytics' weights dir, pointed into tmp_path; cwd too (find_weights also looks there)."""
+    """Our cache's folder for ultralytics model names (the run's cache is tmp_path / "cache"); cwd = tmp_path."""
     from ultralytics.utils import SETTINGS
 
-    wdir = tmp_path / "yolo-weights"
-    monkeypatch.setitem(SETTINGS, "weights_dir", str(wdir))  # a str, as ultralytics validates
+    monkeypatch.setitem(SETTINGS, "weights_dir", str(tmp_path / "ultralytics-own"))  # never looked at by us
     monkeypatch.chdir(tmp_path)
-    return wdir
+    return detector_weights_dir(tmp_path / "cache")
+
+
+def test_detector_never_loads_a_checkpoint_from_the_working_directory(yolo_ckpt, yolo_dir, tmp_path):
+    """ultralytics checkpoints are pickles: a yolov8n.pt in the folder you run from must not be picked up (it
+    would run code); a bare model name is looked up in our cache only, a file is used when named."""
+    shutil.copy(yolo_ckpt, tmp_path / "yolov8n.pt")  # cwd
+    with pytest.raises(WeightsNotFoundError) as e:
+        _det(tmp_path)
+    assert str(yolo_dir / "yolov8n.pt") in str(e.value) and "working directory is not used" in str(e.value)
+    named = DetectorBackbone(weights="./yolov8n.pt", imgsz=IMGSZ, cache_dir=tmp_path / "cache", device="cpu")
+    assert named.weights_path == Path("./yolov8n.pt") and named.weights_hash == _sha(yolo_ckpt)
 
 
 def _det(tmp_path: Path, **kw) -> DetectorBackbone:
@@ -116,7 +126,7 @@ def _det(tmp_path: Path, **kw) -> DetectorBackbone:
 
 
 def test_detector_first_run_then_cached_second_run(yolo_ckpt, yolo_dir, tmp_path):
-    yolo_dir.mkdir()
+    yolo_dir.mkdir(parents=True)
     shutil.copy(yolo_ckpt, yolo_dir / "yolov8n.pt")
     paths = [str(p) for p in structured_images(tmp_path / "img", 2, seed=4, size=32)]
     needs = {"detector": {"detections", "size"}}
@@ -134,7 +144,7 @@ def test_detector_first_run_then_cached_second_run(yolo_ckpt, yolo_dir, tmp_path
 
 
 def test_detector_corrupt_file_names_file_and_fix(yolo_ckpt, yolo_dir, tmp_path):
-    yolo_dir.mkdir()
+    yolo_dir.mkdir(parents=True)
     target = yolo_dir / "yolov8n.pt"
     shutil.copy(yolo_ckpt, target)
     _truncate(target)
@@ -162,7 +172,7 @@ def test_detector_online_download_returns_a_real_hashed_file(yolo_ckpt, yolo_dir
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(detector_mod, "host_reachable", lambda *a, **k: True)
     monkeypatch.setattr(dl, "attempt_download_asset", fake_attempt_download_asset)
-    got = find_weights("yolov8n.pt")
+    got = find_weights("yolov8n.pt", tmp_path / "cache")
     assert calls == [yolo_dir / "yolov8n.pt"] and got == yolo_dir / "yolov8n.pt" and got.is_file()
     bb = _det(tmp_path)  # second run: found in the weights dir, no second download
     assert calls == [yolo_dir / "yolov8n.pt"] and bb.weights_hash == _sha(yolo_ckpt)

@@ -74,41 +74,47 @@ def _offline() -> bool:
     return not host_reachable("github.com")
 
 
-def find_weights(weights: str) -> Path:
-    """A local file, or an ultralytics model name found locally or downloaded by ultralytics if online."""
-    from ultralytics.utils import SETTINGS
+def detector_weights_dir(cache_dir: str | Path) -> Path:
+    """Where bare ultralytics model names (``yolov8x.pt``) are looked up and downloaded to: our own cache."""
+    return Path(cache_dir) / "weights" / "ultralytics"
 
+
+def find_weights(weights: str, cache_dir: str | Path) -> Path:
+    """A named file (a path: used as given), or an ultralytics model name found in our cache
+    (:func:`detector_weights_dir`) or downloaded there by ultralytics if online.
+
+    Never the working directory: ultralytics checkpoints are pickles that run code when loaded, so a
+    ``yolov8x.pt`` lying in the folder you run from must not be picked up implicitly."""
     p = Path(weights).expanduser()
-    if p.is_file():
-        return p
     if p.name != weights:  # a path, not a bare model name
+        if p.is_file():
+            return p
         raise WeightsNotFoundError(
             f"backbones.detector.weights={weights} does not exist. Give an existing ultralytics detection "
             f"checkpoint (.pt) or a model name such as yolov8x.pt."
         )
-    wdir = Path(SETTINGS["weights_dir"]).expanduser()
-    looked = [Path.cwd() / weights, wdir / weights]
-    for cand in looked:
-        if cand.is_file():
-            return cand
-    where = "; ".join(str(c) for c in looked)
+    wdir = detector_weights_dir(cache_dir)
+    cand = wdir / weights
+    if cand.is_file():
+        return cand
     fix = (
         f"  fix: download {weights} (https://github.com/ultralytics/assets/releases) on a machine with "
-        f"internet and pass backbones.detector.weights=/path/to/{weights} (or copy it to {wdir}); "
-        f"or run offline smoke tests with backbones=random."
+        f"internet and copy it to {cand} (or pass backbones.detector.weights=/path/to/{weights}); "
+        f"or run offline smoke tests with backbones=random. A file in the working directory is not used "
+        f"unless named (ultralytics checkpoints are pickles: trusted files only)."
     )
     if _offline():
         raise WeightsNotFoundError(
             f"detector weights '{weights}' not found and the network is unreachable (or TISE_OFFLINE/"
-            f"YOLO_OFFLINE is set).\n  looked in: {where}\n{fix}"
+            f"YOLO_OFFLINE is set).\n  looked in: {cand}\n{fix}"
         )
     from ultralytics.utils.downloads import attempt_download_asset
 
     wdir.mkdir(parents=True, exist_ok=True)
-    got = Path(attempt_download_asset(wdir / weights))
+    got = Path(attempt_download_asset(cand))
     if not got.is_file():
         raise WeightsNotFoundError(
-            f"ultralytics could not download '{weights}' (not a released asset?).\n  looked in: {where}\n{fix}"
+            f"ultralytics could not download '{weights}' (not a released asset?).\n  looked in: {cand}\n{fix}"
         )
     return got
 
@@ -195,7 +201,7 @@ class DetectorBackbone(ImageBackbone):
                         "backbones.detector.weights is empty: give a model name (yolov8x.pt) or a "
                         ".pt path, or use backbones=random"
                     )
-                path = find_weights(weights)
+                path = find_weights(weights, cache_dir)
                 self.weights_path = path
                 net, self.names = _load_real(path)
                 self.weights_hash = file_sha256(path, cache_dir)

@@ -6,6 +6,7 @@ does, so values match torch-fidelity bit for bit on the same weights file.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .registry import BackboneConfig, register_backbone
 
 URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 FILENAME = URL.rsplit("/", 1)[1]
+#: torch hub's convention: the file name ends with the first hex digits of the file's sha256 (``check_hash``)
+PUBLISHED_SHA256_PREFIX = FILENAME.rsplit("-", 1)[1].split(".")[0]
 _FEATURES = {"pool3": "2048", "logits_unbiased": "logits_unbiased"}
 
 
@@ -38,7 +41,6 @@ def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
     Convs get Kaiming-normal and the fc a small normal init: with PyTorch's default init the deep
     stack's activations shrink towards a constant and FID/IS collapse to 0/1.
     """
-    cls = _fidelity_cls()
     out = (
         Path(cache_dir)
         / "weights"
@@ -47,17 +49,9 @@ def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
     if out.is_file():
         return out
 
-    class _Arch(cls):  # type: ignore[misc, valid-type]
-        def load_state_dict(self, state_dict, strict=True, assign=False):  # skip the loader, keep the layers
-            if state_dict == {}:
-                return None
-            return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as td:
-        empty = Path(td) / "empty.pth"
-        torch.save({}, empty)
-        net = _Arch("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty))
+        net = _architecture(["2048"])
         gen = torch.Generator().manual_seed(seed)
         _init_random(net, gen)
         tmp = Path(td) / "w.pth"
@@ -111,12 +105,32 @@ def find_real_weights(weights: str | None) -> Path:
     return hub
 
 
-def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
-    """torch-fidelity's network with the weights file; a file it cannot load is a clear error naming it."""
+def _architecture(features: list[str]) -> torch.nn.Module:
+    """torch-fidelity's inception-v3-compat layers, built without reading any weights file (its constructor
+    unpickles the file it is given with ``weights_only=False``: it gets an in-memory empty dict instead)."""
     cls = _fidelity_cls()
+
+    class _Arch(cls):  # type: ignore[misc, valid-type]
+        def load_state_dict(self, state_dict, strict=True, assign=False):  # the empty dict: keep the layers
+            if state_dict == {}:
+                return None
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    return _Arch("inception-v3-compat", features, feature_extractor_weights_path=empty)
+
+
+def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
+    """torch-fidelity's network with the weights file, read with ``weights_only=True`` (tensors only: a crafted
+    file in a shared cache cannot run code); a file that cannot be loaded is a clear error naming it."""
     try:
-        return cls("inception-v3-compat", list(_FEATURES.values()), feature_extractor_weights_path=str(path))
-    except Exception as e:  # truncated download, wrong file: torch.load / load_state_dict errors
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = _architecture(list(_FEATURES.values()))
+        net.load_state_dict(state)  # strict: every layer of inception-v3-compat, nothing else
+        return net.eval()
+    except Exception as e:  # truncated download, wrong file, pickled code: torch.load / load_state_dict errors
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         fix = (
             "delete it (it is rebuilt on the next run)"
@@ -155,6 +169,14 @@ class InceptionBackbone(ImageBackbone):
         path = random_inception_weights(cache_dir, seed) if random else find_real_weights(weights)
         self.weights_path = path
         self.weights_hash = file_sha256(path, cache_dir)
+        if not random and not self.weights_hash.startswith(PUBLISHED_SHA256_PREFIX):
+            raise WeightsNotFoundError(
+                f"Inception weights {path} have sha256 {self.weights_hash[:16]}…, not that of torch-fidelity's "
+                f"published '{FILENAME}' ({PUBLISHED_SHA256_PREFIX}…): the file is corrupt (e.g. an interrupted "
+                f"download), altered, or another network's weights, and would silently change every IS / FID.\n"
+                f"  fix: delete it and download {URL} again, or pass "
+                f"backbones.inception.weights=/path/to/{FILENAME}."
+            )
         self.ident = f"inception-v3-compat-{'random-seed%d' % seed if random else 'tf2015'}"
         self.device = resolve_device(device)
         self.net = _load_fidelity(path, random).to(self.device).eval()

@@ -22,6 +22,7 @@ without it O-IS and O-FID fall back to inception-v3-compat on the crops and the 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,21 +137,28 @@ def random_weights_file(cache_dir: str | Path, stem: str, build: Callable[[], to
 
 
 def read_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Tensor]:
-    """A state dict from ``path`` (raw, under 'state_dict'/'model'/'net', a pickled module, 'module.' prefixes);
-    a missing or unreadable file is a :class:`WeightsNotFoundError` naming the config key and the file."""
+    """A state dict from ``path`` (raw, under 'state_dict'/'model'/'net', 'module.' prefixes), read with
+    ``weights_only=True``: tensors and plain containers only, so a crafted checkpoint cannot run code. A missing,
+    unreadable or code-carrying file (e.g. a whole pickled model) is a :class:`WeightsNotFoundError` naming the
+    config key, the file and the fix."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise WeightsNotFoundError(f"{key}={path} does not exist. Give {what}.")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=False)
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused a Python object: a pickled model or other code
+        raise WeightsNotFoundError(
+            f"{key}={p} holds Python objects besides tensors (e.g. a whole pickled model). tise_bench reads "
+            f"checkpoints with torch.load(weights_only=True) so that a file cannot run code.\n  fix: if you trust "
+            f"the file, re-save its weights once: torch.save(torch.load(path, weights_only=False).state_dict(), "
+            f"'weights.pth'), and give that file; else give {what}."
+        ) from None
     except Exception as e:  # truncated / not a torch file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise WeightsNotFoundError(
             f"could not read {key}={p}: {type(e).__name__}: {first}\n"
             f"  the file is corrupt or not a PyTorch checkpoint. fix: give {what}."
         ) from None
-    if isinstance(obj, torch.nn.Module):
-        obj = obj.state_dict()
     for k in ("state_dict", "model", "net"):
         if isinstance(obj, dict) and k in obj and isinstance(obj[k], dict):
             obj = obj[k]
