@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,18 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": r"\textless{}",  # OT1 fonts print < > | as other glyphs
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
 }
+#: Line breaks (and runs of whitespace holding one) in a name: a space in every format (a blank line ends a
+#: LaTeX paragraph inside the tabular; a newline ends a Markdown table row).
+_LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]\s*")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+#: OWASP's CSV-injection rule: a cell starting with one of these is a formula to a spreadsheet.
+_CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,31 @@ class _Col:
     arrow: bool  # metric columns get ↑/↓ in the header
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks (with the whitespace around them) become one space, other control
+    characters are dropped."""
+    return _CONTROL.sub("", _LINE_BREAKS.sub(" ", text))
+
+
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (``_`` in model names above all)."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+    """Escape LaTeX's special characters (``_`` in model names above all); never a line break (a blank line in
+    a tabular is an error)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in one_line(text))
+
+
+def markdown_escape(text: str) -> str:
+    """A name as literal text in a Markdown table cell: one line, ``|`` escaped, no raw HTML (``<``/``>`` and an
+    ``&`` that would start an entity are written as entities)."""
+    text = _MD_ENTITY.sub("&amp;", one_line(text))
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", r"\|")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (starting ``= + - @``, tab or CR) gets a leading
+    apostrophe (OWASP); numbers, and text that is a plain number such as ``-1.5``, are left as they are."""
+    if isinstance(value, str) and value.startswith(_CSV_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def fmt_number(v: float | None, decimals: int) -> str:
@@ -175,7 +209,20 @@ def to_frame(lb: Leaderboard) -> pd.DataFrame:
 
 
 def to_csv(lb: Leaderboard) -> str:
-    return to_frame(lb).to_csv(index=False)
+    """:func:`to_frame` as CSV, text cells and headers made safe for spreadsheets (:func:`csv_cell`)."""
+    df = to_frame(lb)
+    df.columns = [_csv_text(str(c)) for c in df.columns]
+    for c in df.columns:
+        if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c]):
+            df[c] = df[c].map(_csv_text)
+    return df.to_csv(index=False)
+
+
+def _csv_text(value: Any) -> Any:
+    """:func:`csv_cell`, then a lone CR as a newline: the writer quotes a cell holding a newline (its line
+    terminator) but not one holding only a CR, which readers take as a line break."""
+    value = csv_cell(value)
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
 def _finite(o):
@@ -205,7 +252,7 @@ def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
         "#",
         "Model",
         *(["Step"] if step else []),
-        *[f"{c.header} {'↑' if c.higher_is_better else '↓'}" if c.arrow else c.header for c in cols],
+        *[markdown_escape(c.header) + (f" {'↑' if c.higher_is_better else '↓'}" if c.arrow else "") for c in cols],
     ]
     best = {c.key: _best(lb, c, opts) for c in cols}
     lines = [
@@ -213,15 +260,16 @@ def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
         "|" + "|".join(["---:", ":---", *(["---:"] if step else []), *["---:"] * len(cols)]) + "|",
     ]
     for i, r in enumerate(lb.get("rows", [])):
-        cells = [str(i + 1), r["model"].replace("|", r"\|") + _marks(lb, r)]
+        cells = [str(i + 1), markdown_escape(r["model"]) + _marks(lb, r)]
         if step:
             cells.append("" if r.get("step") is None else str(r["step"]))
         for c in cols:
             text = _cell(r, c, opts, " ± ")
             cells.append(f"**{text}**" if i in best[c.key] else text)
         lines.append("| " + " | ".join(cells) + " |")
-    notes = footnotes(lb)
-    return "\n".join([f"Leaderboard — {lb.get('data', '')}", "", *lines, *([""] + notes if notes else [])]) + "\n"
+    notes = [markdown_escape(n) for n in footnotes(lb)]
+    title = f"Leaderboard — {markdown_escape(str(lb.get('data', '')))}"
+    return "\n".join([title, "", *lines, *([""] + notes if notes else [])]) + "\n"
 
 
 def to_latex(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
