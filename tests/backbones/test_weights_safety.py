@@ -78,3 +78,19 @@ def test_no_unsafe_load_anywhere_in_the_package():
             if name in ("pickle.load", "pickle.loads"):
                 bad.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {name}")
     assert not bad, bad
+
+
+@pytest.mark.parametrize("switch", ["TISE_OFFLINE", "HF_HUB_OFFLINE"])
+def test_one_offline_switch_stops_every_connection(switch, tmp_path, monkeypatch):
+    """With TISE_OFFLINE=1 (or HF_HUB_OFFLINE=1 alone) a missing real Inception fails at once, no socket opened."""
+    import socket
+
+    for v in ("TISE_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv(switch, "1")
+    opened = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: opened.append(a) or None)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(WeightsNotFoundError, match="network is unreachable"):
+        InceptionBackbone(cache_dir=tmp_path, device="cpu")
+    assert opened == []

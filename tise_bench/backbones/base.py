@@ -137,9 +137,16 @@ def state_dict_sha256(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def offline_requested() -> bool:
+    """The one offline switch: ``TISE_OFFLINE=1``, also honouring ``HF_HUB_OFFLINE=1`` (what users of the
+    Hugging Face stack already set). When on, no code of ours opens a network connection."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("TISE_OFFLINE", "HF_HUB_OFFLINE"))
+
+
 def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """Quick connectivity probe so offline runs fail in seconds instead of minute-long retries."""
-    if os.environ.get("TISE_OFFLINE") == "1":
+    """Quick connectivity probe so offline runs fail in seconds instead of minute-long retries; never probes
+    when offline is requested (:func:`offline_requested`)."""
+    if offline_requested():
         return False
     try:
         with socket.create_connection((host, port), timeout=timeout):

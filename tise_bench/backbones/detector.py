@@ -39,7 +39,7 @@ from PIL import Image
 
 from ..errors import ConfigError, WeightsNotFoundError
 from . import letterbox as lb
-from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
+from .base import ImageBackbone, file_sha256, host_reachable, offline_requested, resolve_device, state_dict_sha256
 from .registry import BackboneConfig, config_only, register_backbone
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def ultralytics_guard(cache_dir: str | Path) -> Iterator[None]:
     only takes effect if ultralytics is first imported here).
     """
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(cache_dir).expanduser().resolve() / "ultralytics"))
-    if os.environ.get("TISE_OFFLINE") == "1":
+    if offline_requested():
         os.environ.setdefault("YOLO_OFFLINE", "1")  # else its import probes the network
     threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     try:
@@ -69,7 +69,7 @@ def ultralytics_guard(cache_dir: str | Path) -> Iterator[None]:
 
 
 def _offline() -> bool:
-    if os.environ.get("TISE_OFFLINE") == "1" or os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true"):
+    if offline_requested() or os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true"):
         return True
     return not host_reachable("github.com")
 
