@@ -94,3 +94,20 @@ def test_one_offline_switch_stops_every_connection(switch, tmp_path, monkeypatch
     with pytest.raises(WeightsNotFoundError, match="network is unreachable"):
         InceptionBackbone(cache_dir=tmp_path, device="cpu")
     assert opened == []
+
+
+def test_weights_hash_memo_is_not_fooled_by_a_restored_mtime(tmp_path):
+    """Same size, same mtime, other bytes: the memoised hash must not be served (the namespace would lie)."""
+    import os
+
+    from tise_bench.backbones.base import file_sha256
+
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"a" * 64)
+    st = os.stat(f)
+    first = file_sha256(f, tmp_path / "memo")
+    f.write_bytes(b"b" * 64)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # restore the mtime, as `cp -p` or tar would
+    assert os.stat(f).st_mtime_ns == st.st_mtime_ns and os.stat(f).st_size == st.st_size
+    second = file_sha256(f, tmp_path / "memo")
+    assert second != first and second == __import__("hashlib").sha256(b"b" * 64).hexdigest()

@@ -104,11 +104,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
-    """sha256 of a weights file, memoised on (path, size, mtime) so big files are hashed once."""
+    """sha256 of a weights file, memoised so big files are hashed once. The memo key is (path, device, inode,
+    size, mtime, ctime): a file rewritten in place with the same size and its mtime restored still changes its
+    ctime (which no user call can set back), so its hash is recomputed, never served stale."""
     path = Path(path)
     st = path.stat()
     memo = None
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    ident = f"{path.resolve()}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+    key = hashlib.sha256(ident.encode()).hexdigest()[:24]
     if memo_dir is not None:
         memo = Path(memo_dir) / "weights-hashes" / f"{key}.json"
         if memo.is_file():
