@@ -14,9 +14,12 @@ writes its own folder), and everything the leaderboard reads — it never opens 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
+import shutil
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,11 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .types import MetricValue
 
 RESULT_SCHEMA = 1
 BOOTSTRAP_FILE = "bootstrap.npz"
 DETECTIONS_FILE = "detections.npz"
+RUN_FILES = ("metrics.json", "samples.parquet", BOOTSTRAP_FILE, DETECTIONS_FILE)  # a run folder holds these only
 _LIBS = (
     "tise_bench",
     "torch",
@@ -170,17 +175,35 @@ class EvalResult:
         )
 
     def write(self, out_dir: str | Path) -> Path:
+        """Write the run folder as a unit: every file goes into a temporary sibling folder, which then replaces
+        ``out_dir`` (the old folder is renamed away first and removed after). A crash or a full disk midway
+        leaves the previous run folder intact — never new samples beside old metrics — and no temporary folder;
+        readers skip dot-folders, so a half-written one is never read. Returns the path of ``metrics.json``."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / "samples.parquet", lambda p: self.samples.to_parquet(p, index=False))
-        # Arrays first, metrics.json last: a folder whose metrics.json names a file always has that file.
-        for name, arrays in ((BOOTSTRAP_FILE, self.replicates), (DETECTIONS_FILE, self.detections)):
-            if arrays:
-                _atomic_write(out / name, lambda p, a=arrays: _save_npz(p, a))
-            elif (out / name).exists():  # a re-run without them: no stale file from an earlier run
-                (out / name).unlink()
-        text = dumps_strict(self.to_json(), indent=2)
-        _atomic_write(out / "metrics.json", lambda p: Path(p).write_text(text + "\n", encoding="utf-8"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tag = f"{os.getpid()}-{threading.get_ident()}"
+        tmp, old = out.parent / f".{out.name}.tmp-{tag}", out.parent / f".{out.name}.old-{tag}"
+        if out.is_dir():  # the folder is replaced whole: never take someone's other files with it
+            foreign = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+            if foreign:
+                raise DataError(
+                    f"{out} holds files that are not part of a tise_bench run ({', '.join(foreign[:3])}"
+                    f"{', …' if len(foreign) > 3 else ''}); a run replaces its folder as a unit. "
+                    "fix: write the result to a new or empty folder (or move those files out)."
+                )
+        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a crashed writer with the same pid and thread
+        tmp.mkdir()
+        try:
+            self.samples.to_parquet(tmp / "samples.parquet", index=False)
+            for name, arrays in ((BOOTSTRAP_FILE, self.replicates), (DETECTIONS_FILE, self.detections)):
+                if arrays:
+                    _save_npz(tmp / name, arrays)
+            text = dumps_strict(self.to_json(), indent=2)
+            (tmp / "metrics.json").write_text(text + "\n", encoding="utf-8")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _swap_in(tmp, out, old)
         return out / "metrics.json"
 
 
@@ -218,7 +241,27 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle-compatible
 
 
-def _atomic_write(path: Path, writer) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    writer(tmp)
-    os.replace(tmp, path)
+def _swap_in(tmp: Path, out: Path, old: Path) -> None:
+    """Replace the folder ``out`` by the complete folder ``tmp``: move ``out`` away (to ``old``), rename ``tmp``
+    into place, remove ``old``. Concurrent writers of the same run folder: the last one wins, as with files."""
+    try:
+        for attempt in range(20):
+            moved = old.with_name(f"{old.name}-{attempt}")
+            try:
+                os.replace(out, moved)  # FileNotFoundError: nothing there (first run, or another writer moved it)
+            except FileNotFoundError:
+                pass
+            try:
+                os.replace(tmp, out)
+                break
+            except OSError as e:  # another writer put its folder in place in between: move that away too
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        else:
+            raise OSError(f"could not put the run folder {out} in place (20 concurrent replacements)")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        for leftover in out.parent.glob(f"{old.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""A run folder is written as a unit (issue 11 item 8): a failure midway leaves the previous run intact — never new
+samples beside old metrics — and no temporary folder; a folder holding other files is never replaced."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tise_bench.results as results
+from tise_bench.errors import DataError
+from tise_bench.results import EvalResult
+from tise_bench.types import MetricValue
+
+
+def _result(value: float, with_replicates: bool) -> EvalResult:
+    table = pd.DataFrame({"subset": ["realism"] * 3, "id": ["a", "b", "c"], "clip_score": [value] * 3})
+    res = EvalResult(model="m", data="d", metrics={"clip_score": MetricValue(value, 3)}, meta={}, samples=table)
+    if with_replicates:
+        res.replicates = {"clip_score": np.full(5, value)}
+    return res
+
+
+def _state(folder):
+    mj = json.loads((folder / "metrics.json").read_text())
+    return mj["metrics"]["clip_score"]["value"], pd.read_parquet(folder / "samples.parquet")["clip_score"].tolist()
+
+
+def test_a_failure_midway_keeps_the_previous_run_whole(tmp_path, monkeypatch):
+    out = tmp_path / "d" / "m"
+    _result(1.0, with_replicates=True).write(out)
+    assert _state(out) == (1.0, [1.0] * 3) and (out / "bootstrap.npz").is_file()
+
+    def full_disk(path, arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results, "_save_npz", full_disk)  # fails after the new samples.parquet was written
+    with pytest.raises(OSError):
+        _result(2.0, with_replicates=True).write(out)
+    assert _state(out) == (1.0, [1.0] * 3)  # old metrics with old samples, never a mix
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no temporary folder left behind
+
+    monkeypatch.undo()
+    _result(3.0, with_replicates=False).write(out)
+    assert _state(out) == (3.0, [3.0] * 3) and not (out / "bootstrap.npz").exists()  # no stale file
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m"]
+
+
+def test_a_folder_with_other_files_is_refused_not_replaced(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match=r"notes\.txt.*new or empty folder"):
+        _result(1.0, with_replicates=False).write(out)
+    assert (out / "notes.txt").read_text() == "keep me" and not (out / "metrics.json").exists()
