@@ -168,7 +168,7 @@ def test_detector_online_download_returns_a_real_hashed_file(yolo_ckpt, yolo_dir
         shutil.copy(yolo_ckpt, file)
         return str(file)
 
-    for var in ("TISE_OFFLINE", "YOLO_OFFLINE"):
+    for var in ("TISE_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(detector_mod, "host_reachable", lambda *a, **k: True)
     monkeypatch.setattr(dl, "attempt_download_asset", fake_attempt_download_asset)
@@ -182,7 +182,7 @@ def test_detector_download_that_returns_no_file_is_a_clear_error(yolo_dir, tmp_p
     """The CLIP bug's analogue: a downloader answering with a name instead of a file must not be hashed."""
     import ultralytics.utils.downloads as dl
 
-    for var in ("TISE_OFFLINE", "YOLO_OFFLINE"):
+    for var in ("TISE_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(detector_mod, "host_reachable", lambda *a, **k: True)
     monkeypatch.setattr(dl, "attempt_download_asset", lambda file, *a, **k: "yolov8n.pt")
