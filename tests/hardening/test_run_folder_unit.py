@@ -56,3 +56,31 @@ def test_a_folder_with_other_files_is_refused_not_replaced(tmp_path):
     with pytest.raises(DataError, match=r"notes\.txt.*new or empty folder"):
         _result(1.0, with_replicates=False).write(out)
     assert (out / "notes.txt").read_text() == "keep me" and not (out / "metrics.json").exists()
+
+
+def _shard(store_dir, keys, arrays):
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, keys=np.asarray(keys), **arrays)
+    data = buf.getvalue()
+    (store_dir / f"{hashlib.blake2b(data, digest_size=16).hexdigest()}.npz").write_bytes(data)  # a valid name
+
+
+def test_a_shard_renamed_to_its_digest_is_still_checked_for_structure(tmp_path, caplog):
+    """Issue 11 item 14: the checksum only catches accidents; a well-named shard with the wrong row count is reported
+    and ignored (its rows are recomputed), and rows of another shape than the namespace's are a clear error."""
+    from tise_bench.errors import DataError
+    from tise_bench.features.store import FeatureStore
+
+    good = FeatureStore(tmp_path, "ns")
+    good.put(["a" * 64], {"pool3": np.ones((1, 4), np.float32)})
+    _shard(good.dir, ["b" * 64, "c" * 64], {"pool3": np.ones((3, 4), np.float32)})  # 2 keys, 3 rows
+    _shard(good.dir, ["d" * 64], {"pool3": np.ones((1, 5), np.float32)})  # another row shape
+    store = FeatureStore(tmp_path, "ns")
+    assert "a" * 64 in store and "b" * 64 not in store and "c" * 64 not in store
+    assert store.n_corrupt == 1 and "corrupt" in caplog.text
+    assert store.get(["a" * 64], ("pool3",))["pool3"].shape == (1, 4)
+    with pytest.raises(DataError, match=r"'pool3' rows are float32 \(5,\).*fix: delete"):
+        store.get(["a" * 64, "d" * 64], ("pool3",))

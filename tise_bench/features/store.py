@@ -5,6 +5,14 @@ Layout: ``<cache>/features/<namespace>/<checksum>.npz`` where namespace is
 bytes or of the text) plus one array per feature, row-aligned. The file name is the blake2b digest of the
 file's bytes, so a truncated or altered shard is detected on read, reported and ignored (its rows are
 recomputed). Shards are only ever added, never edited, so concurrent runs cannot corrupt each other.
+
+What the checksum protects against: accidental corruption (an interrupted write, a bad disk, a copy that
+lost bytes). It is not a signature: someone who can write to the cache can write a shard and name it by its
+own digest. Every shard read is therefore also checked for structure: ``keys`` a 1-D array of strings and
+every feature numeric with one row per key (else the shard is reported and ignored like a corrupt one, its
+rows recomputed), and rows of the same per-row shape and dtype as the other shards read with it (else a
+:class:`DataError` names both shards and the fix). Trust in the cache is still trust in whoever can write it
+(README, Robustness: threat model).
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +63,23 @@ class FeatureStore:
                 raise ValueError("checksum mismatch")
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
+            self._check(arrays)
         except (OSError, ValueError, KeyError) as e:
             self.n_corrupt += 1
             log.warning("feature cache shard %s is corrupt (%s); its rows will be recomputed", shard, e)
             return None
         return arrays
+
+    def _check(self, arrays: dict[str, np.ndarray]) -> None:
+        """Structure of a shard (raises ValueError): see the module docstring."""
+        keys = arrays.get("keys")
+        if keys is None or keys.ndim != 1 or keys.dtype.kind != "U":
+            raise ValueError("no 1-D 'keys' array of strings")
+        for name, a in arrays.items():
+            if name == "keys":
+                continue
+            if a.dtype.kind not in "fiub" or a.ndim < 1 or a.shape[0] != keys.shape[0]:
+                raise ValueError(f"feature {name!r} is {a.dtype} {a.shape}, not numeric with {keys.shape[0]} rows")
 
     def refresh(self) -> None:
         """Index shards other processes wrote since this store was opened (e.g. the other torchrun ranks)."""
@@ -73,6 +95,7 @@ class FeatureStore:
             shard, row = self._index[key]
             by_shard.setdefault(shard, []).append((i, row))
         out: dict[str, np.ndarray] = {}
+        first: dict[str, Path] = {}
         for shard, pairs in by_shard.items():
             arrays = self._read(shard)
             if arrays is None or any(f not in arrays for f in features):
@@ -82,6 +105,13 @@ class FeatureStore:
             for f in features:
                 if f not in out:
                     out[f] = np.empty((len(keys),) + arrays[f].shape[1:], dtype=arrays[f].dtype)
+                    first[f] = shard
+                elif (arrays[f].shape[1:], arrays[f].dtype) != (out[f].shape[1:], out[f].dtype):
+                    raise DataError(
+                        f"feature cache {self.dir}: {f!r} rows are {arrays[f].dtype} {arrays[f].shape[1:]} in "
+                        f"{shard.name} but {out[f].dtype} {out[f].shape[1:]} in {first[f].name}; one of them was not "
+                        f"written by this backbone. fix: delete {self.dir} (its features are recomputed)"
+                    )
                 out[f][dst] = arrays[f][src]
         return out
 
