@@ -17,7 +17,8 @@ Where the defaults live (one place each):
 * ``metrics.crops``: :class:`tise_bench.features.crops.CropSpec`; ``max_pixels``: Pillow's guard
   (:data:`tise_bench.features.decode.DEFAULT_MAX_PIXELS`);
 * ``model.layout`` / ``model.subset_dirs``: :class:`ModelConfig`;
-* every other value (top-level switches, ``bootstrap``, ``paths``, the eval sets, the metric ids): the YAML,
+* ``bootstrap``: :class:`tise_bench.bootstrap.BootstrapSpec`;
+* every other value (top-level switches, ``paths``, the eval sets, the metric ids): the YAML,
   the schema gives only its type (``???`` until a config file sets it).
 
 The TISE baselines (:data:`TISE_BASELINES`) are generated options of the ``model`` group: ``model=dfgan``
@@ -81,13 +82,6 @@ def _mutable(cls: type, name: str | None = None) -> type:
             spec = field()
         specs.append((f.name, hints[f.name], spec))
     return make_dataclass(name or cls.__name__, specs, namespace={"__doc__": cls.__doc__})
-
-
-@dataclass
-class BootstrapConfig:
-    replicates: int = REQUIRED
-    replicates_features: int = REQUIRED
-    seed: int = REQUIRED
 
 
 @dataclass
@@ -172,6 +166,14 @@ def backbones_schema() -> type:
 
 
 @cache
+def _bootstrap_config() -> type:
+    """``bootstrap``: :class:`tise_bench.bootstrap.BootstrapSpec`, where its defaults live."""
+    from .bootstrap import BootstrapSpec
+
+    return _mutable(BootstrapSpec, "BootstrapConfig")
+
+
+@cache
 def schema() -> type:
     """The whole config: top-level switches, then the groups."""
     return make_dataclass(
@@ -184,7 +186,7 @@ def schema() -> type:
             ("max_pixels", Optional[int], field(default=DEFAULT_MAX_PIXELS)),  # null disables the guard
             ("progress", bool, field(default=REQUIRED)),
             ("print_table", bool, field(default=REQUIRED)),
-            ("bootstrap", BootstrapConfig, field(default_factory=BootstrapConfig)),
+            ("bootstrap", _bootstrap_config(), field(default_factory=_bootstrap_config())),
             ("paths", PathsConfig, field(default_factory=PathsConfig)),
             ("data", DataConfig, field(default_factory=DataConfig)),
             ("model", ModelConfig, field(default_factory=ModelConfig)),
