@@ -28,7 +28,7 @@ def main() -> None:
     from hydra import compose, initialize_config_module
 
     from tise_bench.backbones import _BUILT
-    from tise_bench.features import decode
+    from tise_bench import imagefile as decode
     from tise_bench.runner import run
 
     with tempfile.TemporaryDirectory() as tmp:

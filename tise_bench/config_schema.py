@@ -15,7 +15,7 @@ Where the defaults live (one place each):
   block per registered metric (:func:`metric_params_schema`); the YAML sets no parameter unless it differs
   (``data=cub`` sets IS*'s network);
 * ``metrics.crops``: :class:`tise_bench.features.crops.CropSpec`; ``max_pixels``: Pillow's guard
-  (:data:`tise_bench.features.decode.DEFAULT_MAX_PIXELS`);
+  (:data:`tise_bench.imagefile.DEFAULT_MAX_PIXELS`);
 * ``model.layout`` / ``model.subset_dirs``: :class:`ModelConfig`;
 * ``bootstrap``: :class:`tise_bench.bootstrap.BootstrapSpec`;
 * every other value (top-level switches, ``paths``, the eval sets, the metric ids): the YAML,
@@ -46,7 +46,7 @@ from .backbones.registry import BackboneSetConfig, all_backbones
 from .registry import all_metrics
 from .evalset import SUBSETS
 from .features.crops import CropSpec
-from .features.decode import DEFAULT_MAX_PIXELS
+from .imagefile import DEFAULT_MAX_PIXELS
 
 #: The stored schema ``configs/config.yaml`` extends first (its defaults list).
 SCHEMA_NAME = "tise_schema"

@@ -6,7 +6,7 @@ import numpy as np
 
 from helpers import RANDOM_BACKBONES, structured_images, tiny_demo_config
 from tise_bench.backbones import build_backbones
-from tise_bench.features import decode
+from tise_bench import imagefile as decode
 from tise_bench.features.bank import FeatureBank
 from tise_bench.runner import run
 

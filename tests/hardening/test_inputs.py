@@ -29,7 +29,7 @@ from tise_bench.data.manifest import load_manifest
 from tise_bench.data.samples import find_images
 from tise_bench.errors import ConfigError, DataError
 from tise_bench.evalset import load_reference_stats
-from tise_bench.features import decode
+from tise_bench import imagefile as decode
 from tise_bench.features.bank import FeatureBank
 from tise_bench.metrics.inception import fid_statistics, inception_score
 from tise_bench.report import format_table

@@ -22,7 +22,7 @@ from PIL import Image
 import tise_bench
 from helpers import RANDOM_BACKBONES, structured_images
 from tise_bench.errors import ConfigError, DataError
-from tise_bench.features import decode
+from tise_bench import imagefile as decode
 from tise_bench.leaderboard.build import LeaderboardOptions
 from tise_bench.names import check_file_id, check_name
 from tise_bench.runner import run

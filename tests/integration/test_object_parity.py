@@ -13,7 +13,7 @@ import tise_bench
 from helpers import RANDOM_BACKBONES, structured_images
 from tise_bench.backbones import build_backbones
 from tise_bench.features.crops import CropSpec, crop_boxes, make_crop
-from tise_bench.features.decode import content_hash
+from tise_bench.imagefile import content_hash
 from tise_bench.features.store import FeatureStore
 
 DET = {**RANDOM_BACKBONES, "detector": {"arch": "yolov8n.yaml", "imgsz": 320, "max_crops": 4}}

@@ -6,7 +6,7 @@ the default policy fails with a message naming the first offenders and the switc
 Only the top level of the folder is listed (never walked), so a directory symlink loop inside it cannot
 hang the run; sub-folders are ignored, except one named like an image (``7.png/``), which is an extra.
 A symlink is an image like any other file: one to a readable image works; a dangling or self-referencing
-one is left for the reader (:func:`tise_bench.features.decode.read_bytes`) to report as unreadable.
+one is left for the reader (:func:`tise_bench.imagefile.read_bytes`) to report as unreadable.
 File names are matched to ids exactly, then after Unicode NFC normalisation (macOS writes NFD names).
 
 :func:`find_images_layout` finds each subset's images by folder layout (``model.layout``: ``flat`` as above,

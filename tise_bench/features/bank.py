@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..backbones.base import ImageBackbone
 from ..errors import DataError
-from . import decode as _decode
+from .. import imagefile as _decode
 from .crops import CropSpec, crop_boxes, crop_key, make_crop
 from .store import FeatureStore
 
