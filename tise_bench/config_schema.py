@@ -15,7 +15,8 @@ Where the defaults live (one place each):
   block per registered metric (:func:`metric_params_schema`); the YAML sets no parameter unless it differs
   (``data=cub`` sets IS*'s network);
 * ``metrics.crops``: :class:`tise_bench.features.crops.CropSpec`; ``max_pixels``: Pillow's guard
-  (:data:`tise_bench.imagefile.DEFAULT_MAX_PIXELS`);
+  (:data:`tise_bench.imagefile.DEFAULT_MAX_PIXELS`); ``max_file_bytes``: largest image file read
+  (:data:`tise_bench.imagefile.DEFAULT_MAX_FILE_BYTES`);
 * ``model.layout`` / ``model.subset_dirs``: :class:`ModelConfig`;
 * ``bootstrap``: :class:`tise_bench.bootstrap.BootstrapSpec`;
 * every other value (top-level switches, ``paths``, the eval sets, the metric ids): the YAML,
@@ -46,7 +47,7 @@ from .backbones.registry import BackboneSetConfig, all_backbones
 from .registry import all_metrics
 from .evalset import SUBSETS
 from .features.crops import CropSpec
-from .imagefile import DEFAULT_MAX_PIXELS
+from .imagefile import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
 
 #: The stored schema ``configs/config.yaml`` extends first (its defaults list).
 SCHEMA_NAME = "tise_schema"
@@ -184,6 +185,7 @@ def schema() -> type:
             ("on_unsupported", str, field(default=REQUIRED)),
             ("batch_size", int, field(default=REQUIRED)),
             ("max_pixels", Optional[int], field(default=DEFAULT_MAX_PIXELS)),  # null disables the guard
+            ("max_file_bytes", Optional[int], field(default=DEFAULT_MAX_FILE_BYTES)),  # null: no size limit
             ("progress", bool, field(default=REQUIRED)),
             ("print_table", bool, field(default=REQUIRED)),
             ("bootstrap", _bootstrap_config(), field(default_factory=_bootstrap_config())),

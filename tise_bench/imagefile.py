@@ -22,6 +22,7 @@ import hashlib
 import io
 import math
 import os
+import stat
 import sys
 import warnings
 
@@ -34,6 +35,9 @@ DECODE_COUNT = 0  # incremented per decode; tests reset and read it
 
 #: Pillow's own default guard (2 × ``Image.MAX_IMAGE_PIXELS``); the config's ``max_pixels`` default.
 DEFAULT_MAX_PIXELS = 178_956_970
+#: Largest image file read, bytes (the config's ``max_file_bytes`` default): 1 GiB, far above any real
+#: generated or reference image, low enough that a runaway file cannot exhaust memory.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
 #: Container formats we let Pillow open. Identification is by content, not extension, so this keeps a
 #: renamed EPS/PDF/etc. (which Pillow would hand to external programs such as Ghostscript) out. The JPEG
 #: opener also reads MPO, the multi-picture JPEGs many phone cameras write.
@@ -98,15 +102,64 @@ def _link_note(path: str) -> str:
         return ""
 
 
-def read_bytes(path: str) -> bytes:
-    """The file's bytes; a missing, dangling-symlink, looping-symlink, directory or unreadable path
-    raises :class:`DataError` naming it."""
+def read_bytes(path: str, max_bytes: int | None = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """The file's bytes, read only from a **regular file** of at most ``max_bytes`` (``None``: no limit).
+
+    A FIFO, socket or device (``/dev/zero``, a link to one) is refused without blocking: the file is opened
+    non-blocking and checked with ``fstat`` before any byte is read, so a FIFO named ``x.png`` cannot hang the
+    run. The read itself is bounded (a file growing past the limit while read is refused too). A missing,
+    dangling-symlink, looping-symlink, directory, special, oversized or unreadable path raises
+    :class:`DataError` naming it and the fix.
+    """
+    limit = check_max_file_bytes(max_bytes)
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         why = "symbolic link loop" if e.errno == errno.ELOOP else (e.strerror or str(e))
         raise DataError(f"cannot read image file {path}{_link_note(path)}: {why}\n  {FIX_BAD}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else f"not a regular file ({_file_kind(st.st_mode)})"
+            raise DataError(
+                f"cannot read image file {path}{_link_note(path)}: {kind}; only regular files are read\n  {FIX_BAD}"
+            )
+        if limit is not None and st.st_size > limit:
+            raise DataError(_too_big(path, f"{st.st_size} bytes", limit))
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20 if limit is None else min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise DataError(_too_big(path, "more bytes than its size said (it grew while read)", limit))
+        return b"".join(chunks)
+    except OSError as e:
+        raise DataError(f"cannot read image file {path}{_link_note(path)}: {e.strerror or e}\n  {FIX_BAD}") from None
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO/named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _too_big(path: str, size: str, limit: int) -> str:
+    return (
+        f"{path}: {size} exceeds max_file_bytes={limit}\n  fix: if the image is genuine pass "
+        f"max_file_bytes=<larger number> (or max_file_bytes=null for no limit); otherwise remove it or pass "
+        f"on_bad_image=skip to skip and count it"
+    )
 
 
 def check_max_pixels(max_pixels: object) -> int | None:
@@ -125,6 +178,18 @@ def check_max_pixels(max_pixels: object) -> int | None:
             f"(default {DEFAULT_MAX_PIXELS}), or max_pixels=null to disable the decompression-bomb guard"
         )
     return int(max_pixels)
+
+
+def check_max_file_bytes(max_bytes: object) -> int | None:
+    """Validate the ``max_file_bytes`` switch: a positive integer, or ``None`` (no size limit)."""
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ConfigError(
+            f"max_file_bytes={max_bytes!r} is not valid: give a positive integer number of bytes "
+            f"(default {DEFAULT_MAX_FILE_BYTES}), or max_file_bytes=null for no limit"
+        )
+    return max_bytes
 
 
 def _scale_wide_gray(img: Image.Image) -> Image.Image:

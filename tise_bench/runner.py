@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .evalset import EvalSet, load_eval_set
 from .features.bank import FeatureBank
 from .features.crops import CropSpec
+from .imagefile import DEFAULT_MAX_FILE_BYTES
 from .names import check_name
 from .pipeline import evaluate_model, plan
 from .report import format_table
@@ -146,6 +147,7 @@ def evaluate_config(
         paths["cache_dir"],
         batch_size=int(cfg.get("batch_size", 32)),
         max_pixels=cfg.get("max_pixels"),
+        max_file_bytes=cfg.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
         progress=bool(cfg.get("progress", False)) and dist.is_main,
     )
     results = []

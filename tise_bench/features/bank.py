@@ -68,13 +68,15 @@ class FeatureBank:
         cache_dir: str | Path,
         *,
         batch_size: int = 32,
-        max_pixels: int | None = 178_956_970,
+        max_pixels: int | None = _decode.DEFAULT_MAX_PIXELS,
+        max_file_bytes: int | None = _decode.DEFAULT_MAX_FILE_BYTES,
         progress: bool = False,
     ) -> None:
         self.backbones = backbones
         self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
+        self.max_file_bytes = _decode.check_max_file_bytes(max_file_bytes)
         self.progress = progress
         self._stores: dict[str, FeatureStore] = {}
 
@@ -126,7 +128,7 @@ class FeatureBank:
             chunk_data: dict[str, bytes] = {}  # this chunk's not-yet-seen contents (bounded memory)
             for p in chunk:
                 try:
-                    data = _decode.read_bytes(p)
+                    data = _decode.read_bytes(p, self.max_file_bytes)
                 except DataError as e:
                     if on_bad != "skip":
                         raise
