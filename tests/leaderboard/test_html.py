@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import struct
+import threading
+import zlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,7 +49,7 @@ def _run_folder(tmp: Path) -> Path:
         ImageDraw.Draw(im).ellipse((60, 40, 200, 200), fill=(230, 200, 40))
         path = img_dir / f"s{i}.png"
         im.save(path)
-        sha = f"{i:064x}"
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()  # as the run recorded it
         rows.append(
             {
                 "subset": "realism",
@@ -142,10 +147,66 @@ def test_build_drilldown_boxes_and_missing(tmp_path: Path) -> None:
     assert s0["thumbnail"].startswith("data:image/jpeg;base64,") and (s0["width"], s0["height"]) == (160, 120)
     assert s0["boxes"] == [[30.0, 20.0, 100.0, 100.0, 0.9, "dog"]]  # scaled by 0.5, score-0.3 box dropped
     assert s0["metrics"] == {"clip_score": pytest.approx(0.3)}  # NaN columns left out
-    assert s1["thumbnail"] is None and "not readable" in s1["note"] and s1["boxes"]
+    assert s1["thumbnail"] is None and s1["boxes"]
+    assert s1["note"].startswith(f"image not shown: cannot read image file {run.parent.parent.parent / 'imgs'}")
     assert s3["boxes"] == [] and "no recorded detections" in s3["note"]
     (run / "detections.npz").unlink()  # a run written before runs recorded their detections
     assert build_drilldown(run)["note"].startswith("detections.npz not in the run folder")
+
+
+def _bomb_png(w: int, h: int) -> bytes:
+    """A valid-CRC PNG whose header says ``w``×``h`` (decoding it would need w·h·3 bytes)."""
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4)) + chunk(b"IEND", b"")
+
+
+def test_drilldown_uses_the_runs_reader_and_marks_changed_images(tmp_path: Path) -> None:
+    """Issue 11 item 12: the run's decoder (allow-list, bomb guard, regular files only) and a sha256 check."""
+    run = _run_folder(tmp_path)
+    imgs = tmp_path / "imgs"
+    table = pd.read_parquet(run / "samples.parquet")
+    Image.new("RGB", (320, 240), (1, 2, 3)).save(imgs / "s2.png")  # replaced after the run scored it
+    (imgs / "s3.png").write_bytes(_bomb_png(15000, 15000))  # 225 M pixels: Image.open + convert would need 675 MB
+    eps, fifo = imgs / "e.png", imgs / "f.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n")  # Pillow would run Ghostscript
+    os.mkfifo(fifo)
+    extra = []
+    for i, (f, sha) in enumerate([(eps, "a" * 64), (fifo, "b" * 64), (imgs / "s0.png", "")]):
+        extra.append({**table.iloc[0].to_dict(), "id": f"q{i}", "file": str(f), "sha256": sha})
+    pd.concat([table, pd.DataFrame(extra)]).to_parquet(run / "samples.parquet", index=False)
+    out: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: out.update(dd=build_drilldown(run, n=10)), daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release the reader before failing
+        pytest.fail("the drill-down blocked on a FIFO named like an image")
+    dd = out["dd"]
+    by_id = {s["id"]: s for s in dd["samples"]}
+    s0, s2, s3 = by_id["p0"], by_id["p2"], by_id["p3"]
+    assert "note" not in s0 and not s0.get("changed")  # unchanged: verified silently
+    assert s2["changed"] is True and s2["thumbnail"].startswith("data:image/jpeg;base64,")
+    assert s2["note"].startswith("CHANGED since scored: s2.png now has sha256 ")
+    assert "the metrics belong to the earlier file" in s2["note"]
+    assert s3["thumbnail"] is None and "15000×15000 = 225000000 pixels exceeds max_pixels=178956970" in s3["note"]
+    assert by_id["q0"]["thumbnail"] is None and "not an image file (PostScript/EPS file" in by_id["q0"]["note"]
+    assert by_id["q1"]["thumbnail"] is None and "not a regular file (a FIFO/named pipe)" in by_id["q1"]["note"]
+    assert by_id["q2"]["thumbnail"] and by_id["q2"]["note"].startswith("not verified: samples.parquet records no")
+    assert "1 image(s) changed since the run scored them (marked)" in dd["note"]
+    html = render_html(_leaderboard(dd))
+    assert html.count('class="card changed"') == 1 and "CHANGED since scored" in html
+
+
+def test_drilldown_keeps_the_runs_stricter_pixel_guard(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path)
+    meta = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**meta, "config": {"max_pixels": 1000, "max_file_bytes": None}}))
+    s0 = build_drilldown(run)["samples"][0]
+    assert s0["thumbnail"] is None and "320×240 = 76800 pixels exceeds max_pixels=1000" in s0["note"]
 
 
 def test_html_sections_escaping_no_network(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ svg text{fill:#222;font-family:system-ui,sans-serif}svg text.mut{fill:#777}svg t
 svg .grid{stroke:#eee}svg .err{stroke:#222;stroke-width:1.3;fill:none}svg .mean{stroke:#e15759;stroke-dasharray:4 3}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
 .card{border:1px solid #e2e2e2;border-radius:6px;padding:8px;font-size:12px}
+.card.changed{border:2px solid #b00020}.card.changed .note{color:#b00020;font-weight:600}
 .card svg{display:block;margin:0 auto 6px;background:#f0f0f0;width:100%;max-width:200px;height:auto}.card .cap{font-weight:600;margin-bottom:4px}
 .card table{width:100%;border-collapse:collapse}.card td{padding:1px 2px}.card td+td{text-align:right}
 .box-label{font-size:9px;fill:#fff;stroke:#000;stroke-width:2.2px;paint-order:stroke}
@@ -248,8 +249,9 @@ def _card(s: dict[str, Any], displays: dict[str, str]) -> str:
     )
     note = f'<div class="note">{_e(s["note"])}</div>' if s.get("note") else ""
     ident = str(s.get("id", "")) + (f" · k={s['k']}" if s.get("k") else "")
+    cls = "card changed" if s.get("changed") else "card"
     return (
-        f'<div class="card">{"".join(parts)}<div class="cap">{_e(s.get("caption", ""))}</div>'
+        f'<div class="{cls}">{"".join(parts)}<div class="cap">{_e(s.get("caption", ""))}</div>'
         f'<div class="mut">{_e(ident)}</div><table>{vals}</table>{note}</div>'
     )
 

@@ -2,6 +2,10 @@
 
 Reads one run folder only (``metrics.json``, ``samples.parquet`` and ``detections.npz``, where the run wrote
 its detector's boxes and class names); it never opens the feature cache or runs a network.
+
+Images are read and decoded by the run's own reader (:mod:`tise_bench.imagefile`: regular files only, size and
+decompression-bomb guards, format allow-list, EXIF/16-bit/alpha handling), and each file's sha256 is compared with
+the one ``samples.parquet`` recorded: an image changed since it was scored is shown marked as such.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
+from .. import imagefile
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 THUMB = 160  # longest thumbnail side, pixels
@@ -29,16 +34,25 @@ def _class_name(cid: float, names: list[str]) -> str:
     return names[i] if 0 <= i < len(names) else f"class {i}"
 
 
-def _thumbnail(path: Path) -> tuple[str, int, int, int, int]:
-    """``(data URI, thumb w, thumb h, original w, original h)`` of an image file (JPEG, ≤ THUMB px)."""
-    with Image.open(path) as im:
-        ow, oh = im.size
-        im = im.convert("RGB")
-        im.thumbnail((THUMB, THUMB))
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=82)
+def _limit(recorded: object, default: int) -> int:
+    """The run's recorded guard when it is stricter than the default, else the default: the drill-down only
+    draws thumbnails, so a run that disabled a guard does not disable it here."""
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and 0 < recorded < default:
+        return recorded
+    return default
+
+
+def _thumbnail(path: Path, max_pixels: int, max_bytes: int) -> tuple[str, int, int, int, int, str]:
+    """``(data URI, thumb w, thumb h, original w, original h, sha256 of the file)`` (JPEG, ≤ THUMB px), read and
+    decoded as the run reads images; raises :class:`DataError` for anything the run would refuse."""
+    data = imagefile.read_bytes(str(path), max_bytes)
+    im = imagefile.decode_image(data, str(path), max_pixels)
+    ow, oh = im.size
+    im.thumbnail((THUMB, THUMB))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=82)
     uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return uri, im.width, im.height, ow, oh
+    return uri, im.width, im.height, ow, oh, imagefile.content_hash(data)
 
 
 def _detections(
@@ -120,6 +134,11 @@ def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5, max_boxe
     table = table.head(n)
     shas = [str(s) for s in table.get("sha256", pd.Series([], dtype=str)).tolist()]
     dets, names, dd_note = _detections(meta, run_dir, shas)
+    recorded = meta.get("config")
+    cfg: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    max_pixels = _limit(cfg.get("max_pixels"), imagefile.DEFAULT_MAX_PIXELS)
+    max_bytes = _limit(cfg.get("max_file_bytes"), imagefile.DEFAULT_MAX_FILE_BYTES)
+    n_changed = 0
     metric_cols = [c for c in table.columns if c not in _NOT_METRICS]
     samples = []
     for rec in table.to_dict("records"):
@@ -140,10 +159,21 @@ def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5, max_boxe
         }
         path = _resolve(str(rec.get("file", "")), run_dir)
         ow = oh = None
+        scored = str(rec.get("sha256") or "")
         try:
-            s["thumbnail"], s["width"], s["height"], ow, oh = _thumbnail(path)
-        except (OSError, ValueError) as e:  # missing/unreadable file: still shown, with why
-            notes.append(f"image not readable: {path.name} ({type(e).__name__})")
+            s["thumbnail"], s["width"], s["height"], ow, oh, sha = _thumbnail(path, max_pixels, max_bytes)
+        except DataError as e:  # missing/unreadable/refused file: the card is still shown, with why
+            notes.append(f"image not shown: {_first_line(str(e))}")
+        else:
+            if not scored:
+                notes.append("not verified: samples.parquet records no sha256 for this image")
+            elif sha != scored:
+                s["changed"] = True
+                n_changed += 1
+                notes.append(
+                    f"CHANGED since scored: {path.name} now has sha256 {sha[:12]}…, the run scored {scored[:12]}…; "
+                    "the metrics belong to the earlier file"
+                )
         hit = dets.get(str(rec.get("sha256", "")))
         if hit is not None:
             d, size = hit
@@ -163,6 +193,14 @@ def build_drilldown(run_dir: Path, n: int = 24, threshold: float = 0.5, max_boxe
         "samples": samples,
         "class_names": "the detector's own, recorded by the run",
     }
-    if dd_note:
-        out["note"] = dd_note
+    out_notes = [n for n in [dd_note] if n]
+    if n_changed:
+        out_notes.append(f"{n_changed} image(s) changed since the run scored them (marked)")
+    if out_notes:
+        out["note"] = "; ".join(out_notes)
     return out
+
+
+def _first_line(msg: str, limit: int = 300) -> str:
+    line = msg.splitlines()[0] if msg else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
