@@ -231,7 +231,7 @@ def test_html_sections_escaping_no_network(tmp_path: Path) -> None:
     ):
         assert s in html, s
     bare = render_html({"data": "d", "metrics": [], "rows": []})
-    assert bare.count('class="note"') == 7 and "RANDOM" not in bare
+    assert bare.count('class="note"') == 8 and "RANDOM" not in bare
 
 
 def _chromium() -> str | None:
@@ -296,3 +296,31 @@ def test_console_error_check_can_fail(tmp_path: Path) -> None:
     page.write_text("<!DOCTYPE html><html><body><p>x</p><script>undefinedFunction();</script></body></html>")
     proc, _ = _screenshot(page, tmp_path)
     assert _console_errors(proc.stderr), proc.stderr[-2000:]
+
+
+def test_html_agreement_section_table_and_chart(tmp_path: Path) -> None:
+    lb = _leaderboard({})
+    assert "No human ratings given (leaderboard.human=&lt;ratings.csv&gt;)." in render_html(lb)
+    row = {
+        "metric": "fid",
+        "n": 4,
+        "kendall_tau_b": {"value": 0.8, "ci": [0.4, 1.0]},
+        "kendall_tau_c": {"value": 0.75},
+        "spearman": {"value": 0.9},
+        "pairwise_accuracy": {"value": 0.9},
+    }
+    lb["agreement"] = {
+        "level": "model",
+        "ratings": str(tmp_path / "human.csv"),
+        "n_ratings": 12,
+        "confidence": 0.95,
+        "interval": "percentile",
+        "rows": [row, {**row, "metric": EVIL, "kendall_tau_b": {"value": None}}],
+        "skipped": {"pa": "no value for m3"},
+    }
+    html = render_html(lb)
+    section = html[html.index("Agreement with human ratings") :]
+    assert "<td>FID</td><td>4</td><td>0.800 <span" in section and "[0.400, 1.000]" in section
+    assert "model-level ratings from human.csv; 12 ratings" in section
+    assert 'aria-label="Kendall τ-b with the human ratings"' in section and "pa: no value for m3" in section
+    assert EVIL not in html and "&lt;script&gt;" in section

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from . import html_charts as ch
@@ -256,6 +257,62 @@ def _card(s: dict[str, Any], displays: dict[str, str]) -> str:
     )
 
 
+_AGREEMENT_STATS = (
+    ("kendall_tau_b", "Kendall τ-b"),
+    ("kendall_tau_c", "Kendall τ-c"),
+    ("spearman", "Spearman ρ"),
+    ("pairwise_accuracy", "pairwise acc."),
+)
+
+
+def _agreement(lb: Leaderboard) -> str:
+    """Agreement of each metric with human ratings (``leaderboard.human``): a table and a τ-b bar chart."""
+    ag = lb.get("agreement") or {}
+    rows = ag.get("rows") or []
+    if not rows:
+        return _note("No human ratings given (leaderboard.human=<ratings.csv>).")
+    displays = {c["id"]: c["display"] for c in lb.get("metrics", [])}
+
+    def cell(e: dict[str, Any]) -> str:
+        v = _num((e or {}).get("value"))
+        ci = (e or {}).get("ci")
+        if v is None:
+            return "n/a"
+        lo, hi = (_num(ci[0]), _num(ci[1])) if ci and len(ci) == 2 else (None, None)
+        band = f' <span class="mut">[{lo:.3f}, {hi:.3f}]</span>' if lo is not None and hi is not None else ""
+        return f"{v:.3f}{band}"
+
+    head = "".join(f"<th>{_e(t)}</th>" for t in ["metric", "n", *(t for _, t in _AGREEMENT_STATS)])
+    body = "".join(
+        f"<tr><td>{_e(displays.get(r['metric'], r['metric']))}</td><td>{_e(r.get('n', ''))}</td>"
+        + "".join(f"<td>{cell(r.get(k) or {})}</td>" for k, _ in _AGREEMENT_STATS)
+        + "</tr>"
+        for r in rows
+    )
+    items = []
+    for r in rows:
+        e = r.get("kendall_tau_b") or {}
+        ci = e.get("ci")
+        ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
+        items.append((displays.get(r["metric"], r["metric"]), _num(e.get("value")), ci_t, False))
+    level = _e(ag.get("level", "?"))
+    caption = (
+        f'<p class="mut">{level}-level ratings from {_e(Path(str(ag.get("ratings", "?"))).name)}; '
+        f"{_e(ag.get('n_ratings', '?'))} ratings. Intervals ({_e(int(100 * float(ag.get('confidence', 0.95))))}%): "
+        f"{_e(ag.get('interval') or 'none')}. Lower-is-better metrics are negated, so positive = agreement.</p>"
+    )
+    skipped = ag.get("skipped") or {}
+    notes = (
+        '<ul class="notes">' + "".join(f"<li>{_e(m)}: {_e(w)}</li>" for m, w in skipped.items()) + "</ul>"
+        if skipped
+        else ""
+    )
+    return (
+        f'{caption}<table class="lb"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        f'<div class="grid-charts">{ch.bar_chart("Kendall τ-b with the human ratings", items)}</div>{notes}'
+    )
+
+
 def _drilldown(lb: Leaderboard) -> str:
     dd = lb.get("drilldown") or {}
     samples = dd.get("samples") or []
@@ -294,6 +351,7 @@ def render_html(lb: Leaderboard) -> str:
         ("Aspects", _aspects(lb)),
         ("Metrics vs training step", _steps(lb)),
         ("Per-prompt drill-down", _drilldown(lb)),
+        ("Agreement with human ratings", _agreement(lb)),
     ]
     body = "".join(f'<section id="s{i}"><h2>{_e(t)}</h2>{html}</section>' for i, (t, html) in enumerate(sections))
     return (
