@@ -35,6 +35,8 @@ class MetricContext:
     ref_records: list[int] = field(default_factory=list)
     text_features: dict[str, np.ndarray] = field(default_factory=dict)
     text_truncated: set[str] = field(default_factory=set)
+    #: text embeddings of backbones other than ``clip`` (e.g. ``hps``): backbone -> (text -> embedding, truncated)
+    other_text: dict[str, tuple[dict[str, np.ndarray], set[str]]] = field(default_factory=dict)
     logit_scale: float = 100.0
     ref_stats_fn: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -99,14 +101,22 @@ class MetricContext:
             raise KeyError(f"no reference statistics available for subset {self.subset!r}")
         return self.ref_stats_fn(key)
 
-    def text(self, texts: list[str]) -> np.ndarray:
-        """L2-normalised CLIP text embeddings for ``texts`` (all pre-computed in the single pass)."""
-        missing = [t for t in texts if t not in self.text_features]
+    def _texts_of(self, backbone: str) -> tuple[dict[str, np.ndarray], set[str]]:
+        if backbone == "clip":
+            return self.text_features, self.text_truncated
+        return self.other_text.get(backbone, ({}, set()))
+
+    def text(self, texts: list[str], backbone: str = "clip") -> np.ndarray:
+        """L2-normalised text embeddings of ``backbone`` (CLIP by default) for ``texts`` (all pre-computed in the
+        single pass, for the metrics that declare ``Need(backbone, "text", "text")``)."""
+        emb = self._texts_of(backbone)[0]
+        missing = [t for t in texts if t not in emb]
         if missing:
-            raise KeyError(f"text embedding not pre-computed for {missing[0]!r}; the runner must collect it")
+            raise KeyError(f"{backbone} text embedding not pre-computed for {missing[0]!r}; the runner must collect it")
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self.text_features[t] for t in texts])
+        return np.stack([emb[t] for t in texts])
 
-    def n_truncated(self, texts: list[str]) -> int:
-        return sum(1 for t in set(texts) if t in self.text_truncated)
+    def n_truncated(self, texts: list[str], backbone: str = "clip") -> int:
+        truncated = self._texts_of(backbone)[1]
+        return sum(1 for t in set(texts) if t in truncated)

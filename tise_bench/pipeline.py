@@ -66,6 +66,8 @@ class Extracted:
     crops: CropRequest | None
     text_emb: dict[str, np.ndarray]
     truncated: set[str]
+    #: text embeddings of text backbones other than ``clip`` (``hps``): backbone -> (text -> embedding, truncated)
+    other_text: dict[str, tuple[dict[str, np.ndarray], set[str]]] = dataclasses.field(default_factory=dict)
 
 
 def _split_needs(
@@ -139,11 +141,20 @@ def extract(
     feats = bank.images(all_paths, all_needs, on_bad=on_bad_image, crops=crops)
     text_emb: dict[str, np.ndarray] = {}
     truncated: set[str] = set()
+    other_text: dict[str, tuple[dict[str, np.ndarray], set[str]]] = {}
     if text_subsets:
-        texts = []
+        by_backbone: dict[str, list[str]] = {}  # each metric's texts, embedded by the backbone(s) it reads them from
         for spec, subset in chosen:
-            texts += spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
-        text_emb, truncated = bank.texts(backbones["clip"], texts)
+            text_nets = dict.fromkeys(n.backbone for n in spec.needs_for(params.get(spec.id)) if n.role == "text")
+            if text_nets:
+                texts = spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
+                for b in text_nets:
+                    by_backbone.setdefault(b, []).extend(texts)
+        for b, texts in by_backbone.items():
+            if b == "clip":
+                text_emb, truncated = bank.texts(backbones["clip"], texts)
+            else:
+                other_text[b] = bank.texts(backbones[b], texts)
     return Extracted(
         feats=feats,
         row_of={p: i for i, p in enumerate(feats.paths)},
@@ -156,6 +167,7 @@ def extract(
         crops=crops,
         text_emb=text_emb,
         truncated=truncated,
+        other_text=other_text,
     )
 
 
@@ -236,6 +248,7 @@ def score(
             ref_records=ref_records,
             text_features=ex.text_emb,
             text_truncated=ex.truncated,
+            other_text=ex.other_text,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
             ref_stats_fn=functools.partial(stats_fn, subset_refs=sub_refs),
             extra={"class_names": getattr(backbones.get("detector"), "names", None)},
