@@ -24,6 +24,7 @@ KID values slightly below 0 are valid (the estimator is unbiased) and mean the d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,11 @@ def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     if n_gen < size or n_ref < size:
         raise ConfigError(_too_small(n_gen, n_ref, size))
     mean, std, _ = kid(gen, ref, **{**p, "subset_size": size})
+
+    def score(rows: np.ndarray) -> float:  # KID of a replicate's multiset of generated images, in sample order
+        rows = np.sort(rows)  # the identity resample is then the generated set itself: the point value
+        return kid(gen[rows], ref, **{**p, "subset_size": size})[0] if len(rows) >= size else math.nan
+
     gamma = p["gamma"] if p["gamma"] is not None else 1.0 / gen.shape[1]
     return MetricValue(
         value=mean,
@@ -200,6 +206,7 @@ def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
             "seed": p["seed"],
             "n_reference": n_ref,
         },
+        resample=ctx.rows_resampler(score, "is"),
     )
 
 
