@@ -336,7 +336,7 @@ _COMMON: dict[str, Any] = dict(version="1", subset="realism", unit="score", high
     **_COMMON,
     params=PRParams,
     citation="Kynkäänniemi et al. 2019, Improved Precision and Recall Metric for Assessing Generative Models "
-    "(k = 3, as torch-fidelity's prc)",
+    "(k = 3, as toshas/torch-fidelity torch_fidelity/metric_prc.py)",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )
 def compute_precision(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
@@ -359,7 +359,7 @@ def compute_precision(ctx: MetricContext, params: dict[str, Any]) -> MetricValue
     **_COMMON,
     params=PRParams,
     citation="Kynkäänniemi et al. 2019, Improved Precision and Recall Metric for Assessing Generative Models "
-    "(k = 3, as torch-fidelity's prc)",
+    "(k = 3, as toshas/torch-fidelity torch_fidelity/metric_prc.py)",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )
 def compute_recall(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
@@ -377,7 +377,8 @@ def compute_recall(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     display="Density",
     **_COMMON,
     params=DCParams,
-    citation="Naeem et al. 2020, Reliable Fidelity and Diversity Metrics for Generative Models (k = 5, as prdc)",
+    citation="Naeem et al. 2020, Reliable Fidelity and Diversity Metrics for Generative Models "
+    "(k = 5, as clovaai/generative-evaluation-prdc prdc/prdc.py)",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )
 def compute_density(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
@@ -399,7 +400,8 @@ def compute_density(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     display="Coverage",
     **_COMMON,
     params=DCParams,
-    citation="Naeem et al. 2020, Reliable Fidelity and Diversity Metrics for Generative Models (k = 5, as prdc)",
+    citation="Naeem et al. 2020, Reliable Fidelity and Diversity Metrics for Generative Models "
+    "(k = 5, as clovaai/generative-evaluation-prdc prdc/prdc.py)",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
 )
 def compute_coverage(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
