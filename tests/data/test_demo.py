@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tise_bench.data.demo import COUNT_WORDS, DEMO_MODELS, POSITIONAL, SUBSETS, DemoPaths, plan_scenes, prepare_demo
+from tise_bench.data.demo import (
+    COUNT_WORDS,
+    DEMO_MODELS,
+    DEMO_VERSION,
+    POSITIONAL,
+    SUBSETS,
+    DemoPaths,
+    demo_folder_name,
+    plan_scenes,
+    prepare_demo,
+)
 from tise_bench.data.demo_draw import ASPECT, BACKGROUNDS, INTERIOR, layout_counting, layout_positional
 from tise_bench.data.manifest import Record, load_manifest
 from tise_bench.errors import DataError
@@ -120,30 +130,38 @@ def test_deterministic_bytes(tmp_path: Path) -> None:
         assert not im.info and not getattr(im, "text", {})  # no metadata chunks
 
 
-def test_idempotent_and_rerenders_on_change(tmp_path: Path) -> None:
+def test_idempotent_and_one_folder_per_configuration(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     p1 = prepare_demo(root, n_prompts=4, image_size=32)
+    assert p1.root == root / demo_folder_name(4, 32, 0) == root / f"v{DEMO_VERSION}-n4-px32-seed0"
     mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
     p2 = prepare_demo(str(root), n_prompts=4, image_size=32)
     assert p1 == p2 and {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
-    prepare_demo(root, n_prompts=4, image_size=40)  # other configuration: replaced, not mixed
-    with Image.open(root / "reference" / "demo_0000.png") as im:
+    p3 = prepare_demo(root, n_prompts=4, image_size=40)  # other configuration: its own folder, the first untouched
+    with Image.open(p3.reference_dir / "demo_0000.png") as im:
         assert im.size == (40, 40)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no tmp/old folders left behind
+    assert {p: p.stat().st_mtime_ns for p in p1.root.rglob("*")} == {
+        p: m for p, m in mtimes.items() if p1.root in p.parents
+    }
+    assert sorted(p.name for p in root.iterdir()) == sorted([p1.root.name, p3.root.name])  # no tmp/old folders
 
 
 def test_refuses_foreign_folder_and_bad_args(tmp_path: Path) -> None:
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(DataError, match="not a tise_bench demo"):
+    mine = tmp_path / "mine" / demo_folder_name(4, 32, 0)
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match="(?s)no DEMO_VERSION file.*never moves or deletes it"):
         prepare_demo(tmp_path / "mine", n_prompts=4, image_size=32)
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "keep me"
     (tmp_path / "afile").write_text("keep me too")
-    with pytest.raises(DataError, match="not a tise_bench demo"):
+    with pytest.raises(DataError, match="not a folder"):
         prepare_demo(tmp_path / "afile", n_prompts=4, image_size=32)
     assert (tmp_path / "afile").read_text() == "keep me too"
     with pytest.raises(DataError, match="n_prompts"):
         prepare_demo(tmp_path / "x", n_prompts=1)
+    with pytest.raises(DataError, match="seed"):
+        prepare_demo(tmp_path / "x", n_prompts=4, seed=-1)
 
 
 def _worker(root: str) -> str:
@@ -152,10 +170,11 @@ def _worker(root: str) -> str:
 
 def test_concurrent_prepare(tmp_path: Path) -> None:
     root = tmp_path / "demo"
+    folder = root / demo_folder_name(8, 32, 1)
     with mp.get_context("spawn").Pool(2) as pool:
-        assert pool.map(_worker, [str(root)] * 2) == [str(root)] * 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
-    assert _files(root) == _files(prepare_demo(tmp_path / "solo", n_prompts=8, image_size=32, seed=1).root)
+        assert pool.map(_worker, [str(root)] * 2) == [str(folder)] * 2
+    assert sorted(p.name for p in root.iterdir()) == [folder.name]
+    assert _files(folder) == _files(prepare_demo(tmp_path / "solo", n_prompts=8, image_size=32, seed=1).root)
 
 
 def _inside(inner: tuple[float, ...], outer: tuple[float, ...]) -> bool:
@@ -219,6 +238,7 @@ def test_losing_the_install_race_keeps_the_winner(tmp_path: Path, monkeypatch: p
     import tise_bench.data.demo as demo_mod
 
     root, original, calls = tmp_path / "demo", demo_mod._render_all, []
+    folder = root / demo_folder_name(4, 32, 0)
 
     def render_then_get_overtaken(out: Path, n: int, size: int, seed: int) -> None:
         original(out, n, size, seed)
@@ -229,5 +249,5 @@ def test_losing_the_install_race_keeps_the_winner(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(demo_mod, "_render_all", render_then_get_overtaken)
     prepare_demo(root, n_prompts=4, image_size=32)
     assert len(calls) == 1 and not calls[0].exists()  # our copy was discarded, the winner kept
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
-    assert (root / "DEMO_VERSION").is_file() and len(list((root / "reference").iterdir())) == 4
+    assert sorted(p.name for p in root.iterdir()) == [folder.name]
+    assert (folder / "DEMO_VERSION").is_file() and len(list((folder / "reference").iterdir())) == 4

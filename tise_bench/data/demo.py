@@ -2,9 +2,11 @@
 
 ``prepare_demo(root)`` draws procedural scenes of iconic COCO objects (see :mod:`.demo_draw`), writes the
 five subset manifests (realism, rp, pa, ca, soa), reference images and one image folder per demo model with
-a known degradation (``DEMO_MODELS``). Output is byte-deterministic for a seed, idempotent (a stamp file
-``root/DEMO_VERSION`` short-circuits re-rendering) and safe under concurrent callers (render into a private
-sibling folder, then rename it into place atomically).
+a known degradation (``DEMO_MODELS``) into ``root/<demo_folder_name(...)>``: one folder per configuration
+(renderer version, prompts, size, seed), so a sweep over ``data.seed`` never scores one seed's images against
+another's captions. Output is byte-deterministic for a configuration, idempotent (a stamp file
+``<folder>/DEMO_VERSION`` short-circuits re-rendering) and safe under concurrent callers (render into a private
+sibling folder, then rename it into place atomically; a folder in place is never moved or replaced).
 """
 
 from __future__ import annotations
@@ -227,28 +229,47 @@ def _render_all(out: Path, n_prompts: int, size: int, seed: int) -> None:
         (models / "collapsed" / f"{ids[i]}.png").write_bytes(faithful0[int(modes[m])])
 
 
+def demo_folder_name(n_prompts: int, image_size: int, seed: int) -> str:
+    """The folder of one demo configuration under the demo root: everything that changes its bytes is in the name
+    (the renderer's :data:`DEMO_VERSION` -- bump it whenever the output changes -- prompt count, size, seed), so two
+    configurations never share a folder and neither is ever moved or replaced for the other."""
+    return f"v{DEMO_VERSION}-n{n_prompts}-px{image_size}-seed{seed}"
+
+
 def _stamp_text(n_prompts: int, size: int, seed: int) -> str:
     return f"demo {DEMO_VERSION} n_prompts={n_prompts} image_size={size} seed={seed}\n"
 
 
-def _stamp_ok(root: Path, stamp: str) -> bool:
+def _stamp_ok(folder: Path, stamp: str) -> bool:
     try:
-        return (root / STAMP).read_text(encoding="utf-8") == stamp
+        return (folder / STAMP).read_text(encoding="utf-8") == stamp
     except OSError:
         return False
 
 
-def _is_foreign(root: Path) -> bool:
-    """True for a file, or a non-empty folder that is not a demo (never delete what we did not write)."""
-    if not root.is_dir():
-        return root.exists() or root.is_symlink()
-    return not (root / STAMP).is_file() and any(root.iterdir())
+def _occupied(folder: Path) -> bool:
+    """True when something other than an empty folder is at ``folder`` (a rename onto an empty one is atomic)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return folder.exists() or folder.is_symlink()
+    return any(folder.iterdir())
 
 
-def _clean_stale_tmp(root: Path) -> None:
-    """Remove ``<root>.tmp-<pid>-*`` folders left by processes that no longer exist (a crash mid-render)."""
-    for p in root.parent.glob(f"{root.name}.tmp-*"):
-        m = re.match(re.escape(root.name) + r"\.tmp-(\d+)-", p.name)
+def _not_this_demo(folder: Path, stamp: str) -> DataError:
+    try:
+        found = f"its {STAMP} says {(folder / STAMP).read_text(encoding='utf-8').strip()!r}"
+    except OSError:
+        found = f"it has no {STAMP} file, so it is not a tise_bench demo folder"
+    return DataError(
+        f"{folder} exists but does not hold the demo expected there ({stamp.strip()!r}): {found}.\n"
+        f"  tise_bench never moves or deletes it (a running evaluation may be reading it). fix: remove it when no "
+        f"run uses it, or set data.root to another folder."
+    )
+
+
+def _clean_stale_tmp(folder: Path) -> None:
+    """Remove ``<folder>.tmp-<pid>-*`` folders left by processes that no longer exist (a crash mid-render)."""
+    for p in folder.parent.glob(f"{folder.name}.tmp-*"):
+        m = re.match(re.escape(folder.name) + r"\.tmp-(\d+)-", p.name)
         if not m or int(m.group(1)) == os.getpid():
             continue
         try:
@@ -259,64 +280,53 @@ def _clean_stale_tmp(root: Path) -> None:
             pass
 
 
-def _install(tmp: Path, root: Path, stamp: str) -> None:
-    """Atomically move the finished ``tmp`` to ``root``; if another process won the race, keep theirs."""
-    for attempt in range(10):
-        try:
-            os.rename(tmp, root)  # atomic; also succeeds onto an empty directory
-            return
-        except FileNotFoundError:
-            continue
-        except OSError:
-            if _stamp_ok(root, stamp):  # an identical complete demo is already there
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
-            if _is_foreign(root):
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise DataError(
-                    f"{root} exists and is not a tise_bench demo folder (no {STAMP} file); "
-                    f"refusing to overwrite it. Choose another demo root."
-                ) from None
-            old = root.with_name(f"{root.name}.old-{os.getpid()}-{attempt}")
-            try:  # a demo of another version/configuration: move it aside, then retry
-                os.rename(root, old)
-            except OSError:
-                continue
-            shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise DataError(f"could not install the demo at {root}: it kept changing under concurrent writers; retry")
+def _install(tmp: Path, folder: Path, stamp: str) -> None:
+    """Atomically rename the finished ``tmp`` to ``folder``. If another process installed the same configuration
+    first, keep theirs (identical bytes) and drop ours; an existing folder is never moved aside or replaced."""
+    try:
+        os.rename(tmp, folder)  # atomic; fails onto a non-empty folder, succeeds onto an empty one
+        return
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not _stamp_ok(folder, stamp):
+        raise _not_this_demo(folder, stamp)
 
 
 def prepare_demo(root: str | Path, *, n_prompts: int = 40, image_size: int = 128, seed: int = 0) -> DemoPaths:
-    """Render the demo eval set under ``root`` (or reuse it if ``root/DEMO_VERSION`` matches) and return its paths.
+    """Render the demo eval set into ``root/<demo_folder_name(...)>`` (or reuse it when its stamp matches) and
+    return its paths.
 
-    Layout: ``manifests/<subset>.jsonl`` (realism, rp, pa, ca, soa), ``reference/<id>.png`` and
-    ``models/<name>/`` for each of ``DEMO_MODELS``. Raises :class:`DataError` for bad arguments or when
-    ``root`` is a non-empty folder that is not a demo.
+    Layout of that folder: ``manifests/<subset>.jsonl`` (realism, rp, pa, ca, soa), ``reference/<id>.png`` and
+    ``models/<name>/`` for each of ``DEMO_MODELS``. Each configuration (version, prompts, size, seed) has its own
+    folder, so concurrent runs with different configurations never touch each other's files. Raises
+    :class:`DataError` for bad arguments, when ``root`` is a file, or when the configuration's folder holds
+    something else (it is left alone).
     """
     if n_prompts < 2:
         raise DataError(f"demo n_prompts must be >= 2 (got {n_prompts}): the shuffled model needs a derangement")
     if image_size < 16:
         raise DataError(f"demo image_size must be >= 16 pixels (got {image_size})")
-    root = Path(root).expanduser().absolute()
+    if seed < 0:
+        raise DataError(f"demo seed must be >= 0 (got {seed}); set data.seed to a non-negative integer")
+    base = Path(root).expanduser().absolute()
+    folder = base / demo_folder_name(n_prompts, image_size, seed)
     paths = DemoPaths(
-        root=root,
-        manifests={s: root / "manifests" / f"{s}.jsonl" for s in SUBSETS},
-        reference_dir=root / "reference",
-        models_dir=root / "models",
+        root=folder,
+        manifests={s: folder / "manifests" / f"{s}.jsonl" for s in SUBSETS},
+        reference_dir=folder / "reference",
+        models_dir=folder / "models",
         model_names=list(DEMO_MODELS),
     )
     stamp = _stamp_text(n_prompts, image_size, seed)
-    if _stamp_ok(root, stamp):
+    if _stamp_ok(folder, stamp):
         return paths
-    if _is_foreign(root):
-        raise DataError(
-            f"{root} exists and is not a tise_bench demo folder (no {STAMP} file); "
-            f"refusing to overwrite it. Choose another demo root."
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale_tmp(root)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-{os.getpid()}-", dir=root.parent))
+    if base.exists() and not base.is_dir():
+        raise DataError(f"the demo root {base} is not a folder; set data.root to a folder (the demo is written inside)")
+    if _occupied(folder):
+        raise _not_this_demo(folder, stamp)
+    base.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmp(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.tmp-{os.getpid()}-", dir=base))
     tmp.chmod(0o755)  # mkdtemp makes it private; the demo is meant to be shared/readable
     try:
         _render_all(tmp, n_prompts, image_size, seed)
@@ -324,7 +334,7 @@ def prepare_demo(root: str | Path, *, n_prompts: int = 40, image_size: int = 128
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _install(tmp, root, stamp)
+    _install(tmp, folder, stamp)
     return paths
 
 
@@ -332,6 +342,7 @@ __all__ = [
     "DEMO_MODELS",
     "DEMO_VERSION",
     "DemoPaths",
+    "demo_folder_name",
     "prepare_demo",
     "plan_scenes",
     "render_scene",
