@@ -59,6 +59,7 @@ class Leaderboard(TypedDict, total=False):
     drilldown: dict[str, Any]  # {"model": str, "samples": [{"id", "caption", "thumbnail" (data URI),
     #                               "metrics": {id: value}, "boxes": [[x1, y1, x2, y2, score, class_name]],
     #                               "width": int, "height": int}]}
+    agreement: dict[str, Any]  # leaderboard.human: tise_bench.agreement.human.agreement()'s report
 
 
 TISE_ASPECTS: dict[str, list[str]] = {
