@@ -80,7 +80,7 @@ def test_import_with_references(tmp_path):
     real = m["realism"]
     assert [r.id for r in real] == ["1010", "1120"] and real[0].category == "couch" and len(real[0].ref_captions) == 4
     assert all(Path(r.reference).is_file() for r in real)
-    assert [r.id for r in m["rp"]] == ["1030", "1030_1", "999999"]
+    assert [r.id for r in m["rp"]] == ["1030", "1030-1", "999999"]
     assert m["rp"][2].reference is None and not m["rp"][0].mismatched
     assert [(r.positional_word, r.counter_caption) for r in m["pa"]] == [
         ("above", "a painting of a cat below a fireplace"),

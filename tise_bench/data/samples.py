@@ -27,6 +27,9 @@ from ..errors import ConfigError, DataError
 from .manifest import Record
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+#: Separator of the copy number that makes a repeated id unique (``A``, ``A-1``, ``A-2``): never ``_``, since
+#: ``<id>_<k>`` names sample k of ``<id>`` (a made id ``A_1`` would be read as sample 1 of ``A``).
+DUP_SEPARATOR = "-"
 POLICIES = ("fail", "skip")
 
 
@@ -50,18 +53,65 @@ def _lookup(name: str, ids: set[str], nfc_ids: dict[str, str]) -> str | None:
     return nfc_ids.get(_nfc(name))
 
 
-def _parse(stem: str, ids: set[str], nfc_ids: dict[str, str] | None = None) -> tuple[str, int] | None:
-    """``stem`` -> (id, k): ``<id>`` is sample 0, ``<id>_<k>`` sample k; an exact id match wins."""
-    nfc_ids = {} if nfc_ids is None else nfc_ids
-    rid = _lookup(stem, ids, nfc_ids)
-    if rid is not None:
-        return rid, 0
+def _as_sample(stem: str, ids: set[str], nfc_ids: dict[str, str]) -> tuple[str, int] | None:
+    """``<id>_<k>`` -> (id, k) when ``<id>`` is an id, else None (whether or not ``stem`` is an id itself)."""
     base, sep, k = stem.rpartition("_")
     if sep and k.isascii() and k.isdigit():
         rid = _lookup(base, ids, nfc_ids)
         if rid is not None:
             return rid, int(k)
     return None
+
+
+def _parse(stem: str, ids: set[str], nfc_ids: dict[str, str] | None = None) -> tuple[str, int] | None:
+    """``stem`` -> (id, k): ``<id>`` is sample 0, ``<id>_<k>`` sample k; an exact id match wins (see
+    :func:`_check_unambiguous` for when it may not)."""
+    nfc_ids = {} if nfc_ids is None else nfc_ids
+    rid = _lookup(stem, ids, nfc_ids)
+    if rid is not None:
+        return rid, 0
+    return _as_sample(stem, ids, nfc_ids)
+
+
+def _is_image(path: Path, exts: tuple[str, ...]) -> bool:
+    """A visible name with an image extension that is not a folder (is_dir is False for a looping link)."""
+    return not path.name.startswith(".") and os.path.splitext(path.name)[1].lower() in exts and not path.is_dir()
+
+
+def _check_unambiguous(d: Path, names: Sequence[str], ids: set[str], nfc_ids: dict[str, str]) -> None:
+    """Refuse a folder where a file name can be read two ways.
+
+    With ids ``A`` and ``A_1`` both, ``A_1.png`` is the image of id ``A_1`` -- or sample 1 of ``A``. When the
+    folder names other images of ``A`` as samples (``A_0.png``, ``A_2.png``: names that are no id), it is read
+    as the latter by a person and as the former by the exact-match rule, so we stop instead of guessing. Plain
+    ``A.png`` beside ``A_1.png`` (one image each) is not ambiguous and keeps working.
+    """
+    multi: dict[str, str] = {}  # id -> one file naming a sample of it that is not an id itself
+    both: list[tuple[str, str, str, int]] = []  # (file, exact id, other id, k)
+    for name in names:
+        stem = os.path.splitext(name)[0]
+        sample = _as_sample(stem, ids, nfc_ids)
+        if sample is None:
+            continue
+        exact = _lookup(stem, ids, nfc_ids)
+        if exact is None:
+            multi.setdefault(sample[0], name)
+        else:
+            both.append((name, exact, sample[0], sample[1]))
+    bad = [b for b in both if b[2] in multi]
+    if not bad:
+        return
+    name, exact, other, k = bad[0]
+    more = f" (and {len(bad) - 1} more: {', '.join(b[0] for b in bad[1:4])}{', ...' if len(bad) > 4 else ''})"
+    raise DataError(
+        f"ambiguous image name in {d}: {name} is the image of id {exact!r}, but also sample {k} of id {other!r}, "
+        f"whose other samples are named {other}_<k> here (e.g. {multi[other]})"
+        f"{more if len(bad) > 1 else ''}; tise_bench will not guess which prompt it shows.\n"
+        f"  fix: rename the ids in the manifest so that no id is another id followed by _<digits> (older "
+        f"manifests written by tise_bench.prepare gave repeated ids a _<n> suffix: prepare them again, repeated ids now "
+        f"get {DUP_SEPARATOR}<n>), or give each of these ids a single image, or keep the subsets whose ids collide in "
+        f"separate folders (model.subset_dirs.<subset>)."
+    )
 
 
 def _list(d: Path) -> list[str]:
@@ -96,17 +146,17 @@ def find_images(
         nfc_ids.setdefault(_nfc(i), i)
     found: dict[tuple[str, int], str] = {}
     report = SampleReport()
-    for name in _list(d):
+    names = _list(d)
+    images = {n for n in names if _is_image(d / n, exts)}
+    _check_unambiguous(d, sorted(images), idset, nfc_ids)
+    for name in names:
         path = d / name
         stem, ext = os.path.splitext(name)
         if name.startswith("."):
             continue
-        if ext.lower() not in exts:
-            if path.is_file():
+        if name not in images:
+            if path.is_file() or ext.lower() in exts:  # a folder named like an image is an extra too
                 report.extra.append(str(path))
-            continue
-        if path.is_dir():  # a folder named like an image (is_dir is False for a looping link)
-            report.extra.append(str(path))
             continue
         parsed = _parse(stem, idset, nfc_ids)
         if parsed is None:
@@ -173,10 +223,19 @@ def _match_folder(d: Path, name: str, subdirs: dict[str, Path]) -> Path | None:
 
 
 def _scan(
-    folder: Path, resolve, exts: tuple[str, ...], found: dict[tuple[str, int], str], report: SampleReport
+    folder: Path,
+    resolve,
+    exts: tuple[str, ...],
+    found: dict[tuple[str, int], str],
+    report: SampleReport,
+    names: tuple[set[str], dict[str, str]] | None = None,
 ) -> None:
-    """Files of one sub-folder: ``resolve(stem) -> (record id, k) | None``; the rest are extras."""
-    for name in _list(folder):
+    """Files of one sub-folder: ``resolve(stem) -> (record id, k) | None``; the rest are extras. ``names``:
+    the (ids, NFC map) that ``resolve`` parses file names against, checked for ambiguity first."""
+    listing = _list(folder)
+    if names is not None:
+        _check_unambiguous(folder, [n for n in listing if _is_image(folder / n, exts)], *names)
+    for name in listing:
         if name.startswith("."):
             continue
         path = folder / name
@@ -227,7 +286,7 @@ def _tise_pa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tuple
             p = _parse(stem, _c, _n)
             return None if p is None else (_m[p[0]], p[1])
 
-        _scan(folder, resolve, exts, found, report)
+        _scan(folder, resolve, exts, found, report, (cids, nfc))
     return _by_id(found, [r.id for r in records], report), report
 
 
@@ -286,7 +345,7 @@ def _tise_soa(d: Path, records: Sequence[Record], exts: tuple[str, ...]) -> tupl
             m = _SOA_IMAGE.match(stem)
             return (_p[int(m.group(1))], 0) if m and int(m.group(1)) in _p else None
 
-        _scan(folder, resolve, exts, found, report)
+        _scan(folder, resolve, exts, found, report, (cids, nfc))
     return _by_id(found, [r.id for r in records], report), report
 
 

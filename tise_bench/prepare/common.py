@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import numpy as np
 
 from ..data.manifest import Record, write_manifest
+from ..data.samples import DUP_SEPARATOR
 from ..errors import ConfigError, DataError
 
 T = TypeVar("T")
@@ -181,19 +182,29 @@ def reference_path(image: Path, manifest_dir: Path) -> str:
 
 
 def unique_ids(records: list[Record]) -> list[Record]:
-    """Give the 2nd, 3rd, … record with an already used id the suffix ``_1``, ``_2``, …"""
+    """Give the 2nd, 3rd, … record with an already used id the suffix ``-1``, ``-2``, … (:data:`DUP_SEPARATOR`).
+
+    Not ``_<n>``: ``<id>_<k>.png`` names sample k of ``<id>``, so a made id ``A_1`` beside ``A`` made the image
+    name ``A_1.png`` ambiguous. A made id is never another id followed by ``_<digits>`` (nor is any id it), so
+    the image names of new manifests cannot collide; older manifests with ``_<n>`` ids still load."""
     from dataclasses import replace
 
     used: set[str] = {r.id for r in records}
+
+    def free(cand: str) -> bool:
+        if cand in used:
+            return False
+        return not any(u.startswith(cand + "_") and u[len(cand) + 1 :].isdigit() for u in used)
+
     seen: dict[str, int] = {}
     out = []
     for r in records:
         if r.id in seen:
             k = seen[r.id]
-            while f"{r.id}_{k}" in used:
+            while not free(f"{r.id}{DUP_SEPARATOR}{k}"):
                 k += 1
             seen[r.id] = k + 1
-            new = f"{r.id}_{k}"
+            new = f"{r.id}{DUP_SEPARATOR}{k}"
             used.add(new)
             out.append(replace(r, id=new))
         else:

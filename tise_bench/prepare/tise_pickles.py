@@ -421,7 +421,7 @@ def prepare_tise_pickles(
         recs = build[s]()
         dup = len(recs) - len({r.id for r in recs})
         if dup:
-            summary.notes.append(f"{s}: {dup} repeated caption id(s) kept with a _k suffix")
+            summary.notes.append(f"{s}: {dup} repeated caption id(s) kept with a -<k> suffix (<id>-1, <id>-2, ...)")
         records[s] = unique_ids(recs)
     if refs.unmatched:
         summary.notes.append(f"{refs.unmatched} caption(s) not found in {coco_root}'s captions: no reference")
