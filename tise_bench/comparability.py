@@ -72,6 +72,13 @@ def _backbone_of_needs(needs, backbones: Mapping[str, Any]) -> list[str]:
     return [b for b in dict.fromkeys(names) if b in backbones]
 
 
+def _inception_resize(backbones: Mapping[str, Any]) -> list[str]:
+    """``backbones.inception.resize=clean`` (clean-fid's resize) as a divergence; [] for torch-fidelity's default."""
+    if getattr(backbones.get("inception"), "resize", "torch_fidelity") == "clean":
+        return ["inception resize=clean-fid PIL bicubic on float32 (default: torch-fidelity TF1-compatible bilinear)"]
+    return []
+
+
 def _clip_divergence(backbones: Mapping[str, Any]) -> list[str]:
     clip = backbones.get("clip")
     if clip is None:
@@ -134,12 +141,20 @@ def tise_divergences(
     if metric_id == "clip_i2i":
         return "not in TISE; cosine of CLIP image embeddings"
     if metric_id == "is":
-        return "not in TISE (TISE reports IS*); follows torch-fidelity"
+        return "; ".join(["not in TISE (TISE reports IS*); follows torch-fidelity", *_inception_resize(backbones)])
     if metric_id == "fid":
-        return (
-            "not comparable to TISE's FID: torch-fidelity inception-v3-compat pool3 "
-            "(TISE: torchvision ImageNet Inception, non-standard normalisation)"
+        return "; ".join(
+            [
+                "not comparable to TISE's FID: torch-fidelity inception-v3-compat pool3 "
+                "(TISE: torchvision ImageNet Inception, non-standard normalisation)",
+                *_inception_resize(backbones),
+            ]
         )
+    if metric_id == "fd_dinov2":
+        return "not in TISE; follows layer6ai-labs/dgm-eval (DINOv2 CLS features)"
+    if metric_id == "clip_fid":
+        return "not in TISE; follows clean-fid CLIP-FID (unnormalised CLIP embeddings)"
+    out += _inception_resize(backbones)  # IS*, O-IS / O-FID on Inception: TISE's resize is not clean-fid's
     if metric_id == "is_star":
         if cub:
             if ex.get("network") != "bird_classifier":

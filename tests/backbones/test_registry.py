@@ -130,7 +130,7 @@ def test_code_defaults_live_in_the_dataclasses_as_before():
     """The defaults build_backbone had before the registry (one place now: the config dataclasses)."""
     d = {n: dataclasses.asdict(e.parse({})) for n, e in registry.all_backbones().items()}
     assert d["clip"] == {"weights": None, "random": False, "model": "ViT-B-32", "pretrained": "openai"}
-    assert d["inception"] == {"weights": None, "random": False}
+    assert d["inception"] == {"weights": None, "random": False, "resize": "torch_fidelity"}
     assert d["detector"] == {
         "weights": None,
         "random": False,
@@ -153,7 +153,7 @@ def test_constructor_arguments_are_those_of_before():
     common = ["cache_dir", "device", "random", "seed", "weights"]
     want = {
         "clip": ["model", "pretrained"],
-        "inception": [],
+        "inception": ["resize"],
         "detector": ["arch", "conf", "imgsz", "iou", "max_det"],
         "object_classifier": ["num_classes"],
         "bird_classifier": ["num_classes"],

@@ -2,6 +2,14 @@
 ``logits_unbiased`` for IS / IS*. The image reaches the network as uint8 at its decoded size and is
 resized inside by torch-fidelity's TF1-compatible bilinear resize, exactly as ``calculate_metrics``
 does, so values match torch-fidelity bit for bit on the same weights file.
+
+Opt-in ``backbones.inception.resize=clean``: clean-fid's "clean" mode instead (GaParmar/clean-fid
+``cleanfid/resize.py``, ``make_resizer("PIL", False, "bicubic", (299, 299))``: PIL bicubic on float32, per
+channel, see :mod:`.clean_resize`). The float 299 × 299 image in [0, 255] then goes through torch-fidelity's
+network unchanged from its normalisation ``(x − 128) / 128`` on (clean-fid's torchscript Inception, the same TF
+2015 graph, normalises the same way and does not resize a 299 × 299 input). Another cache namespace and
+another ``ident`` (``…-clean``: reference statistics of the default resize are refused), recorded in every
+Inception metric's comparability fields and protocol.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from ..errors import WeightsNotFoundError
+from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
+from .clean_resize import CLEAN_FID_SIZE, clean_resize
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
 
@@ -27,6 +36,8 @@ FILENAME = URL.rsplit("/", 1)[1]
 #: torch hub's convention: the file name ends with the first hex digits of the file's sha256 (``check_hash``)
 PUBLISHED_SHA256_PREFIX = FILENAME.rsplit("-", 1)[1].split(".")[0]
 _FEATURES = {"pool3": "2048", "logits_unbiased": "logits_unbiased"}
+#: ``backbones.inception.resize`` -> its cache-namespace part; the default's is the namespace of every earlier run
+RESIZES = {"torch_fidelity": "tf1bilinear299-v1", "clean": "cleanfid-pilbicubicf32-299-v1"}
 
 
 def _fidelity_cls():
@@ -147,12 +158,14 @@ def _load_fidelity(path: Path, random: bool) -> torch.nn.Module:
 
 @dataclass(frozen=True)
 class InceptionConfig(BackboneConfig):
-    """``backbones.inception``: only ``weights`` (torch-fidelity's file; null = torch hub cache/download)."""
+    """``backbones.inception``: ``weights`` (torch-fidelity's file; null = torch hub cache/download) and
+    ``resize``."""
+
+    resize: str = "torch_fidelity"  # torch_fidelity (TF1-compatible bilinear) | clean (clean-fid: PIL bicubic, float)
 
 
 @register_backbone("inception", config=InceptionConfig)
 class InceptionBackbone(ImageBackbone):
-    preproc_version = "tf1bilinear299-v1"
     provides = ("pool3", "logits_unbiased")
 
     def __init__(
@@ -163,8 +176,17 @@ class InceptionBackbone(ImageBackbone):
         seed: int = 0,
         cache_dir: str | Path = ".cache",
         device: str = "auto",
+        resize: str = InceptionConfig.resize,
     ) -> None:
         super().__init__()
+        if resize not in RESIZES:
+            raise ConfigError(
+                f"backbones.inception.resize={resize!r}: valid values are {', '.join(RESIZES)} (torch_fidelity: "
+                f"torch-fidelity's TF1-compatible bilinear resize inside the network; clean: clean-fid's PIL "
+                f"bicubic resize on float32)"
+            )
+        self.resize = resize
+        self.preproc_version = RESIZES[resize]
         self.is_random = random
         path = random_inception_weights(cache_dir, seed) if random else find_real_weights(weights)
         self.weights_path = path
@@ -178,17 +200,50 @@ class InceptionBackbone(ImageBackbone):
                 f"backbones.inception.weights=/path/to/{FILENAME}."
             )
         self.ident = f"inception-v3-compat-{'random-seed%d' % seed if random else 'tf2015'}"
+        if resize == "clean":  # other pixels reach the network: reference statistics must not be shared
+            self.ident += "-clean"
         self.device = resolve_device(device)
         self.net = _load_fidelity(path, random).to(self.device).eval()
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
+        if self.resize == "clean":  # float32 (3, 299, 299) in [0, 255], clean-fid's resize
+            return torch.from_numpy(clean_resize(img, CLEAN_FID_SIZE).transpose(2, 0, 1).copy())
         return pil_to_tensor(img)  # uint8 (3,H,W); resized to 299 inside the network
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
         d["weights"] = self.weights_path.name
+        d["resize"] = (
+            "clean-fid clean: PIL bicubic on float32 per channel to 299x299 (cleanfid/resize.py)"
+            if self.resize == "clean"
+            else "torch-fidelity: TF1-compatible bilinear to 299x299 inside the network"
+        )
         return d
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.net(batch.to(self.device, non_blocking=True))
+        batch = batch.to(self.device, non_blocking=True)
+        feats = self._forward_resized(batch) if self.resize == "clean" else self.net(batch)
         return {k: f for k, f in zip(_FEATURES, feats)}
+
+    def _forward_resized(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """torch-fidelity's forward on an already resized float (B, 3, 299, 299) image in [0, 255].
+
+        Its forward takes uint8 only and resizes first; a pre-hook on its first convolution hands that layer
+        ``(pixels − 128) / 128`` (torch-fidelity's own normalisation, bit-exact to the graph's
+        ``(x − 128) · 0.0078125``) instead of the normalised placeholder, so every later step is its code.
+        """
+        if pixels.dtype != torch.float32 or tuple(pixels.shape[1:]) != (3, 299, 299):
+            raise ValueError(
+                f"clean resize: expected float32 (B, 3, 299, 299), got {pixels.dtype} {tuple(pixels.shape)}"
+            )
+        net: Any = self.net
+        x = (pixels - 128) / 128
+
+        def feed(_module: torch.nn.Module, _args: tuple) -> tuple[torch.Tensor]:
+            return (x,)
+
+        handle = net.Conv2d_1a_3x3.register_forward_pre_hook(feed)
+        try:
+            return net(torch.zeros(pixels.shape, dtype=torch.uint8, device=pixels.device))
+        finally:
+            handle.remove()
