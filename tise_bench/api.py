@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,9 @@ from PIL import Image
 
 from .config_schema import backbones_schema, compose
 from .data.manifest import Record, load_manifest
-from .errors import ConfigError
+from .errors import ConfigError, StorageError
 from .evalset import SUBSETS, EvalSet
+from .fsutil import CACHE, RESULTS, atomic_write, check_writable
 from .names import check_file_id, check_name
 from .results import EvalResult
 from .runner import evaluate_config, resolve_config
@@ -72,17 +71,17 @@ def _materialise(images: Sequence[Any], ids: list[str], root: Path, what: str = 
     ]
     folder = root / "api-images" / digest
     if not folder.is_dir():
-        tmp = folder.with_name(f".{digest}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        try:
+
+        def fill(tmp: Path) -> None:
+            tmp.mkdir()
             for rid, b in zip(ids, blobs):
                 (tmp / f"{rid}.png").write_bytes(b)
-            try:
-                os.replace(tmp, folder)
-            except OSError:  # another process won the race with identical content
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # absent once renamed; a failed write leaves nothing behind
+
+        try:
+            atomic_write(folder, fill, CACHE)  # a failed write leaves no temporary folder
+        except (OSError, StorageError):
+            if not folder.is_dir():  # else another process won the race with identical content
+                raise
     return folder
 
 
@@ -155,6 +154,9 @@ def evaluate(
         bootstrap=bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES,
     )
     cache = Path(OmegaConf.select(cfg, "paths.cache_dir", throw_on_resolution_failure=True))
+    check_writable(cache, CACHE, create=False)  # before any work (in-memory images are written there first)
+    if write_to is not None:
+        check_writable(Path(write_to).parent, RESULTS, create=False)
     if manifest is not None:
         records = load_manifest(manifest)
     else:

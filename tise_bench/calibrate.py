@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, StorageError
+from .fsutil import Place, atomic_write_text
 from .metrics.calibration import expected_calibration_error, fit_temperature, nll, softmax
 
 
@@ -67,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ECE ({res['n_bins']} bins): before {res['ece_before']:.6f}  after {res['ece_after']:.6f}")
     print(f"NLL: before {res['nll_before']:.6f}  after {res['nll_after']:.6f}")
     if a.out:
-        out = Path(a.out)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        try:
+            atomic_write_text(a.out, json.dumps(res, indent=2) + "\n", Place("output folder", "another --out <file>"))
+        except StorageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

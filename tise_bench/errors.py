@@ -15,3 +15,8 @@ class DataError(TiseError):
 
 class WeightsNotFoundError(TiseError):
     pass
+
+
+class StorageError(TiseError):
+    """A folder cannot take the files written to it (disk full, quota, read-only, permission): the message
+    names the folder and the setting that moves it (:mod:`tise_bench.fsutil`)."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError, DataError
+from .fsutil import Place, atomic_write
 
 SUBSETS = ("realism", "rp", "pa", "ca", "soa")
 DOMAINS = ("coco", "cub")
@@ -229,13 +230,13 @@ def write_reference_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, *
     mu, sigma = np.asarray(mu, dtype=np.float64).reshape(-1), np.asarray(sigma, dtype=np.float64)
     if sigma.shape != (mu.size, mu.size):
         raise DataError(f"reference statistics: sigma {sigma.shape} does not match mu ({mu.size},)")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp.npz")
-    # numpy's stub types savez(**kwds: ArrayLike) beside allow_pickle: bool, so mypy rejects any **dict
-    np.savez(tmp, mu=mu, sigma=sigma, **{EXTRACTOR_KEY: np.asarray(extractor)})  # type: ignore[arg-type]
-    tmp.replace(p)
-    return p
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+            # numpy's stub types savez(**kwds: ArrayLike) beside allow_pickle: bool, so mypy rejects any **dict
+            np.savez(f, mu=mu, sigma=sigma, **{EXTRACTOR_KEY: np.asarray(extractor)})  # type: ignore[arg-type]
+
+    return atomic_write(path, save, Place("reference statistics folder", "another path"))
 
 
 def _known_extractor(name: str) -> tuple[bool, str]:

@@ -13,6 +13,7 @@ writes its own folder), and everything the leaderboard reads — it never opens 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .fsutil import RESULTS, disk_errors
 from .types import MetricValue
 
 RESULT_SCHEMA = 1
@@ -178,8 +180,13 @@ class EvalResult:
         """Write the run folder as a unit: every file goes into a temporary sibling folder, which then replaces
         ``out_dir`` (the old folder is renamed away first and removed after). A crash or a full disk midway
         leaves the previous run folder intact — never new samples beside old metrics — and no temporary folder;
-        readers skip dot-folders, so a half-written one is never read. Returns the path of ``metrics.json``."""
+        readers skip dot-folders, so a half-written one is never read. A full, read-only or forbidden disk is a
+        :class:`~tise_bench.errors.StorageError` naming the folder. Returns the path of ``metrics.json``."""
         out = Path(out_dir)
+        with disk_errors(out.parent, RESULTS):
+            return self._write(out)
+
+    def _write(self, out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         tag = f"{os.getpid()}-{threading.get_ident()}"
         tmp, old = out.parent / f".{out.name}.tmp-{tag}", out.parent / f".{out.name}.old-{tag}"
@@ -256,6 +263,8 @@ def _swap_in(tmp: Path, out: Path, old: Path) -> None:
                 break
             except OSError as e:  # another writer put its folder in place in between: move that away too
                 if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    with contextlib.suppress(OSError):  # anything else: put the previous run back
+                        os.rename(moved, out)
                     raise
         else:
             raise OSError(f"could not put the run folder {out} in place (20 concurrent replacements)")

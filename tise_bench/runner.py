@@ -16,15 +16,17 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from .backbones import build_backbones
 from .distributed import Dist, init_from_env, rank_device
-from .errors import ConfigError
+from .errors import ConfigError, TiseError
 from .evalset import EvalSet, load_eval_set
 from .features.bank import FeatureBank
 from .features.crops import CropSpec
+from .fsutil import CACHE, RESULTS, check_writable
 from .imagefile import DEFAULT_MAX_FILE_BYTES
 from .names import check_name
 from .pipeline import evaluate_model, plan
@@ -131,10 +133,12 @@ def evaluate_config(
 
     ``evalset``: an eval set built in memory (the API), instead of loading ``cfg['data']``. ``dist``: the torchrun
     group (None: one process); ranks other than 0 return no results. ``on_result`` sees each result as soon as it
-    is complete (the CLI writes it there, so a failure in a later model keeps the earlier ones).
+    is complete (the CLI writes it there, so a failure in a later model keeps the earlier ones). The cache folder
+    is checked for writing (and space) first: a disk problem is reported before any work.
     """
     dist = dist or Dist()
     paths, mcfg, bcfg = cfg["paths"], cfg["metrics"], cfg["backbones"]
+    check_writable(paths["cache_dir"], CACHE)  # a full or read-only cache is reported now, not after the work
     if evalset is None:
         evalset = load_eval_set(cfg["data"], paths["cache_dir"])
     params = dict(mcfg.get("params") or {})
@@ -178,6 +182,28 @@ def evaluate_config(
     return results
 
 
+class CheckFolders(Callback):
+    """Hydra callback (``hydra.callbacks`` in configs/config.yaml): Hydra makes its run folder under
+    ``paths.results_dir`` before :func:`run` starts, so a results or cache folder that cannot be written is
+    reported here, in the CLI's one paragraph (exit status 2), not as Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_folders_or_exit(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_folders_or_exit(config)
+
+
+def _check_folders_or_exit(config: DictConfig) -> None:
+    try:
+        # create=False: nothing is made before run() has checked the config (a refused name writes nothing)
+        check_writable(OmegaConf.select(config, "paths.results_dir"), RESULTS, create=False)
+        check_writable(OmegaConf.select(config, "paths.cache_dir"), CACHE, create=False)
+    except TiseError as e:
+        print(f"tise_bench: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
     """Evaluate every model of the config; under torchrun only rank 0 writes (and returns) results."""
     if isinstance(cfg, DictConfig):
@@ -192,6 +218,8 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
             "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)},
         }
     results_dir = Path(c["paths"]["results_dir"])
+    if dist.is_main:  # only rank 0 writes results
+        check_writable(results_dir, RESULTS)
 
     def write(res: EvalResult) -> None:
         log.info("wrote %s", res.write(results_dir / res.data / res.model))

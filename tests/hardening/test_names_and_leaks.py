@@ -21,7 +21,7 @@ from PIL import Image
 
 import tise_bench
 from helpers import RANDOM_BACKBONES, structured_images
-from tise_bench.errors import ConfigError, DataError
+from tise_bench.errors import ConfigError, DataError, StorageError
 from tise_bench import imagefile as decode
 from tise_bench.leaderboard.build import LeaderboardOptions
 from tise_bench.names import check_file_id, check_name
@@ -204,7 +204,7 @@ def test_api_failed_write_leaves_no_temp_folder(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_bytes", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match=r"cache folder .*api-images: the disk is full"):
         api._materialise([np.zeros((8, 8, 3), np.uint8)], ["a"], tmp_path)
     assert calls and list((tmp_path / "api-images").iterdir()) == []
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import tise_bench.results as results
-from tise_bench.errors import DataError
+from tise_bench.errors import DataError, StorageError
 from tise_bench.results import EvalResult
 from tise_bench.types import MetricValue
 
@@ -38,7 +38,7 @@ def test_a_failure_midway_keeps_the_previous_run_whole(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(results, "_save_npz", full_disk)  # fails after the new samples.parquet was written
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match=r"results folder .*d: the disk is full"):
         _result(2.0, with_replicates=True).write(out)
     assert _state(out) == (1.0, [1.0] * 3)  # old metrics with old samples, never a mix
     assert sorted(p.name for p in out.parent.iterdir()) == ["m"]  # no temporary folder left behind

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..fsutil import CACHE, atomic_write_text
+
 
 class ImageBackbone(ABC):
     name: str  # config key: "clip", "inception", ...
@@ -125,10 +127,7 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
             h.update(chunk)
     digest = h.hexdigest()
     if memo is not None:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"path": str(path), "sha256": digest}))
-        tmp.replace(memo)
+        atomic_write_text(memo, json.dumps({"path": str(path), "sha256": digest}), CACHE)
     return digest
 
 

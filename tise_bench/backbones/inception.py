@@ -15,8 +15,6 @@ Inception metric's comparability fields and protocol.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import ConfigError, WeightsNotFoundError
+from ..fsutil import CACHE, atomic_write
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
 from .clean_resize import CLEAN_FID_SIZE, clean_resize
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
@@ -60,15 +59,10 @@ def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
     if out.is_file():
         return out
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as td:
-        net = _architecture(["2048"])
-        gen = torch.Generator().manual_seed(seed)
-        _init_random(net, gen)
-        tmp = Path(td) / "w.pth"
-        torch.save(net.state_dict(), tmp)
-        os.replace(tmp, out)
-    return out
+    net = _architecture(["2048"])
+    gen = torch.Generator().manual_seed(seed)
+    _init_random(net, gen)
+    return atomic_write(out, lambda tmp: torch.save(net.state_dict(), tmp), CACHE)
 
 
 @torch.no_grad()

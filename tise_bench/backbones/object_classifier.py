@@ -21,9 +21,7 @@ without it O-IS and O-FID fall back to inception-v3-compat on the crops and the 
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
+from ..fsutil import CACHE, atomic_write
 from .base import ImageBackbone, file_sha256, resolve_device
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
@@ -128,12 +127,8 @@ def random_weights_file(cache_dir: str | Path, stem: str, build: Callable[[], to
     out = Path(cache_dir) / "weights" / f"{stem}-torch{torch.__version__.split('+')[0]}.pth"
     if out.is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as td:
-        tmp = Path(td) / "w.pth"
-        torch.save(build().state_dict(), tmp)
-        os.replace(tmp, out)
-    return out
+    state = build().state_dict()
+    return atomic_write(out, lambda tmp: torch.save(state, tmp), CACHE)
 
 
 def read_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Tensor]:

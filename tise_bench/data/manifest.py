@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..fsutil import Place, atomic_write_text
 
 SCHEMA_VERSION = 1
 _KNOWN = {
@@ -186,12 +187,20 @@ def load_manifest(path: str | Path) -> list[Record]:
     return records
 
 
+#: Where manifests are written, for the message of a full or read-only disk (tise_bench.fsutil).
+MANIFESTS = Place("manifest folder", "another folder (python -m tise_bench.prepare ... out=<folder>)")
+
+
 def write_manifest(
     path: str | Path, records: list[Record], *, seed: int | None = None, subset: str | None = None
 ) -> None:
-    """Write a manifest with a header line carrying the schema version (and seed); byte-deterministic."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a manifest with a header line carrying the schema version (and seed); byte-deterministic. Atomic,
+    under a temporary name of its own: concurrent writers of the same manifest never interleave (the last wins)."""
+    atomic_write_text(path, manifest_text(records, seed=seed, subset=subset), MANIFESTS)
+
+
+def manifest_text(records: list[Record], *, seed: int | None = None, subset: str | None = None) -> str:
+    """The bytes (as text) :func:`write_manifest` writes."""
     header: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     if seed is not None:
         header["seed"] = seed
@@ -199,6 +208,4 @@ def write_manifest(
         header["subset"] = subset
     lines = [json.dumps(header, sort_keys=True)]
     lines += [json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) for r in records]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    return "\n".join(lines) + "\n"

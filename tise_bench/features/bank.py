@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image
 
 from ..backbones.base import ImageBackbone
 from ..errors import DataError
+from ..fsutil import CACHE, atomic_write
 from .. import imagefile as _decode
 from .crops import CropSpec, crop_boxes, crop_key, make_crop
 from .store import FeatureStore
@@ -302,10 +302,12 @@ class FeatureBank:
             except (OSError, ValueError, KeyError, EOFError) as e:
                 log.warning("reference statistics cache %s is corrupt (%s); recomputing", path, e)
         mu, sigma = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, mu=mu, sigma=sigma, checksum=np.asarray(_stats_checksum(mu, sigma)))
-        os.replace(tmp, path)
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+                np.savez(f, mu=mu, sigma=sigma, checksum=np.asarray(_stats_checksum(mu, sigma)))
+
+        atomic_write(path, save, CACHE)
         return mu, sigma
 
 

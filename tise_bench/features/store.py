@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..fsutil import CACHE, atomic_write_bytes, disk_errors
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class FeatureStore:
 
     def __init__(self, root: str | Path, namespace: str) -> None:
         self.dir = Path(root) / "features" / namespace
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with disk_errors(self.dir, CACHE):
+            self.dir.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, tuple[Path, int]] = {}
         self._seen: set[Path] = set()
         self.n_corrupt = 0
@@ -122,10 +123,7 @@ class FeatureStore:
         # numpy's stub types savez(**kwds: ArrayLike) beside allow_pickle: bool, so mypy rejects any **dict
         np.savez(buf, keys=np.asarray(keys), **arrays)  # type: ignore[arg-type]
         data = buf.getvalue()
-        name = self.dir / f"{_digest(data)}.npz"
-        tmp = self.dir / f".{name.stem}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, name)
+        name = atomic_write_bytes(self.dir / f"{_digest(data)}.npz", data, CACHE)
         self._seen.add(name)
         for row, key in enumerate(keys):
             self._index[key] = (name, row)

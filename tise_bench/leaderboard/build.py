@@ -7,13 +7,13 @@ call :func:`make_leaderboard` / :func:`write_leaderboard` directly. Runs are nev
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..fsutil import LEADERBOARD, check_writable, disk_errors, replace_together
 from ..names import check_name
 from ..registry import all_metrics
 from .collect import Collected, collect_runs, merge, read_extra_rows
@@ -175,16 +175,15 @@ def _optional(name: str) -> Callable[..., Any] | None:
         return None
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_leaderboard(
     lb: Leaderboard, out_dir: Path, opts: TableOptions, formats: Sequence[str] = FORMATS
 ) -> dict[str, Path]:
-    """Write ``leaderboard.<fmt>`` for each format into ``out_dir``; returns {format: path}."""
+    """Write ``leaderboard.<fmt>`` for each format into ``out_dir`` as one set; returns {format: path}.
+
+    Every format is rendered in memory first, then all are written under temporary names and renamed into place
+    together (:func:`~tise_bench.fsutil.replace_together`); the files of formats this build does not write are
+    removed after. So the ``leaderboard.*`` files in a folder always come from one build: an exception or a full
+    disk midway leaves the previous set whole and no temporary file."""
     bad = sorted(set(formats) - set(FORMATS))
     if bad:
         raise ConfigError(f"leaderboard.formats: unknown {bad}; choose from {list(FORMATS)}.")
@@ -194,23 +193,28 @@ def write_leaderboard(
         "tex": lambda: to_latex(lb, opts),
         "json": lambda: to_json(lb),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+    texts: dict[str, bytes] = {}
     for fmt in formats:
         if fmt == "html":
             render = _optional("render_html")
             if render is None:
                 continue
             renderers["html"] = lambda: render(lb)
-        path = out_dir / f"leaderboard.{fmt}"
-        _atomic_write(path, renderers[fmt]())
-        written[fmt] = path
-    return written
+        texts[fmt] = renderers[fmt]().encode("utf-8")
+    paths = replace_together(out_dir, {f"leaderboard.{fmt}": data for fmt, data in texts.items()}, LEADERBOARD)
+    with disk_errors(out_dir, LEADERBOARD):
+        for fmt in FORMATS:
+            stale = out_dir / f"leaderboard.{fmt}"
+            if fmt not in texts and stale.is_file():  # an earlier build's: it would disagree with this one
+                stale.unlink()
+                log.info("removed %s (from an earlier build; not in leaderboard.formats)", stale)
+    return {fmt: paths[f"leaderboard.{fmt}"] for fmt in texts}
 
 
 def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
     """The whole pass: collect, rank, (bootstrap), (drilldown), write. Returns the board and written files."""
     data_dir = Path(opts.results_dir) / opts.data
+    check_writable(data_dir, LEADERBOARD, create=False)  # a disk problem is reported before the bootstrap pass
     ids = resolve_metric_ids(opts.metrics, "leaderboard.metrics") if opts.metrics is not None else None
     collected = collect_runs(data_dir, ids)
     if opts.extra_rows is not None:

@@ -16,9 +16,10 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-from ..data.manifest import Record, write_manifest
+from ..data.manifest import MANIFESTS, Record, manifest_text
 from ..data.samples import DUP_SEPARATOR
 from ..errors import ConfigError, DataError
+from ..fsutil import replace_together
 
 T = TypeVar("T")
 Log = Callable[[str], None]
@@ -216,15 +217,19 @@ def unique_ids(records: list[Record]) -> list[Record]:
 def write_subsets(
     out: Path, subsets: Mapping[str, list[Record]], seed: int, summary: Summary, log: Log | None
 ) -> dict[str, Path]:
-    """Write ``<out>/<subset>.jsonl`` for every non-empty subset; empty ones are reported, not written."""
+    """Write ``<out>/<subset>.jsonl`` for every non-empty subset as one set (:func:`replace_together`: a failure
+    midway leaves the previous manifests whole); empty ones are reported, not written."""
     paths: dict[str, Path] = {}
+    texts: dict[str, bytes] = {}
     for name, recs in subsets.items():
         summary.written[name] = len(recs)
         if not recs:
             summary.notes.append(f"{name}: no eligible captions, manifest not written")
             continue
         paths[name] = out / f"{name}.jsonl"
-        write_manifest(paths[name], recs, seed=seed, subset=name)
+        texts[paths[name].name] = manifest_text(recs, seed=seed, subset=name).encode("utf-8")
+    if texts:
+        replace_together(out, texts, MANIFESTS)
     if log is not None:
         log(f"tise_bench.prepare: wrote {len(paths)} manifest(s) to {out} (seed {seed})")
         for line in summary.lines():
