@@ -131,6 +131,22 @@ def atomic_write_text(path: str | Path, text: str, place: Place = OUTPUT) -> Pat
     return atomic_write_bytes(path, text.encode("utf-8"), place)
 
 
+def torch_save_bytes(obj: object, archive: str = "w") -> bytes:
+    """``torch.save(obj)`` as bytes, byte-identical to saving to a file named ``<archive>.pth``.
+
+    torch's zip format names its records after the file it is saved to, so saving straight to a unique temporary
+    name would make every write of the same weights differ (and the weights hash, which is part of cache
+    namespaces, with it). The cached random weights were always saved as ``w.pth``; this keeps their bytes."""
+    import tempfile
+
+    import torch
+
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / f"{archive}.pth"
+        torch.save(obj, path)
+        return path.read_bytes()
+
+
 def replace_together(folder: str | Path, files: Mapping[str, bytes], place: Place = OUTPUT) -> dict[str, Path]:
     """Write ``{file name: content}`` into ``folder`` as one set: every file is first written in full under
     its temporary name, and only when all are on disk are they renamed into place, back to back. A failure

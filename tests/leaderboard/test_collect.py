@@ -58,8 +58,8 @@ def test_extra_rows_by_display_name_or_id_blank_is_missing(tmp_path):
 
 
 def test_unknown_column_error_names_it_and_the_known_names(tmp_path):
-    csv = write_csv(tmp_path / "x.csv", "method,FID,Precision\nA,1,2")
-    with pytest.raises(ConfigError, match=r"unknown column 'Precision'.*FID.*IS\*.*fid"):
+    csv = write_csv(tmp_path / "x.csv", "method,FID,Sharpness\nA,1,2")
+    with pytest.raises(ConfigError, match=r"unknown column 'Sharpness'.*FID.*IS\*.*fid"):
         read_extra_rows(csv)
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import ConfigError, WeightsNotFoundError
-from ..fsutil import CACHE, atomic_write
+from ..fsutil import CACHE, atomic_write_bytes, torch_save_bytes
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
 from .clean_resize import CLEAN_FID_SIZE, clean_resize
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
@@ -62,7 +62,7 @@ def random_inception_weights(cache_dir: str | Path, seed: int = 0) -> Path:
     net = _architecture(["2048"])
     gen = torch.Generator().manual_seed(seed)
     _init_random(net, gen)
-    return atomic_write(out, lambda tmp: torch.save(net.state_dict(), tmp), CACHE)
+    return atomic_write_bytes(out, torch_save_bytes(net.state_dict()), CACHE)
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
-from ..fsutil import CACHE, atomic_write
+from ..fsutil import CACHE, atomic_write_bytes, torch_save_bytes
 from .base import ImageBackbone, file_sha256, resolve_device
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
@@ -128,7 +128,7 @@ def random_weights_file(cache_dir: str | Path, stem: str, build: Callable[[], to
     if out.is_file():
         return out
     state = build().state_dict()
-    return atomic_write(out, lambda tmp: torch.save(state, tmp), CACHE)
+    return atomic_write_bytes(out, torch_save_bytes(state), CACHE)
 
 
 def read_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Tensor]:
