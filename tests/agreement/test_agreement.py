@@ -181,3 +181,52 @@ def test_cli_writes_the_three_files_and_refuses_too_few_models(tmp_path):
     ratings.write_text("model,score\nm0,1\nmissing,2\n")
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "only 1 of its 2 models have a run folder" in bad.stderr
+
+
+def test_leaderboard_human_adds_the_agreement_section(tmp_path):
+    from tise_bench.leaderboard.build import LeaderboardOptions, build
+
+    root = tmp_path / "results" / "d"
+    for i, (fid, clip) in enumerate([(30.0, 0.2), (20.0, 0.1), (10.0, 0.3)]):
+        _run(root, f"m{i}", {"fid": fid, "clip_score": clip})
+    ratings = tmp_path / "h.csv"
+    ratings.write_text("model,score\nm0,1\nm1,2\nm2,3\n")
+    opts = LeaderboardOptions.from_config(
+        {
+            "data": "d",
+            "paths": {"results_dir": str(tmp_path / "results")},
+            "leaderboard": {"aspects": {"realism": ["fid"]}, "human": str(ratings), "formats": ["json", "html"]},
+        }
+    )
+    lb, written = build(opts)
+    rows = {r["metric"]: r for r in lb["agreement"]["rows"]}
+    assert rows["fid"]["kendall_tau_b"]["value"] == pytest.approx(1.0)
+    assert rows["clip_score"]["kendall_tau_b"]["value"] == pytest.approx(1 / 3)
+    assert "Kendall τ-b with the human ratings" in written["html"].read_text()
+    assert json.loads(written["json"].read_text())["agreement"]["level"] == "model"
+
+
+def test_aspect_presets():
+    from tise_bench.errors import ConfigError
+    from tise_bench.leaderboard.build import LeaderboardOptions
+
+    def aspects(value):
+        return LeaderboardOptions.from_config({"data": "d", "leaderboard": {"aspects": value}}).aspects
+
+    assert aspects("tise") == aspects(None) and list(aspects(None)) == [
+        "realism",
+        "relevance",
+        "object accuracy",
+        "object fidelity",
+        "counting",
+        "position",
+    ]
+    assert aspects("modern") == {
+        "fidelity": ["fd_dinov2", "cmmd", "precision"],
+        "diversity": ["recall", "coverage"],
+        "alignment": ["clip_score", "geneval"],
+        "composition": ["compbench_spatial", "compbench_numeracy"],
+        "preference": ["hpsv2", "aesthetic"],
+    }
+    with pytest.raises(ConfigError, match="presets: tise, modern"):
+        aspects("fancy")

@@ -19,7 +19,7 @@ from ..registry import all_metrics
 from .collect import Collected, collect_runs, merge, read_extra_rows
 from .comparable import check_comparability
 from .ranking import OnMissing, metric_columns, ranking_score, resolve_metric_ids
-from .schema import LEADERBOARD_SCHEMA, TISE_ASPECTS, Leaderboard
+from .schema import ASPECT_PRESETS, LEADERBOARD_SCHEMA, TISE_ASPECTS, Leaderboard
 from .tables import TableOptions, to_csv, to_json, to_latex, to_markdown
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class LeaderboardOptions:
     decimals: int = 2
     decimals_by_metric: dict[str, int] = field(default_factory=dict)
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
+    human: Path | None = None  # human ratings CSV: the "agreement with human ratings" section (tise_bench.agreement)
 
     def __post_init__(self) -> None:
         # <results_dir>/<data>/ is read and the five leaderboard files written there: one safe folder name
@@ -64,7 +65,7 @@ class LeaderboardOptions:
             results_dir=Path(paths.get("results_dir", "results")),
             extra_rows=Path(extra) if extra else None,
             metrics=_str_list(lb["metrics"]) if lb.get("metrics") else None,
-            aspects={str(k): [str(m) for m in v] for k, v in (lb.get("aspects") or TISE_ASPECTS).items()},
+            aspects=_aspects(lb.get("aspects")),
             on_missing=lb.get("on_missing", "error"),
             allow_mixed=_bool(lb.get("allow_mixed", False), "leaderboard.allow_mixed"),
             bootstrap=int(lb.get("bootstrap") or 0),
@@ -75,7 +76,24 @@ class LeaderboardOptions:
             decimals=int(lb.get("decimals", 2)),
             decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
             formats=_str_list(lb.get("formats") or FORMATS),
+            human=Path(lb["human"]) if lb.get("human") else None,
         )
+
+
+def _aspects(value: Any) -> dict[str, list[str]]:
+    """``leaderboard.aspects``: null (TISE's six), a preset name (:data:`ASPECT_PRESETS`) or a mapping."""
+    if value is None:
+        value = TISE_ASPECTS
+    if isinstance(value, str):
+        if value not in ASPECT_PRESETS:
+            raise ConfigError(
+                f"leaderboard.aspects={value!r}: not a preset; presets: {', '.join(ASPECT_PRESETS)} "
+                "(or give a mapping, e.g. 'leaderboard.aspects={realism:[FID],relevance:[RP]}')"
+            )
+        value = ASPECT_PRESETS[value]
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"leaderboard.aspects must be a preset name or a mapping of aspect -> metrics, got {value!r}")
+    return {str(k): [str(m) for m in v] for k, v in value.items()}
 
 
 def _bool(value: Any, key: str) -> bool:
@@ -250,6 +268,11 @@ def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
         if (drill := _optional("build_drilldown")) is not None:
             dd = drill(collected.run_dirs[opts.drilldown], opts.drilldown_n)
             lb["drilldown"] = {"model": opts.drilldown, **dd}
+
+    if opts.human is not None:
+        from ..agreement.human import agreement
+
+        lb["agreement"] = agreement(opts.human, data_dir, n_boot=opts.bootstrap, level=opts.level)
 
     per_metric = {
         resolve_metric_ids([k], "leaderboard.decimals_by_metric")[0]: int(v) for k, v in opts.decimals_by_metric.items()

@@ -70,3 +70,17 @@ TISE_ASPECTS: dict[str, list[str]] = {
     "counting": ["ca"],
     "position": ["pa"],
 }
+
+#: ``leaderboard.aspects=modern``: what a 2026 paper reports beside (or instead of) TISE's bag. Fidelity without
+#: FID's flaws (FD-DINOv2, CMMD, precision), diversity (recall, coverage), text alignment (CLIP score, GenEval
+#: overall), composition rules (T2I-CompBench spatial and numeracy) and human preference (HPSv2, aesthetic).
+MODERN_ASPECTS: dict[str, list[str]] = {
+    "fidelity": ["fd_dinov2", "cmmd", "precision"],
+    "diversity": ["recall", "coverage"],
+    "alignment": ["clip_score", "geneval"],
+    "composition": ["compbench_spatial", "compbench_numeracy"],
+    "preference": ["hpsv2", "aesthetic"],
+}
+
+#: Named aspect sets: ``leaderboard.aspects=<name>``.
+ASPECT_PRESETS: dict[str, dict[str, list[str]]] = {"tise": TISE_ASPECTS, "modern": MODERN_ASPECTS}
