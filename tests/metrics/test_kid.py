@@ -187,3 +187,19 @@ def test_kid_through_the_pipeline_reads_reference_features(tmp_path, fresh_cache
             backbones=RANDOM_BACKBONES,
             cache_dir=fresh_cache,
         )
+
+
+@pytest.mark.parametrize("budget", [None, 0])  # None: the Gram-matrix path; 0: recompute from the features
+def test_kid_replicator_equals_kid_on_the_resampled_rows(budget):
+    from tise_bench.metrics.kid import KidReplicator
+
+    rng = np.random.default_rng(5)
+    gen, ref = rng.normal(size=(70, 12)), rng.normal(0.2, 1.0, size=(50, 12))
+    p = {"subsets": 6, "subset_size": 20, "degree": 3, "gamma": None, "coef0": 1.0, "seed": 2020}
+    rep = KidReplicator(gen, ref, p) if budget is None else KidReplicator(gen, ref, p, budget=budget)
+    assert rep.fits is (budget is None)
+    assert rep(np.arange(70)) == pytest.approx(kid(gen, ref, **p)[0], rel=1e-10)  # identity = the point value
+    for _ in range(3):
+        rows = rng.integers(0, 70, 70)  # a bootstrap multiset, duplicates included
+        assert rep(rows) == pytest.approx(kid(gen[np.sort(rows)], ref, **p)[0], rel=1e-10, abs=1e-14)
+    assert np.isnan(rep(np.arange(10)))  # fewer rows than subset_size

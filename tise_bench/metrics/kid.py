@@ -103,6 +103,65 @@ def kid(
     return float(np.mean(mmds)), float(np.std(mmds)), mmds
 
 
+#: Largest Gram matrices (generated × (generated + reference), float64) a :class:`KidReplicator` keeps; above it
+#: each replicate recomputes its kernels from the features (exact too, about 10× slower).
+GRAM_BUDGET_BYTES = 2 << 30
+
+
+class KidReplicator:
+    """KID of a bootstrap replicate's multiset of generated images (``rows``, sorted so the identity resample is
+    the generated set itself), exactly as :func:`kid` on ``gen[rows]`` would compute it, but fast.
+
+    Every replicate draws the same subset indices (same seed, same set sizes), so a subset's kernel matrices are
+    sub-matrices of the full generated × generated and generated × reference polynomial kernels: computed once
+    (when they fit :data:`GRAM_BUDGET_BYTES`), each replicate gathers its subsets' entries instead of
+    multiplying 1000 × 2048 feature blocks again; the reference × reference term of each subset does not depend on
+    the replicate and is computed once. Above the budget every replicate calls :func:`kid` (same value)."""
+
+    def __init__(self, gen: np.ndarray, ref: np.ndarray, params: dict[str, Any], budget: int = GRAM_BUDGET_BYTES):
+        self.gen, self.ref, self.p = np.asarray(gen, np.float64), np.asarray(ref, np.float64), dict(params)
+        n1, n2 = len(self.gen), len(self.ref)
+        self.fits = n1 * (n1 + n2) * 8 <= budget
+        self._gram: tuple[np.ndarray, np.ndarray] | None = None
+        self._draws: dict[int, list[tuple[np.ndarray, np.ndarray, float]]] = {}
+
+    def _kernel(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return polynomial_kernel(x, y, self.p["degree"], self.p["gamma"], self.p["coef0"])
+
+    def _subsets(self, n1: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """(generated positions, reference rows, reference term) per subset, for a replicate of ``n1`` rows: the
+        draws of :func:`kid` (``rng.choice`` of n1 then of n2, per subset, from the seed)."""
+        if n1 not in self._draws:
+            m, n2 = self.p["subset_size"], len(self.ref)
+            rng = np.random.RandomState(self.p["seed"])
+            out = []
+            for _ in range(self.p["subsets"]):
+                a = rng.choice(n1, m, replace=False)
+                b = rng.choice(n2, m, replace=False)
+                k_yy = self._kernel(self.ref[b], self.ref[b])
+                out.append((a, b, float((k_yy.sum() - np.trace(k_yy)) / (m * (m - 1)))))
+            self._draws[n1] = out
+        return self._draws[n1]
+
+    def __call__(self, rows: np.ndarray) -> float:
+        rows = np.sort(np.asarray(rows))
+        m = self.p["subset_size"]
+        if len(rows) < m:
+            return math.nan
+        if not self.fits:
+            return kid(self.gen[rows], self.ref, **self.p)[0]
+        if self._gram is None:
+            self._gram = (self._kernel(self.gen, self.gen), self._kernel(self.gen, self.ref))
+        k_gg, k_gr = self._gram
+        mmds = []
+        for a, b, yy in self._subsets(len(rows)):
+            g = rows[a]
+            k_xx = k_gg[np.ix_(g, g)]
+            xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+            mmds.append(xx + yy - 2.0 * k_gr[np.ix_(g, b)].sum() / (m * m))
+        return float(np.mean(mmds))
+
+
 @dataclass(frozen=True)
 class KIDParams:
     """torch-fidelity's defaults; ``shrink_subset_size``: use min(generated, reference, subset_size) instead of
@@ -187,10 +246,7 @@ def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         raise ConfigError(_too_small(n_gen, n_ref, size))
     mean, std, _ = kid(gen, ref, **{**p, "subset_size": size})
 
-    def score(rows: np.ndarray) -> float:  # KID of a replicate's multiset of generated images, in sample order
-        rows = np.sort(rows)  # the identity resample is then the generated set itself: the point value
-        return kid(gen[rows], ref, **{**p, "subset_size": size})[0] if len(rows) >= size else math.nan
-
+    score = KidReplicator(gen, ref, {**p, "subset_size": size})
     gamma = p["gamma"] if p["gamma"] is not None else 1.0 / gen.shape[1]
     return MetricValue(
         value=mean,
