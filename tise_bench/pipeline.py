@@ -251,7 +251,12 @@ def score(
             other_text=ex.other_text,
             logit_scale=getattr(backbones.get("clip"), "logit_scale", 100.0),
             ref_stats_fn=functools.partial(stats_fn, subset_refs=sub_refs),
-            extra={"class_names": getattr(backbones.get("detector"), "names", None)},
+            extra={
+                "class_names": getattr(backbones.get("detector"), "names", None),
+                # what the detections came from, for protocol labels ("T2I-CompBench rules, <detector>")
+                "detector": getattr(backbones.get("detector"), "detector", None)
+                or getattr(backbones.get("detector"), "weights_name", None),
+            },
             sample_rank=np.asarray(srows, dtype=np.int64),
         )
         if ex.crops is not None and any(n.backbone == "crops" for n in spec.needs_for(params.get(spec.id))):
