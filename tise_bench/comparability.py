@@ -152,6 +152,11 @@ def tise_divergences(
         )
     if metric_id == "fd_dinov2":
         return "not in TISE; follows layer6ai-labs/dgm-eval (DINOv2 CLS features)"
+    if metric_id == "geneval" or metric_id.startswith("geneval_"):
+        seg = backbones.get("segmenter")
+        d = seg.describe() if seg is not None else {}
+        label = f"GenEval protocol, {d.get('weights', '?')} + {d.get('clip', '?')}"
+        return label + ("" if d.get("masks", True) else ", no masks") + (f"; {out[0]}" if out else "")
     if metric_id == "clip_fid":
         return "not in TISE; follows clean-fid CLIP-FID (unnormalised CLIP embeddings)"
     out += _inception_resize(backbones)  # IS*, O-IS / O-FID on Inception: TISE's resize is not clean-fid's

@@ -207,7 +207,7 @@ def _ref_stats_fn(ex: Extracted, evalset: EvalSet, bank: FeatureBank) -> Callabl
 @dataclass
 class Scored:
     metrics: dict[str, MetricValue]
-    per_sample: dict[str, dict[tuple[str, str], float]]
+    per_sample: dict[str, dict[tuple[str, str], float | str]]
     samples_by_subset: dict[str, list[Sample]]
 
 
@@ -268,6 +268,9 @@ def score(
         out.metrics[spec.id] = mv
         if mv.per_sample is not None and len(mv.per_sample) == len(samples):
             out.per_sample[spec.id] = {(subset, s.path): float(v) for s, v in zip(samples, mv.per_sample)}
+        for col, notes in mv.sample_notes.items():  # text columns (GenEval's failure reasons)
+            if len(notes) == len(samples):
+                out.per_sample[f"{spec.id}_{col}"] = {(subset, s.path): str(v) for s, v in zip(samples, notes)}
     return out
 
 

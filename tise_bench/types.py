@@ -27,6 +27,9 @@ class MetricValue:
     extras: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     resample: Any = field(default=None, compare=False, repr=False)
+    #: per-sample text columns for the per-sample table, aligned like ``per_sample``: ``{"reason": [...]}`` is
+    #: written as the column ``<metric id>_reason`` (e.g. GenEval's failure reason); not part of ``metrics.json``
+    sample_notes: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": _f(self.value), "n": int(self.n)}

@@ -33,14 +33,18 @@ def coco80_names() -> dict[int, str]:
 
 
 def random_detector(arch: str, seed: int, imgsz: int) -> tuple[torch.nn.Module, dict[int, str]]:
-    """-> (eval-mode DetectionModel of ``arch`` with seeded, calibrated random weights, COCO-80 names)."""
-    from ultralytics.nn.tasks import DetectionModel
+    """-> (eval-mode DetectionModel of ``arch`` with seeded, calibrated random weights, COCO-80 names).
+
+    A segmentation architecture (``yolov8n-seg.yaml``: a ``-seg`` model yaml) gives a SegmentationModel, whose
+    random mask head is left as initialised (its masks are noise, as its boxes)."""
+    from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
     names = coco80_names()
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(seed)
         try:
-            net = DetectionModel(arch, nc=len(names), verbose=False)
+            model_cls = SegmentationModel if Path(arch).stem.endswith("-seg") else DetectionModel
+            net = model_cls(arch, nc=len(names), verbose=False)
         except FileNotFoundError as e:
             raise FileNotFoundError(
                 f"backbones.detector.arch={arch}: no such ultralytics model yaml ({e}); use e.g. yolov8n.yaml"
