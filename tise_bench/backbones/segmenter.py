@@ -19,7 +19,8 @@ forward = ultralytics segmentation model -> boxes + masks -> masked crops -> CLI
 * ``detections`` float32 ``(max_det, 6)`` ``[x1, y1, x2, y2, score, class_id]`` in original pixels, score-sorted,
   padding rows all ``-1``; ``class_id`` indexes the 80 COCO classes (``tise_bench.text.coco_classes``);
 * ``crop_image`` float32 ``(max_det, D)``: the L2-normalised CLIP embedding of the row's masked crop, zeros where
-  no crop was made; ``crop`` ``(max_det,)``: 1 where a crop was embedded, 2 where it was also masked, 0 if not;
+  no crop was made; ``crop`` ``(max_det,)``: 1 where a crop was embedded, 2 where it was also masked, 0 if not,
+  -1 where the box rounds to an empty crop (GenEval's transform would fail on it; the metric gives it no colour);
 * ``size`` ``[width, height]``.
 
 Crops are made for the rows GenEval can ask a colour of: every kept box (score > ``conf``, GenEval's 0.3 by
@@ -59,6 +60,7 @@ from .registry import BackboneConfig, register_backbone
 
 log = logging.getLogger(__name__)
 VERSION = "v1"  # bump when the crop or mask code changes the features
+EMPTY_CROP = -1.0  # ``crop`` flag of a row whose rounded box is empty (no embedding; its colour is "none")
 #: the random variant's CLIP: open_clip CLIP, ViT + text transformer, 224 px, context 77, two layers per tower
 TINY_CLIP: dict[str, Any] = {
     "embed_dim": 64,
@@ -223,9 +225,11 @@ class SegmenterBackbone(ImageBackbone):
         crops, where = [], []
         for i, (img, d, m) in enumerate(zip(imgs, dets, masks)):
             for r in crop_rows(d, self.conf, self.per_class):
-                crops.append(
-                    self._clip_pre(masked_crop(img, tuple(d[r, :4]), None if m is None else m[r], self.bgcolor))
-                )
+                crop = masked_crop(img, tuple(d[r, :4]), None if m is None else m[r], self.bgcolor)
+                if crop.width == 0 or crop.height == 0:  # a sub-pixel box rounds to nothing: no colour (GenEval fails)
+                    flag[i, r] = EMPTY_CROP
+                    continue
+                crops.append(self._clip_pre(crop))
                 where.append((i, r))
                 flag[i, r] = 1.0 if m is None else 2.0
         for s in range(0, len(crops), 64):
@@ -236,6 +240,7 @@ class SegmenterBackbone(ImageBackbone):
         size = torch.tensor([[im.width, im.height] for im in imgs], dtype=torch.float32)
         return {"detections": torch.from_numpy(np.stack(dets)), "crop_image": emb, "crop": flag, "size": size}
 
+    @torch.inference_mode()
     def detect(self, imgs: list[Image.Image]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """-> per image ``(max_det, 6)`` rows (original pixels, COCO-80 ids, score-sorted, -1 padded) and the
         matching ``(max_det, H, W)`` boolean instance masks (None for a detection model)."""

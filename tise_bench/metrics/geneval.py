@@ -30,7 +30,8 @@ Differences (recorded in every metric's extras as ``protocol``): detections and 
 ``segmenter`` backbone (an ultralytics model; GenEval used mmdet's Mask2Former Swin-S), and its CLIP is
 ``backbones.segmenter.clip_model`` (default ViT-L-14/openai as GenEval) in fp32. Class names are GenEval's
 (COCO's, with ``computer mouse``, ``tv remote``, ``computer keyboard``). GenEval evaluates 4 images per prompt;
-every image found for a prompt is scored here.
+every image found for a prompt is scored here. A box whose rounded crop is empty (GenEval's CLIP transform
+would raise on it) has no colour ("none").
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def color_classifier(text_emb: np.ndarray) -> np.ndarray:
 def classify_colors(crop_emb: np.ndarray, classifier: np.ndarray) -> list[str]:
     """run_classification + ``pred.argmax(1)``: the colour of each crop embedding."""
     x = np.asarray(crop_emb, dtype=np.float64)
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-300)
     return [COLORS[i] for i in (100.0 * x @ classifier).argmax(axis=1)]
 
 
@@ -267,12 +268,13 @@ def judge(ctx: MetricContext, params: dict[str, Any]) -> tuple[list[str], np.nda
 
         def colors_of(found: list[np.ndarray], cls: str, j: int = j, rows: dict = rows) -> list[str]:
             rr = rows[cls][: len(found)]
-            if not np.all(flag[j][rr] > 0):
+            if np.any(flag[j][rr] == 0):
                 raise ConfigError(
                     "geneval: a box used for a colour has no crop embedding (score <= backbones.segmenter.conf or "
                     "past crop_max_per_class); keep metrics.params threshold >= the segmenter's conf"
                 )
-            return classify_colors(emb[j][rr], classifier(cls))
+            got = classify_colors(emb[j][rr], classifier(cls))
+            return [c if f > 0 else "none" for c, f in zip(got, flag[j][rr])]  # empty crop: no colour
 
         c, r = evaluate(objects, spec, colors_of, params["position_threshold"])
         tags.append(spec["tag"])
