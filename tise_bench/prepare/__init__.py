@@ -8,6 +8,8 @@ thin wrapper around :func:`run_prepare`, which dispatches to the plain functions
   (``data=cub``) (:mod:`.tise_pickles`);
 * :func:`prepare_cub` -- CUB-200 captions → realism, rp (:mod:`.cub`).
 * :func:`prepare_compbench` -- T2I-CompBench's prompt files → spatial, numeracy (:mod:`.compbench`).
+* :func:`prepare_geneval` -- GenEval's evaluation_metadata.jsonl, or the same prompts regenerated → geneval
+  (:mod:`.geneval`).
 
 Each returns ``{subset: manifest path}`` and writes byte-identical files for identical inputs and seed.
 """
@@ -22,9 +24,18 @@ from .coco import prepare_coco
 from .common import Sizes
 from .compbench import prepare_compbench
 from .cub import prepare_cub
+from .geneval import prepare_geneval
 from .tise_pickles import prepare_tise_pickles
 
-__all__ = ["Sizes", "prepare_coco", "prepare_compbench", "prepare_cub", "prepare_tise_pickles", "run_prepare"]
+__all__ = [
+    "Sizes",
+    "prepare_coco",
+    "prepare_compbench",
+    "prepare_cub",
+    "prepare_geneval",
+    "prepare_tise_pickles",
+    "run_prepare",
+]
 
 
 def _given(v: Any) -> bool:
@@ -37,13 +48,22 @@ def run_prepare(cfg: Mapping[str, Any]) -> dict[str, Path]:
     if not _given(data):
         raise ConfigError(
             "data=<name> is required: data=coco coco_root=<dir> | data=coco tise_pickles=<dir> | "
-            "data=cub cub_root=<dir> | data=cub tise_pickles=<dir> | data=compbench compbench_root=<dir>"
+            "data=cub cub_root=<dir> | data=cub tise_pickles=<dir> | data=compbench compbench_root=<dir> | "
+            "data=geneval [geneval_metadata=<evaluation_metadata.jsonl>]"
         )
     out, seed = Path(str(cfg["out"])), int(cfg.get("seed", 0))
     if str(data) == "compbench":  # T2I-CompBench's prompt files (no draws: every prompt, in file order)
         if not _given(cfg.get("compbench_root")):
             raise ConfigError("data=compbench imports T2I-CompBench's prompt files: give compbench_root=<dir>")
         return prepare_compbench(cfg["compbench_root"], out, split=str(cfg.get("compbench_split") or "val"))
+    if str(data) == "geneval":  # GenEval's metadata file, or its 553 prompts regenerated (create_prompts.py)
+        meta = cfg.get("geneval_metadata")
+        return prepare_geneval(
+            out,
+            metadata=str(meta) if _given(meta) else None,
+            seed=int(cfg.get("geneval_seed", 43)),
+            n=int(cfg.get("geneval_per_task", 100)),
+        )
     sizes = dict(cfg.get("sizes") or {})
     if _given(cfg.get("tise_pickles")):
         subs = cfg.get("tise_subsets")
