@@ -312,6 +312,10 @@ def _task_metric(task: str):
             resample=ctx.mean_resampler(ok[rows], rows=rows),
         )
 
+    compute.__doc__ = (
+        f"GenEval {task} (evaluate_images.py rules on the segmenter's detections): the fraction of the task's "
+        f"images judged correct (summary_scores.py)"
+    )
     compute.texts_needed = texts_needed  # type: ignore[attr-defined]
     compute.requires = requires_geneval  # type: ignore[attr-defined]
     return compute
