@@ -159,6 +159,8 @@ def tise_divergences(
         return label + ("" if d.get("masks", True) else ", no masks") + (f"; {out[0]}" if out else "")
     if metric_id == "clip_fid":
         return "not in TISE; follows clean-fid CLIP-FID (unnormalised CLIP embeddings)"
+    if metric_id in ("compbench_spatial", "compbench_numeracy"):  # the metric names its detector
+        return str(ex.get("protocol") or "T2I-CompBench rules") + (f"; {out[0]}" if out else "")
     out += _inception_resize(backbones)  # IS*, O-IS / O-FID on Inception: TISE's resize is not clean-fid's
     if metric_id == "is_star":
         if cub:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tise_bench.context import MetricContext, Sample
-from tise_bench.data.manifest import Record
+from tise_bench.data.manifest import Record, load_manifest
 from tise_bench.errors import DataError
 from tise_bench.metrics import compbench as cb
 from tise_bench.registry import get_metric
@@ -486,3 +486,118 @@ def test_requires_a_parseable_record():
     assert spec.requires([Record("0", "a dog near a cat")], None) is None
     assert "compbench" in spec.requires([Record("0", "a photo")], None)
     assert get_metric("compbench_numeracy").requires([Record("0", "two dogs")], None) is None
+
+
+# --- whole runs ----------------------------------------------------------------------------------------------
+def _e2e_inputs(tmp_path):
+    """data=compbench prepared from two small prompt files, a 64 x 48 image per prompt and planted detections."""
+    import json
+
+    from PIL import Image
+
+    from tise_bench.prepare import prepare_compbench
+
+    src = tmp_path / "cb"
+    src.mkdir()
+    (src / "spatial_val.txt").write_text(
+        "a giraffe next to a lamp\na dog on the left of a cat\nan apple near a man\na red dog beside a cat\n"
+    )
+    (src / "numeracy_val.txt").write_text("two boys\nthree couches, one man and two dogs\nfour ducks\na dogs\n")
+    paths = prepare_compbench(src, tmp_path / "data" / "compbench", log=None)
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    ids = [r.id for p in paths.values() for r in load_manifest(p)]
+    for i, rid in enumerate(ids):
+        Image.fromarray(np.full((48, 64, 3), 20 * i + 5, np.uint8)).save(gen / f"{rid}.png")
+    planted = {  # file -> [(box in image pixels, class, score)]
+        "spatial-0000.png": [([0, 0, 10, 10], "giraffe", 0.9)],
+        "spatial-0001.png": [([2, 10, 12, 20], "dog", 0.9), ([40, 10, 50, 20], "cat", 0.8)],
+        "spatial-0002.png": [([0, 0, 10, 10], "apple", 0.6), ([50, 40, 60, 48], "person", 0.7)],
+        "numeracy-0000.png": [([0, 0, 10, 10], "person", 0.9), ([30, 0, 40, 10], "person", 0.8)],
+        "numeracy-0001.png": [([0, 0, 10, 10], "couch", 0.9), ([20, 0, 30, 10], "couch", 0.9)]
+        + [([40, 0, 50, 10], "couch", 0.9), ([0, 30, 10, 40], "person", 0.9), ([20, 30, 30, 40], "dog", 0.9)],
+    }
+    images = {
+        f"{rid}.png": {
+            "boxes": [b for b, _, _ in planted.get(f"{rid}.png", [])],
+            "classes": [c for _, c, _ in planted.get(f"{rid}.png", [])],
+            "scores": [s for _, _, s in planted.get(f"{rid}.png", [])],
+        }
+        for rid in ids
+    }
+    js = tmp_path / "dets.json"
+    js.write_text(json.dumps({"format": "tise_bench-detections-v1", "detector": "planted boxes", "images": images}))
+    return gen, js
+
+
+def _run(tmp_path, gen, *extra):
+    from hydra import compose, initialize_config_module
+
+    from tise_bench.runner import run
+
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+        cfg = compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                f"paths.results_dir={tmp_path / 'res'}",
+                f"paths.data_root={tmp_path / 'data'}",
+                "progress=false",
+                "print_table=false",
+                "model=folder",
+                "model.name=mine",
+                f"model.samples_dir={gen}",
+                "data=compbench",
+                "bootstrap.replicates=20",
+                *extra,
+            ],
+        )
+    [res] = run(cfg)
+    return res, tmp_path / "res" / "compbench" / "mine"
+
+
+def test_run_on_planted_detections_gives_the_hand_computed_scores(tmp_path):
+    import json
+
+    import pandas as pd
+
+    gen, js = _e2e_inputs(tmp_path)
+    res, folder = _run(tmp_path, gen, f"backbones.detector.imported={js}")
+    # 64 x 48 images -> UniDet frame 480 x 360 (x 7.5). spatial-0001: dx = 38 * 7.5 > |dy| = 0 -> left = 1,
+    # 0.25 * (0.9 + 0.8) + 0.5 = 0.925; spatial-0002: dx = 375, dy = 292.5 -> near = 150/375 = 0.4,
+    # 0.25 * 1.3 + 0.2 = 0.525; 0000 (lamp) and 0003 (not the template) skipped.
+    spatial = (0.925 + 0.525) / 2
+    # numeracy-0000: two persons for "two boys" -> 1; -0001: couches 3/3 (1/3), man 1/1 (1/3), dogs 1/2 (1/6)
+    numeracy = (1.0 + 5 / 6) / 2
+    assert res.metrics["compbench_spatial"].value == pytest.approx(spatial)
+    assert res.metrics["compbench_numeracy"].value == pytest.approx(numeracy)
+    mj = json.loads((folder / "metrics.json").read_text())
+    sp = mj["metrics"]["compbench_spatial"]
+    assert sp["protocol"] == "T2I-CompBench rules, planted boxes" and sp["n"] == 2
+    assert sp["skipped"] == {"noun_not_in_detector": 1, "caption_not_parsed": 1}
+    assert mj["metrics"]["compbench_numeracy"]["skipped"] == {"noun_not_in_detector": 1, "count_not_parsed": 1}
+    for m in ("compbench_spatial", "compbench_numeracy"):
+        assert mj["bootstrap"]["metrics"][m]["identity"] == pytest.approx(mj["metrics"][m]["value"], rel=1e-12)
+    df = pd.read_parquet(folder / "samples.parquet")
+    got = {(r.id, m): r[m] for _, r in df.iterrows() for m in ("compbench_spatial", "compbench_numeracy")}
+    assert got[("spatial-0001", "compbench_spatial")] == pytest.approx(0.925)
+    assert got[("spatial-0002", "compbench_spatial")] == pytest.approx(0.525)
+    assert math.isnan(got[("spatial-0000", "compbench_spatial")])
+    assert got[("numeracy-0001", "compbench_numeracy")] == pytest.approx(5 / 6)
+
+
+def test_run_with_the_random_detector(tmp_path):
+    import json
+
+    gen, _ = _e2e_inputs(tmp_path)
+    res, folder = _run(tmp_path, gen)
+    mj = json.loads((folder / "metrics.json").read_text())
+    assert mj["metrics"]["compbench_numeracy"]["protocol"] == (
+        "T2I-CompBench rules, yolov8n.yaml (random seed 0); random-weights detector"
+    )
+    for m in ("compbench_spatial", "compbench_numeracy"):
+        mv = res.metrics[m]
+        assert mv.extras["protocol"].startswith("T2I-CompBench rules, yolov8n.yaml (random seed 0)")
+        assert mv.n == 2 and 0.0 <= mv.value <= 1.0
