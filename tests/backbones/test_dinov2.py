@@ -1,11 +1,13 @@
 """DINOv2 backbone vs dgm-eval's pipeline, written from scratch here: its transform (torchvision on the PIL image),
 DINOv2's position-embedding resampling and DINOv2's forward (blocks with LayerScale, CLS after the final norm), on
-locally made checkpoints in Meta's and timm's layouts (no real weights); the random variant; fail-fast offline."""
+locally made checkpoints in Meta's and timm's layouts (no real weights); the random variant (ViT-L/14 under
+backbones=random, ViT-S/14 in the tests); fail-fast offline."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -161,6 +163,34 @@ def test_random_variant_is_seeded_marked_and_informative() -> None:
     f = a.forward(x)["cls"]
     np.testing.assert_array_equal(f, b.forward(x)["cls"])
     assert f.std(axis=0).mean() > 0.05  # LayerScale 1: features differ across images (FD is not degenerate)
+
+
+def test_random_yaml_builds_dinov2s_vit_l_14(monkeypatch, tmp_path) -> None:
+    """backbones=random keeps FD-DINOv2's architecture, ViT-L/14 at 224 (the seeded build is intercepted here and
+    made on ViT-S/14 at 56: ViT-L's init takes seconds and its forward ~1 s per image on a CPU, see the README)."""
+    import yaml
+
+    import tise_bench.backbones as bb_mod
+    from tise_bench.backbones import build_backbones
+
+    block = yaml.safe_load((Path(bb_mod.__file__).parent.parent / "configs/backbones/random.yaml").read_text())[
+        "dinov2"
+    ]
+    assert block == {}  # the config dataclass's default model: no smaller architecture
+    monkeypatch.setattr(bb_mod, "_BUILT", {})
+    real, calls = D._architecture, []
+
+    def arch(model: str, image_size: int, *, meta_device: bool) -> torch.nn.Module:
+        calls.append((model, image_size, meta_device))
+        return real(SMALL, 56, meta_device=meta_device)
+
+    monkeypatch.setattr(D, "_architecture", arch)
+    bb = build_backbones({"random": True, "seed": 2, "device": "cpu", "dinov2": block}, {"dinov2"}, tmp_path)["dinov2"]
+    assert calls == [("vit_large_patch14_dinov2", 224, False)]
+    assert bb.ident == "dinov2-vit_large_patch14_dinov2-random-seed2" and bb.describe()["random_weights"] is True
+    net: Any = real("vit_large_patch14_dinov2", 224, meta_device=True)  # ViT-L/14: no init on the meta device
+    assert (len(net.blocks), net.embed_dim, tuple(net.patch_embed.patch_size)) == (24, 1024, (14, 14))
+    assert tuple(net.pos_embed.shape) == (1, 1 + 16 * 16, 1024)
 
 
 def test_namespace_covers_every_input(meta_ckpt) -> None:

@@ -1,8 +1,9 @@
 """The HPSv2 backbone: the reference's preprocessing (tgxs002/HPSv2 hpsv2/src/open_clip/transform.py, ResizeMaxSize
 with light_augmentation) rewritten here from its code, the checkpoint loading (a small fake ``{'state_dict': ...}``
 file saved by the test, weights_only=True), the embeddings and HPS score against the test's own open_clip model, the
-seeded random variant, and the fail-fast message when the checkpoint is missing. A tiny open_clip architecture
-registered by the test stands in for ViT-H-14 (same code path, milliseconds instead of minutes on CPU)."""
+seeded random variant (ViT-H-14 by default), and the fail-fast message when the checkpoint is missing. A tiny
+open_clip architecture registered by the test stands in for ViT-H-14 (same code path, milliseconds instead of
+minutes on CPU)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from torchvision.transforms import Compose, InterpolationMode, Normalize, ToTens
 
 import open_clip
 from open_clip import factory as oc_factory
+import tise_bench.backbones as bb_mod
 from tise_bench.backbones import build_backbones
 from tise_bench.backbones import hps as H
 from tise_bench.backbones.registry import get_backbone
@@ -222,27 +224,71 @@ def test_checkpoint_in_the_hugging_face_cache_is_found(tiny, tmp_path) -> None:
         H.HpsBackbone(version="v2", model=tiny, cache_dir=tmp_path, device="cpu")
 
 
-def test_random_variant_is_tiny_seeded_and_loudly_marked(tmp_path, caplog) -> None:
-    assert H.TINY_CFG == {
-        "embed_dim": 1024,
-        "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 16, "patch_size": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
-    }
-    state = torch.random.get_rng_state()
+def test_random_variant_is_vit_h_14_by_default(tmp_path, monkeypatch, caplog) -> None:
+    """backbones=random builds open_clip's ViT-H-14 itself (the build is intercepted here: ~1 B parameters, see the
+    README for its cost) and names it in the ident; the random.yaml block changes nothing of that."""
+    import yaml
+
+    import tise_bench
+
+    monkeypatch.setitem(oc_factory._MODEL_CONFIGS, TINY, TINY_CFG)
+    monkeypatch.setattr(bb_mod, "_BUILT", {})  # no instance from another test
+    real_create = open_clip.create_model
+    calls: list = []
+
+    def create(name, *a, **k):
+        calls.append((name, a, k))
+        return real_create(TINY, *a, **k)  # the same call on a tiny architecture
+
+    monkeypatch.setattr(open_clip, "create_model", create)
+    assert H.HpsConfig.model == "ViT-H-14" and get_backbone("hps").parse({}).model == "ViT-H-14"
+    conf = Path(tise_bench.__file__).parent / "configs" / "backbones" / "random.yaml"
+    block = yaml.safe_load(conf.read_text())["hps"]
+    assert block == {}  # the default architecture, no tiny override
     with caplog.at_level("WARNING"):
-        a = build_backbones({"random": True, "seed": 0, "device": "cpu", "hps": {}}, {"hps"}, tmp_path)["hps"]
+        bb = build_backbones({"random": True, "seed": 3, "device": "cpu", "hps": block}, {"hps"}, tmp_path)["hps"]
+    assert [(n, a, k) for n, a, k in calls] == [("ViT-H-14", (), {"pretrained": None, "force_quick_gelu": False})]
+    assert bb.ident == "hps-ViT-H-14-random-seed3" and bb.describe()["model"] == "ViT-H-14 (RANDOM WEIGHTS)"
+    assert bb.describe()["random_weights"] is True and bb.describe()["checkpoint"] is None
+    assert "RANDOM-WEIGHTS open_clip ViT-H-14, not HPS" in caplog.text
+
+
+def test_random_open_clip_is_open_clips_own_init_seeded(tiny) -> None:
+    state = torch.random.get_rng_state()
+    a = H.random_open_clip(tiny, seed=4)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
-    assert "RANDOM-WEIGHTS tiny CLIP, not HPS" in caplog.text
-    b = H.HpsBackbone(random=True, seed=0, cache_dir=tmp_path, device="cpu")
-    c = H.HpsBackbone(random=True, seed=1, cache_dir=tmp_path, device="cpu")
+    b, c = H.random_open_clip(tiny, seed=4), H.random_open_clip(tiny, seed=5)
+    torch.manual_seed(4)
+    want = open_clip.create_model(tiny, pretrained=None)  # what ClipBackbone's random variant builds
+    for k, v in want.state_dict().items():
+        assert torch.equal(a.state_dict()[k], v) and torch.equal(b.state_dict()[k], v), k
+    assert not torch.equal(a.state_dict()["visual.conv1.weight"], c.state_dict()["visual.conv1.weight"])
+    with pytest.raises(ConfigError, match=r"'ViT-Q-99' is not an open_clip architecture"):
+        H.random_open_clip("ViT-Q-99", seed=0)
+
+
+def test_random_variant_on_a_chosen_architecture_is_seeded_and_loudly_marked(tiny, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(bb_mod, "_BUILT", {})
+    state = torch.random.get_rng_state()
+    cfg = {"random": True, "seed": 0, "device": "cpu", "hps": {"model": tiny}}  # the config key, for tests
+    with caplog.at_level("WARNING"):
+        a = build_backbones(cfg, {"hps"}, tmp_path)["hps"]
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
+    assert f"RANDOM-WEIGHTS open_clip {tiny}, not HPS" in caplog.text
+    b = H.HpsBackbone(random=True, seed=0, model=tiny, cache_dir=tmp_path, device="cpu")
+    c = H.HpsBackbone(random=True, seed=1, model=tiny, cache_dir=tmp_path, device="cpu")
     assert isinstance(a, H.HpsBackbone) and a.is_random and a.describe()["random_weights"] is True
-    assert a.ident == "hps-tiny-random-seed0" and "RANDOM" in str(a.describe()["model"])
+    assert a.ident == f"hps-{tiny}-random-seed0" and a.describe()["model"] == f"{tiny} (RANDOM WEIGHTS)"
     assert a.weights_hash == b.weights_hash != c.weights_hash and a.namespace != c.namespace
-    assert a.describe()["checkpoint"] is None
     x = torch.stack([a.preprocess(_image(90, 60, s)) for s in range(3)])
     emb = a.forward(x)["image"]
-    assert emb.shape == (3, 1024) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
+    assert emb.shape == (3, 24) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(emb, b.forward(x)["image"])
     assert np.ptp(emb @ a.encode_text(PROMPTS)[0].T) > 1e-4  # random, but not constant
+    with pytest.raises(ConfigError, match=r"backbones\.hps\.model='ViT-Q-99' is not an open_clip architecture"):
+        build_backbones({**cfg, "hps": {"model": "ViT-Q-99"}}, {"hps"}, tmp_path)
+    with pytest.raises(ConfigError, match=r"backbones\.hps\.model='ViT-Q-99'"):  # the real path: before any file
+        H.HpsBackbone(model="ViT-Q-99", weights=str(tmp_path / "missing.pt"), device="cpu")
     # a weights file given for hps is used under backbones=random (that backbone is then real)
     real_cfg = {"random": True, "device": "cpu", "hps": {"weights": str(tmp_path / "missing.pt")}}
     with pytest.raises(WeightsNotFoundError, match="missing.pt does not exist"):

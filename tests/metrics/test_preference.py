@@ -1,7 +1,9 @@
 """hpsv2 and aesthetic: each equals its reference formula written here from the reference code (tgxs002/HPSv2
 img_score.py / evaluation.py; christophschuhmann/improved-aesthetic-predictor simple_inference.py) on the same
 weights — the adapters on given embeddings, the aesthetic head (sizes pinned) on a fake head file, and a whole run
-on random backbones (per-sample values in samples.parquet, prompt-bootstrap replicates)."""
+on random backbones (per-sample values in samples.parquet, prompt-bootstrap replicates). Tiny open_clip
+architectures registered here stand in for ViT-H-14 / ViT-L-14 (``backbones.<hps|aesthetic>.model``): the random
+variants' default, the real architectures, is checked without building them (minutes on a CPU)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,28 @@ from tise_bench.registry import get_metric
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+TINY_L14 = "tise-tiny-aesthetic-test"  # OpenAI ViT-L/14's kind (QuickGELU, 224 px, embed 768), one layer per tower
+TINY_L14_CFG = {
+    "embed_dim": 768,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 56},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+TINY_H14 = "tise-tiny-hps-pref-test"  # ViT-H-14's kind (GELU, 224 px, embed 1024), one layer per tower
+TINY_H14_CFG = {
+    "embed_dim": 1024,
+    "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 56},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture()
+def tiny_archs(monkeypatch):
+    from open_clip import factory as oc_factory
+
+    monkeypatch.setitem(oc_factory._MODEL_CONFIGS, TINY_L14, TINY_L14_CFG)
+    monkeypatch.setitem(oc_factory._MODEL_CONFIGS, TINY_H14, TINY_H14_CFG)
+    return TINY_H14, TINY_L14
 
 
 class RefMLP(torch.nn.Module):
@@ -181,9 +205,9 @@ def head_file(tmp_path_factory):
     return path, ref
 
 
-def test_aesthetic_score_equals_simple_inference_on_the_same_weights(head_file, tmp_path) -> None:
+def test_aesthetic_score_equals_simple_inference_on_the_same_weights(head_file, tiny_archs, tmp_path) -> None:
     path, ref_head = head_file
-    bb = A.AestheticBackbone(random=True, seed=0, head=str(path), cache_dir=tmp_path, device="cpu")
+    bb = A.AestheticBackbone(random=True, seed=0, head=str(path), model=TINY_L14, cache_dir=tmp_path, device="cpu")
     assert bb.head_path == str(path) and bb.describe()["head_random"] is False and bb.is_random
     imgs = [_image(300, 200, 1), _image(150, 260, 2), _image(224, 224, 3)]
     with torch.no_grad():  # simple_inference.py on the backbone's (random, tiny) CLIP and the test's head
@@ -202,21 +226,10 @@ def test_aesthetic_score_equals_simple_inference_on_the_same_weights(head_file, 
     assert v.resample(np.arange(3))[0] == pytest.approx(v.value, rel=1e-12)
 
 
-TINY_L14 = "tise-tiny-aesthetic-test"
-
-
 @pytest.fixture()
-def tiny_l14(monkeypatch, tmp_path):
-    from open_clip import factory as oc_factory
+def tiny_l14(monkeypatch, tmp_path, tiny_archs):
     from open_clip import pretrained as oc_pretrained
 
-    cfg = {
-        "embed_dim": 768,
-        "quick_gelu": True,
-        "vision_cfg": {"image_size": 224, "layers": 1, "width": 32, "head_width": 16, "patch_size": 56},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    }
-    monkeypatch.setitem(oc_factory._MODEL_CONFIGS, TINY_L14, cfg)
     tag = {**oc_pretrained.get_pretrained_cfg("ViT-L-14", "openai"), "hf_hub": "tise-test/none/", "url": ""}
     monkeypatch.setitem(oc_pretrained._PRETRAINED, TINY_L14, {"openai": tag})
     torch.manual_seed(11)
@@ -276,34 +289,76 @@ def test_aesthetic_clip_offline_message_names_the_aesthetic_block(head_file, tmp
     assert "backbones.clip." not in msg
 
 
-def test_random_aesthetic_is_tiny_seeded_and_marked(tmp_path) -> None:
-    a = A.AestheticBackbone(random=True, seed=0, cache_dir=tmp_path, device="cpu")
-    b = A.AestheticBackbone(random=True, seed=0, cache_dir=tmp_path, device="cpu")
-    c = A.AestheticBackbone(random=True, seed=1, cache_dir=tmp_path, device="cpu")
-    assert a.ident == "aesthetic-tiny-random-seed0" and a.describe()["random_weights"] and a.describe()["head_random"]
+def test_random_aesthetic_is_vit_l_14_by_default(tmp_path, monkeypatch, tiny_archs) -> None:
+    """backbones=random builds open_clip's ViT-L-14 itself, with the openai tag's QuickGELU (the build is intercepted
+    here: ~430 M parameters, see the README for its cost) and names it in the ident."""
+    import tise_bench.backbones as bb_mod
+    from tise_bench.backbones import build_backbones
+
+    monkeypatch.setattr(bb_mod, "_BUILT", {})
+    real_create = open_clip.create_model
+    calls: list = []
+
+    def create(name, *a, **k):
+        calls.append((name, k))
+        return real_create(TINY_L14, *a, **k)  # the same call on a tiny architecture
+
+    monkeypatch.setattr(open_clip, "create_model", create)
+    assert A.AestheticConfig.model == "ViT-L-14"
+    bb = build_backbones({"random": True, "seed": 2, "device": "cpu", "aesthetic": {}}, {"aesthetic"}, tmp_path)
+    a = bb["aesthetic"]
+    assert calls == [("ViT-L-14", {"pretrained": None, "force_quick_gelu": True})]
+    assert a.ident == "aesthetic-ViT-L-14-random-seed2" and a.describe()["model"] == "ViT-L-14 (RANDOM WEIGHTS)"
+    assert a.describe()["random_weights"] and a.describe()["head_random"] and a.describe()["pretrained_tag"] is None
+
+
+def test_random_aesthetic_is_seeded_and_marked(tmp_path, tiny_archs, monkeypatch) -> None:
+    import tise_bench.backbones as bb_mod
+    from tise_bench.backbones import build_backbones
+
+    monkeypatch.setattr(bb_mod, "_BUILT", {})
+    state = torch.random.get_rng_state()
+    cfg = {"random": True, "seed": 0, "device": "cpu", "aesthetic": {"model": TINY_L14}}  # the config key
+    a = build_backbones(cfg, {"aesthetic"}, tmp_path)["aesthetic"]
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
+    b = A.AestheticBackbone(random=True, seed=0, model=TINY_L14, cache_dir=tmp_path, device="cpu")
+    c = A.AestheticBackbone(random=True, seed=1, model=TINY_L14, cache_dir=tmp_path, device="cpu")
+    assert a.ident == f"aesthetic-{TINY_L14}-random-seed0" and a.describe()["random_weights"]
+    assert a.describe()["head_random"] and "RANDOM" in str(a.describe()["model"])
     assert a.weights_hash == b.weights_hash != c.weights_hash
-    assert A.TINY_CFG["embed_dim"] == 768 and a.settings.quick_gelu  # OpenAI ViT-L/14's kind
+    assert a.settings.quick_gelu and a.settings.tag == "openai"  # OpenAI ViT-L/14's QuickGELU and preprocessing
     x = torch.stack([a.preprocess(_image(100, 80, s)) for s in range(2)])
     np.testing.assert_array_equal(a.forward(x)["score"], b.forward(x)["score"])
+    assert not np.array_equal(a.forward(x)["score"], c.forward(x)["score"])
+    with pytest.raises(ConfigError, match=r"backbones\.aesthetic\.model='tise-tiny-hps-pref-test'.*1024.*takes 768"):
+        A.AestheticBackbone(random=True, model=TINY_H14, cache_dir=tmp_path, device="cpu")
+    with pytest.raises(ConfigError, match=r"backbones\.aesthetic\.model='ViT-Q-99': not an open_clip architecture"):
+        A.AestheticBackbone(random=True, model="ViT-Q-99", cache_dir=tmp_path, device="cpu")
 
 
 # --- a whole run -------------------------------------------------------------------------------------------------
 
 
-def test_run_writes_per_sample_scores_equal_to_the_reference_formulas(tmp_path) -> None:
+def test_run_writes_per_sample_scores_equal_to_the_reference_formulas(tmp_path, tiny_archs) -> None:
     cache, results = tmp_path / "cache", tmp_path / "results"  # no Inception here: no weights files to share
     from tise_bench.runner import run
 
     cfg = tiny_demo_config(
-        cache, results, "model.suite=[faithful]", "bootstrap.replicates=50", "metrics.ids=[clip_score,hpsv2,aesthetic]"
+        cache,
+        results,
+        "model.suite=[faithful]",
+        "bootstrap.replicates=50",
+        "metrics.ids=[clip_score,hpsv2,aesthetic]",
+        f"backbones.hps.model={TINY_H14}",
+        f"backbones.aesthetic.model={TINY_L14}",
     )
     run(cfg)
     folder = results / "demo" / "faithful"
     mj = json.loads((folder / "metrics.json").read_text())
     df = pd.read_parquet(folder / "samples.parquet")
     assert mj["backbones"]["hps"]["version"] == "v2.1" and mj["backbones"]["hps"]["random_weights"] is True
-    hps = HpsBackbone(random=True, seed=0, cache_dir=tmp_path, device="cpu")
-    aes = A.AestheticBackbone(random=True, seed=0, cache_dir=tmp_path, device="cpu")
+    hps = HpsBackbone(random=True, seed=0, model=TINY_H14, cache_dir=tmp_path, device="cpu")
+    aes = A.AestheticBackbone(random=True, seed=0, model=TINY_L14, cache_dir=tmp_path, device="cpu")
     assert (
         mj["backbones"]["hps"]["namespace"] == hps.namespace
         and mj["backbones"]["aesthetic"]["namespace"] == aes.namespace

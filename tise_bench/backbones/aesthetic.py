@@ -20,8 +20,12 @@ L2-normalised embedding) and ``score`` (the head's output). Differences, on purp
 head run in float32 (the reference normalises the fp16 CUDA embedding in fp16); fp16 autocast of the CLIP on CUDA
 follows ``backbones.amp`` (the reference's ``clip.load`` on CUDA is fp16).
 
-``backbones=random`` (no weights file): a TINY open_clip CLIP of the same kind (ViT, QuickGELU, 224 px, embed
-768) and a seeded head of the real sizes — loudly marked random; a ``head`` file given is still used.
+``backbones=random`` (no weights file): open_clip's ``ViT-L-14`` itself (QuickGELU and the preprocessing of the
+``openai`` tag, as the real variant) with open_clip's own init, seeded, and a seeded head of the real sizes — the
+global RNG is left untouched; loudly marked random (ident ``aesthetic-ViT-L-14-random-seed<seed>``); a ``head``
+file given is still used. It is slow on a CPU (see the README). ``backbones.aesthetic.model`` names another open_clip
+architecture (embed 768, what the head takes), for the real and the random variant alike; the aesthetic predictor
+is ViT-L/14, a smaller registered config is for tests only.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -38,7 +41,7 @@ from PIL import Image
 from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, resolve_device, state_dict_sha256
 from .clip import ClipBackbone, tag_settings
-from .hps import tiny_open_clip
+from .hps import random_open_clip
 from .object_classifier import read_state_dict
 from .registry import BackboneConfig, register_backbone
 
@@ -51,13 +54,6 @@ HEAD_REPO = "christophschuhmann/improved-aesthetic-predictor"
 HEAD_SIZES = (768, 1024, 128, 64, 16, 1)
 HEAD_DROPOUT = (0.2, 0.2, 0.1)
 PREPROC_VERSION = "v1"
-#: the random variant's architecture: open_clip CLIP of the same kind as OpenAI ViT-L/14 (QuickGELU, 224 px,
-#: embed 768), two layers per tower
-TINY_CFG: dict[str, Any] = {
-    "embed_dim": HEAD_SIZES[0],
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 16, "patch_size": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
-}
 
 
 class AestheticMLP(torch.nn.Module):
@@ -110,9 +106,10 @@ def _head_file(head: str | None) -> str:
 @dataclass(frozen=True)
 class AestheticConfig(BackboneConfig):
     """``backbones.aesthetic``: ``head`` = the local MLP head file; ``weights`` = a local OpenAI ViT-L/14 open_clip
-    checkpoint instead of the ``openai`` tag's download."""
+    checkpoint instead of the ``openai`` tag's download; ``model`` = the open_clip architecture (real and random)."""
 
     head: str | None = None  # sac+logos+ava1-l14-linearMSE.pth (christophschuhmann/improved-aesthetic-predictor)
+    model: str = ARCH  # the predictor's ViT-L-14; another registered open_clip config (embed 768) only for tests
 
 
 @register_backbone("aesthetic", config=AestheticConfig)
@@ -131,8 +128,8 @@ class AestheticBackbone(ImageBackbone):
         seed: int = 0,
         cache_dir: str | Path = ".cache",
         device: str = "auto",
-        model: str = ARCH,  # constructor only (tests: a tiny registered open_clip config); the head needs ViT-L/14
-        pretrained: str = TAG,
+        model: str = AestheticConfig.model,
+        pretrained: str = TAG,  # constructor only: the tag of the real CLIP weights (its QuickGELU, preprocessing)
     ) -> None:
         super().__init__()
         import open_clip
@@ -141,22 +138,30 @@ class AestheticBackbone(ImageBackbone):
         self.device = resolve_device(device)
         head_path = _head_file(head) if (head or not random) else None
         loaded = load_head(head_path) if head_path else None  # fail fast: the head is checked before any CLIP
+        embed = int((open_clip.get_model_config(model) or {}).get("embed_dim", -1))
+        if embed != HEAD_SIZES[0]:
+            raise ConfigError(
+                f"backbones.aesthetic.model={model!r}: "
+                + ("not an open_clip architecture" if embed < 0 else f"its embedding has {embed} dimensions")
+                + f"; the aesthetic head takes {HEAD_SIZES[0]} ({ARCH})"
+            )
         self.settings = tag_settings(ARCH, TAG) if random else tag_settings(model, pretrained)
         st = self.settings
         self.weights_path: str | None = None
-        if random:
-            net = tiny_open_clip(seed, TINY_CFG, quick_gelu=st.quick_gelu)
-            clip_hash, self.model_name = state_dict_sha256(net), "tiny-open_clip (RANDOM WEIGHTS)"
-            self.ident = f"aesthetic-tiny-random-seed{seed}"
+        if random:  # the tag's QuickGELU and preprocessing, as the real variant runs them
+            net = random_open_clip(model, seed, quick_gelu=st.quick_gelu)
+            clip_hash, self.model_name = state_dict_sha256(net), f"{model} (RANDOM WEIGHTS)"
+            self.ident = f"aesthetic-{model}-random-seed{seed}"
+            size = net.visual.image_size
             self._preprocess = open_clip.transform.image_transform(
-                224,
+                int(size[0] if isinstance(size, (tuple, list)) else size),
                 is_train=False,
                 mean=st.mean,
                 std=st.std,
                 resize_mode=st.resize_mode,
                 interpolation=st.interpolation,
             )
-            log.warning("backbones.aesthetic: RANDOM-WEIGHTS tiny CLIP, not ViT-L/14 (smoke tests only)")
+            log.warning("backbones.aesthetic: RANDOM-WEIGHTS open_clip %s, not the predictor (smoke tests only)", model)
         else:
             try:
                 clip = ClipBackbone(
@@ -171,7 +176,7 @@ class AestheticBackbone(ImageBackbone):
         if loaded is None or head_path is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed + 1)
-                self.head = AestheticMLP(int(TINY_CFG["embed_dim"]))
+                self.head = AestheticMLP()
             head_hash = state_dict_sha256(self.head)
         else:
             self.head, head_hash = loaded, file_sha256(head_path, cache_dir)

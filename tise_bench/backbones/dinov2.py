@@ -24,9 +24,10 @@ once, by DINOv2's formula, from the checkpoint's grid. Weights: timm's Hugging F
 the HF / torch hub caches; offline without them: an error naming both. Differences: attention runs through
 ``F.scaled_dot_product_attention`` (DINOv2: xFormers when installed, else matmul + softmax): round-off only.
 
-``backbones=random``: the same family (any ``model`` below), seeded timm init with LayerScale 1.0 (timm's
-1e-5 would leave the blocks near the identity and every image with the same CLS feature). ``random.yaml``
-uses ViT-S/14 for speed: its features are for smoke tests only, never FD-DINOv2 values.
+``backbones=random``: the same architecture (``model``, ViT-L/14 by default, as ``random.yaml`` keeps it), seeded
+timm init with LayerScale 1.0 (timm's 1e-5 would leave the blocks near the identity and every image with the same
+CLS feature), the global RNG left untouched; ident ``dinov2-<model>-random-seed<seed>``. Its features are for smoke
+tests only, never FD-DINOv2 values; ``backbones.dinov2.model=vit_small_patch14_dinov2`` is the quick choice for tests.
 """
 
 from __future__ import annotations

@@ -33,8 +33,11 @@ antialiasing); (b) an image whose longest side already is 224 but that is not sq
 reference skips padding when ``scale == 1``, giving a non-square input that its ViT cannot take). fp16 autocast on
 CUDA follows ``backbones.amp`` (the reference always uses it); features are cached per precision.
 
-``backbones=random`` (no weights file): a TINY open_clip CLIP of the same kind (ViT + text transformer, GELU,
-224 px, the same tokenizer, embed 1024), seeded — loudly marked random; numbers are for smoke tests only.
+``backbones=random`` (no weights file): open_clip's ``ViT-H-14`` itself (both towers, ~986 M parameters) with
+open_clip's own init, seeded (the global RNG is left untouched) — loudly marked random (ident
+``hps-ViT-H-14-random-seed<seed>``); numbers are for smoke tests only. It is slow on a CPU (see the README).
+``backbones.hps.model`` names another open_clip architecture, for the real path (a checkpoint of that
+architecture) and the random one alike; HPS is ViT-H-14, a smaller registered config is for tests only.
 """
 
 from __future__ import annotations
@@ -63,13 +66,6 @@ HF_REPO = "xswu/HPSv2"  # huggingface_hub.hf_hub_download("xswu/HPSv2", hps_vers
 CHECKPOINTS = {"v2": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
 _SPELLINGS = {"v2": "v2", "v2.0": "v2", "2": "v2", "2.0": "v2", "v2.1": "v2.1", "2.1": "v2.1"}
 PREPROC_VERSION = "v1"  # bump when the preprocessing code changes the pixels
-#: the random variant's architecture: open_clip CLIP, same kind as ViT-H-14 (GELU, 224 px, context 77, BPE vocab
-#: 49408, embed 1024), two layers per tower
-TINY_CFG: dict[str, Any] = {
-    "embed_dim": 1024,
-    "vision_cfg": {"image_size": IMAGE_SIZE, "layers": 2, "width": 64, "head_width": 16, "patch_size": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
-}
 
 
 def canonical_version(version: str) -> str:
@@ -90,6 +86,18 @@ def tiny_open_clip(seed: int, cfg: dict[str, Any], *, quick_gelu: bool = False) 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return open_clip.CLIP(**cfg, quick_gelu=quick_gelu)
+
+
+def random_open_clip(model: str, seed: int, *, quick_gelu: bool = False) -> Any:
+    """open_clip's architecture ``model`` (a registered config name, e.g. ``ViT-H-14``) with open_clip's own init,
+    seeded: the same seed gives the same weights; the global RNG is left untouched."""
+    import open_clip
+
+    if open_clip.get_model_config(model) is None:
+        raise ConfigError(f"{model!r} is not an open_clip architecture (see open_clip.list_models(), e.g. {ARCH})")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return open_clip.create_model(model, pretrained=None, force_quick_gelu=quick_gelu)
 
 
 def hps_pixels(img: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
@@ -174,9 +182,11 @@ def load_hps_model(path: str, version: str, model: str = ARCH) -> Any:
 
 @dataclass(frozen=True)
 class HpsConfig(BackboneConfig):
-    """``backbones.hps``: ``weights`` = the local HPS checkpoint file; ``version`` = which one it is."""
+    """``backbones.hps``: ``weights`` = the local HPS checkpoint file; ``version`` = which one it is; ``model`` = the
+    open_clip architecture (real and random variants alike)."""
 
     version: str = "v2.1"  # v2 (HPS_v2_compressed.pt) | v2.1 (HPS_v2.1_compressed.pt), from xswu/HPSv2
+    model: str = ARCH  # HPS is ViT-H-14; another registered open_clip config only for tests / quick smoke runs
 
 
 @register_backbone("hps", config=HpsConfig)
@@ -195,21 +205,23 @@ class HpsBackbone(ImageBackbone):
         seed: int = 0,
         cache_dir: str | Path = ".cache",
         device: str = "auto",
-        model: str = ARCH,  # constructor only (tests: a tiny registered open_clip config); HPS is ViT-H-14
+        model: str = HpsConfig.model,
     ) -> None:
         super().__init__()
         import open_clip
 
         self.version = canonical_version(version)
+        if open_clip.get_model_config(model) is None:
+            raise ConfigError(f"backbones.hps.model={model!r} is not an open_clip architecture (HPS's is {ARCH})")
         self.is_random = random
         self.device = resolve_device(device)
         self.weights_path: str | None = None
         if random:
-            net = tiny_open_clip(seed, TINY_CFG)
-            self.model_name = "tiny-open_clip (RANDOM WEIGHTS)"
+            net = random_open_clip(model, seed)
+            self.model_name = f"{model} (RANDOM WEIGHTS)"
             self.weights_hash = state_dict_sha256(net)
-            self.ident = f"hps-tiny-random-seed{seed}"
-            log.warning("backbones.hps: RANDOM-WEIGHTS tiny CLIP, not HPS (smoke tests only)")
+            self.ident = f"hps-{model}-random-seed{seed}"
+            log.warning("backbones.hps: RANDOM-WEIGHTS open_clip %s, not HPS (smoke tests only)", model)
         else:
             path = resolve_checkpoint(weights, self.version)
             net = load_hps_model(path, self.version, model)
