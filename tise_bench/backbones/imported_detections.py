@@ -109,6 +109,7 @@ def _kwargs(config: DetectorConfig, ctx: BuildContext) -> dict[str, Any]:
 @register_variant("detector", selector="imported", kwargs=_kwargs)
 class ImportedDetections(ImageBackbone):
     provides = ("detections", "size")
+    option = "backbones.detector.imported"  # the config key of the file, in messages
     #: The FeatureBank passes each image's path (``preprocess_meta_for``): the detections are looked up by file.
     needs_source = True
 
@@ -280,7 +281,7 @@ class ImportedDetections(ImageBackbone):
         arr = arr[np.argsort(-arr[:, 4], kind="stable")]
         if len(arr) > self.max_det:
             raise self._fail(
-                f"image {key!r} has {len(arr)} detections, more than backbones.detector.max_det="
+                f"image {key!r} has {len(arr)} detections, more than {self.option.rsplit('.', 1)[0]}.max_det="
                 f"{self.max_det} rows; raise max_det (nothing is dropped silently)"
             )
         self._table[k] = arr
@@ -378,3 +379,306 @@ class ImportedDetections(ImageBackbone):
             note="detections imported from a file: no network ran",
         )
         return d
+
+
+# ==== imported instance masks (the GenEval route: backbones.segmenter.imported) ======================================
+SEGMENTS_FORMAT = "tise_bench-segments-v1"
+SEGMENTS_DOC = "tise_bench/backbones/imported_detections.py (SEGMENTS_FORMAT)"
+
+
+def rle_counts_from_string(s: str) -> list[int]:
+    """COCO's compressed RLE string -> run lengths (cocoapi ``common/maskApi.c`` ``rleFrString``: 6 bits per
+    character from ``'0'`` (48), 5 data bits and a continuation bit 0x20, the last chunk's 0x10 bit sign-extends;
+    from the fourth count on (index > 2) each value is a difference to the count two before)."""
+    cnts: list[int] = []
+    p = 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(s):
+                raise ValueError("the counts string ends inside a number")
+            c = ord(s[p]) - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"character {s[p]!r} is not an RLE counts character ('0'..'o')")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(cnts) > 2:
+            x += cnts[-2]
+        cnts.append(x)
+    return cnts
+
+
+def rle_counts_to_string(cnts: list[int]) -> str:
+    """maskApi.c ``rleToString``: run lengths -> COCO's compressed counts string (inverse of the above)."""
+    out = []
+    for i, v in enumerate(cnts):
+        x = int(v) - (int(cnts[i - 2]) if i > 2 else 0)
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+def rle_encode(mask: np.ndarray) -> dict[str, Any]:
+    """A 2-D boolean mask -> compressed COCO RLE ``{"size": [h, w], "counts": str}`` (pycocotools
+    ``mask.encode``; pixels in column-major order, runs alternate starting with zeros)."""
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise ValueError(f"a mask is 2-D (h, w), got shape {m.shape}")
+    flat = m.ravel(order="F").astype(np.int8)
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    runs = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
+    if flat.size and flat[0]:
+        runs = [0, *runs]
+    return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": rle_counts_to_string(runs)}
+
+
+def rle_decode(rle: dict[str, Any]) -> np.ndarray:
+    """COCO RLE (compressed string counts, or the uncompressed list of run lengths) -> ``(h, w)`` bool mask.
+    ValueError when the runs do not cover exactly h x w pixels."""
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    cnts = rle_counts_from_string(counts) if isinstance(counts, str) else [int(c) for c in counts]
+    if any(c < 0 for c in cnts) or sum(cnts) != h * w:
+        raise ValueError(
+            f"the runs cover {sum(cnts)} pixels (some negative: {any(c < 0 for c in cnts)}), not h x w = {h * w}"
+        )
+    values = np.arange(len(cnts)) % 2 == 1
+    return np.repeat(values, cnts).reshape((w, h)).T.copy()
+
+
+class ImportedSegments(ImportedDetections):
+    """An instance-segmentation file (``tise_bench-segments-v1``, mmdet's per-class result layout with COCO RLE
+    masks), looked up per image like :class:`ImportedDetections` (same keys, ``on_missing``, size and box checks).
+
+    JSON::
+
+      {"format": "tise_bench-segments-v1",
+       "detector": "mmdet mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco",   # optional, named in the protocol
+       "classes": [...],        # optional; default GenEval's object_names.txt (the 80 COCO classes in order)
+       "on_missing": "error",   # or "empty"
+       "images": {"<image key>": {"size": [width, height],                     # optional; checked
+                                  "bbox": [[[x1, y1, x2, y2, score], ...], ...],  # one list per class: result[0]
+                                  "segm": [[<RLE or null>, ...], ...]},          # same shape: result[1]; optional
+                  ...}}
+
+    or JSON lines: that object without ``"images"`` on the first line, then one ``{"image": "<image key>",
+    "size", "bbox", "segm"}`` per line. An RLE is COCO's ``{"size": [h, w], "counts": "<string>" | [runs]}``
+    (pycocotools ``mask.encode`` output, ``counts`` decoded to str) of the full-size mask of the image.
+
+    Rows keep GenEval's order: within a class ``np.argsort(scores)[::-1]`` on float32 scores (as
+    evaluate_images.py on mmdet's float32 arrays), then a stable sort by score over all classes.
+
+    Writing it next to GenEval's ``evaluate_images.py`` (its ``inference_detector`` call; ``key`` = the image's
+    name in the folder scored here, e.g. ``00012_3.png``)::
+
+      import pycocotools.mask as mu
+      bbox, segm = inference_detector(object_detector, filepath)         # as evaluate_image does
+      def rle(m):
+          r = mu.encode(np.asfortranarray(m.astype(np.uint8)))
+          return {"size": [int(v) for v in r["size"]], "counts": r["counts"].decode()}
+      out.write(json.dumps({"image": key, "bbox": [b.tolist() for b in bbox],
+                            "segm": [[rle(m) for m in ms] for ms in segm]}) + "\n")
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        max_det: int = DetectorConfig.max_det,
+        classes: tuple[str, ...] = COCO_CLASSES,
+        cache_dir: str | Path = ".cache",
+        option: str = "backbones.segmenter.imported",
+    ) -> None:
+        ImageBackbone.__init__(self)
+        self.option = option
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise ConfigError(
+                f"{option}={path}: no such file. Fix: give an instance-segmentation file (format "
+                f"{SEGMENTS_FORMAT!r}, JSON or JSON lines; see {SEGMENTS_DOC})"
+            )
+        if max_det < 1:
+            raise ConfigError(f"{option.rsplit('.', 1)[0]}.max_det={max_det} must be >= 1")
+        self.max_det = int(max_det)
+        self.device = torch.device("cpu")
+        self.names = dict(enumerate(classes))
+        self.detector = f"unstated (imported from {self.path.name})"
+        self.on_missing = "error"
+        self.file_format = SEGMENTS_FORMAT
+        self._table = {}
+        self._sizes = {}
+        self._masks: dict[str, list[dict[str, Any] | None]] = {}  # key -> RLE per row of _table[key]
+        self._index: dict[str, int] = {}
+        self.has_masks = False
+        self._read()
+        self._keys = list(self._table)
+        self._index = {k: i for i, k in enumerate(self._keys)}
+        self.is_random = False
+        self.weights_hash = file_sha256(self.path, cache_dir)
+        self.ident = f"imported-{self.path.stem}"
+        self.preproc_version = f"imported-segments-max{self.max_det}-v1"
+        self._used = {}
+        self.n_missing = 0
+
+    def _fail(self, msg: str) -> ConfigError:
+        fix = "" if "Fix:" in msg else f". Fix: write the entry as format {SEGMENTS_FORMAT!r} describes"
+        return ConfigError(f"{self.option}={self.path}: {msg}{fix} (see {SEGMENTS_DOC})")
+
+    def _read(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise self._fail(f"not readable ({e})") from e
+        try:
+            doc = json.loads(text)
+            lines = None
+        except ValueError:
+            doc, lines = None, text.splitlines()
+        if lines is None:
+            if not isinstance(doc, dict) or not isinstance(doc.get("images"), dict):
+                raise self._fail(
+                    'expected a JSON object {"format", "images": {"<image key>": {"bbox", "segm"}}} or JSON lines. '
+                    "Fix: write the file as described there"
+                )
+            self._header(doc, "the file")
+            for key, ent in doc["images"].items():
+                self._entry(str(key), ent, f"images[{key!r}]")
+            return
+        header = None
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise self._fail(f"line {n} is not JSON ({e}). Fix: one JSON object per line") from e
+            if header is None:
+                if not isinstance(obj, dict) or "image" in obj:
+                    raise self._fail(
+                        f'line {n}: the first line must be the header {{"format": "{SEGMENTS_FORMAT}", '
+                        f'"detector": ...}}. Fix: add it above the per-image lines'
+                    )
+                header = obj
+                self._header(obj, f"line {n}")
+                continue
+            if not isinstance(obj, dict) or not isinstance(obj.get("image"), str):
+                raise self._fail(f'line {n}: expected {{"image": "<image key>", "bbox": ..., "segm": ...}}')
+            self._entry(obj["image"], obj, f"line {n} (image {obj['image']!r})")
+        if header is None:
+            raise self._fail("the file is empty. Fix: a header line and one line per image")
+
+    def _header(self, doc: dict, where: str) -> None:
+        if doc.get("format") != SEGMENTS_FORMAT:
+            raise self._fail(f'{where}: "format" is {doc.get("format")!r}. Fix: "format": "{SEGMENTS_FORMAT}"')
+        if doc.get("detector"):
+            self.detector = str(doc["detector"])
+        self.on_missing = str(doc.get("on_missing", "error"))
+        if self.on_missing not in ("error", "empty"):
+            raise self._fail(f'{where}: "on_missing" is {self.on_missing!r}. Fix: use "error" or "empty"')
+        classes = doc.get("classes")
+        if classes is not None:
+            if not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes):
+                raise self._fail(f'{where}: "classes" must be a non-empty list of distinct class names')
+            self.names = {i: str(c) for i, c in enumerate(classes)}
+
+    def _entry(self, key: str, ent: object, where: str) -> None:
+        nc = len(self.names)
+        if not isinstance(ent, dict):
+            raise self._fail(f'{where} must be an object with "bbox" (and "segm")')
+        bbox, segm = ent.get("bbox"), ent.get("segm")
+        if not isinstance(bbox, list) or len(bbox) != nc or not all(isinstance(b, list) for b in bbox):
+            got = len(bbox) if isinstance(bbox, list) else type(bbox).__name__
+            raise self._fail(
+                f'{where}: "bbox" must be {nc} lists (one per class, mmdet\'s result[0]) of [x1, y1, x2, y2, score], '
+                f"got {got}. Fix: write [b.tolist() for b in result[0]]"
+            )
+        if segm is not None and (
+            not isinstance(segm, list)
+            or len(segm) != nc
+            or not all(isinstance(s, list) and len(s) == len(b) for s, b in zip(segm, bbox))
+        ):
+            raise self._fail(
+                f'{where}: "segm" must match "bbox": {nc} lists, one RLE (or null) per box (mmdet\'s result[1]). '
+                'Fix: encode each class\'s masks with pycocotools.mask.encode, or leave "segm" out'
+            )
+        rows: list[list[float]] = []
+        rles: list[dict[str, Any] | None] = []
+        for c, boxes in enumerate(bbox):
+            if not boxes:
+                continue
+            for j, b in enumerate(boxes):
+                if not isinstance(b, list) or len(b) != 5:
+                    raise self._fail(
+                        f"{where}: bbox[{c}][{j}] must be [x1, y1, x2, y2, score], got {b!r}. Fix: write mmdet's "
+                        f"per-class (n, 5) arrays as they are ([b.tolist() for b in result[0]])"
+                    )
+            try:
+                scores = np.asarray([b[4] for b in boxes], dtype=np.float32)
+            except (TypeError, ValueError) as e:
+                raise self._fail(f"{where}: bbox[{c}]: a score is not a number ({e})") from e
+            for j in np.argsort(scores)[::-1].tolist():  # evaluate_images.py's per-class order (ties included)
+                rows.append(self._row(boxes[j][:4], boxes[j][4], c, f"{where}: bbox[{c}][{j}]"))
+                rles.append(None if segm is None else self._rle(segm[c][j], f"{where}: segm[{c}][{j}]"))
+        order = np.argsort(-np.asarray([r[4] for r in rows], dtype=np.float32), kind="stable")
+        self._add(key, [rows[i] for i in order], ent.get("size"), where)
+        self._masks[_norm_key(key)] = [rles[i] for i in order]
+        self.has_masks = self.has_masks or any(r is not None for r in rles)
+
+    def _rle(self, r: object, where: str) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        ok = isinstance(r, dict) and isinstance(r.get("size"), list) and len(r["size"]) == 2
+        ok = ok and all(isinstance(v, int) and v > 0 for v in r["size"])  # type: ignore[index]
+        counts = r.get("counts") if isinstance(r, dict) else None
+        ok = ok and (isinstance(counts, str) or (isinstance(counts, list) and all(isinstance(v, int) for v in counts)))
+        if not ok:
+            raise self._fail(
+                f'{where}: a mask must be COCO RLE {{"size": [h, w], "counts": "<string>" or [runs]}}, got '
+                f"{str(r)[:80]}. Fix: pycocotools.mask.encode(np.asfortranarray(mask.astype(np.uint8))) with "
+                '"counts" decoded to str'
+            )
+        return r  # type: ignore[return-value]
+
+    def entry(self, path: str, width: int, height: int) -> tuple[np.ndarray, int]:
+        """-> (the (max_det, 6) rows of the image, the index of its file entry for :meth:`mask`, -1 if unlisted)."""
+        rows = self.lookup(path, width, height)
+        key = next((c for c in _candidates(path) if c in self._table), None)
+        return rows, (-1 if key is None else self._index[key])
+
+    def mask(self, index: int, row: int, width: int, height: int, path: str = "") -> np.ndarray | None:
+        """The decoded full-size mask of row ``row`` of entry ``index`` (None: no mask for it); DataError when
+        it is not an RLE of a ``height`` x ``width`` image."""
+        if index < 0:
+            return None
+        key = self._keys[index]
+        rles = self._masks[key]
+        if row >= len(rles) or rles[row] is None:
+            return None
+        rle = rles[row]
+        assert rle is not None
+        try:
+            m = rle_decode(rle)
+        except (ValueError, TypeError) as e:
+            raise DataError(
+                f"imported masks {self.path}: image {key!r}, mask of row {row} is not a valid COCO RLE ({e}). "
+                f"Fix: write it with pycocotools.mask.encode on the full-size boolean mask"
+            ) from e
+        if m.shape != (height, width):
+            raise DataError(
+                f"imported masks {self.path}: image {key!r} has a {m.shape[1]}x{m.shape[0]} mask (RLE size [h, w] = "
+                f"{list(m.shape)}) but the image {path or key} is {width}x{height}. Fix: masks must be full-size "
+                f"masks of the scored file (mmdet's result[1] at the original resolution)"
+            )
+        return m

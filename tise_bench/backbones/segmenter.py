@@ -38,11 +38,16 @@ classifier runs under CUDA autocast). ``backbones=random``: a seeded random ``yo
 calibrated as the random detector) and a TINY seeded open_clip CLIP with OpenAI preprocessing — smoke tests only.
 Real weights: ``backbones.segmenter.weights`` (an ultralytics model name looked up in the tise cache, or a named
 file; never the working directory) and open_clip's cached ``clip_model``/``clip_pretrained`` or ``clip_weights``.
+
+Exact GenEval detections: ``backbones.segmenter.imported=<file>`` (:class:`ImportedSegmenter`) takes GenEval's own
+Mask2Former boxes and masks from a file (format in :class:`~.imported_detections.ImportedSegments`) instead of a
+network; the masked crops and CLIP are this module's, and the protocol names the file's detector "(imported)".
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +61,8 @@ from ..text.coco_classes import COCO_CLASSES
 from . import letterbox as lb
 from .base import ImageBackbone, file_sha256, resolve_device, state_dict_sha256
 from .detector import PADDING, _load_real, find_weights, ultralytics_guard
-from .registry import BackboneConfig, register_backbone
+from .imported_detections import SEGMENTS_FORMAT, ImportedSegments
+from .registry import BackboneConfig, BuildContext, config_only, register_backbone, register_variant
 
 log = logging.getLogger(__name__)
 VERSION = "v1"  # bump when the crop or mask code changes the features
@@ -111,6 +117,7 @@ class SegmenterConfig(BackboneConfig):
     clip_model: str = "ViT-L-14"  # GenEval: open_clip ViT-L-14 ...
     clip_pretrained: str = "openai"  # ... pretrained="openai"
     clip_weights: str | None = None  # a local open_clip checkpoint for clip_model instead of the tag's download
+    imported: str | None = config_only(None)  # GenEval's own detections + masks (a segments file): ImportedSegmenter
 
 
 @register_backbone("segmenter", config=SegmenterConfig)
@@ -139,15 +146,7 @@ class SegmenterBackbone(ImageBackbone):
         super().__init__()
         if imgsz <= 0 or imgsz % 32:
             raise ConfigError(f"backbones.segmenter.imgsz={imgsz}: must be a positive multiple of 32 (e.g. 640)")
-        if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0) or max_det < 1 or crop_max_per_class < 1:
-            raise ConfigError(
-                f"backbones.segmenter: conf={conf}, iou={iou} must lie in [0, 1]; max_det={max_det} and "
-                f"crop_max_per_class={crop_max_per_class} must be >= 1"
-            )
-        try:
-            Image.new("RGB", (1, 1), color=bgcolor) if bgcolor != "original" else None
-        except ValueError:
-            raise ConfigError(f"backbones.segmenter.bgcolor={bgcolor!r}: a PIL colour (#999) or 'original'") from None
+        _check_settings(conf, iou, max_det, crop_max_per_class, bgcolor)
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         self.per_class, self.bgcolor = int(crop_max_per_class), str(bgcolor)
         self.is_random = bool(random and not weights)
@@ -219,13 +218,21 @@ class SegmenterBackbone(ImageBackbone):
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         imgs = [Image.fromarray(b.permute(1, 2, 0).cpu().numpy()) for b in batch]
         dets, masks = self.detect(imgs)
+        return self._embed_crops(imgs, dets, lambda i, r: None if masks[i] is None else masks[i][r])  # type: ignore[index]
+
+    def _embed_crops(
+        self, imgs: list[Image.Image], dets: list[np.ndarray], mask_of: Callable[[int, int], np.ndarray | None]
+    ) -> dict[str, torch.Tensor]:
+        """The features of images with their detection rows: GenEval's masked crop of every crop row (the mask
+        of image ``i``, row ``r`` from ``mask_of(i, r)``, None = no greying) through CLIP."""
         dim = int(self.clip.visual.output_dim)
         emb = torch.zeros((len(imgs), self.max_det, dim), dtype=torch.float32)
         flag = torch.zeros((len(imgs), self.max_det), dtype=torch.float32)
         crops, where = [], []
-        for i, (img, d, m) in enumerate(zip(imgs, dets, masks)):
+        for i, (img, d) in enumerate(zip(imgs, dets)):
             for r in crop_rows(d, self.conf, self.per_class):
-                crop = masked_crop(img, tuple(d[r, :4]), None if m is None else m[r], self.bgcolor)
+                m = mask_of(i, r)
+                crop = masked_crop(img, tuple(d[r, :4]), m, self.bgcolor)
                 if crop.width == 0 or crop.height == 0:  # a sub-pixel box rounds to nothing: no colour (GenEval fails)
                     flag[i, r] = EMPTY_CROP
                     continue
@@ -321,6 +328,125 @@ class SegmenterBackbone(ImageBackbone):
         if self.is_random:
             d["note"] = "random segmenter and tiny random CLIP: boxes, masks and colours are noise (smoke tests only)"
         return d
+
+
+def _imported_kwargs(config: SegmenterConfig, ctx: BuildContext) -> dict[str, Any]:
+    """The file replaces the segmentation network; the crops' CLIP still runs (tiny and random under
+    backbones=random, as for the segmenter)."""
+    return dict(
+        path=str(config.imported),
+        max_det=config.max_det,
+        conf=config.conf,
+        crop_max_per_class=config.crop_max_per_class,
+        bgcolor=config.bgcolor,
+        clip_model=config.clip_model,
+        clip_pretrained=config.clip_pretrained,
+        clip_weights=config.clip_weights,
+        random=ctx.random,
+        seed=ctx.seed,
+        cache_dir=ctx.cache_dir,
+        device=ctx.device,
+    )
+
+
+@register_variant("segmenter", selector="imported", kwargs=_imported_kwargs)
+class ImportedSegmenter(SegmenterBackbone):
+    """``backbones.segmenter.imported=<file>``: GenEval's own detections and masks (mmdet Mask2Former's
+    ``result[0]`` boxes and ``result[1]`` masks as COCO RLE, format :data:`SEGMENTS_FORMAT`, described in
+    :class:`~.imported_detections.ImportedSegments`) instead of an ultralytics network, so the GenEval metrics
+    run on exactly GenEval's detections. The colour crops are made and embedded as by the segmenter
+    (:meth:`SegmenterBackbone._embed_crops`, masks decoded from the file only for the crop rows); the keys
+    ``imgsz``, ``iou``, ``arch`` and ``weights`` are unused; no score floor is applied to the stored rows
+    (the metrics apply GenEval's 0.3 / 0.9), ``conf`` only bounds the rows that get a colour crop."""
+
+    needs_source = True  # the FeatureBank passes each image's path: detections are looked up by file
+
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        max_det: int = SegmenterConfig.max_det,
+        conf: float = SegmenterConfig.conf,
+        crop_max_per_class: int = SegmenterConfig.crop_max_per_class,
+        bgcolor: str = SegmenterConfig.bgcolor,
+        clip_model: str = SegmenterConfig.clip_model,
+        clip_pretrained: str = SegmenterConfig.clip_pretrained,
+        clip_weights: str | None = None,
+        random: bool = False,
+        seed: int = 0,
+        cache_dir: str | Path = ".cache",
+        device: str = "auto",
+    ) -> None:
+        ImageBackbone.__init__(self)
+        _check_settings(conf, SegmenterConfig.iou, max_det, crop_max_per_class, bgcolor)
+        self.conf, self.max_det, self.per_class = float(conf), int(max_det), int(crop_max_per_class)
+        self.bgcolor, self.imgsz, self.iou = str(bgcolor), 0, 0.0  # imgsz / iou: no network (not in describe())
+        self.table = ImportedSegments(path=path, max_det=max_det, cache_dir=cache_dir)
+        self.is_random = bool(random)  # the CLIP only: the detections are the file's
+        self.device = resolve_device(device)
+        self.cache_dir = Path(cache_dir)
+        self.has_masks = self.table.has_masks
+        self.detector = f"{self.table.detector} (imported)"
+        self.weights_name = self.detector
+        self._init_clip(clip_model, clip_pretrained, clip_weights, seed, cache_dir)
+        self.weights_hash = state_hash(self.table.weights_hash, self.clip_hash)  # sha256 of the file + CLIP
+        self.ident = f"segmenter-imported-{self.table.path.stem}-{self.clip_ident}"
+        self.preproc_version = (
+            f"imported-max{self.max_det}-conf{self.conf:g}-k{self.per_class}-bg{self.bgcolor.lstrip('#')}"
+            f"-{self.clip_preproc}-{VERSION}"
+        )
+        self.n_forward_texts = 0
+
+    def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
+        return self.table.preprocess_meta(img)  # raises: the caller must pass the image's path
+
+    def preprocess_meta_for(self, path: str, img: Image.Image) -> dict[str, torch.Tensor]:
+        rows, index = self.table.entry(str(path), img.width, img.height)
+        return {"dets": torch.from_numpy(rows), "entry": torch.tensor(index, dtype=torch.int64)}
+
+    def _forward(  # type: ignore[override]
+        self, batch: torch.Tensor, dets: torch.Tensor | None = None, entry: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        if dets is None or entry is None:
+            raise ValueError("ImportedSegmenter.forward needs meta from preprocess_meta_for (dets, entry)")
+        imgs = [Image.fromarray(b.permute(1, 2, 0).cpu().numpy()) for b in batch]
+        rows = [d.cpu().numpy().astype(np.float32) for d in dets]
+        idx = [int(e) for e in entry.reshape(-1).tolist()]
+        return self._embed_crops(imgs, rows, lambda i, r: self.table.mask(idx[i], r, imgs[i].width, imgs[i].height))
+
+    def detect(self, imgs: list[Image.Image]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        raise ConfigError("backbones.segmenter.imported: no network to run; detections come from the file by path")
+
+    def describe(self) -> dict[str, object]:
+        d = super().describe()
+        for k in ("imgsz", "iou", "nms"):
+            d.pop(k, None)
+        d.update(
+            imported=str(self.table.path),
+            imported_sha256=self.table.weights_hash,
+            detector=self.table.detector,
+            format=SEGMENTS_FORMAT,
+            on_missing=self.table.on_missing,
+            n_images_listed=len(self.table._table),
+            n_missing=self.table.n_missing,
+            conf_floor=None,
+            crop_floor=self.conf,
+            note="detections and masks imported from a file: no segmentation network ran"
+            + ("; tiny RANDOM CLIP: colours are noise (smoke tests only)" if self.is_random else ""),
+        )
+        return d
+
+
+def _check_settings(conf: float, iou: float, max_det: int, per_class: int, bgcolor: str) -> None:
+    if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0) or max_det < 1 or per_class < 1:
+        raise ConfigError(
+            f"backbones.segmenter: conf={conf}, iou={iou} must lie in [0, 1]; max_det={max_det} and "
+            f"crop_max_per_class={per_class} must be >= 1"
+        )
+    try:
+        Image.new("RGB", (1, 1), color=bgcolor) if bgcolor != "original" else None
+    except ValueError:
+        raise ConfigError(f"backbones.segmenter.bgcolor={bgcolor!r}: a PIL colour (#999) or 'original'") from None
 
 
 def state_hash(*parts: str) -> str:
