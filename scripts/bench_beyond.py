@@ -127,16 +127,12 @@ def backbone_costs(data: Path, n_images: int) -> dict[str, dict[str, float]]:
         "dinov2 (ViT-L/14)": ("dinov2", {"model": "vit_large_patch14_dinov2"}),
         "clip_cmmd (ViT-L/14@336)": ("clip_cmmd", {}),
         "clip_fid (ViT-B/32)": ("clip_fid", {}),
-        # hps / aesthetic: their random variants are tiny CLIPs, so time the real towers (open_clip, random init)
-        "hps (open_clip ViT-H-14 image tower @224)": ("open_clip", {"model": "ViT-H-14"}),
-        "aesthetic (open_clip ViT-L-14 image tower @224)": ("open_clip", {"model": "ViT-L-14"}),
+        "hps (ViT-H-14)": ("hps", {}),
+        "aesthetic (ViT-L-14 + head)": ("aesthetic", {}),
     }
     out = {}
     registered = all_backbones()
     for label, (name, kw) in specs.items():
-        if name == "open_clip":
-            out[label] = _open_clip_cost(kw["model"], len(imgs))
-            continue
         if name not in registered:
             continue
         with tempfile.TemporaryDirectory() as tmp:
@@ -156,21 +152,6 @@ def backbone_costs(data: Path, n_images: int) -> dict[str, dict[str, float]]:
             fwd = time.perf_counter() - t
         out[label] = {"build_s": round(built, 2), "forward_ms_per_image": round(1000 * fwd / len(imgs), 1)}
     return out
-
-
-def _open_clip_cost(model: str, n: int) -> dict[str, float]:
-    """Build seconds and image-tower ms / image of an open_clip architecture with random init, batch ``n`` @224."""
-    import open_clip
-    import torch
-
-    t = time.perf_counter()
-    net = open_clip.create_model(model, pretrained=None).eval()
-    built = time.perf_counter() - t
-    x = torch.randn(n, 3, 224, 224)
-    t = time.perf_counter()
-    with torch.inference_mode():
-        net.encode_image(x)
-    return {"build_s": round(built, 2), "forward_ms_per_image": round(1000 * (time.perf_counter() - t) / n, 1)}
 
 
 def main() -> None:
