@@ -48,3 +48,22 @@ def tiny_demo_config(cache: Path, results: Path, *extra: str):
                 *extra,
             ],
         )
+
+
+#: A tiny open_clip CLIP (ViT + text transformer, 224 px, two layers per tower), registered under this name by
+#: :func:`tiny_clip_model`: for backbones whose random variant is a real (slow) architecture, e.g.
+#: ``backbones.segmenter.clip_model``.
+TINY_CLIP_NAME = "tise-tiny-test-clip"
+TINY_CLIP_CFG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 16, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+}
+
+
+def tiny_clip_model() -> str:
+    """Register :data:`TINY_CLIP_CFG` with open_clip (idempotent) and return its name."""
+    from open_clip import factory
+
+    factory._MODEL_CONFIGS.setdefault(TINY_CLIP_NAME, TINY_CLIP_CFG)
+    return TINY_CLIP_NAME

@@ -22,6 +22,7 @@ from tise_bench.backbones.imported_detections import (
     rle_decode,
     rle_encode,
 )
+from helpers import tiny_clip_model
 from tise_bench.data.manifest import Record
 from tise_bench.errors import ConfigError, DataError
 from tise_bench.metrics import geneval as G
@@ -260,8 +261,9 @@ def test_imported_equals_the_segmenter_path_on_identical_boxes_and_masks(scene_f
 
     d, path = scene_file
     names, imgs, objs, recs, hand = _scene()
-    seg = SegmenterBackbone(random=True, seed=0, imgsz=64, cache_dir=d / "c", device="cpu")
-    imp = ImportedSegmenter(path=path, random=True, seed=0, cache_dir=d / "c", device="cpu")
+    tiny = tiny_clip_model()
+    seg = SegmenterBackbone(random=True, seed=0, imgsz=64, cache_dir=d / "c", device="cpu", clip_model=tiny)
+    imp = ImportedSegmenter(path=path, random=True, seed=0, cache_dir=d / "c", device="cpu", clip_model=tiny)
     assert imp.clip_hash == seg.clip_hash and imp.has_masks and imp.is_random
     planted = [_segmenter_rows(o, seg.max_det) for o in objs]
     monkeypatch.setattr(seg, "detect", lambda ims: ([p[0] for p in planted], [p[1] for p in planted]))
@@ -302,6 +304,7 @@ def test_run_on_imported_masks_names_the_detector(scene_file, tmp_path) -> None:
                 "backbones=random",
                 "backbones.device=cpu",
                 f"+backbones.segmenter.imported={path}",
+                f"backbones.segmenter.clip_model={tiny_clip_model()}",
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 f"paths.results_dir={tmp_path / 'res'}",
                 "data=geneval",
@@ -318,9 +321,13 @@ def test_run_on_imported_masks_names_the_detector(scene_file, tmp_path) -> None:
     run(cfg)
     folder = tmp_path / "res" / "g" / "m"
     m = json.loads((folder / "metrics.json").read_text())["metrics"]
-    assert m["geneval"]["protocol"].startswith(f"GenEval protocol, {DETECTOR} (imported) + tiny open_clip CLIP")
+    assert m["geneval"]["protocol"].startswith(
+        f"GenEval protocol, {DETECTOR} (imported) + open_clip {tiny_clip_model()}"
+    )
     df = pd.read_parquet(folder / "samples.parquet").sort_values("id")
-    imp = ImportedSegmenter(path=path, random=True, seed=0, cache_dir=tmp_path / "c2", device="cpu")
+    imp = ImportedSegmenter(
+        path=path, random=True, seed=0, cache_dir=tmp_path / "c2", device="cpu", clip_model=tiny_clip_model()
+    )
     metas = [imp.preprocess_meta_for(n, im) for n, im in zip(names, imgs)]
     feats = imp.forward(
         torch.stack([imp.preprocess(im) for im in imgs]), {k: torch.stack([x[k] for x in metas]) for k in metas[0]}

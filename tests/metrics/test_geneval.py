@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny_clip_model
 from tise_bench.metrics import geneval as G
 from tise_bench.registry import get_metric
 
@@ -234,7 +235,7 @@ def segmenter(tmp_path_factory):
     from tise_bench.backbones.segmenter import SegmenterBackbone
 
     cache = tmp_path_factory.mktemp("seg")
-    return SegmenterBackbone(random=True, seed=0, imgsz=64, cache_dir=cache, device="cpu")
+    return SegmenterBackbone(random=True, seed=0, imgsz=64, cache_dir=cache, device="cpu", clip_model=tiny_clip_model())
 
 
 def test_random_segmenter_crop_embeddings_equal_a_from_scratch_pipeline(segmenter) -> None:
@@ -315,6 +316,7 @@ def test_run_with_random_segmenter(tmp_path) -> None:
                 "backbones=random",
                 "backbones.device=cpu",
                 "backbones.segmenter.imgsz=64",
+                f"backbones.segmenter.clip_model={tiny_clip_model()}",
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 f"paths.results_dir={tmp_path / 'res'}",
                 "data=geneval",
@@ -344,3 +346,24 @@ def test_run_with_random_segmenter(tmp_path) -> None:
     assert m["geneval"]["value"] == pytest.approx(np.mean(list(tasks.values())))
     assert m["geneval"]["tasks"] == pytest.approx(tasks)
     assert mj["bootstrap"]["metrics"]["geneval"]["identity"] == pytest.approx(m["geneval"]["value"], rel=1e-9)
+
+
+def test_random_segmenter_clip_is_geneval_architecture_seeded(monkeypatch, tmp_path) -> None:
+    """backbones=random builds GenEval's CLIP architecture (ViT-L-14, QuickGELU as the openai tag) with seeded random
+    weights; the test swaps in the tiny config at that point instead of building 428M parameters."""
+    import tise_bench.backbones.hps as hps
+    from tise_bench.backbones.segmenter import SegmenterBackbone
+
+    asked: list[tuple[str, bool]] = []
+    real = hps.random_open_clip
+
+    def fake(model: str, seed: int, *, quick_gelu: bool = False):
+        asked.append((model, quick_gelu))
+        return real(tiny_clip_model(), seed)
+
+    monkeypatch.setattr(hps, "random_open_clip", fake)
+    seg = SegmenterBackbone(random=True, seed=0, imgsz=64, cache_dir=tmp_path, device="cpu")
+    assert asked == [("ViT-L-14", True)]
+    assert (
+        seg.clip_ident == "ViT-L-14-random-seed0" and "RANDOM" in seg.clip_name and seg.clip_preproc == "clip224-openai"
+    )

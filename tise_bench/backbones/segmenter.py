@@ -35,7 +35,8 @@ model (no mask head) is accepted: its crops are not greyed, as GenEval does when
 Differences from GenEval, recorded in ``describe()`` and the metrics' extras: the segmenter is an ultralytics
 model, not Mask2Former (exact detections come only from the same network); CLIP runs in fp32 (clip_benchmark's
 classifier runs under CUDA autocast). ``backbones=random``: a seeded random ``yolov8n-seg`` (class head
-calibrated as the random detector) and a TINY seeded open_clip CLIP with OpenAI preprocessing — smoke tests only.
+calibrated as the random detector) and ``clip_model`` (ViT-L-14) with seeded random weights and the OpenAI
+preprocessing of its input size — smoke tests only (tests pick a small ``clip_model``).
 Real weights: ``backbones.segmenter.weights`` (an ultralytics model name looked up in the tise cache, or a named
 file; never the working directory) and open_clip's cached ``clip_model``/``clip_pretrained`` or ``clip_weights``.
 
@@ -67,12 +68,6 @@ from .registry import BackboneConfig, BuildContext, config_only, register_backbo
 log = logging.getLogger(__name__)
 VERSION = "v1"  # bump when the crop or mask code changes the features
 EMPTY_CROP = -1.0  # ``crop`` flag of a row whose rounded box is empty (no embedding; its colour is "none")
-#: the random variant's CLIP: open_clip CLIP, ViT + text transformer, 224 px, context 77, two layers per tower
-TINY_CLIP: dict[str, Any] = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 16, "patch_size": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
-}
 
 
 def masked_crop(
@@ -190,16 +185,21 @@ class SegmenterBackbone(ImageBackbone):
         if self.is_random:
             from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
-            from .hps import tiny_open_clip
+            from .hps import random_open_clip
 
-            net = tiny_open_clip(seed, TINY_CLIP)
-            self._clip_pre = open_clip.image_transform(224, False, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+            try:
+                net = random_open_clip(model, seed, quick_gelu=pretrained == "openai")  # the openai tags are QuickGELU
+            except ConfigError as e:
+                raise ConfigError(f"backbones.segmenter.clip_model: {e}") from None
+            size = open_clip.get_model_config(model)["vision_cfg"]["image_size"]
+            size = int(size[0] if isinstance(size, (tuple, list)) else size)
+            self._clip_pre = open_clip.image_transform(size, False, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
             self.clip_hash = state_dict_sha256(net)
-            self.clip_ident = f"tinyclip-random-seed{seed}"
-            self.clip_name = "tiny open_clip CLIP (RANDOM WEIGHTS)"
-            self.clip_preproc = "clip224-openai"
-            self.tokenizer = open_clip.get_tokenizer("ViT-L-14")
-            log.warning("backbones.segmenter: RANDOM-WEIGHTS segmenter and tiny CLIP (smoke tests only)")
+            self.clip_ident = f"{model}-random-seed{seed}"
+            self.clip_name = f"open_clip {model} (RANDOM WEIGHTS)"
+            self.clip_preproc = f"clip{size}-openai"
+            self.tokenizer = open_clip.get_tokenizer(model)
+            log.warning("backbones.segmenter: RANDOM-WEIGHTS segmenter and %s CLIP (smoke tests only)", model)
         else:
             from .clip import ClipBackbone
 
