@@ -218,8 +218,8 @@ def run(cfg: DictConfig | dict[str, Any]) -> list[EvalResult]:
             "backbones": {**c["backbones"], "device": rank_device(str(c["backbones"].get("device", "auto")), dist)},
         }
     results_dir = Path(c["paths"]["results_dir"])
-    if dist.is_main:  # only rank 0 writes results
-        check_writable(results_dir, RESULTS)
+    if dist.is_main:  # only rank 0 writes results; create=False: a config refused by the plan leaves no folder
+        check_writable(results_dir, RESULTS, create=False)
 
     def write(res: EvalResult) -> None:
         log.info("wrote %s", res.write(results_dir / res.data / res.model))
