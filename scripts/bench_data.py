@@ -7,6 +7,10 @@ other jitter (``ref/<id>.png``). Captions cycle through three kinds so every met
 * counting — "three green kites on a grey background" (``counts``: CA);
 * plain — "a yellow stop sign on a purple background".
 
+Each prompt also carries GenEval's metadata for its scene (``tag``/``include``, evaluation_metadata.jsonl's
+format: ``position``, ``counting`` or ``colors``) and T2I-CompBench's (``compbench``: 2D-spatial or numeracy),
+so those protocols run on the same images.
+
 Shapes stand in for COCO classes (circle → sports ball, rectangle → tv, diamond → kite, octagon → stop
 sign) so SOA / CA look up real detector class names. Pixel noise keeps PNGs the size of natural images,
 so reading and decoding cost what it would on real samples.
@@ -34,6 +38,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "grey": (128, 128, 128),
 }
 POSITIONS: dict[str, str] = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+#: T2I-CompBench's 2D-spatial relation of each position word
+COMPBENCH_RELATION: dict[str, str] = {
+    "above": "on the top of",
+    "below": "on the bottom of",
+    "left of": "on the left of",
+    "right of": "on the right of",
+}
 COUNT_WORDS: dict[int, str] = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
@@ -94,6 +105,9 @@ def make_prompt(i: int, rng: np.random.Generator) -> tuple[Scene, dict[str, obje
             "positional_word": word,
             "labels": [a, b],
             "category": a,
+            "tag": "position",
+            "include": [{"class": b, "count": 1}, {"class": a, "count": 1, "position": [word, 0]}],
+            "compbench": {"task": "spatial", "object_a": a, "relation": COMPBENCH_RELATION[word], "object_b": b},
         }
     elif kind == 1:
         cls, colour, n = (
@@ -109,11 +123,21 @@ def make_prompt(i: int, rng: np.random.Generator) -> tuple[Scene, dict[str, obje
             "counts": {cls: n},
             "labels": [cls],
             "category": cls,
+            "tag": "counting",
+            "include": [{"class": cls, "count": n}],
+            "exclude": [{"class": cls, "count": n + 1}],
+            "compbench": {"task": "numeracy", "objects": [cls], "numbers": [n]},
         }
     else:
         cls, colour = str(rng.choice(CLASSES)), str(rng.choice([c for c in colours if c != bg]))
         scene = Scene(bg, ((cls, colour, (0.5, 0.5), 0.25),))
-        fields = {"caption": f"a {colour} {cls} on a {bg} background", "labels": [cls], "category": cls}
+        fields = {
+            "caption": f"a {colour} {cls} on a {bg} background",
+            "labels": [cls],
+            "category": cls,
+            "tag": "colors",
+            "include": [{"class": cls, "count": 1, "color": colour}],
+        }
     return scene, fields
 
 

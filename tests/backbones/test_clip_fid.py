@@ -67,3 +67,22 @@ def test_identity_namespace_and_settings(bb) -> None:
     img = _image(64, 64, 1)
     a = cleanfid_clip_pixels(img)
     assert torch.allclose(a, clip.preprocess(img), atol=1e-5)  # open_clip's openai transform: same pixels
+
+
+def test_weight_messages_name_the_blocks_own_keys(tmp_path) -> None:
+    """clip.py's weight resolution serves clip_fid, clip_cmmd, aesthetic and the segmenter's CLIP: each message names
+    the keys of the block the user set (never ``backbones.clip.``), built by ClipBackbone itself, not rewritten."""
+    from tise_bench.backbones.clip import ClipBackbone
+    from tise_bench.errors import ConfigError, WeightsNotFoundError
+
+    missing = str(tmp_path / "missing.pt")
+    with pytest.raises(WeightsNotFoundError) as e:
+        ClipFidBackbone(weights=missing, cache_dir=tmp_path, device="cpu")
+    assert "backbones.clip_fid.weights=" in str(e.value) and "backbones.clip." not in str(e.value)
+    with pytest.raises(WeightsNotFoundError) as e:
+        ClipBackbone(weights=missing, cache_dir=tmp_path, device="cpu", keys="backbones.segmenter.clip_")
+    assert "backbones.segmenter.clip_weights=" in str(e.value) and "backbones.clip." not in str(e.value)
+    with pytest.raises(ConfigError, match=r"backbones\.segmenter\.clip_model='no-such-net' is not an open_clip"):
+        ClipBackbone(model="no-such-net", cache_dir=tmp_path, device="cpu", keys="backbones.segmenter.clip_")
+    with pytest.raises(WeightsNotFoundError, match=r"^backbones\.clip\.weights="):  # the clip block's own default
+        ClipBackbone(weights=missing, cache_dir=tmp_path, device="cpu")

@@ -163,12 +163,14 @@ class AestheticBackbone(ImageBackbone):
             )
             log.warning("backbones.aesthetic: RANDOM-WEIGHTS open_clip %s, not the predictor (smoke tests only)", model)
         else:
-            try:
-                clip = ClipBackbone(
-                    model=model, pretrained=pretrained, weights=weights, cache_dir=cache_dir, device="cpu"
-                )
-            except (ConfigError, WeightsNotFoundError) as e:  # clip.py's messages name its own config block
-                raise type(e)(str(e).replace("backbones.clip.", "backbones.aesthetic.")) from e
+            clip = ClipBackbone(
+                model=model,
+                pretrained=pretrained,
+                weights=weights,
+                cache_dir=cache_dir,
+                device="cpu",
+                keys="backbones.aesthetic.",
+            )
             net, clip_hash, self.model_name = clip.net, clip.weights_hash, model
             self.weights_path = clip.weights_path
             self._preprocess = clip._preprocess

@@ -28,6 +28,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -63,40 +64,40 @@ class TagSettings:
         )
 
 
-def _model_config(model: str) -> dict:
+def _model_config(model: str, keys: str = "backbones.clip.") -> dict:
     import open_clip
 
     cfg = open_clip.get_model_config(model)
     if cfg is None:
         raise ConfigError(
-            f"backbones.clip.model={model!r} is not an open_clip architecture "
+            f"{keys}model={model!r} is not an open_clip architecture "
             f"(see open_clip.list_models(), e.g. ViT-B-32, ViT-B-16-SigLIP)"
         )
     return cfg
 
 
-def tag_settings(model: str, tag: str | None, *, strict: bool = True) -> TagSettings:
+def tag_settings(model: str, tag: str | None, *, strict: bool = True, keys: str = "backbones.clip.") -> TagSettings:
     """QuickGELU and preprocessing for ``model`` run with the weights of ``tag``, from open_clip's
     pretrained config (``open_clip.pretrained.get_pretrained_cfg``).
 
     ``tag`` None/"none": open_clip's defaults (``PreprocessCfg``, the architecture's own ``quick_gelu``).
     An unknown tag is refused when ``strict`` (real weights: the settings would be guessed), else
-    (random weights) falls back to the defaults.
+    (random weights) falls back to the defaults. ``keys``: the config keys' prefix the messages name.
     """
     import open_clip
     from open_clip import pretrained as P
     from open_clip.transform import PreprocessCfg
 
-    arch_qg = bool(_model_config(model).get("quick_gelu", False))  # the -quickgelu architectures
+    arch_qg = bool(_model_config(model, keys).get("quick_gelu", False))  # the -quickgelu architectures
     d = PreprocessCfg()
     cfg = P.get_pretrained_cfg(model, tag) if tag and str(tag).lower() not in NO_TAG else {}
     if not cfg:
         if tag and str(tag).lower() not in NO_TAG and strict:
             known = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
             raise ConfigError(
-                f"backbones.clip.pretrained={tag!r} is not an open_clip pretrained tag of {model} (known: {known}). "
+                f"{keys}pretrained={tag!r} is not an open_clip pretrained tag of {model} (known: {known}). "
                 f"Set it to the tag the weights came from (its QuickGELU and preprocessing are taken from open_clip's "
-                f"config for that tag), or to null to run a local backbones.clip.weights file with open_clip's "
+                f"config for that tag), or to null to run a local {keys}weights file with open_clip's "
                 f"defaults for {model}."
             )
         why = "no pretrained tag" if not tag or str(tag).lower() in NO_TAG else f"{tag!r} is not a tag of {model}"
@@ -133,7 +134,7 @@ def _hf_names(fname: str) -> list[str]:
     return alts + [fname]
 
 
-def _cached_pretrained(model: str, tag: str) -> tuple[str | None, list[str], str]:
+def _cached_pretrained(model: str, tag: str, keys: str = "backbones.clip.") -> tuple[str | None, list[str], str]:
     """Where open_clip would find ``model``/``tag`` offline: (path or None, places looked, source)."""
     import open_clip
     from open_clip import pretrained as P
@@ -143,7 +144,7 @@ def _cached_pretrained(model: str, tag: str) -> tuple[str | None, list[str], str
         known = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
         raise WeightsNotFoundError(
             f"open_clip has no pretrained tag {tag!r} for model {model!r} (known: {known}). "
-            f"Set backbones.clip.pretrained to one of those or backbones.clip.weights=/path/to/checkpoint."
+            f"Set {keys}pretrained to one of those or {keys}weights=/path/to/checkpoint."
         )
     looked: list[str] = []
     hub = cfg.get("hf_hub", "")
@@ -165,7 +166,7 @@ def _cached_pretrained(model: str, tag: str) -> tuple[str | None, list[str], str
     return None, looked, (f"hf://{hub}" if hub else url)
 
 
-def _download(model: str, tag: str, source: str, looked: list[str]) -> str:
+def _download(model: str, tag: str, source: str, looked: list[str], keys: str = "backbones.clip.") -> str:
     """open_clip's own downloader (same cache as :func:`_cached_pretrained`) -> the checkpoint FILE."""
     from open_clip import pretrained as P
 
@@ -175,12 +176,12 @@ def _download(model: str, tag: str, source: str, looked: list[str]) -> str:
         raise WeightsNotFoundError(
             f"downloading CLIP weights {model}/{tag} from {source} failed: {e}\n"
             f"  fix: retry with a working connection, or download the checkpoint yourself and pass "
-            f"backbones.clip.weights=/path/to/checkpoint (keep backbones.clip.pretrained={tag})"
+            f"{keys}weights=/path/to/checkpoint (keep {keys}pretrained={tag})"
         ) from e
     if not got or not Path(got).is_file():
         raise WeightsNotFoundError(
             f"open_clip's download of CLIP weights {model}/{tag} from {source} returned {got!r}, not a file.\n"
-            f"  looked in: " + "; ".join(looked) + "\n  fix: pass backbones.clip.weights=/path/to/checkpoint"
+            f"  looked in: " + "; ".join(looked) + f"\n  fix: pass {keys}weights=/path/to/checkpoint"
         )
     return str(got)
 
@@ -193,9 +194,44 @@ class ClipConfig(BackboneConfig):
     pretrained: str | None = "openai"  # open_clip pretrained tag: the weights and their preprocessing
 
 
-@register_backbone("clip", config=ClipConfig)
-class ClipBackbone(ImageBackbone):
+class OpenClipEmbedder(ImageBackbone):
+    """An open_clip model as a backbone: ``image`` = L2-normalised image embeddings, and captions through
+    :meth:`encode_text`. Subclasses set ``net``, ``tokenizer``, ``context_length`` and ``n_forward_texts``."""
+
     provides = ("image",)
+    net: Any  # an open_clip model
+    device: torch.device
+    tokenizer: Any
+    context_length: int
+    n_forward_texts: int
+
+    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        emb = self.net.encode_image(batch.to(self.device, non_blocking=True))
+        return {"image": torch.nn.functional.normalize(emb.float(), dim=-1)}
+
+    def n_tokens(self, text: str) -> int:
+        enc = getattr(self.tokenizer, "encode", None)
+        return len(enc(text)) + 2 if enc is not None else 0  # +2: start/end tokens
+
+    @torch.inference_mode()
+    def encode_text(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """-> (L2-normalised embeddings, truncated flags). Over-long captions are truncated, not fatal."""
+        truncated = np.array([self.n_tokens(t) > self.context_length for t in texts], dtype=bool)
+        tokens = self.tokenizer(texts).to(self.device)
+        self.n_forward_texts += len(texts)
+        with self.autocast():
+            emb = self.net.encode_text(tokens)
+        return torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy(), truncated
+
+
+@register_backbone("clip", config=ClipConfig)
+class ClipBackbone(OpenClipEmbedder):
+    """open_clip ``model`` with the weights of ``pretrained`` (or the file ``weights``) and the tag's settings.
+
+    Subclasses registered under another name (``clip_cmmd``, ``clip_fid``) reuse the weight resolution; their
+    messages name their own config block (``keys``, default ``backbones.<name>.``) and their ident starts
+    with that name."""
+
     amp_capable = True
 
     def __init__(
@@ -209,16 +245,18 @@ class ClipBackbone(ImageBackbone):
         cache_dir: str | Path = ".cache",
         device: str = "auto",
         quick_gelu: bool | None = None,
+        keys: str | None = None,
     ) -> None:
         super().__init__()
         import open_clip
 
+        self.keys = keys = keys or f"backbones.{self.name}."
         self.is_random = random
         self.device = resolve_device(device)
         self.model_name = model
         self.weights_path: str | None = None
-        st = tag_settings(model, pretrained, strict=not random)
-        if quick_gelu is False and _model_config(model).get("quick_gelu", False):
+        st = tag_settings(model, pretrained, strict=not random, keys=keys)
+        if quick_gelu is False and _model_config(model, keys).get("quick_gelu", False):
             raise ConfigError(f"{model} is a QuickGELU architecture; quick_gelu=False cannot be honoured")
         if quick_gelu is not None and quick_gelu != st.quick_gelu:  # explicit override (constructor only)
             st = TagSettings(
@@ -242,21 +280,21 @@ class ClipBackbone(ImageBackbone):
             self.weights_hash = state_dict_sha256(net)
             tag = f"random-seed{seed}"
         else:
-            path = self._resolve_weights(model, pretrained, weights)
+            path = self._resolve_weights(model, pretrained, weights, keys)
             try:  # the FILE, never the tag: open_clip would not re-apply the tag's settings to a file anyway
                 net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=path, **kw)
             except Exception as e:  # a corrupt or mismatched checkpoint: say which file and what to do
                 fix = (
-                    f"give a valid open_clip checkpoint for {model} as backbones.clip.weights"
+                    f"give a valid open_clip checkpoint for {model} as {keys}weights"
                     if weights
                     else f"it is open_clip's cached download of {model}/{pretrained}: delete {path} so that the next "
-                    f"run downloads it again, or pass backbones.clip.weights=/path/to/a/good/checkpoint"
+                    f"run downloads it again, or pass {keys}weights=/path/to/a/good/checkpoint"
                 )
                 raise WeightsNotFoundError(f"could not load CLIP weights {path} into {model}: {e}\n  fix: {fix}") from e
             self.weights_path = path
             self.weights_hash = file_sha256(path, cache_dir)
             tag = Path(weights).stem if weights else str(pretrained)
-        self.ident = f"clip-{model}-{tag}"
+        self.ident = f"{self.name}-{model}-{tag}"
         size = getattr(net.visual, "image_size", 224)
         size = size[0] if isinstance(size, (tuple, list)) else size
         self.image_size = int(size)
@@ -269,22 +307,22 @@ class ClipBackbone(ImageBackbone):
         self.n_forward_texts = 0
 
     @staticmethod
-    def _resolve_weights(model: str, pretrained: str | None, weights: str | None) -> str:
+    def _resolve_weights(model: str, pretrained: str | None, weights: str | None, keys: str) -> str:
         """-> the checkpoint file: ``weights``, the tag's cached file, or the tag's file downloaded now."""
         if weights:
             p = Path(weights).expanduser()
             if not p.is_file():
                 raise WeightsNotFoundError(
-                    f"backbones.clip.weights={weights} does not exist. Give a local open_clip checkpoint "
+                    f"{keys}weights={weights} does not exist. Give a local open_clip checkpoint "
                     f"for {model} (e.g. open_clip_pytorch_model.bin), or unset it to use pretrained={pretrained!r}."
                 )
             return str(p)
         if not pretrained or str(pretrained).lower() in NO_TAG:
             raise ConfigError(
-                f"backbones.clip: neither weights nor a pretrained tag for {model}; set "
-                f"backbones.clip.pretrained (e.g. openai) or backbones.clip.weights=/path/to/checkpoint"
+                f"{keys.rstrip('.')}: neither weights nor a pretrained tag for {model}; set "
+                f"{keys}pretrained (e.g. openai) or {keys}weights=/path/to/checkpoint"
             )
-        path, looked, source = _cached_pretrained(model, pretrained)
+        path, looked, source = _cached_pretrained(model, pretrained, keys)
         if path:
             return path
         host = "huggingface.co" if source.startswith("hf://") else (urlparse(source).hostname or "huggingface.co")
@@ -294,9 +332,9 @@ class ClipBackbone(ImageBackbone):
                 f"CLIP weights for {model}/{pretrained} are not cached and the network is unreachable.\n"
                 f"  source: {source}\n  looked in: " + "; ".join(looked) + "\n"
                 "  fix: run once with internet to fill the cache, or download the checkpoint and pass "
-                "backbones.clip.weights=/path/to/checkpoint; or use backbones=random for offline smoke runs."
+                f"{keys}weights=/path/to/checkpoint; or use backbones=random for offline smoke runs."
             )
-        return _download(model, pretrained, source, looked)
+        return _download(model, pretrained, source, looked, keys)
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
@@ -317,21 +355,3 @@ class ClipBackbone(ImageBackbone):
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self._preprocess(img)
-
-    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        emb = self.net.encode_image(batch.to(self.device, non_blocking=True))
-        return {"image": torch.nn.functional.normalize(emb.float(), dim=-1)}
-
-    def n_tokens(self, text: str) -> int:
-        enc = getattr(self.tokenizer, "encode", None)
-        return len(enc(text)) + 2 if enc is not None else 0  # +2: start/end tokens
-
-    @torch.inference_mode()
-    def encode_text(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """-> (L2-normalised embeddings, truncated flags). Over-long captions are truncated, not fatal."""
-        truncated = np.array([self.n_tokens(t) > self.context_length for t in texts], dtype=bool)
-        tokens = self.tokenizer(texts).to(self.device)
-        self.n_forward_texts += len(texts)
-        with self.autocast():
-            emb = self.net.encode_text(tokens)
-        return torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy(), truncated

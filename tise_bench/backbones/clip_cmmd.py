@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ConfigError, WeightsNotFoundError
+from ..errors import ConfigError
 from .clip import ClipBackbone
 from .registry import BackboneConfig, register_backbone
 
@@ -99,20 +99,16 @@ class ClipCmmdBackbone(ClipBackbone):
     ) -> None:
         if crop not in CROPS:
             raise ConfigError(f"backbones.clip_cmmd.crop={crop!r}: valid values are {', '.join(CROPS)}")
-        try:
-            super().__init__(
-                model=model,
-                pretrained=pretrained,
-                weights=weights,
-                random=random,
-                seed=seed,
-                cache_dir=cache_dir,
-                device=device,
-            )
-        except (ConfigError, WeightsNotFoundError) as e:  # clip.py's messages name its own config block
-            raise type(e)(str(e).replace("backbones.clip.", "backbones.clip_cmmd.")) from e
+        super().__init__(
+            model=model,
+            pretrained=pretrained,
+            weights=weights,
+            random=random,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+        )
         self.crop = crop
-        self.ident = "clip_cmmd-" + self.ident.removeprefix("clip-")
         st = self.settings
         norm = hashlib.sha256(repr((tuple(map(float, st.mean)), tuple(map(float, st.std)))).encode()).hexdigest()[:8]
         # everything besides the weights that changes the features: input side, crop, resize, normalisation,

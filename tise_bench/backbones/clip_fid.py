@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ConfigError, WeightsNotFoundError
 from .clip import ClipBackbone
 from .registry import BackboneConfig, register_backbone
 
@@ -79,19 +78,15 @@ class ClipFidBackbone(ClipBackbone):
         cache_dir: str | Path = ".cache",
         device: str = "auto",
     ) -> None:
-        try:
-            super().__init__(
-                model=model,
-                pretrained=pretrained,
-                weights=weights,
-                random=random,
-                seed=seed,
-                cache_dir=cache_dir,
-                device=device,
-            )
-        except (ConfigError, WeightsNotFoundError) as e:  # clip.py's messages name its own config block
-            raise type(e)(str(e).replace("backbones.clip.", "backbones.clip_fid.")) from e
-        self.ident = "clip_fid-" + self.ident.removeprefix("clip-")
+        super().__init__(
+            model=model,
+            pretrained=pretrained,
+            weights=weights,
+            random=random,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+        )
         # input side, clean-fid's resize/crop/normalisation, QuickGELU, unnormalised output (the weights: ident, hash)
         self.preproc_version = (
             f"cleanfid{self.image_size}-pilbicubic-crop-openainorm{'-qgelu' if self.settings.quick_gelu else ''}"

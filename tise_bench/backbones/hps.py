@@ -48,12 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import ConfigError, WeightsNotFoundError
-from .base import ImageBackbone, file_sha256, resolve_device, state_dict_sha256
+from .base import file_sha256, resolve_device, state_dict_sha256
+from .clip import OpenClipEmbedder
 from .object_classifier import read_state_dict
 from .registry import BackboneConfig, register_backbone
 
@@ -190,7 +190,7 @@ class HpsConfig(BackboneConfig):
 
 
 @register_backbone("hps", config=HpsConfig)
-class HpsBackbone(ImageBackbone):
+class HpsBackbone(OpenClipEmbedder):
     """``image``: L2-normalised HPS image embeddings; :meth:`encode_text`: the prompts' HPS text embeddings."""
 
     provides = ("image",)
@@ -253,20 +253,3 @@ class HpsBackbone(ImageBackbone):
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return hps_preprocess(img, self.image_size)
-
-    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        emb = self.net.encode_image(batch.to(self.device, non_blocking=True))
-        return {"image": torch.nn.functional.normalize(emb.float(), dim=-1)}
-
-    def n_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text)) + 2  # +2: start/end tokens
-
-    @torch.inference_mode()
-    def encode_text(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """-> (L2-normalised HPS text embeddings, truncated flags); over-long prompts are truncated to 77 tokens."""
-        truncated = np.array([self.n_tokens(t) > self.context_length for t in texts], dtype=bool)
-        tokens = self.tokenizer(texts).to(self.device)
-        self.n_forward_texts += len(texts)
-        with self.autocast():
-            emb = self.net.encode_text(tokens)
-        return torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy(), truncated

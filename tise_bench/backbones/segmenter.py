@@ -203,7 +203,14 @@ class SegmenterBackbone(ImageBackbone):
         else:
             from .clip import ClipBackbone
 
-            clip = ClipBackbone(model=model, pretrained=pretrained, weights=weights, cache_dir=cache_dir, device="cpu")
+            clip = ClipBackbone(
+                model=model,
+                pretrained=pretrained,
+                weights=weights,
+                cache_dir=cache_dir,
+                device="cpu",
+                keys="backbones.segmenter.clip_",
+            )
             net, self._clip_pre, self.tokenizer = clip.net, clip.preprocess, clip.tokenizer
             self.clip_hash, self.clip_preproc = clip.weights_hash, clip.preproc_version
             self.clip_ident = f"{model}-{Path(weights).stem if weights else pretrained}"
