@@ -60,3 +60,44 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
     assert cfg["backbones"]["object_classifier"] is None and cfg["bootstrap"]["seed"] == 0
     assert cfg["metrics"]["crops"]["threshold"] == 0.5
     assert cfg["metrics"]["ids"] == resolve_config(compose())["metrics"]["ids"]  # the CLI's default ids
+
+
+def test_one_manifest_serves_every_metric_subset(tmp_path, fresh_cache):
+    """``manifest=`` / ``data.manifest``: one file serves every subset a metric reads, the added protocols' too
+    (geneval, spatial, numeracy: once only TISE's five, and a CompBench id then failed with "0 prompt ids")."""
+    import pytest
+
+    from tise_bench.errors import ConfigError
+    from tise_bench.evalset import load_eval_set
+
+    paths = structured_images(tmp_path / "imgs", 3, seed=5, size=32)
+    man = tmp_path / "m.jsonl"
+    man.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": p.stem,
+                    "caption": f"{n} kites",
+                    "compbench": {"task": "numeracy", "objects": ["kite"], "numbers": [n]},
+                }
+            )
+            + "\n"
+            for n, p in zip((1, 2, 3), paths)
+        )
+    )
+    es = load_eval_set({"name": "c", "manifest": str(man)}, fresh_cache)
+    assert {"realism", "geneval", "spatial", "numeracy"} <= set(es.subsets)
+    assert [r.id for r in es.subsets["numeracy"]] == [p.stem for p in paths]
+    res = tise_bench.evaluate(
+        tmp_path / "imgs", manifest=man, metrics=["compbench_numeracy"], backbones=CFG, cache_dir=fresh_cache
+    )
+    assert res.metrics["compbench_numeracy"].n == 3 and 0.0 <= res.metrics["compbench_numeracy"].value <= 1.0
+    with pytest.raises(ConfigError, match=r"none of the selected metrics can run .*clip_score: .*'nosuch' subset"):
+        tise_bench.evaluate(
+            tmp_path / "imgs",
+            manifest=man,
+            metrics=["clip_score"],
+            params={"clip_score": {"subset": "nosuch"}},
+            backbones=CFG,
+            cache_dir=fresh_cache,
+        )

@@ -202,12 +202,14 @@ def test_plan_reads_a_metrics_own_declaration(monkeypatch):
             ),
         )
     recs = [Record(id="a", caption="x")]
-    p = plan(["x_needs_counter", "x_ref_reader"], _evalset(recs), {}, {}, on_unsupported="skip")
-    assert p.not_applicable == {
+    p = plan(["clip_score", "x_needs_counter", "x_ref_reader"], _evalset(recs), {}, {}, on_unsupported="skip")
+    assert p.ids == ["clip_score"] and p.not_applicable == {
         "x_needs_counter": "records carry no 'counter_caption' (subset 'realism')",
         "x_ref_reader": "records carry no 'reference' images (reference_stats cannot "
         "replace them for this metric) (subset 'realism')",
     }
+    with pytest.raises(ConfigError, match=r"none of the selected metrics can run .*x_needs_counter: records carry no"):
+        plan(["x_needs_counter", "x_ref_reader"], _evalset(recs), {}, {}, on_unsupported="skip")  # nothing left to run
     ok = [Record(id="a", caption="x", counter_caption="y", reference="/r.png")]
     assert plan(["x_needs_counter", "x_ref_reader"], _evalset(ok), {}, {}).ids == ["x_needs_counter", "x_ref_reader"]
 

@@ -21,7 +21,7 @@ from PIL import Image
 from .config_schema import backbones_schema, compose
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError, StorageError
-from .evalset import SUBSETS, EvalSet
+from .evalset import EvalSet, all_subsets
 from .fsutil import CACHE, RESULTS, atomic_write, check_writable
 from .names import check_file_id, check_name
 from .results import EvalResult
@@ -185,7 +185,7 @@ def evaluate(
         what = f"ids (manifest {manifest})" if manifest is not None else "ids"
         samples_dir = _materialise(images, [r.id for r in records], cache, what)
     cfg.model.samples_dir = str(samples_dir)
-    evalset = EvalSet(name=data_name, subsets={s: records for s in SUBSETS}, reference_stats=reference_stats)
+    evalset = EvalSet(name=data_name, subsets={s: records for s in all_subsets()}, reference_stats=reference_stats)
     [result] = evaluate_config(resolve_config(cfg), evalset=evalset, fix=UNSUPPORTED_FIX)
     if write_to is not None:
         result.write(write_to)

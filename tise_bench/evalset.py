@@ -15,6 +15,14 @@ from .errors import ConfigError, DataError
 from .fsutil import Place, atomic_write
 
 SUBSETS = ("realism", "rp", "pa", "ca", "soa")
+
+
+def all_subsets() -> tuple[str, ...]:
+    """Every subset a metric reads: TISE's five, then those the registered metrics declare (``geneval``,
+    ``spatial``, ``numeracy``, ...). One custom manifest (``data.manifest``, the API's ``manifest=``) serves them all."""
+    from .registry import all_metrics
+
+    return SUBSETS + tuple(sorted({spec.subset for spec in all_metrics().values()} - set(SUBSETS)))
 DOMAINS = ("coco", "cub")
 
 
@@ -107,7 +115,7 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
     loaded = {s: load_manifest(p) for s, p in paths.items()}
     if "all" in loaded:  # one custom manifest serves every subset
         recs = loaded.pop("all")
-        for s in SUBSETS:
+        for s in all_subsets():
             loaded.setdefault(s, recs)
     return EvalSet(
         name=name,

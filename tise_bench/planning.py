@@ -121,7 +121,13 @@ def plan(
             f"eval set {evalset.name!r} cannot support {len(unsupported)} requested metric(s):\n{lines}"
             + (f"\n  fix: {fix}" if fix else "")
         )
-    check_requirements(chosen, params, backbones_cfg, evalset)
     reasons = {**absent, **unsupported}
+    if ids and not chosen:  # nothing would be computed: say why now, not "0 prompt ids" when images are matched
+        why = "; ".join(f"{mid}: {reasons[mid]}" for mid in ids if mid in reasons)
+        raise ConfigError(
+            f"none of the selected metrics can run on eval set {evalset.name!r} ({why}). Give the subset's manifest "
+            f"(data.subsets.<subset>=<file.jsonl>, or one data.manifest for every subset) or choose other metrics.ids"
+        )
+    check_requirements(chosen, params, backbones_cfg, evalset)
     needs = tuple(dict.fromkeys(n for spec, _ in chosen for n in spec.needs_for(params.get(spec.id))))
     return Plan(chosen=chosen, not_applicable={m: reasons[m] for m in ids if m in reasons}, needs=needs)
