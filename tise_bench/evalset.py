@@ -23,6 +23,8 @@ def all_subsets() -> tuple[str, ...]:
     from .registry import all_metrics
 
     return SUBSETS + tuple(sorted({spec.subset for spec in all_metrics().values()} - set(SUBSETS)))
+
+
 DOMAINS = ("coco", "cub")
 
 
