@@ -5,6 +5,8 @@
     python scripts/bench.py --quick         # smoke: N=16 at 64 px, a few minutes at most; no timing claims
     python scripts/bench.py --beyond [...]  # issue 12: the beyond-TISE metrics' extra cost (bench_beyond.py, its
                                             # options: --n, --size, --quick, --backbones, --json, ...)
+    python scripts/bench.py --overhead [...]  # issue 13: everything but the forwards, images/s (bench_overhead.py,
+                                              # its options: --n, --size, --quick, --workers, --json)
 
 On the SAME seeded synthetic images (``bench_data``) and the SAME backbone instances with random weights
 (CLIP ViT-B/32, inception-v3-compat, the YOLO detector at imgsz 640; FLOPs matter here, not accuracy):
@@ -175,16 +177,16 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    if "--beyond" in sys.argv[1:]:  # the beyond-TISE cost bench, with its own options
-        import bench_beyond
+    for flag, module in (("--beyond", "bench_beyond"), ("--overhead", "bench_overhead")):
+        if flag in sys.argv[1:]:  # another bench, with its own options
+            import importlib
 
-        ap = argparse.ArgumentParser(
-            description=bench_beyond.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        ap.add_argument("--beyond", action="store_true")
-        bench_beyond.add_arguments(ap)
-        bench_beyond.run(ap.parse_args())
-        return
+            mod = importlib.import_module(module)
+            ap = argparse.ArgumentParser(description=mod.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+            ap.add_argument(flag, action="store_true")
+            mod.add_arguments(ap)
+            mod.run(ap.parse_args())
+            return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200, help="prompts (generated images; as many references)")
     ap.add_argument("--size", type=int, default=256, help="image side in pixels")

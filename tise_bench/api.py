@@ -112,6 +112,7 @@ def evaluate(
     reference_stats: str | None = None,
     on_mismatch: str = "fail",
     batch_size: int = 32,
+    num_workers: int | None = None,
     device: str | None = None,
     write_to: str | Path | None = None,
     crops: dict[str, Any] | None = None,
@@ -127,6 +128,7 @@ def evaluate(
     ``provenance['not_applicable']``; metrics asked for by name that the inputs cannot support raise
     :class:`ConfigError` before any network is built.
     ``crops``: overrides of ``metrics.crops`` (threshold, min_side, max_per_image) for O-IS / O-FID.
+    ``num_workers``: input worker threads (None: one per core, at most 8; 0: serial), same results for any.
     ``bootstrap``: overrides of ``bootstrap.*`` (replicates, replicates_features, seed). By default a run written
     with ``write_to`` gets the CLI's replicates (what the leaderboard's intervals read) and an in-memory run none
     (a training loop does not pay for them); ``result.replicates`` holds them.
@@ -149,6 +151,7 @@ def evaluate(
         reference_stats=reference_stats,
         on_mismatch=on_mismatch,
         batch_size=batch_size,
+        num_workers=num_workers,
         device=device,
         crops=crops,
         bootstrap=bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES,
@@ -206,6 +209,7 @@ def _config(
     batch_size: int,
     device: str | None,
     crops: dict[str, Any] | None,
+    num_workers: int | None = None,
     bootstrap: dict[str, int] | None = None,
 ) -> DictConfig:
     """The CLI's config (:func:`tise_bench.config_schema.compose`) for :func:`evaluate`'s arguments.
@@ -222,6 +226,7 @@ def _config(
         "on_mismatch": on_mismatch,
         "on_unsupported": "skip" if metrics is None else "fail",
         "batch_size": batch_size,
+        "num_workers": num_workers,
         "progress": False,
         "print_table": False,
         "data": {

@@ -17,6 +17,7 @@ Anything else raises :class:`~tise_bench.errors.DataError` naming the file and t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -24,7 +25,8 @@ import math
 import os
 import stat
 import sys
-import warnings
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -231,6 +233,36 @@ def _exif_transpose(img: Image.Image) -> Image.Image:
         return img
 
 
+_COUNT_LOCK = threading.Lock()
+_PIL_LOCK = threading.Lock()
+_pil_depth = 0
+_pil_saved: tuple[int | None, bool] | None = None
+
+
+@contextlib.contextmanager
+def pil_settings() -> Iterator[None]:
+    """Pillow's process globals as our decoder needs them, for the duration of the block: its bomb limit off (our
+    own guard, :func:`decode_image`'s ``max_pixels``, replaces it), and truncated files failing even if some
+    other library switched ``LOAD_TRUNCATED_IMAGES`` on (it would pad them with grey).
+
+    Re-entrant and thread-safe: the first block to enter sets the globals, the last to leave restores them, so
+    decoding in several threads (``FeatureBank(num_workers=...)``) never leaves them changed."""
+    global _pil_depth, _pil_saved
+    with _PIL_LOCK:
+        if _pil_depth == 0:
+            _pil_saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        _pil_depth += 1
+    try:
+        yield
+    finally:
+        with _PIL_LOCK:
+            _pil_depth -= 1
+            if _pil_depth == 0 and _pil_saved is not None:
+                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = _pil_saved
+                _pil_saved = None
+
+
 def decode_image(data: bytes, path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """bytes -> loaded 8-bit RGB PIL image (EXIF orientation applied, modes normalised by :func:`to_rgb`).
 
@@ -238,17 +270,13 @@ def decode_image(data: bytes, path: str, max_pixels: int | None = DEFAULT_MAX_PI
     (``None`` disables it). Raises :class:`DataError` naming ``path`` and the fix.
     """
     global DECODE_COUNT
-    DECODE_COUNT += 1
+    with _COUNT_LOCK:
+        DECODE_COUNT += 1
     limit = check_max_pixels(max_pixels)
     if not data:
         raise DataError(f"{path}: empty (0-byte) image file\n  {FIX_BAD}")
-    old_max, old_trunc = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-    try:
-        # Our own guard below replaces Pillow's (whose limit is a process global); truncated files must fail
-        # even if some other library switched LOAD_TRUNCATED_IMAGES on (it would pad them with grey).
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with pil_settings():
+        try:
             Image.init()
             try:
                 img = _pil_open()(io.BytesIO(data), formats=[f for f in FORMATS if f in Image.OPEN])
@@ -266,10 +294,8 @@ def decode_image(data: bytes, path: str, max_pixels: int | None = DEFAULT_MAX_PI
                 )
             img.load()
             img = to_rgb(_exif_transpose(img))
-    except DataError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: corrupt or truncated image ({e})\n  {FIX_BAD}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = old_max, old_trunc
+        except DataError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise DataError(f"{path}: corrupt or truncated image ({e})\n  {FIX_BAD}") from None
     return img

@@ -152,6 +152,7 @@ def evaluate_config(
         batch_size=int(cfg.get("batch_size", 32)),
         max_pixels=cfg.get("max_pixels"),
         max_file_bytes=cfg.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES),
+        num_workers=cfg.get("num_workers"),
         progress=bool(cfg.get("progress", False)) and dist.is_main,
     )
     results = []

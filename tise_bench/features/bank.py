@@ -5,13 +5,25 @@ Each image file is read once and hashed; only images missing from some backbone'
 image. Features are cached per backbone namespace, keyed by the sha256 of the image bytes, so a
 repeated run with nothing changed performs zero backbone forwards; identical files (the same bytes under
 two names or two models) are computed once.
+
+Input work runs beside the forwards (``num_workers``, issue 13): a pool of worker threads reads, hashes, decodes
+and preprocesses (and cuts and preprocesses object crops), and a producer thread prepares the next
+``prefetch`` batches while the current one runs through the backbones, so the device does not wait for one
+Python thread. Pillow's decode and resize, hashlib and the file reads release the GIL, so threads scale with
+cores without copying images between processes. ``num_workers=0`` is the serial path (no threads); every
+worker count gives the same cache keys and the same features (``tests/features/test_parallel_input.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -21,7 +33,7 @@ import torch
 from PIL import Image
 
 from ..backbones.base import ImageBackbone
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..fsutil import CACHE, atomic_write
 from .. import imagefile as _decode
 from .crops import CropSpec, crop_boxes, crop_key, make_crop
@@ -61,6 +73,43 @@ def _chunks(seq: list, n: int) -> Iterable[list]:
         yield seq[i : i + n]
 
 
+def default_workers() -> int:
+    """Input worker threads when ``num_workers`` is unset: the cores this process may run on, at most 8."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, n))
+
+
+def check_num_workers(n: int | None) -> int:
+    if n is None:
+        return default_workers()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(
+            f"num_workers={n!r}: give the number of input worker threads (0 = serial, no threads; null = one per "
+            f"core, at most 8)"
+        )
+    return n
+
+
+def _attempt(fn: Callable, *args: object) -> tuple[object, DataError | None]:
+    """``fn(*args)`` -> (result, None), or (None, the DataError it raised): a worker's failure is handed back to
+    the caller in order, so the same image is reported (or raised) whatever the number of workers."""
+    try:
+        return fn(*args), None
+    except DataError as e:
+        return None, e
+
+
+@dataclass
+class _Chunk:
+    """One batch of paths, read, hashed, decoded and preprocessed ahead of its forwards."""
+
+    paths: list[str]
+    read: list[tuple[object, DataError | None]]  # per path: ((bytes, sha), None) or (None, error)
+    data: dict[str, bytes]  # this batch's contents not seen in an earlier batch, by sha
+    #: sha -> (decoded image, None, {backbone: (input tensor, meta)}) or (None, the decode error, {})
+    prepared: dict[str, tuple[Image.Image | None, DataError | None, dict]]
+
+
 class FeatureBank:
     def __init__(
         self,
@@ -71,6 +120,8 @@ class FeatureBank:
         max_pixels: int | None = _decode.DEFAULT_MAX_PIXELS,
         max_file_bytes: int | None = _decode.DEFAULT_MAX_FILE_BYTES,
         progress: bool = False,
+        num_workers: int | None = 0,
+        prefetch: int = 2,
     ) -> None:
         self.backbones = backbones
         self.cache_dir = Path(cache_dir)
@@ -78,6 +129,8 @@ class FeatureBank:
         self.max_pixels = max_pixels
         self.max_file_bytes = _decode.check_max_file_bytes(max_file_bytes)
         self.progress = progress
+        self.num_workers = check_num_workers(num_workers)
+        self.prefetch = max(1, int(prefetch))
         self._stores: dict[str, FeatureStore] = {}
 
     def store(self, namespace: str) -> FeatureStore:
@@ -112,46 +165,31 @@ class FeatureBank:
         stores = {b: self.store(self.backbones[b].namespace) for b in needed}
         shas: dict[str, str] = {}
         bad: dict[str, str] = {}
-        done: set[str] = set()  # shas computed in this run
-        iterator = _chunks(list(paths), self.batch_size)
-        if self.progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(
-                iterator,
-                total=(len(paths) + self.batch_size - 1) // self.batch_size,
-                desc="features",
-                unit="batch",
-                leave=False,
-            )
-        for chunk in iterator:
-            chunk_data: dict[str, bytes] = {}  # this chunk's not-yet-seen contents (bounded memory)
-            for p in chunk:
-                try:
-                    data = _decode.read_bytes(p, self.max_file_bytes)
-                except DataError as e:
-                    if on_bad != "skip":
-                        raise
-                    bad[p] = str(e)
-                    continue
-                sha = _decode.content_hash(data)
-                shas[p] = sha
-                if sha not in done:
-                    chunk_data.setdefault(sha, data)
-            sha_to_path = {s: p for p, s in shas.items()}
-            todo = {s: d for s, d in chunk_data.items() if any(s not in stores[b] for b in needed)}
-            decoded = self._extract(todo, needed, stores, bad, on_bad, sha_to_path)
-            if crops is not None:
-                unreadable = {shas[p] for p in bad if p in shas}
-                self._extract_crops(
-                    {s: d for s, d in chunk_data.items() if s not in unreadable},
-                    decoded,
-                    crops,
-                    bad,
-                    on_bad,
-                    sha_to_path,
-                )
-            done.update(chunk_data)
+        chunks = list(_chunks(list(paths), self.batch_size))
+        with _decode.pil_settings(), self._pool() as pool:
+            mapper: Callable[..., Iterable] = pool.map if pool is not None else map
+            for chunk in self._ahead(chunks, needed, stores, mapper):
+                for p, (got, err) in zip(chunk.paths, chunk.read):
+                    if err is not None:
+                        if on_bad != "skip":
+                            raise err
+                        bad[p] = str(err)
+                        continue
+                    shas[p] = got[1]  # type: ignore[index]
+                chunk_data = chunk.data  # this chunk's not-yet-seen contents (bounded memory)
+                sha_to_path = {s: p for p, s in shas.items()}
+                decoded = self._extract(chunk.prepared, needed, stores, bad, on_bad, sha_to_path)
+                if crops is not None:
+                    unreadable = {shas[p] for p in bad if p in shas}
+                    self._extract_crops(
+                        {s: d for s, d in chunk_data.items() if s not in unreadable},
+                        decoded,
+                        crops,
+                        bad,
+                        on_bad,
+                        sha_to_path,
+                        mapper,
+                    )
         bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
         for p, sha in shas.items():  # identical bytes under another name are just as unreadable
             if sha in bad_shas and p not in bad:
@@ -167,20 +205,125 @@ class FeatureBank:
             features.update(self._gather_crops(keys, crops))
         return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
 
-    def _decode(
-        self, sha: str, data: bytes, decoded: dict, bad: dict[str, str], on_bad: str, sha_to_path: dict[str, str]
-    ) -> None:
-        path = sha_to_path.get(sha, sha)
+    # ---- input: read, hash, decode, preprocess (in worker threads when num_workers > 0) ------------------------
+    def _pool(self) -> "contextlib.AbstractContextManager[ThreadPoolExecutor | None]":
+        if self.num_workers == 0:
+            return contextlib.nullcontext(None)
+        return ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="tise-input")
+
+    def _read_one(self, path: str) -> tuple[bytes, str]:
+        data = _decode.read_bytes(path, self.max_file_bytes)
+        return data, _decode.content_hash(data)
+
+    def _prepare_one(
+        self, sha: str, data: bytes, path: str, needed: dict[str, tuple[str, ...]], stores: dict[str, FeatureStore]
+    ) -> tuple[Image.Image | None, DataError | None, dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]]]:
+        """Decode one image and run the preprocessing of every backbone whose cache lacks it: (image, None, inputs),
+        or (None, the decode error, {})."""
+        img, err = _attempt(_decode.decode_image, data, path, self.max_pixels)
+        if err is not None:
+            return None, err, {}
+        assert isinstance(img, Image.Image)
+        return img, None, {b: self._inputs(b, img, path) for b in needed if sha not in stores[b]}
+
+    def _inputs(self, b: str, img: Image.Image, path: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Backbone ``b``'s input tensor and per-image side information for one decoded image."""
+        bb = self.backbones[b]
+        if getattr(bb, "needs_source", False):  # looked up by image file (imported detections)
+            assert isinstance(bb, SourceMetaBackbone), (
+                f"backbone {b!r} sets needs_source but has no preprocess_meta_for(path, img)"
+            )
+            return bb.preprocess(img), bb.preprocess_meta_for(path, img)
+        return bb.preprocess(img), bb.preprocess_meta(img)  # meta: {} for most backbones
+
+    def _prepare_chunk(
+        self,
+        paths: list[str],
+        seen: set[str],
+        needed: dict[str, tuple[str, ...]],
+        stores: dict[str, FeatureStore],
+        mapper: Callable[..., Iterable],
+    ) -> _Chunk:
+        """Read and hash ``paths``; decode and preprocess the contents not seen before that some cache lacks."""
+        read = list(mapper(lambda p: _attempt(self._read_one, p), paths))
+        data: dict[str, bytes] = {}
+        path_of: dict[str, str] = {}
+        for p, (got, err) in zip(paths, read):
+            if err is None:
+                blob, sha = got  # type: ignore[misc]
+                path_of[sha] = p  # the last name of these bytes, as the messages name it
+                if sha not in seen:
+                    data.setdefault(sha, blob)
+        seen.update(data)
+        todo = [s for s in data if any(s not in stores[b] for b in needed)]
+        prepared = mapper(lambda s: self._prepare_one(s, data[s], path_of[s], needed, stores), todo)
+        return _Chunk(paths=paths, read=read, data=data, prepared=dict(zip(todo, prepared)))
+
+    def _ahead(
+        self,
+        chunks: list[list[str]],
+        needed: dict[str, tuple[str, ...]],
+        stores: dict[str, FeatureStore],
+        mapper: Callable[..., Iterable],
+    ) -> Iterator[_Chunk]:
+        """The prepared chunks in order: prepared here (serial), or by a producer thread up to ``prefetch`` chunks
+        ahead of the one the caller is running through the backbones (bounded memory)."""
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(chunks), desc="features", unit="batch", leave=False)
+        seen: set[str] = set()
         try:
-            decoded[sha] = _decode.decode_image(data, path, self.max_pixels)
-        except DataError as e:
-            if on_bad != "skip":
-                raise
-            bad[path] = str(e)
+            if self.num_workers == 0:
+                for paths in chunks:
+                    yield self._prepare_chunk(paths, seen, needed, stores, mapper)
+                    if bar is not None:
+                        bar.update()
+                return
+            q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+            stop = threading.Event()
+
+            def put(item: object) -> None:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        return
+                    except queue.Full:
+                        continue
+
+            def produce() -> None:
+                try:
+                    for paths in chunks:
+                        if stop.is_set():
+                            return
+                        put(("chunk", self._prepare_chunk(paths, seen, needed, stores, mapper)))
+                    put(("end", None))
+                except BaseException as e:  # handed to the consumer, raised there
+                    put(("error", e))
+
+            producer = threading.Thread(target=produce, name="tise-prefetch", daemon=True)
+            producer.start()
+            try:
+                while True:
+                    kind, item = q.get()
+                    if kind == "end":
+                        return
+                    if kind == "error":
+                        raise item
+                    yield item
+                    if bar is not None:
+                        bar.update()
+            finally:
+                stop.set()
+                producer.join()
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _extract(
         self,
-        todo: dict[str, bytes],
+        prepared: dict[str, tuple[Image.Image | None, DataError | None, dict]],
         needed: dict[str, tuple[str, ...]],
         stores: dict[str, FeatureStore],
         bad: dict[str, str],
@@ -188,28 +331,29 @@ class FeatureBank:
         sha_to_path: dict[str, str],
     ) -> dict:
         decoded: dict = {}
-        for sha, data in todo.items():
-            self._decode(sha, data, decoded, bad, on_bad, sha_to_path)
+        for sha, (img, err, _) in prepared.items():
+            if err is not None:
+                if on_bad != "skip":
+                    raise err
+                bad[sha_to_path.get(sha, sha)] = str(err)
+                continue
+            decoded[sha] = img
         for b, feats in needed.items():
             bb = self.backbones[b]
             miss = [s for s in decoded if s not in stores[b]]
             if not miss:
                 continue
-            tensors = {s: bb.preprocess(decoded[s]) for s in miss}
-            if getattr(bb, "needs_source", False):  # looked up by image file (imported detections)
-                assert isinstance(bb, SourceMetaBackbone), (
-                    f"backbone {b!r} sets needs_source but has no preprocess_meta_for(path, img)"
-                )
-                metas = {s: bb.preprocess_meta_for(sha_to_path.get(s, s), decoded[s]) for s in miss}
-            else:
-                metas = {s: bb.preprocess_meta(decoded[s]) for s in miss}  # {} for most backbones
+            inputs = {
+                s: prepared[s][2][b] if b in prepared[s][2] else self._inputs(b, decoded[s], sha_to_path.get(s, s))
+                for s in miss
+            }
             rows: dict[str, dict[str, np.ndarray]] = {}
             by_shape: dict[tuple[int, ...], list[str]] = {}
-            for s, t in tensors.items():  # same-shape batches: no padding, exact parity with reference tools
+            for s, (t, _) in inputs.items():  # same-shape batches: no padding, exact parity with reference tools
                 by_shape.setdefault(tuple(t.shape), []).append(s)
             for group in by_shape.values():
-                meta = {k: torch.stack([metas[s][k] for s in group]) for k in metas[group[0]]}
-                out = bb.forward(torch.stack([tensors[s] for s in group]), meta)
+                meta = {k: torch.stack([inputs[s][1][k] for s in group]) for k in inputs[group[0]][1]}
+                out = bb.forward(torch.stack([inputs[s][0] for s in group]), meta)
                 for i, s in enumerate(group):
                     rows[s] = {f: out[f][i] for f in bb.provides}
             stores[b].put(miss, {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides})
@@ -238,6 +382,7 @@ class FeatureBank:
         bad: dict[str, str],
         on_bad: str,
         sha_to_path: dict[str, str],
+        mapper: Callable[..., Iterable] = map,
     ) -> None:
         plan = self._crop_plan(list(chunk), req.spec)
         cut: dict[str, Image.Image] = {}
@@ -245,14 +390,27 @@ class FeatureBank:
             bb, store = self.backbones[name], self._crop_store(req, name)
             miss = [(s, k, box) for s, items in plan.items() for k, box in items if k not in store]
             miss = list({k: (s, k, box) for s, k, box in miss}.values())
-            for s in {s for s, _, _ in miss if s not in decoded}:  # decoded once, even if only crops missed
-                self._decode(s, chunk[s], decoded, bad, on_bad, sha_to_path)
+            undecoded = list(dict.fromkeys(s for s, _, _ in miss if s not in decoded))  # decoded once, even if only
+            for s, (img, err) in zip(  # crops missed
+                undecoded,
+                mapper(
+                    lambda s: _attempt(_decode.decode_image, chunk[s], sha_to_path.get(s, s), self.max_pixels),
+                    undecoded,
+                ),
+            ):
+                if err is not None:
+                    if on_bad != "skip":
+                        raise err
+                    bad[sha_to_path.get(s, s)] = str(err)
+                else:
+                    decoded[s] = img
             miss = [m for m in miss if m[0] in decoded]
+            todo = [(s, k, box) for s, k, box in miss if k not in cut]
+            cut.update(
+                zip([k for _, k, _ in todo], mapper(lambda m: make_crop(decoded[m[0]], m[2], req.spec.size), todo))
+            )
             for group in _chunks(miss, self.batch_size):
-                for s, k, box in group:
-                    if k not in cut:
-                        cut[k] = make_crop(decoded[s], box, req.spec.size)
-                out = bb.forward(torch.stack([bb.preprocess(cut[k]) for _, k, _ in group]))
+                out = bb.forward(torch.stack(list(mapper(bb.preprocess, [cut[k] for _, k, _ in group]))))
                 store.put([k for _, k, _ in group], {f: out[f] for f in bb.provides})
 
     def _gather_crops(self, shas: list[str], req: CropRequest) -> dict[str, np.ndarray]:

@@ -1,0 +1,265 @@
+"""Everything but the forwards: the feature pass's input overhead in images/s (issue 13).
+
+    python scripts/bench.py --overhead                # N=200 prompts (+ 200 references) at 256 px, 8 crops/image
+    python scripts/bench.py --overhead --quick        # smoke: N=16 at 64 px; no timing claims
+    python scripts/bench_overhead.py --workers 1,2    # the same, standalone
+
+The TISE bag's feature pass (``FeatureBank.images`` over the generated and reference images with the needs of
+the default metrics, object crops included, as ``pipeline.extract`` calls it) with every backbone's forward
+replaced by a stub that returns outputs of the right shape at no cost: CLIP's and Inception's learn their output
+shapes from one real forward before timing; the detector's returns the same 8 boxes (fractions of each image's
+size, score 0.9) for every image, so 8 crops per image are cut, resized and preprocessed as usual. What is left is
+reading, hashing, decoding, each backbone's preprocessing, crop cutting and the cache writes: the work that must
+keep up with an accelerator.
+
+Each configuration runs in a fresh process on a fresh feature cache (a user's first run; random-weights files
+are copied in beforehand). ``--workers 1,2`` times the pass with ``num_workers=1`` and ``=2`` (default: 1 and
+all cores); ``num_workers=0`` is the serial path (no thread pool). JSON keys: ``overhead_images_per_s`` (all
+cores), ``overhead_images_per_s_1worker``, and ``stages_ms_per_image`` (each stage alone, serial, in this
+process: read, hash, decode, preprocess per backbone, crops, cache write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TISE_OFFLINE", "1"), ("YOLO_OFFLINE", "1"), ("YOLO_AUTOINSTALL", "0")):
+    os.environ.setdefault(_k, _v)
+os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import backbone_config, prepare_cache  # noqa: E402
+from bench_data import make_dataset  # noqa: E402
+
+TARGET_IPS, TARGET_SCALING = 200.0, 1.7
+CROPS_PER_IMAGE = 8
+#: the detector stub's boxes, as fractions of the image (x1, y1, x2, y2): a 4 x 2 grid of overlapping boxes
+STUB_BOXES = [
+    (0.05 + 0.22 * (k % 4), 0.1 + 0.4 * (k // 4), 0.3 + 0.22 * (k % 4), 0.5 + 0.4 * (k // 4)) for k in range(8)
+]
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def stub_forwards(backbones: dict[str, Any]) -> None:
+    """Replace each backbone's ``_forward`` with a zero-cost stub of the same output."""
+    import torch
+
+    from tise_bench.backbones.detector import PADDING
+
+    for name, bb in backbones.items():
+        if name == "detector":
+
+            def det_stub(batch: torch.Tensor, orig_size: torch.Tensor, _bb: Any = bb) -> dict[str, torch.Tensor]:
+                out = torch.full((batch.shape[0], _bb.max_det, 6), PADDING, dtype=torch.float32)
+                wh = orig_size.to(torch.float32)
+                for k, (x1, y1, x2, y2) in enumerate(STUB_BOXES[: _bb.max_det]):
+                    out[:, k, 0], out[:, k, 2] = x1 * wh[:, 0], x2 * wh[:, 0]
+                    out[:, k, 1], out[:, k, 3] = y1 * wh[:, 1], y2 * wh[:, 1]
+                    out[:, k, 4], out[:, k, 5] = 0.9, float(k)
+                return {"detections": out, "size": wh}
+
+            bb._forward = det_stub
+            continue
+        real = bb._forward
+        shapes: dict[str, Any] = {}
+
+        def stub(batch: torch.Tensor, _real: Any = real, _shapes: dict = shapes, **meta: Any) -> dict:
+            if not _shapes:  # learn the output shapes once, from one real forward (outside the timed pass)
+                out = _real(batch[:1], **{k: v[:1] for k, v in meta.items()})
+                _shapes.update({k: (tuple(v.shape[1:]), v.dtype) for k, v in out.items()})
+            return {k: torch.zeros((batch.shape[0], *s), dtype=d) for k, (s, d) in _shapes.items()}
+
+        bb._forward = stub
+
+
+def bag_needs(data: Path) -> tuple[list[str], dict[str, set[str]], bool]:
+    """(image paths: generated then references, features per backbone, crops?) of the default bag on ``data``."""
+    from tise_bench.evalset import load_eval_set
+    from tise_bench.pipeline import _split_needs
+    from tise_bench.planning import resolve_metrics
+
+    ids = ["clip_score", "clip_rp", "is", "is_star", "fid", "soa_c", "soa_i", "o_is", "o_fid", "ca", "pa"]
+    es = load_eval_set({"name": "bench", "manifest": str(data / "manifest.jsonl")}, data / "unused-cache")
+    chosen, _ = resolve_metrics(ids, es, {})
+    gen, ref, _, crops = _split_needs(chosen, {})
+    needs = {b: gen.get(b, set()) | ref.get(b, set()) for b in set(gen) | set(ref)}
+    recs = es.subsets["realism"]
+    paths = [str(data / "gen" / f"{r.id}.png") for r in recs] + [str(r.reference) for r in recs]
+    return paths, needs, crops
+
+
+def build_bank(cache: Path, weights_from: Path | None, workers: int) -> Any:
+    from tise_bench.backbones import build_backbones
+    from tise_bench.features.bank import FeatureBank
+
+    prepare_cache(cache, weights_from)
+    bcfg = backbone_config("yolov8n.yaml")
+    bbs = build_backbones(bcfg, {"clip", "inception", "detector"}, cache)
+    stub_forwards(bbs)
+    try:
+        return FeatureBank(bbs, cache, batch_size=32, num_workers=workers)
+    except TypeError:  # a version without parallel input (the serial baseline)
+        return FeatureBank(bbs, cache, batch_size=32)
+
+
+def crop_request() -> Any:
+    from tise_bench.features.bank import CropRequest
+    from tise_bench.features.crops import CropSpec
+
+    return CropRequest(spec=CropSpec(max_per_image=CROPS_PER_IMAGE), backbones={"inception": ""})
+
+
+def child(data: Path, weights_from: Path, workers: int) -> None:
+    """Subprocess body: warm the stubs on 2 images (own cache), then time the full pass on a fresh cache."""
+    paths, needs, crops = bag_needs(data)
+    with tempfile.TemporaryDirectory(prefix="tise-overhead-") as tmp:
+        warm = build_bank(Path(tmp) / "warm", weights_from, workers)
+        warm.images(paths[:2], needs, crops=crop_request() if crops else None)  # stubs learn their shapes
+        bank = build_bank(Path(tmp) / "cache", weights_from, workers)
+        for name, bb in warm.backbones.items():  # the same (stubbed) instances
+            bank.backbones[name] = bb
+        t = time.perf_counter()
+        feats = bank.images(paths, needs, crops=crop_request() if crops else None)
+        secs = time.perf_counter() - t
+    n_crops = int(len(feats.features.get("crops.owner", [])))
+    out = {"seconds": secs, "images": len(paths), "crops": n_crops, "workers": workers}
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def stages(data: Path, weights_from: Path, n: int) -> dict[str, float]:
+    """Each stage of the serial pass alone on ``n`` images, ms per image (crops: per image, 8 crops each)."""
+    import numpy as np
+
+    from tise_bench import imagefile
+    from tise_bench.features.crops import crop_boxes, make_crop
+
+    paths, _, _ = bag_needs(data)
+    paths = paths[:n]
+    with tempfile.TemporaryDirectory(prefix="tise-stages-") as tmp:
+        bank = build_bank(Path(tmp) / "cache", weights_from, 0)
+        out: dict[str, float] = {}
+
+        def timed(label: str, fn: Any) -> Any:
+            t = time.perf_counter()
+            r = fn()
+            out[label] = round(1000 * (time.perf_counter() - t) / len(paths), 3)
+            return r
+
+        blobs = timed("read", lambda: [imagefile.read_bytes(p) for p in paths])
+        timed("hash", lambda: [imagefile.content_hash(b) for b in blobs])
+        imgs = timed("decode", lambda: [imagefile.decode_image(b, p) for b, p in zip(blobs, paths)])
+        for name, bb in bank.backbones.items():
+            timed(f"preprocess.{name}", lambda bb=bb: [bb.preprocess(im) for im in imgs])
+        spec = crop_request().spec
+        inc = bank.backbones["inception"]
+
+        def cut() -> list:
+            crops = []
+            for im in imgs:
+                w, h = im.size
+                dets = np.asarray(
+                    [[x1 * w, y1 * h, x2 * w, y2 * h, 0.9, k] for k, (x1, y1, x2, y2) in enumerate(STUB_BOXES)]
+                )
+                crops += [make_crop(im, b, spec.size) for b in crop_boxes(dets, w, h, spec)]
+            return crops
+
+        crops = timed("crops.cut", cut)
+        timed("crops.preprocess.inception", lambda: [inc.preprocess(c) for c in crops])
+        store = bank.store("stage-bench")
+        feats = {"pool3": np.zeros((len(paths), 2048), np.float32), "logits_unbiased": np.zeros((len(paths), 1008))}
+        timed("cache_write.inception", lambda: store.put([f"k{i}" for i in range(len(paths))], feats))
+    return out
+
+
+def run_child(data: Path, weights_from: Path, workers: int) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(data),
+        "--weights-from",
+        str(weights_from),
+        "--workers",
+        str(workers),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--n", type=int, default=200, help="prompts (generated images; as many references)")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--quick", action="store_true", help="smoke: N=16 at 64 px, no timing claims")
+    ap.add_argument("--workers", default="", help="comma-separated num_workers values (default: 1 and all cores)")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--weights-from", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.child is not None:
+        child(args.child, args.weights_from, int(args.workers))
+        return
+    n, size = (16, 64) if args.quick else (args.n, args.size)
+    counts = [int(w) for w in args.workers.split(",") if w] or sorted({1, cores()})
+    with tempfile.TemporaryDirectory(prefix="tise-overhead-data-") as tmp:
+        data = Path(tmp)
+        make_dataset(data, n, size)
+        weights = data / "warm" / "cache"  # random-weights files, written once, copied into each fresh cache
+        prepare_cache(weights, None)
+        from tise_bench.backbones import build_backbones
+
+        build_backbones(backbone_config("yolov8n.yaml"), {"clip", "inception", "detector"}, weights)
+        runs = {w: run_child(data, weights, w) for w in counts}
+        st = stages(data, weights, min(2 * n, 64))
+    report: dict[str, Any] = {"n": n, "size": size, "cores": cores(), "crops_per_image": CROPS_PER_IMAGE}
+    print(f"Overhead (forwards stubbed), N={n} prompts + {n} references at {size} px, fresh process + cache each:")
+    for w, r in runs.items():
+        ips = r["images"] / r["seconds"]
+        report[f"overhead_images_per_s_{w}worker" if w == 1 else f"overhead_images_per_s_{w}workers"] = round(ips, 1)
+        print(
+            f"  num_workers={w}: {r['images']} images + {r['crops']} crops in {r['seconds']:.2f} s = {ips:.1f} images/s"
+        )
+    report["runs"] = {str(w): r for w, r in runs.items()}
+    top = runs[max(counts)]
+    report["overhead_images_per_s"] = round(top["images"] / top["seconds"], 1)
+    if 1 in runs:
+        report["overhead_images_per_s_1worker"] = round(runs[1]["images"] / runs[1]["seconds"], 1)
+    report["stages_ms_per_image"] = st
+    claim = "(quick: no claim)" if args.quick else ""
+    ips = report["overhead_images_per_s"]
+    print(
+        f"  all cores: {ips:.1f} images/s (target >= {TARGET_IPS:.0f}) {claim or ('PASS' if ips >= TARGET_IPS else 'FAIL')}"
+    )
+    if 1 in runs and max(counts) > 1:
+        scaling = ips / report["overhead_images_per_s_1worker"]
+        report["scaling"] = round(scaling, 2)
+        verdict = claim or ("PASS" if scaling >= TARGET_SCALING else "FAIL")
+        print(f"  scaling 1 -> {max(counts)} workers: {scaling:.2f}x (target >= {TARGET_SCALING}x) {verdict}")
+    print("  stages alone, serial, ms per image: " + ", ".join(f"{k} {v}" for k, v in st.items()))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()

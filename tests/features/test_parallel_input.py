@@ -1,0 +1,109 @@
+"""FeatureBank's parallel input (issue 13): any number of worker threads gives the serial path's cache keys,
+features, skips and errors; Pillow's globals are left as found; a failing consumer stops the producer."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from helpers import RANDOM_BACKBONES, structured_images
+from tise_bench import imagefile as decode
+from tise_bench.backbones import build_backbones
+from tise_bench.errors import ConfigError, DataError
+from tise_bench.features.bank import CropRequest, FeatureBank
+from tise_bench.features.crops import CropSpec
+
+BCFG = {**RANDOM_BACKBONES, "detector": {"arch": "yolov8n.yaml", "imgsz": 64, "conf": 0.001, "max_crops": 3}}
+NEEDS = {"clip": {"image"}, "inception": {"pool3", "logits_unbiased"}, "detector": {"detections", "size"}}
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    return build_backbones(BCFG, {"clip", "inception", "detector"}, tmp_path_factory.mktemp("weights"))
+
+
+def _eval_set(folder: Path) -> list[str]:
+    """11 images in 3 batches of 4: two sizes (two shape groups), the same bytes under two names (one of them in a
+    later batch), a corrupt file and a text file named .png."""
+    paths = [str(p) for p in structured_images(folder, 8, seed=13, size=48)]
+    paths += [str(p) for p in structured_images(folder, 2, seed=14, size=40, prefix="small")]
+    shutil.copy(paths[1], folder / "dup.png")
+    (folder / "corrupt.png").write_bytes(Path(paths[0]).read_bytes()[:60])  # header, then cut
+    (folder / "text.png").write_text("not an image")
+    return paths[:3] + [str(folder / "corrupt.png")] + paths[3:] + [str(folder / "dup.png"), str(folder / "text.png")]
+
+
+def _index(cache: Path) -> dict[str, set[str]]:
+    """Every cached key, per namespace folder (crop namespaces included)."""
+    out: dict[str, set[str]] = {}
+    for shard in (cache / "features").rglob("*.npz"):
+        with np.load(shard) as z:
+            out.setdefault(shard.parent.name, set()).update(z["keys"].tolist())
+    return out
+
+
+def _run(backbones, paths, cache: Path, workers: int, **kw):
+    bank = FeatureBank(backbones, cache, batch_size=4, num_workers=workers, **kw)
+    crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
+    return bank.images(paths, NEEDS, on_bad="skip", crops=crops)
+
+
+def test_any_worker_count_gives_the_serial_keys_features_and_skips(backbones, tmp_path) -> None:
+    paths = _eval_set(tmp_path / "imgs")
+    decode.DECODE_COUNT = 0
+    ref = _run(backbones, paths, tmp_path / "c0", 0)
+    decodes = decode.DECODE_COUNT
+    assert len(ref.bad) == 2 and len(ref.paths) == len(paths) - 2 and len(ref.features["crops.owner"]) > 0
+    assert decodes == len(set(ref.shas)) + 2  # each content once (the duplicate's bytes too), the two bad files
+    for workers, prefetch in ((1, 1), (2, 2), (3, 1)):
+        decode.DECODE_COUNT = 0
+        got = _run(backbones, paths, tmp_path / f"c{workers}", workers, prefetch=prefetch)
+        assert decode.DECODE_COUNT == decodes, workers
+        assert (got.paths, got.shas, got.bad) == (ref.paths, ref.shas, ref.bad), workers
+        assert sorted(got.features) == sorted(ref.features)
+        for k, v in ref.features.items():
+            np.testing.assert_array_equal(got.features[k], v, err_msg=f"{k}, num_workers={workers}")
+        assert _index(tmp_path / f"c{workers}") == _index(tmp_path / "c0")
+
+
+def test_the_first_bad_image_is_raised_whatever_the_workers(backbones, tmp_path) -> None:
+    paths = _eval_set(tmp_path / "imgs")
+    messages = []
+    for workers in (0, 2):
+        bank = FeatureBank(backbones, tmp_path / f"c{workers}", batch_size=4, num_workers=workers)
+        with pytest.raises(DataError) as e:
+            bank.images(paths, {"inception": {"pool3"}})
+        messages.append(str(e.value))
+    assert messages[0] == messages[1] and "corrupt.png" in messages[0]
+
+
+def test_pillow_globals_are_left_as_found(backbones, tmp_path) -> None:
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 6, seed=2, size=32)]
+    before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+    FeatureBank(backbones, tmp_path / "c", batch_size=2, num_workers=3).images(paths, {"clip": {"image"}})
+    assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
+
+
+def test_a_failing_forward_stops_the_producer(backbones, tmp_path, monkeypatch) -> None:
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 12, seed=3, size=32)]
+    bb = backbones["clip"]
+
+    def boom(batch):
+        raise RuntimeError("forward failed")
+
+    monkeypatch.setattr(bb, "_forward", boom)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        FeatureBank({"clip": bb}, tmp_path / "c", batch_size=2, num_workers=2).images(paths, {"clip": {"image"}})
+    assert not [t for t in threading.enumerate() if t.name.startswith(("tise-prefetch", "tise-input"))]
+
+
+def test_num_workers_is_checked() -> None:
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="num_workers"):
+            FeatureBank({}, ".", num_workers=bad)  # type: ignore[arg-type]
+    assert FeatureBank({}, ".", num_workers=None).num_workers >= 1
