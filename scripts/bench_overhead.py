@@ -14,8 +14,8 @@ keep up with an accelerator.
 
 Each configuration runs in a fresh process on a fresh feature cache (a user's first run; random-weights files
 are copied in beforehand). ``--workers 1,2`` times the pass with ``num_workers=1`` and ``=2`` (default: 1 and
-all cores); ``num_workers=0`` is the serial path (no thread pool). JSON keys: ``overhead_images_per_s`` (all
-cores), ``overhead_images_per_s_1worker``, and ``stages_ms_per_image`` (each stage alone, serial, in this
+the default worker count, cores + 1); ``num_workers=0`` is the serial path (no thread pool). JSON keys:
+``overhead_images_per_s`` (the most workers timed), ``overhead_images_per_s_1worker``, and ``stages_ms_per_image`` (each stage alone, serial, in this
 process: read, hash, decode, preprocess per backbone, crops, cache write).
 """
 
@@ -215,7 +215,9 @@ def run(args: argparse.Namespace) -> None:
         child(args.child, args.weights_from, int(args.workers))
         return
     n, size = (16, 64) if args.quick else (args.n, args.size)
-    counts = [int(w) for w in args.workers.split(",") if w] or sorted({1, cores()})
+    from tise_bench.features.bank import default_workers
+
+    counts = [int(w) for w in args.workers.split(",") if w] or sorted({1, default_workers()})
     with tempfile.TemporaryDirectory(prefix="tise-overhead-data-") as tmp:
         data = Path(tmp)
         make_dataset(data, n, size)

@@ -128,7 +128,7 @@ def evaluate(
     ``provenance['not_applicable']``; metrics asked for by name that the inputs cannot support raise
     :class:`ConfigError` before any network is built.
     ``crops``: overrides of ``metrics.crops`` (threshold, min_side, max_per_image) for O-IS / O-FID.
-    ``num_workers``: input worker threads (None: one per core, at most 8; 0: serial), same results for any.
+    ``num_workers``: input worker threads (None: cores + 1, at most 8; 0: serial), same results for any.
     ``bootstrap``: overrides of ``bootstrap.*`` (replicates, replicates_features, seed). By default a run written
     with ``write_to`` gets the CLI's replicates (what the leaderboard's intervals read) and an in-memory run none
     (a training loop does not pay for them); ``result.replicates`` holds them.

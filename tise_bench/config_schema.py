@@ -186,7 +186,7 @@ def schema() -> type:
             ("batch_size", int, field(default=REQUIRED)),
             ("max_pixels", Optional[int], field(default=DEFAULT_MAX_PIXELS)),  # null disables the guard
             ("max_file_bytes", Optional[int], field(default=DEFAULT_MAX_FILE_BYTES)),  # null: no size limit
-            ("num_workers", Optional[int], field(default=None)),  # input worker threads; null: one per core (<= 8)
+            ("num_workers", Optional[int], field(default=None)),  # input worker threads; null: cores + 1 (<= 8)
             ("progress", bool, field(default=REQUIRED)),
             ("print_table", bool, field(default=REQUIRED)),
             ("bootstrap", _bootstrap_config(), field(default_factory=_bootstrap_config())),

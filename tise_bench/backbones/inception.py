@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import ConfigError, WeightsNotFoundError
 from ..fsutil import CACHE, atomic_write_bytes, torch_save_bytes
@@ -202,7 +202,9 @@ class InceptionBackbone(ImageBackbone):
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         if self.resize == "clean":  # float32 (3, 299, 299) in [0, 255], clean-fid's resize
             return torch.from_numpy(clean_resize(img, CLEAN_FID_SIZE).transpose(2, 0, 1).copy())
-        return pil_to_tensor(img)  # uint8 (3,H,W); resized to 299 inside the network
+        # uint8 (3,H,W), resized to 299 inside the network; a view of one copy (pil_to_tensor's values, one copy
+        # fewer: the batch's torch.stack makes it contiguous)
+        return torch.from_numpy(np.array(img.convert("RGB") if img.mode != "RGB" else img)).permute(2, 0, 1)
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
