@@ -1,0 +1,36 @@
+"""scripts/bench_gpu.sh cannot rot: its CPU dry mode runs the whole GPU bench's code path (full bag, cached re-run,
+bare forwards, torchrun with 2 processes against one) and prints the JSON the README's GPU figures come from."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dry_mode_prints_every_figure(tmp_path) -> None:
+    out = tmp_path / "gpu.json"
+    env = dict(os.environ, HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    p = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "bench_gpu.sh"), "--dry", "--json", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    rep = json.loads(out.read_text())
+    assert json.loads(p.stdout[p.stdout.index("{") :]) == rep  # printed as well as written
+    assert rep["dry"] is True and rep["device"] == "cpu" and rep["random_weights"] is True
+    assert rep["images"] == 8 and rep["crops"] > 0 and rep["images_per_s"] > 0
+    assert 0 < rep["efficiency"] and rep["cached_rerun_s"] < rep["full_bag_s"]
+    assert {"clip_score", "fid", "o_is", "pa"} <= set(rep["metrics"])
+    assert "not built" in rep["fast_vs_exact"]["status"]
+    tr = rep["torchrun"]
+    assert tr["processes"] == 2 and tr["same_metrics"] and tr["max_rel_diff"] < 1e-5, tr
