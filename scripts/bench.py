@@ -67,6 +67,15 @@ def prepare_cache(cache: Path, weights_from: Path | None) -> None:
             shutil.copytree(weights_from / sub, cache / sub)
 
 
+def child_result(args: list[str]) -> dict[str, Any]:
+    """Run ``python <args>`` (a bench script's ``--child`` mode) in a fresh process; -> its ``RESULT <json>`` line."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
 def build(bcfg: dict[str, Any], cache: Path) -> dict[str, Any]:
     """Build (or fetch from the process-wide registry) the backbones ``evaluate`` will use with ``cache``."""
     from tise_bench.backbones import build_backbones

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TISE_OFFLINE", "1"), ("YOLO_OFFLINE", 
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import backbone_config, prepare_cache  # noqa: E402
+from bench import backbone_config, child_result, prepare_cache  # noqa: E402
 from bench_data import make_dataset  # noqa: E402
 
 TARGET = 0.30
@@ -109,7 +108,6 @@ def run_child(
     data: Path, metrics: list[str], weights_from: Path, seg: dict[str, Any], cache: Path | None = None
 ) -> dict[str, Any]:
     cmd = [
-        sys.executable,
         __file__,
         "--child",
         str(data),
@@ -122,11 +120,7 @@ def run_child(
     ]
     if cache is not None:
         cmd += ["--cache", str(cache)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+    return child_result(cmd)
 
 
 def backbone_costs(data: Path, n_images: int) -> dict[str, dict[str, float]]:

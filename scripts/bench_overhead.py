@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TISE_OFFLINE", "1"), ("YOLO_OFFLINE", 
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-cfg-"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import backbone_config, prepare_cache  # noqa: E402
+from bench import backbone_config, child_result, prepare_cache  # noqa: E402
 from bench_data import make_dataset  # noqa: E402
 
 TARGET_IPS, TARGET_SCALING = 200.0, 1.7
@@ -183,21 +182,9 @@ def stages(data: Path, weights_from: Path, n: int) -> dict[str, float]:
 
 
 def run_child(data: Path, weights_from: Path, workers: int) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        str(data),
-        "--weights-from",
-        str(weights_from),
-        "--workers",
-        str(workers),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+    return child_result(
+        [__file__, "--child", str(data), "--weights-from", str(weights_from), "--workers", str(workers)]
+    )
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
