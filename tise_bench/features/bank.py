@@ -22,7 +22,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,28 +170,31 @@ class FeatureBank:
         chunks = list(_chunks(list(paths), self.batch_size))
         with _decode.pil_settings(), self._pool() as pool:
             mapper: Callable[..., Iterable] = pool.map if pool is not None else map
-            for chunk in self._ahead(chunks, needed, stores, mapper):
-                for p, (got, err) in zip(chunk.paths, chunk.read):
-                    if err is not None:
-                        if on_bad != "skip":
-                            raise err
-                        bad[p] = str(err)
-                        continue
-                    shas[p] = got[1]  # type: ignore[index]
-                chunk_data = chunk.data  # this chunk's not-yet-seen contents (bounded memory)
-                sha_to_path = {s: p for p, s in shas.items()}
-                decoded = self._extract(chunk.prepared, needed, stores, bad, on_bad, sha_to_path)
-                if crops is not None:
-                    unreadable = {shas[p] for p in bad if p in shas}
-                    self._extract_crops(
-                        {s: d for s, d in chunk_data.items() if s not in unreadable},
-                        decoded,
-                        crops,
-                        bad,
-                        on_bad,
-                        sha_to_path,
-                        mapper,
-                    )
+            # closing(): a failure below stops and joins the producer now, not whenever the generator is collected
+            ahead = contextlib.closing(self._ahead(chunks, needed, stores, mapper))
+            with ahead as prepared_chunks:
+                for chunk in prepared_chunks:
+                    for p, (got, err) in zip(chunk.paths, chunk.read):
+                        if err is not None:
+                            if on_bad != "skip":
+                                raise err
+                            bad[p] = str(err)
+                            continue
+                        shas[p] = got[1]  # type: ignore[index]
+                    chunk_data = chunk.data  # this chunk's not-yet-seen contents (bounded memory)
+                    sha_to_path = {s: p for p, s in shas.items()}
+                    decoded = self._extract(chunk.prepared, needed, stores, bad, on_bad, sha_to_path)
+                    if crops is not None:
+                        unreadable = {shas[p] for p in bad if p in shas}
+                        self._extract_crops(
+                            {s: d for s, d in chunk_data.items() if s not in unreadable},
+                            decoded,
+                            crops,
+                            bad,
+                            on_bad,
+                            sha_to_path,
+                            mapper,
+                        )
         bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
         for p, sha in shas.items():  # identical bytes under another name are just as unreadable
             if sha in bad_shas and p not in bad:
@@ -267,7 +270,7 @@ class FeatureBank:
         needed: dict[str, tuple[str, ...]],
         stores: dict[str, FeatureStore],
         mapper: Callable[..., Iterable],
-    ) -> Iterator[_Chunk]:
+    ) -> Generator[_Chunk, None, None]:
         """The prepared chunks in order: prepared here (serial), or by a producer thread up to ``prefetch`` chunks
         ahead of the one the caller is running through the backbones (bounded memory)."""
         bar = None
