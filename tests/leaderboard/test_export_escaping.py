@@ -12,7 +12,8 @@ import pytest
 from tise_bench.leaderboard.build import make_leaderboard
 from tise_bench.leaderboard.collect import Collected
 from tise_bench.leaderboard.schema import Leaderboard, Row
-from tise_bench.leaderboard.tables import csv_cell, latex_escape, markdown_escape, to_csv, to_latex, to_markdown
+from tise_bench.leaderboard.latex import to_latex
+from tise_bench.leaderboard.tables import csv_cell, latex_escape, markdown_escape, to_csv, to_markdown
 
 HOSTILE = [
     '=HYPERLINK("http://evil","x")',

@@ -225,7 +225,7 @@ def test_html_sections_escaping_no_network(tmp_path: Path) -> None:
         "RANDOM-WEIGHTS",
         "class=ext",
         'class="best"',
-        "±",
+        '<span class="ci">[',  # intervals as [lo, hi]
         "data:image/jpeg;base64,",
         ">dog 0.90<",
     ):

@@ -10,7 +10,8 @@ import pandas as pd
 from tise_bench.leaderboard.build import make_leaderboard
 from tise_bench.leaderboard.collect import Collected
 from tise_bench.leaderboard.schema import Leaderboard, Row
-from tise_bench.leaderboard.tables import TableOptions, latex_escape, to_csv, to_json, to_latex, to_markdown
+from tise_bench.leaderboard.latex import to_latex
+from tise_bench.leaderboard.tables import TableOptions, latex_escape, to_csv, to_json, to_markdown
 
 
 def _board() -> Leaderboard:
@@ -59,20 +60,21 @@ def test_latex_booktabs_arrows_bold_best_and_escaping():
     assert first.startswith(r"my\_model\_v2 &") and "my_model" not in tex
     assert second.startswith(r"base\&line$^\ddagger$ &") and third.startswith(r"Paper GAN$^\dagger$ &")
     assert r"\textbf{15.00}" in first and "25.00" in second and r"\textbf{25.00}" not in second  # lowest FID
-    assert first.count(r"\textbf{70.00}") == 1 and second.count(r"\textbf{70.00}") == 1  # RP tie: both bold
+    assert r"\textbf{70.00}" not in tex  # RP: the best value is shared exactly, so none is bold
+    assert "RP, relevance: best value shared exactly by several rows, none bold." in tex
     assert r"\textbf{50.00}" not in third and r"\textbf{5.50}" in first  # RS best bold
     assert r"$^\dagger$ published (tise-paper protocol)" in tex and "RANDOM-WEIGHTS" in tex
     assert latex_escape("a_b%c#d$e{f}~^\\") == r"a\_b\%c\#d\$e\{f\}\textasciitilde{}\textasciicircum{}\textbackslash{}"
 
 
-def test_ci_printed_as_half_width_only_when_asked():
+def test_ci_printed_as_interval_only_when_asked():
     lb = _board()
     lb["rows"][0]["ci"] = {"fid": [14.0, 16.5]}
     lb["bootstrap"] = {"n": 100, "seed": 0, "level": 0.9}
-    assert r"15.00 $\pm$ 1.25" in to_latex(lb, TableOptions(ci=True))
-    assert r"$\pm$ 1.25" not in to_latex(lb, TableOptions(ci=False))
+    assert r"\textbf{15.00}\\{\scriptsize [14.00, 16.50]}" in to_latex(lb, TableOptions(ci=True))
+    assert "16.50" not in to_latex(lb, TableOptions(ci=False)) and "interval" not in to_latex(lb)
     md = to_markdown(lb, TableOptions(ci=True))
-    assert "**15.00 ± 1.25**" in md and "90% bootstrap interval (100 resamples)" in md
+    assert "**15.00** [14.00, 16.50]" in md and "90% percentile bootstrap interval over resampled prompts, 100" in md
     df = pd.read_csv(io.StringIO(to_csv(lb)))
     assert df.loc[0, "FID CI low"] == 14.0 and pd.isna(df.loc[1, "FID CI high"])
 
@@ -82,7 +84,7 @@ def test_markdown_and_csv_order_marks_and_decimals():
     md = to_markdown(lb, TableOptions(decimals=1, decimals_by_metric={"fid": 3}))
     lines = [x for x in md.splitlines() if x.startswith("| ")]
     assert lines[0].startswith("| # | Model | FID ↓ | RP ↑ | realism | relevance | RS |")
-    assert lines[1].startswith("| 1 | my_model_v2 | **15.000** | **70.0** |")
+    assert lines[1].startswith("| 1 | my_model_v2 | **15.000** | 70.0 |")  # RP tied exactly: not bold
     assert "| Paper GAN† |" in lines[3] and "base&line‡" in lines[2]
     assert "† published (tise-paper protocol)" in md
     df = pd.read_csv(io.StringIO(to_csv(lb)))

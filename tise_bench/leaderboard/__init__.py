@@ -12,7 +12,8 @@ from .build import LeaderboardOptions, build, make_leaderboard, write_leaderboar
 from .collect import Collected, collect_runs, parse_step, read_extra_rows
 from .ranking import Ranking, rank_values, ranking_score
 from .schema import TISE_ASPECTS, Leaderboard, Row
-from .tables import TableOptions, to_csv, to_latex, to_markdown
+from .latex import to_latex
+from .tables import TableOptions, to_csv, to_markdown, to_text
 
 __all__ = [
     "Collected",
@@ -32,5 +33,6 @@ __all__ = [
     "to_csv",
     "to_latex",
     "to_markdown",
+    "to_text",
     "write_leaderboard",
 ]

@@ -12,7 +12,8 @@ from ..errors import TiseError
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="leaderboard")
 def main(cfg: DictConfig) -> None:
-    from .build import LeaderboardOptions, build
+    from .build import LeaderboardOptions, build, table_options
+    from .tables import to_text
 
     try:
         opts = LeaderboardOptions.from_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
@@ -21,7 +22,8 @@ def main(cfg: DictConfig) -> None:
         print(f"tise_bench.leaderboard: error: {e}", file=sys.stderr)
         sys.exit(2)
     best = lb["rows"][0]
-    print(f"{len(lb['rows'])} rows ranked on {opts.data}; best RS: {best['model']} ({best['rs']:.2f})")
+    print(f"{len(lb['rows'])} rows ranked on {opts.data}; best RS: {best['model']} ({best['rs']:.2f})\n")
+    print(to_text(lb, table_options(opts)))
     for fmt, path in written.items():
         print(f"wrote {path}")
 

@@ -20,7 +20,8 @@ from .collect import Collected, collect_runs, merge, read_extra_rows
 from .comparable import check_comparability
 from .ranking import OnMissing, metric_columns, ranking_score, resolve_metric_ids
 from .schema import ASPECT_PRESETS, LEADERBOARD_SCHEMA, TISE_ASPECTS, Leaderboard
-from .tables import TableOptions, to_csv, to_json, to_latex, to_markdown
+from .latex import to_latex
+from .tables import LATEX_FITS, TableOptions, to_csv, to_json, to_markdown
 
 log = logging.getLogger(__name__)
 FORMATS = ("csv", "md", "tex", "json", "html")
@@ -39,17 +40,25 @@ class LeaderboardOptions:
     allow_mixed: bool = False  # rank columns whose rows differ in settings/unit/protocol (footnoted), not refuse
     bootstrap: int = 0  # replicates (of those the runs wrote) for the uncertainty pass; 0 = none
     level: float = 0.95
-    ci: bool = False  # print "± half-width" in the Markdown/LaTeX tables
+    ci: bool = False  # print the bootstrap interval "[lo, hi]" in the Markdown/LaTeX tables
     drilldown: str | None = None  # run model to show per-sample in the HTML report
     drilldown_n: int = 24
     decimals: int = 2
     decimals_by_metric: dict[str, int] = field(default_factory=dict)
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
+    latex_fit: str = "shrink"  # shrink | landscape | none (tables.LATEX_FITS)
+    latex_aspect_scores: bool = True
     human: Path | None = None  # human ratings CSV: the "agreement with human ratings" section (tise_bench.agreement)
 
     def __post_init__(self) -> None:
         # <results_dir>/<data>/ is read and the five leaderboard files written there: one safe folder name
         check_name(self.data, "data")
+        if self.latex_fit not in LATEX_FITS:
+            raise ConfigError(
+                f"leaderboard.latex_fit={self.latex_fit!r}: choose one of {', '.join(LATEX_FITS)} (shrink: the "
+                "LaTeX table is scaled down to the line width when wider; landscape: a sidewaystable page; "
+                "none: natural width)."
+            )
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "LeaderboardOptions":
@@ -76,6 +85,8 @@ class LeaderboardOptions:
             decimals=int(lb.get("decimals", 2)),
             decimals_by_metric=dict(lb.get("decimals_by_metric") or {}),
             formats=_str_list(lb.get("formats") or FORMATS),
+            latex_fit=str(lb.get("latex_fit") or "shrink"),
+            latex_aspect_scores=_bool(lb.get("latex_aspect_scores", True), "leaderboard.latex_aspect_scores"),
             human=Path(lb["human"]) if lb.get("human") else None,
         )
 
@@ -274,8 +285,18 @@ def build(opts: LeaderboardOptions) -> tuple[Leaderboard, dict[str, Path]]:
 
         lb["agreement"] = agreement(opts.human, data_dir, n_boot=opts.bootstrap, level=opts.level)
 
+    return lb, write_leaderboard(lb, data_dir, table_options(opts), opts.formats)
+
+
+def table_options(opts: LeaderboardOptions) -> TableOptions:
+    """The formatting part of the options (``leaderboard.decimals``, ``decimals_by_metric``, ``ci``, ``latex_*``)."""
     per_metric = {
         resolve_metric_ids([k], "leaderboard.decimals_by_metric")[0]: int(v) for k, v in opts.decimals_by_metric.items()
     }
-    table_opts = TableOptions(decimals=opts.decimals, decimals_by_metric=per_metric, ci=opts.ci)
-    return lb, write_leaderboard(lb, data_dir, table_opts, opts.formats)
+    return TableOptions(
+        decimals=opts.decimals,
+        decimals_by_metric=per_metric,
+        ci=opts.ci,
+        latex_fit=opts.latex_fit,
+        latex_aspect_scores=opts.latex_aspect_scores,
+    )

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from . import html_charts as ch
-from .comparable import comparability_notes, published_note
+from .comparable import comparability_notes, published_note, registry_unit
 from .html_drilldown import build_drilldown
-from .schema import Leaderboard, MetricColumn, Row
+from .schema import Leaderboard, MetricColumn
+from .tables import best_rows, interval, interval_note
 
 __all__ = ["render_html", "build_drilldown"]
 
@@ -32,10 +33,11 @@ table.lb th{background:#f4f5f7;cursor:pointer;user-select:none}table.lb td.m,tab
 table.lb td.best{background:#e3f4e1;font-weight:700}tr.ext td{color:#555;background:#fafafa}
 tr.ext td.m::after{content:" (published)";font-size:11px;color:#888}
 ul.notes{color:#555;font-size:13px;padding-left:18px}ul.notes li.mixed{color:#b00020;font-weight:600}
-.ci{display:block;color:#888;font-size:10px;line-height:1.1}
+.ci{display:block;color:#666;font-size:10px;line-height:1.1;font-weight:400}
 .grid-charts{display:flex;flex-wrap:wrap;gap:10px}
 svg.chart{background:#fff;border:1px solid #eee;border-radius:4px}
-svg text{fill:#222;font-family:system-ui,sans-serif}svg text.mut{fill:#777}svg text.ttl{font-weight:600}
+svg text{font-family:system-ui,sans-serif}svg text:not([fill]){fill:#222}svg text.mut{fill:#777}
+svg text.ttl{font-weight:600}
 svg .grid{stroke:#eee}svg .err{stroke:#222;stroke-width:1.3;fill:none}svg .mean{stroke:#e15759;stroke-dasharray:4 3}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
 .card{border:1px solid #e2e2e2;border-radius:6px;padding:8px;font-size:12px}
@@ -78,9 +80,14 @@ def _random_weights(lb: Leaderboard) -> bool:
     return any(r.get("random_weights") or "random" in str(r.get("note", "")).lower() for r in lb.get("rows", []))
 
 
-def _best(rows: list[Row], mid: str, higher: bool) -> float | None:
-    vals = [v for r in rows if (v := _num(r.get("values", {}).get(mid))) is not None]
-    return (max(vals) if higher else min(vals)) if vals else None
+def log_scale(metric_id: str) -> bool:
+    """FID-like metrics (unit ``distance`` in the registry: lower is better, unbounded above) are plotted on a
+    log axis: the good models' values sit orders of magnitude below the bad ones'."""
+    return registry_unit(metric_id) == "distance"
+
+
+def _has_intervals(lb: Leaderboard) -> bool:
+    return any(interval(r, c["id"]) for r in lb.get("rows", []) for c in lb.get("metrics", []))
 
 
 def _table(lb: Leaderboard) -> str:
@@ -90,9 +97,8 @@ def _table(lb: Leaderboard) -> str:
     head = ['<th data-col>#</th><th class="m">Model</th>']
     head += [f'<th title="{_e(c["id"])}">{_e(c["display"])} {"↑" if c["higher_is_better"] else "↓"}</th>' for c in cols]
     head.append('<th title="ranking score: sum of aspect scores">RS ↑</th>')
-    best = {c["id"]: _best(rows, c["id"], c["higher_is_better"]) for c in cols}
-    rs_vals = [v for r in rows if (v := _num(r.get("rs"))) is not None]
-    best_rs = max(rs_vals) if rs_vals else None
+    best = {c["id"]: best_rows([r.get("values", {}).get(c["id"]) for r in rows], c["higher_is_better"]) for c in cols}
+    best_rs = best_rows([r.get("rs") for r in rows], True)
     body = []
     for i, r in enumerate(rows, 1):
         model = str(r.get("model", "?"))
@@ -100,28 +106,24 @@ def _table(lb: Leaderboard) -> str:
         cells = [f'<td data-v="{i}">{i}</td><td class="m" data-v="{_e(model)}"{proto}>{_e(model)}</td>']
         for c in cols:
             v = _num(r.get("values", {}).get(c["id"]))
-            ci = r.get("ci", {}).get(c["id"])
-            cls = ' class="best"' if v is not None and v == best[c["id"]] else ""
+            ci = interval(r, c["id"])
+            cls = ' class="best"' if i - 1 in best[c["id"]] else ""
             txt = _e(ch.fmt(v))
-            if v is not None and ci and len(ci) == 2:
-                lo, hi = _num(ci[0]), _num(ci[1])
-                if lo is not None and hi is not None:
-                    txt += (
-                        f'<span class="ci" title="interval [{_e(ch.fmt(lo))}, {_e(ch.fmt(hi))}]">'
-                        f"±{_e(ch.fmt((hi - lo) / 2))}</span>"
-                    )
+            if v is not None and ci:
+                txt += f'<span class="ci">[{_e(ch.fmt(ci[0]))}, {_e(ch.fmt(ci[1]))}]</span>'
             cells.append(f'<td{cls} data-v="{"" if v is None else v}">{txt}</td>')
         rs = _num(r.get("rs"))
-        cls = ' class="best"' if rs is not None and rs == best_rs else ""
+        cls = ' class="best"' if i - 1 in best_rs else ""
         cells.append(f'<td{cls} data-v="{"" if rs is None else rs}">{_e(ch.fmt(rs))}</td>')
         body.append(f"<tr{' class=ext' if r.get('external') else ''}>{''.join(cells)}</tr>")
-    boot = lb.get("bootstrap") or {}
-    foot = "Best value per column highlighted; click a header to sort."
-    if boot:
-        foot += (
-            f" ± = half-width of the {_num(boot.get('level')) or 0.95:.0%} bootstrap interval "
-            f"(n = {_e(boot.get('n', '?'))}; hover for the interval)."
-        )
+    foot = (
+        "Highlighted: the one best value of a column, compared unrounded (none where the best is tied exactly); "
+        "click a header to sort."
+    )
+    shown = [c["id"] for c in cols if any(interval(r, c["id"]) for r in rows)]
+    ci_note = interval_note(lb, shown, "[lo, hi] under a value")
+    if ci_note:
+        foot += " " + ci_note
     out = (
         f'<div class="scroll"><table class="lb"><thead><tr>{"".join(head)}</tr></thead>'
         f'<tbody>{"".join(body)}</tbody></table></div><p class="mut">{_e(foot)}</p>'
@@ -145,22 +147,33 @@ def _bars(lb: Leaderboard) -> str:
     for c in lb.get("metrics", []):
         items = []
         for r in rows:
-            ci = r.get("ci", {}).get(c["id"])
-            ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
             items.append(
-                (str(r.get("model", "?")), _num(r.get("values", {}).get(c["id"])), ci_t, bool(r.get("external")))
+                (
+                    str(r.get("model", "?")),
+                    _num(r.get("values", {}).get(c["id"])),
+                    interval(r, c["id"]),
+                    bool(r.get("external")),
+                )
             )
         if any(v is not None for _, v, _, _ in items):
             arrow = "higher is better" if c["higher_is_better"] else "lower is better"
-            charts.append(ch.bar_chart(f"{c['display']} ({arrow})", items))
+            charts.append(ch.bar_chart(f"{c['display']} ({arrow})", items, log=log_scale(c["id"])))
     if not charts:
         return _note("No metric values to plot.")
     whiskers = (
         ""
-        if any(r.get("ci") for r in rows)
+        if _has_intervals(lb)
         else ('<p class="mut">No bootstrap intervals: the uncertainty pass was not run (leaderboard.bootstrap=N).</p>')
     )
     return f'<div class="grid-charts">{"".join(charts)}</div>{whiskers}'
+
+
+def _bars_title(lb: Leaderboard) -> str:
+    """The heading says error bars only when some bar has one."""
+    if not _has_intervals(lb):
+        return "Metric values"
+    level = _num((lb.get("bootstrap") or {}).get("level")) or 0.95
+    return f"Metric values (error bars: {100 * level:g}% bootstrap interval)"
 
 
 def _rank_probs(lb: Leaderboard) -> str:
@@ -179,11 +192,35 @@ def _rank_probs(lb: Leaderboard) -> str:
 def _tau(lb: Leaderboard) -> str:
     tau = [v for v in (lb.get("kendall_tau") or []) if _num(v) is not None]
     if not tau:
-        return _note("No Kendall-τ distribution (the bootstrap uncertainty pass was not run).")
+        why = (lb.get("bootstrap") or {}).get("kendall_tau_undefined_why")
+        return _note(
+            f"No Kendall-τ distribution: {why}."
+            if why
+            else "No Kendall-τ distribution (the bootstrap uncertainty pass was not run)."
+        )
     return (
         ch.histogram(tau, f"Kendall τ(bootstrap ranking, point ranking), {len(tau)} resamples")
-        + '<p class="mut">Near 1: the ranking is stable under resampling of the prompts.</p>'
+        + f'<p class="mut">{_e(tau_explained(lb, len(tau)))} Near 1: the ranking is stable under resampling of the prompts.</p>'
     )
+
+
+def tau_explained(lb: Leaderboard, n_tau: int) -> str:
+    """How many resamples the τ histogram holds, and why not ``leaderboard.bootstrap``'s N."""
+    b = lb.get("bootstrap") or {}
+    n, n_rank = int(b.get("n", n_tau)), int(b.get("n_rank", n_tau))
+    names = {c["id"]: c["display"] for c in lb.get("metrics", [])}
+    parts = [f"τ over {n_tau} of {n_rank} RS resamples."]
+    undefined = int(b.get("kendall_tau_undefined", 0))
+    if undefined:
+        parts.append(f"In the other {undefined}, {b.get('kendall_tau_undefined_why') or 'a ranking was constant'}.")
+    if n_rank < n:
+        limited = [names.get(m, m) for m in b.get("n_rank_limited_by") or []]
+        who = f"{', '.join(limited)} {'has' if len(limited) == 1 else 'have'}" if limited else "some ranked metric has"
+        parts.append(
+            f"RS was resampled {n_rank} times, not leaderboard.bootstrap={n}: {who} only {n_rank} replicates "
+            "(bootstrap.replicates_features)."
+        )
+    return " ".join(parts)
 
 
 def _aspects(lb: Leaderboard) -> str:
@@ -209,12 +246,11 @@ def _steps(lb: Leaderboard) -> str:
     for k, c in enumerate(cols):
         pts: list[tuple[float, float | None, tuple[float, float] | None]] = []
         for step, r in stepped:
-            ci = r.get("ci", {}).get(c["id"])
-            ci_t = (float(ci[0]), float(ci[1])) if ci and len(ci) == 2 and None not in ci else None
-            pts.append((step, _num(r.get("values", {}).get(c["id"])), ci_t))
+            pts.append((step, _num(r.get("values", {}).get(c["id"])), interval(r, c["id"])))
         if sum(p[1] is not None for p in pts) >= 1:
             arrow = "↑" if c["higher_is_better"] else "↓"
-            charts.append(ch.line_plot(f"{c['display']} {arrow} vs step", pts, ch.PALETTE[k % len(ch.PALETTE)]))
+            colour = ch.PALETTE[k % len(ch.PALETTE)]
+            charts.append(ch.line_plot(f"{c['display']} {arrow} vs step", pts, colour, log=log_scale(c["id"])))
     rs: list[tuple[float, float | None, tuple[float, float] | None]] = [
         (step, _num(r.get("rs")), None) for step, r in stepped
     ]
@@ -345,7 +381,7 @@ def render_html(lb: Leaderboard) -> str:
     meta = f"{len(lb.get('rows', []))} rows ({n_ext} published baselines), schema {_e(lb.get('schema_version', '?'))}"
     sections = [
         ("Leaderboard", _table(lb)),
-        ("Metric values (error bars: bootstrap interval)", _bars(lb)),
+        (_bars_title(lb), _bars(lb)),
         ("Rank probabilities", _rank_probs(lb)),
         ("Ranking stability", _tau(lb)),
         ("Aspects", _aspects(lb)),

@@ -42,6 +42,26 @@ def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
 
 
+def _log_range(nums: Sequence[float]) -> tuple[float, float]:
+    """Whole decades around positive ``nums`` (at least one decade)."""
+    lo = 10.0 ** math.floor(math.log10(min(nums)))
+    hi = 10.0 ** math.ceil(math.log10(max(nums)))
+    return (lo, hi) if hi > lo else (lo, lo * 10)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Decades from ``lo`` to ``hi``; with 2 and 5 between them when the range spans at most two decades."""
+    k0, k1 = round(math.log10(lo)), round(math.log10(hi))
+    steps = (1, 2, 5) if k1 - k0 <= 2 else (1,)
+    return [m * 10.0**k for k in range(k0, k1 + 1) for m in steps if m * 10.0**k <= hi * (1 + 1e-9)]
+
+
+def log_axis_possible(values: Sequence[float | None]) -> bool:
+    """A log axis shows these values only if every finite one is > 0 (and there is one)."""
+    nums = [v for v in values if v is not None and math.isfinite(v)]
+    return bool(nums) and min(nums) > 0
+
+
 def _text(
     x: float, y: float, s: object, *, anchor: str = "start", size: int = 11, cls: str = "", extra: str = ""
 ) -> str:
@@ -50,24 +70,41 @@ def _text(
 
 
 def bar_chart(
-    title: str, items: Sequence[tuple[str, float | None, tuple[float, float] | None, bool]], width: int = 380
+    title: str,
+    items: Sequence[tuple[str, float | None, tuple[float, float] | None, bool]],
+    width: int = 380,
+    log: bool = False,
 ) -> str:
-    """Horizontal bars, one per ``(label, value, ci or None, external)``, CI drawn as an error bar."""
+    """Horizontal bars, one per ``(label, value, ci or None, external)``, CI drawn as an error bar.
+
+    ``log=True`` (FID-like distances, whose good values are orders of magnitude below the bad ones): a log10
+    axis over whole decades, bars from its left end; refused (linear axis) unless every value and bound is > 0.
+    """
     row_h, left, right, top = 20, 130, 56, 26
     height = top + row_h * len(items) + 24
     nums = [v for _, v, _, _ in items if v is not None and math.isfinite(v)]
     nums += [b for _, v, ci, _ in items if ci and v is not None for b in ci if math.isfinite(b)]
-    lo, hi = (min(nums + [0.0]), max(nums + [0.0])) if nums else (0.0, 1.0)
-    if hi == lo:
-        hi = lo + 1.0
+    log = log and log_axis_possible(nums)
     span = width - left - right
-    x = lambda v: left + (v - lo) / (hi - lo) * span  # noqa: E731
+    if log:
+        lo, hi = _log_range(nums)
+        ticks = _log_ticks(lo, hi)
+        x = lambda v: left + (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span  # noqa: E731
+        base = lo
+        title += " · log scale"
+    else:
+        lo, hi = (min(nums + [0.0]), max(nums + [0.0])) if nums else (0.0, 1.0)
+        if hi == lo:
+            hi = lo + 1.0
+        ticks = _nice_ticks(lo, hi)
+        x = lambda v: left + (v - lo) / (hi - lo) * span  # noqa: E731
+        base = 0.0
     out = [
         f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_e(title)}">',
+        f'aria-label="{_e(title)}" data-scale="{"log" if log else "linear"}">',
         _text(6, 16, title, size=13, cls="ttl"),
     ]
-    for t in _nice_ticks(lo, hi):
+    for t in ticks:
         out.append(f'<line x1="{x(t):.1f}" y1="{top - 4}" x2="{x(t):.1f}" y2="{height - 20}" class="grid"/>')
         out.append(_text(x(t), height - 6, fmt(t), anchor="middle", size=9, cls="mut"))
     for i, (label, v, ci, ext) in enumerate(items):
@@ -77,7 +114,7 @@ def bar_chart(
         if v is None or not math.isfinite(v):
             out.append(_text(left + 4, y + 14, "n/a", cls="mut"))
             continue
-        x0, x1 = sorted((x(0.0), x(v)))
+        x0, x1 = sorted((x(base), x(v)))
         color = EXTERNAL if ext else PALETTE[i % len(PALETTE)]
         out.append(
             f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 6}" '
@@ -94,15 +131,44 @@ def bar_chart(
     return "".join(out)
 
 
-def _color(p: float) -> str:
+def _rgb(p: float) -> tuple[int, int, int]:
     """White -> dark blue as probability goes 0 -> 1."""
     t = max(0.0, min(1.0, p)) ** 0.7
     r, g, b = (round(255 + (c - 255) * t) for c in (8, 48, 107))
-    return f"rgb({r},{g},{b})"
+    return r, g, b
+
+
+def _color(p: float) -> str:
+    return "rgb({},{},{})".format(*_rgb(p))
+
+
+def relative_luminance(rgb: Sequence[float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour given as 0..255 components."""
+
+    def lin(c: float) -> float:
+        c = c / 255.0
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """WCAG 2 contrast ratio (1 .. 21) of two sRGB colours."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def label_colour(background: Sequence[float]) -> str:
+    """Black or white, whichever contrasts more with ``background``: at least √21 ≈ 4.58 for any colour, above
+    WCAG's 4.5 for normal text."""
+    black, white = (0, 0, 0), (255, 255, 255)
+    return "#000000" if contrast_ratio(background, black) >= contrast_ratio(background, white) else "#ffffff"
 
 
 def heatmap(models: Sequence[str], probs: Sequence[Sequence[float]]) -> str:
-    """Models x places; ``probs[i][r-1]`` = P(model i has rank r), rank N = best, shown best first."""
+    """Models x places; ``probs[i][r-1]`` = P(model i has rank r), rank N = best, shown best first. Each label's
+    colour is computed from its cell's (:func:`label_colour`)."""
     n = max((len(p) for p in probs), default=0)
     cell, left, top = 46, 140, 40
     width, height = left + cell * n + 10, top + cell * len(models) + 8
@@ -119,7 +185,7 @@ def heatmap(models: Sequence[str], probs: Sequence[Sequence[float]]) -> str:
         for j in range(n):
             r = n - j  # place j+1 (1 = best) is rank N - j
             v = float(p[r - 1]) if r - 1 < len(p) else 0.0
-            fg = "#fff" if v > 0.5 else "#222"
+            bg = _rgb(v)
             out.append(
                 f'<rect x="{left + cell * j}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
                 f'fill="{_color(v)}"><title>{_e(m)}: P(place {j + 1}) = {v:.3f}</title></rect>'
@@ -131,7 +197,8 @@ def heatmap(models: Sequence[str], probs: Sequence[Sequence[float]]) -> str:
                     f"{v:.2f}",
                     anchor="middle",
                     size=10,
-                    extra=f' fill="{fg}"',
+                    cls="cell",
+                    extra=f' fill="{label_colour(bg)}"',
                 )
             )
     out.append("</svg>")
@@ -229,9 +296,11 @@ def line_plot(
     color: str = PALETTE[0],
     width: int = 300,
     height: int = 190,
+    log: bool = False,
 ) -> str:
     """``(step, value or None, ci or None)``: a polyline with markers and a shaded CI band; missing or
-    non-finite values are skipped, points are drawn in step order."""
+    non-finite values are skipped, points are drawn in step order. ``log=True``: a log10 value axis (as in
+    :func:`bar_chart`, only when every value and bound is > 0)."""
     pts: list[tuple[float, float, tuple[float, float] | None]] = sorted(
         ((s, v, c) for s, v, c in points if v is not None and math.isfinite(v)), key=lambda p: p[0]
     )
@@ -240,21 +309,29 @@ def line_plot(
     ys = [p[1] for p in pts] + [b for p in pts if p[2] for b in p[2]]
     xs = [p[0] for p in pts]
     x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
     if x1 == x0:
         x0, x1 = x0 - 1, x1 + 1
-    if y1 == y0:
-        y0, y1 = y0 - 1, y1 + 1
-    pad = (y1 - y0) * 0.08
-    y0, y1 = y0 - pad, y1 + pad
+    log = log and log_axis_possible(ys)
+    if log:
+        y0, y1 = _log_range(ys)
+        yticks = _log_ticks(y0, y1)
+        Y = lambda v: top + ph - (math.log10(v) - math.log10(y0)) / (math.log10(y1) - math.log10(y0)) * ph  # noqa: E731
+        title += " · log scale"
+    else:
+        y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
+        if y1 == y0:
+            y0, y1 = y0 - 1, y1 + 1
+        pad = (y1 - y0) * 0.08
+        y0, y1 = y0 - pad, y1 + pad
+        yticks = _nice_ticks(y0, y1, 4)
+        Y = lambda v: top + ph - (v - y0) / (y1 - y0) * ph  # noqa: E731
     X = lambda v: left + (v - x0) / (x1 - x0) * pw  # noqa: E731
-    Y = lambda v: top + ph - (v - y0) / (y1 - y0) * ph  # noqa: E731
     out = [
         f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_e(title)}">',
+        f'aria-label="{_e(title)}" data-scale="{"log" if log else "linear"}">',
         _text(6, 16, title, size=13, cls="ttl"),
     ]
-    for t in _nice_ticks(y0, y1, 4):
+    for t in yticks:
         out.append(f'<line x1="{left}" y1="{Y(t):.1f}" x2="{width - right}" y2="{Y(t):.1f}" class="grid"/>')
         out.append(_text(left - 4, Y(t) + 3, fmt(t), anchor="end", size=9, cls="mut"))
     for t in _nice_ticks(x0, x1, 4):

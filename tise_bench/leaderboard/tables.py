@@ -1,13 +1,19 @@
-"""Render a :class:`~tise_bench.leaderboard.schema.Leaderboard` as CSV, Markdown, LaTeX (booktabs) and JSON.
+"""Render a :class:`~tise_bench.leaderboard.schema.Leaderboard` as CSV, Markdown, plain text (the CLI) and JSON;
+LaTeX lives in :mod:`.latex` on the helpers here.
 
-Pure functions of the Leaderboard dict: one row per model (in the dict's order, i.e. RS descending), a column
-per metric under its display name, one per aspect, and ``RS``. Published baselines are marked ``†`` (their
-footnote names their protocol, ``tise-paper`` by default), runs made with random-weights backbones ``‡``;
-excluded metrics, non-comparable columns ranked with ``leaderboard.allow_mixed=true``, protocols other than
-TISE's and runs predating comparability recording are named in footnotes (CSV has no footnotes: the JSON
-holds them under ``comparability``). "Best" is judged on the
-values *as printed* (so two values that print the same are both bold) and follows each metric's direction;
-aspect scores and RS are higher-is-better.
+Pure functions of the Leaderboard dict: one row per model (in the dict's order, i.e. RS descending), metric
+columns grouped by aspect (:func:`column_groups`: each aspect's metrics, then those in no aspect, "not in RS"),
+one column per aspect score, and ``RS``. Published baselines are marked ``†`` (their footnote names their
+protocol, ``tise-paper`` by default), runs made with random-weights backbones ``‡``; excluded metrics,
+non-comparable columns ranked with ``leaderboard.allow_mixed=true``, protocols other than TISE's and runs
+predating comparability recording are named in footnotes (CSV has no footnotes: the JSON holds them under
+``comparability``).
+
+Bold (:func:`best_rows`): the one row whose *unrounded* value is best in its column, by the metric's direction
+(aspect scores and RS: higher is better). Values that print alike after rounding are not all bold: only the
+best before rounding; an exact tie for the best bolds none. A footnote says so where it happened.
+Intervals (``leaderboard.ci=true``) are printed as ``[lo, hi]`` — always, since bootstrap intervals of FID-like
+metrics are far from symmetric — and footnoted only when some cell shows one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +33,6 @@ from .schema import Leaderboard, Row
 
 EXTERNAL_MARK = "†"
 RANDOM_MARK = "‡"
-_LATEX_MARKS = {EXTERNAL_MARK: r"$^\dagger$", RANDOM_MARK: r"$^\ddagger$"}
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -42,6 +47,8 @@ _LATEX_SPECIAL = {
     "<": r"\textless{}",  # OT1 fonts print < > | as other glyphs
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
+    "[": "{[}",  # a cell starting with [ after a row's \\ would be read as \\[<length>]
+    "]": "{]}",
 }
 #: Line breaks (and runs of whitespace holding one) in a name: a space in every format (a blank line ends a
 #: LaTeX paragraph inside the tabular; a newline ends a Markdown table row).
@@ -53,13 +60,21 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 
 
+#: ``leaderboard.latex_fit``: how the LaTeX table fits the page.
+LATEX_FITS = ("shrink", "landscape", "none")
+NOT_IN_RS = "not in RS"  # column group of the metrics that are in no (scored) aspect
+ASPECT_SCORES = "aspect scores"
+
+
 @dataclass(frozen=True)
 class TableOptions:
     """Number formatting: ``decimals`` for every value unless ``decimals_by_metric[id]`` says otherwise."""
 
     decimals: int = 2
     decimals_by_metric: Mapping[str, int] = field(default_factory=dict)
-    ci: bool = False  # print "value ± half-width" where a row carries a bootstrap interval
+    ci: bool = False  # print the bootstrap interval "[lo, hi]" beside each value that has one
+    latex_fit: str = "shrink"  # shrink (to the line width, never enlarged) | landscape (sidewaystable) | none
+    latex_aspect_scores: bool = True  # the LaTeX table's aspect-score columns (false: TISE's paper layout)
 
 
 @dataclass(frozen=True)
@@ -104,10 +119,28 @@ def fmt_number(v: float | None, decimals: int) -> str:
     return f"{v:.{decimals}f}"
 
 
-def _columns(lb: Leaderboard) -> list[_Col]:
-    cols = [_Col(m["id"], m["display"], m["higher_is_better"], True) for m in lb.get("metrics", [])]
-    cols += [_Col(f"aspect:{a}", a, True, False) for a in lb.get("aspects", {})]
-    return [*cols, _Col("rs", "RS", True, False)]
+def column_groups(lb: Leaderboard, aspect_scores: bool = True) -> list[tuple[str, list[_Col]]]:
+    """Table columns in groups: each scored aspect's metrics (aspect order), the metrics in no aspect
+    (:data:`NOT_IN_RS`), the aspect scores (:data:`ASPECT_SCORES`, if ``aspect_scores``), and ``("", [RS])``.
+    Within a group metrics keep the leaderboard's column order."""
+    metrics = {m["id"]: _Col(m["id"], m["display"], m["higher_is_better"], True) for m in lb.get("metrics", [])}
+    groups: list[tuple[str, list[_Col]]] = []
+    placed: set[str] = set()
+    for name, ms in (lb.get("aspects") or {}).items():
+        cols = [c for mid, c in metrics.items() if mid in ms and mid not in placed]
+        placed.update(c.key for c in cols)
+        if cols:
+            groups.append((name, cols))
+    rest = [c for mid, c in metrics.items() if mid not in placed]
+    if rest:
+        groups.append((NOT_IN_RS, rest))
+    if aspect_scores and lb.get("aspects"):
+        groups.append((ASPECT_SCORES, [_Col(f"aspect:{a}", a, True, False) for a in lb.get("aspects", {})]))
+    return [*groups, ("", [_Col("rs", "RS", True, False)])]
+
+
+def _columns(lb: Leaderboard, aspect_scores: bool = True) -> list[_Col]:
+    return [c for _, cols in column_groups(lb, aspect_scores) for c in cols]
 
 
 def _value(row: Row, key: str) -> float | None:
@@ -122,14 +155,90 @@ def _decimals(key: str, opts: TableOptions) -> int:
     return int(opts.decimals_by_metric.get(key, opts.decimals))
 
 
-def _best(lb: Leaderboard, col: _Col, opts: TableOptions) -> set[int]:
-    """Indices of the rows holding the best printed value of ``col`` (all of them on a tie)."""
-    d = _decimals(col.key, opts)
-    vals = {i: round(v, d) for i, r in enumerate(lb.get("rows", [])) if (v := _value(r, col.key)) is not None}
-    if not vals:
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def best_rows(values: Sequence[float | None], higher_is_better: bool) -> set[int]:
+    """The bold rule, for every format: the index of the single best value, compared unrounded; empty when two or
+    more rows share the best value exactly, or fewer than two rows have a value (nothing to be best among)."""
+    vals = {i: f for i, v in enumerate(values) if (f := _num(v)) is not None}
+    if len(vals) < 2:
         return set()
-    best = max(vals.values()) if col.higher_is_better else min(vals.values())
-    return {i for i, v in vals.items() if v == best}
+    best = max(vals.values()) if higher_is_better else min(vals.values())
+    winners = {i for i, v in vals.items() if v == best}
+    return winners if len(winners) == 1 else set()
+
+
+def _best(lb: Leaderboard, col: _Col) -> set[int]:
+    return best_rows([_value(r, col.key) for r in lb.get("rows", [])], col.higher_is_better)
+
+
+def _bold_note(lb: Leaderboard, cols: Sequence[_Col], opts: TableOptions) -> str | None:
+    """Where the bold rule did something a reader could not see: a bold value printed like an unbolded one,
+    or a best value tied exactly (none bold)."""
+    rows = lb.get("rows", [])
+    alike, tied = [], []
+    for c in cols:
+        vals = [_value(r, c.key) for r in rows]
+        texts = [fmt_number(v, _decimals(c.key, opts)) for v in vals]
+        best = _best(lb, c)
+        if best:
+            (i,) = best
+            if sum(t == texts[i] for t in texts) > 1:
+                alike.append(c.header)
+        elif sum(_num(v) is not None for v in vals) >= 2:
+            tied.append(c.header)
+    parts = []
+    if alike:
+        parts.append(f"in {', '.join(alike)} values print alike and only the best before rounding is bold")
+    if tied:
+        parts.append(f"{', '.join(tied)}: best value shared exactly by several rows, none bold")
+    if not parts:
+        return None
+    return "Bold = the best value of a column compared unrounded; " + "; ".join(parts) + "."
+
+
+def interval(row: Row, key: str) -> tuple[float, float] | None:
+    """A row's bootstrap interval for metric ``key`` when both bounds are finite, else None."""
+    ci = row.get("ci", {}).get(key)
+    if not ci or len(ci) != 2:
+        return None
+    lo, hi = _num(ci[0]), _num(ci[1])
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
+def _shown_intervals(lb: Leaderboard, cols: Sequence[_Col], opts: TableOptions) -> list[str]:
+    """Metric ids of the columns in which some cell prints an interval."""
+    if not opts.ci:
+        return []
+    return [c.key for c in cols if c.arrow and any(interval(r, c.key) for r in lb.get("rows", []))]
+
+
+def interval_note(lb: Leaderboard, shown: Sequence[str], what: str = "[lo, hi]") -> str | None:
+    """What the printed intervals are, with the resamples each metric actually used (the FID and IS families
+    have fewer: ``bootstrap.replicates_features``). None when no interval is shown or no bootstrap ran."""
+    b = lb.get("bootstrap") or {}
+    if not shown or not b:
+        return None
+    names = {m["id"]: m["display"] for m in lb.get("metrics", [])}
+    used = b.get("replicates") or {}
+    by_n: dict[int, list[str]] = {}
+    for mid in shown:
+        by_n.setdefault(int(used.get(mid, b.get("n", 0))), []).append(names.get(mid, mid))
+    counts = sorted(by_n, key=lambda n: (-len(by_n[n]), -n))
+    main = f"{counts[0]} resamples"
+    others = "; ".join(f"{', '.join(by_n[n])}: {n}" for n in counts[1:])
+    level = 100 * float(b.get("level", 0.95))
+    return (
+        f"{what} = {level:g}% percentile bootstrap interval over resampled prompts, {main}"
+        + (f" ({others})" if others else "")
+        + "."
+    )
 
 
 def _marks(lb: Leaderboard, row: Row) -> str:
@@ -137,20 +246,20 @@ def _marks(lb: Leaderboard, row: Row) -> str:
     return (EXTERNAL_MARK if row.get("external") else "") + (RANDOM_MARK if row["model"] in random else "")
 
 
-def _cell(row: Row, col: _Col, opts: TableOptions, pm: str) -> str:
-    v = _value(row, col.key)
-    text = fmt_number(v, _decimals(col.key, opts))
-    ci = row.get("ci", {}).get(col.key) if opts.ci else None
-    if v is not None and ci is not None and len(ci) == 2:
-        text += f"{pm}{fmt_number((ci[1] - ci[0]) / 2, _decimals(col.key, opts))}"
-    return text
+def _cell(row: Row, col: _Col, opts: TableOptions) -> tuple[str, str | None]:
+    """(value text, interval text "[lo, hi]" or None)."""
+    d = _decimals(col.key, opts)
+    text = fmt_number(_value(row, col.key), d)
+    ci = interval(row, col.key) if opts.ci and col.arrow and _value(row, col.key) is not None else None
+    return text, (f"[{fmt_number(ci[0], d)}, {fmt_number(ci[1], d)}]" if ci else None)
 
 
-def footnotes(lb: Leaderboard) -> list[str]:
-    """Plain-text notes every table carries: baselines (with their protocol), random weights, comparability
-    (mixes ranked with ``allow_mixed``, protocols other than TISE's, runs predating comparability recording),
-    excluded metrics."""
-    rows = lb.get("rows", [])
+def footnotes(lb: Leaderboard, opts: TableOptions = TableOptions(), cols: Sequence[_Col] | None = None) -> list[str]:
+    """Plain-text notes a table of ``cols`` (default: every column) carries: baselines (with their protocol),
+    random weights, comparability (mixes ranked with ``allow_mixed``, protocols other than TISE's, runs predating
+    comparability recording), excluded metrics, the intervals (only when some cell shows one), the bold rule
+    (only where it decided something invisible), and how RS is made."""
+    cols = _columns(lb) if cols is None else cols
     notes: list[str] = []
     published = published_note(lb, EXTERNAL_MARK)
     if published:
@@ -166,11 +275,12 @@ def footnotes(lb: Leaderboard) -> list[str]:
     }
     for mid, why in lb.get("excluded", {}).items():
         notes.append(f"{names.get(mid, mid)} not in RS: {why}.")
-    if rows and any(r.get("ci") for r in rows) and lb.get("bootstrap"):
-        b = lb["bootstrap"]
-        notes.append(
-            f"± = half-width of the {100 * float(b.get('level', 0.95)):g}% bootstrap interval ({b.get('n')} resamples)."
-        )
+    ci_note = interval_note(lb, _shown_intervals(lb, cols, opts))
+    if ci_note:
+        notes.append(ci_note)
+    bold = _bold_note(lb, cols, opts)
+    if bold:
+        notes.append(bold)
     aspects = "; ".join(
         f"{a} = mean rank of {', '.join(names.get(m, m) for m in ms)}" for a, ms in lb.get("aspects", {}).items()
     )
@@ -245,7 +355,8 @@ def _has_step(lb: Leaderboard) -> bool:
 
 
 def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
-    """GitHub-flavoured Markdown table, best values in bold, footnotes below."""
+    """GitHub-flavoured Markdown table, columns grouped by aspect (:func:`column_groups`), the best value of
+    each column in bold (:func:`best_rows`), intervals as ``[lo, hi]``, footnotes below."""
     cols = _columns(lb)
     step = _has_step(lb)
     head = [
@@ -254,7 +365,7 @@ def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
         *(["Step"] if step else []),
         *[markdown_escape(c.header) + (f" {'↑' if c.higher_is_better else '↓'}" if c.arrow else "") for c in cols],
     ]
-    best = {c.key: _best(lb, c, opts) for c in cols}
+    best = {c.key: _best(lb, c) for c in cols}
     lines = [
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---:", ":---", *(["---:"] if step else []), *["---:"] * len(cols)]) + "|",
@@ -264,64 +375,43 @@ def to_markdown(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
         if step:
             cells.append("" if r.get("step") is None else str(r["step"]))
         for c in cols:
-            text = _cell(r, c, opts, " ± ")
-            cells.append(f"**{text}**" if i in best[c.key] else text)
+            text, ci = _cell(r, c, opts)
+            text = f"**{text}**" if i in best[c.key] else text
+            cells.append(text + (f" {ci}" if ci else ""))
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [markdown_escape(n) for n in footnotes(lb)]
+    notes = [markdown_escape(n) for n in footnotes(lb, opts, cols)]
     title = f"Leaderboard — {markdown_escape(str(lb.get('data', '')))}"
     return "\n".join([title, "", *lines, *([""] + notes if notes else [])]) + "\n"
 
 
-def to_latex(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
-    """A booktabs ``table``: ↑/↓ in metric headers, best per column in ``\\textbf``, escaped names."""
-    cols = _columns(lb)
+def to_text(lb: Leaderboard, opts: TableOptions = TableOptions()) -> str:
+    """The ranked table for a terminal (what ``python -m tise_bench.leaderboard`` prints): rank, model with its
+    marks, each metric grouped by aspect, RS; aligned columns, no intervals, no aspect scores (the files have
+    them); a legend of the marks and the metrics left out of RS below."""
+    cols = _columns(lb, aspect_scores=False)
+    rows = lb.get("rows", [])
     step = _has_step(lb)
-    best = {c.key: _best(lb, c, opts) for c in cols}
-
-    def head(c: _Col) -> str:
-        arrow = (r" $\uparrow$" if c.higher_is_better else r" $\downarrow$") if c.arrow else ""
-        return latex_escape(c.header) + arrow
-
-    spec = "l" + ("r" if step else "") + "r" * len(cols)
-    header = ["Model", *(["Step"] if step else []), *[head(c) for c in cols]]
-    body: list[str] = []
-    for i, r in enumerate(lb.get("rows", [])):
-        marks = "".join(_LATEX_MARKS[m] for m in _marks(lb, r))
-        cells = [latex_escape(r["model"]) + marks]
+    head = ["#", "model", *(["step"] if step else [])]
+    head += [one_line(c.header) + (("↑" if c.higher_is_better else "↓") if c.arrow else "") for c in cols]
+    table = [head]
+    for i, r in enumerate(rows):
+        line = [str(i + 1), one_line(str(r["model"])) + _marks(lb, r)]
         if step:
-            cells.append("" if r.get("step") is None else str(r["step"]))
-        for c in cols:
-            text = _cell(r, c, opts, r" $\pm$ ").replace("–", "--")
-            cells.append(rf"\textbf{{{text}}}" if i in best[c.key] else text)
-        body.append(" & ".join(cells) + r" \\")
-    notes = [
-        latex_escape(n)
-        .replace(EXTERNAL_MARK, _LATEX_MARKS[EXTERNAL_MARK])
-        .replace(RANDOM_MARK, _LATEX_MARKS[RANDOM_MARK])
-        .replace("±", r"$\pm$")
-        .replace("≤", r"$\le$")
-        for n in footnotes(lb)
-    ]
-    data = latex_escape(str(lb.get("data", "")))
-    label = "".join(ch if ch.isalnum() else "-" for ch in str(lb.get("data", "")))
-    out = [
-        r"% requires \usepackage{booktabs}",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        " & ".join(header) + r" \\",
-        r"\midrule",
-        *body,
-        r"\bottomrule",
-        r"\end{tabular}",
-    ]
-    if notes:
-        out += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize " + r" \\ ".join(notes) + "}"]
-    out += [
-        rf"\caption{{Leaderboard on {data}: ranking score (RS) and its metrics.}}",
-        rf"\label{{tab:leaderboard-{label}}}",
-        r"\end{table}",
-    ]
-    return "\n".join(out) + "\n"
+            line.append("" if r.get("step") is None else str(r["step"]))
+        table.append(line + [fmt_number(_value(r, c.key), _decimals(c.key, opts)) for c in cols])
+    widths = [max(len(t[j]) for t in table) for j in range(len(head))]
+    left = {1}  # the model column; numbers are right-aligned
+
+    def fmt_line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [fmt_line(head), "  ".join("-" * w for w in widths), *(fmt_line(t) for t in table[1:])]
+    legend = []
+    if any(r.get("external") for r in rows):
+        legend.append(f"{EXTERNAL_MARK} published baseline")
+    if lb.get("random_weights"):
+        legend.append(f"{RANDOM_MARK} random-weights backbones (smoke test, not comparable to any paper)")
+    excluded = [m["display"] for m in lb.get("metrics", []) if m["id"] in (lb.get("excluded") or {})]
+    if excluded:
+        legend.append(f"not in RS: {', '.join(excluded)}")
+    return "\n".join([*(x.rstrip() for x in out), *(["; ".join(legend)] if legend else [])]) + "\n"

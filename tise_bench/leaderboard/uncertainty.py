@@ -173,6 +173,12 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], n_boot: int = 10
     probs = _rank_probabilities(rs_reps)
     lb["rank_probabilities"] = {r["model"]: probs[i].tolist() for i, r in enumerate(rows)}
     lb["kendall_tau"] = [t for t in taus if math.isfinite(t)]
+    undefined_why = _tau_undefined_why(rs_reps, point, taus)
+    limited = sorted(
+        m
+        for m in rs_ids
+        if n_rs < n_boot and min((len(own[m]) for own in reps.values() if m in own), default=0) == n_rs
+    )
 
     paired: list[Paired] = []
     unpaired: set[str] = set()
@@ -209,10 +215,27 @@ def add_uncertainty(lb: Leaderboard, run_dirs: dict[str, Path], n_boot: int = 10
         "skipped": skipped,
         "unpaired_metrics": sorted(unpaired),
         "kendall_tau_undefined": len(taus) - len(lb["kendall_tau"]),
+        "kendall_tau_undefined_why": undefined_why,
+        "n_rank_limited_by": limited,  # ranked metrics whose replicate count (< n) bounds the RS resamples
         "external_rows": "no per-sample data: no CI; fixed values in the RS replicates",
         "p_value": "2*min(P(diff* <= 0), P(diff* >= 0)), clipped to [1/B, 1]",
         "seconds": round(time.perf_counter() - t_start, 3),
     }
+
+
+def _tau_undefined_why(rs_reps: np.ndarray, point: np.ndarray, taus: list[float]) -> str | None:
+    """Why Kendall τ is NaN in some resamples: τ-b is undefined when one of the two rankings is constant, i.e.
+    every row shares one RS (frequent with two or three models, whose aspect ranks often cancel out)."""
+    bad = [i for i, t in enumerate(taus) if not math.isfinite(t)]
+    if not bad:
+        return None
+    if len(point) > 1 and np.ptp(point) == 0:
+        return "every row has the same point RS, so there is no ranking to compare with"
+    tied = sum(1 for i in bad if np.ptp(rs_reps[i]) == 0)
+    why = "every row tied on RS (one shared rank), and τ is undefined for a constant ranking"
+    if tied == len(bad):
+        return why
+    return f"{tied} where {why}; {len(bad) - tied} with a non-finite τ for another reason"
 
 
 def percentile_ci(reps: np.ndarray, level: float) -> list[float]:
