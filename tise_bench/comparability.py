@@ -232,6 +232,16 @@ def _scalar(v: Any) -> Any:
     return json.dumps(v, sort_keys=True, default=str)
 
 
+def _fast_preprocessing(needs: Any, used: Mapping[str, Any], backbones: Mapping[str, Any]) -> list[str]:
+    """What a metric read through ``backbones.preprocess=fast``: the backbones whose fast path changed their
+    input, and ``crops`` (cut and resized by torch) when it read object crops under that mode."""
+    out = [b for b, bb in used.items() if getattr(bb, "fast", False) is True]
+    mode = {getattr(bb, "preprocess_mode", "exact") for bb in backbones.values()}
+    if "fast" in mode and any(n.backbone == "crops" for n in needs):
+        out.append("crops")
+    return out
+
+
 def comparability(
     metric_id: str,
     spec: Any,
@@ -248,6 +258,10 @@ def comparability(
     needs = spec.needs_for(dict(params)) if hasattr(spec, "needs_for") else spec.needs
     used = {b: backbones[b] for b in _backbone_of_needs(needs, backbones)}  # only the networks this metric read
     protocol = protocol_string(tise_divergences(metric_id, params, mv, used, domain=domain, crop_spec=crop_spec))
+    fast = _fast_preprocessing(needs, used, backbones)
+    if fast:  # backbones.preprocess=fast: torch on the device instead of the reference tools' PIL
+        note = f"preprocess=fast ({', '.join(fast)}: torch resize; reference: PIL)"
+        protocol = note if protocol == TISE else f"{protocol}; {note}"
     # the metric's definition version: a definition change (bumped version) is never ranked against the old one
     fields: dict[str, Any] = {
         "unit": getattr(spec, "unit", None),
@@ -268,6 +282,8 @@ def comparability(
             fields[k] = _scalar(mv.extras[k])
     if crop_spec is not None and any(n.backbone == "crops" for n in needs):
         fields["crops"] = crop_spec.tag
+    if fast:  # only under fast: exact runs keep their fields (and stay comparable with earlier runs)
+        fields["preprocess"] = "fast: " + ",".join(fast)
     if reference is not None and any(n.role == "ref" for n in needs):
         fields["reference"] = reference
     if eval_set is not None:  # records_hash of the subset, computed once per subset by the caller

@@ -35,10 +35,19 @@ _BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (
 
 
 def build_backbone(
-    name: str, cfg: dict[str, Any], *, random: bool, seed: int, cache_dir: str | Path, device: str, amp: bool = False
+    name: str,
+    cfg: dict[str, Any],
+    *,
+    random: bool,
+    seed: int,
+    cache_dir: str | Path,
+    device: str,
+    amp: bool = False,
+    preprocess: str = "exact",
 ) -> ImageBackbone:
     """One backbone, built once per process and config. ``amp``: fp16 autocast on CUDA for the backbones
-    that allow it (``amp_capable``: CLIP, detector); ignored on CPU and for the others.
+    that allow it (``amp_capable``: CLIP, detector); ignored on CPU and for the others. ``preprocess``: the
+    set's ``exact`` | ``fast`` mode (``fast`` changes the namespace of backbones with a ``fast_path`` only).
 
     ``random`` is the backbone set's flag (``backbones=random``); a weights file given for this backbone
     overrides it (see the module docstring): the file is used, never dropped.
@@ -63,11 +72,12 @@ def build_backbone(
             weights,
             name,
         )
-    key = (name, amp, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+    key = (name, amp, preprocess, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
     if key not in _BUILT:
         bb = cls(**kwargs)
         dev = getattr(bb, "device", None)
         bb.amp = bool(amp and bb.amp_capable and isinstance(dev, torch.device) and dev.type == "cuda")
+        bb.preprocess_mode = preprocess
         _BUILT[key] = bb
     return _BUILT[key]
 
@@ -93,7 +103,14 @@ def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path
             get_backbone(name)  # an unregistered name gets a did-you-mean first
             raise ConfigError(f"metrics need backbone {name!r} but backbones.{name} is not configured")
         out[name] = build_backbone(
-            name, dict(sub), random=top.random, seed=top.seed, cache_dir=cache_dir, device=top.device, amp=top.amp
+            name,
+            dict(sub),
+            random=top.random,
+            seed=top.seed,
+            cache_dir=cache_dir,
+            device=top.device,
+            amp=top.amp,
+            preprocess=top.preprocess,
         )
     if any(b.is_random for b in out.values()):
         log.warning("*** RANDOM-WEIGHTS BACKBONES: numbers are for smoke tests only, not comparable to any paper ***")

@@ -34,6 +34,11 @@ class ImageBackbone(ABC):
     #: with torch-fidelity.
     amp_capable: bool = False
     amp: bool = False  # set by build_backbone when backbones.amp is on and the device is CUDA
+    #: Has a device-side preprocessing (:meth:`preprocess_tensor`) that differs from the PIL one: under
+    #: ``backbones.preprocess=fast`` its features get their own cache namespace (``-fast``).
+    fast_path: bool = False
+    #: The backbone set's ``backbones.preprocess`` (``exact`` | ``fast``), set by build_backbone.
+    preprocess_mode: str = "exact"
 
     def __init__(self) -> None:
         self.n_forward_images = 0  # counted for the "cached re-run makes zero forwards" guarantee
@@ -41,7 +46,13 @@ class ImageBackbone(ABC):
     @property
     def namespace(self) -> str:
         """Cache key part; fp16 features are another namespace than fp32 ones (they differ in the last bits)."""
-        return f"{self.ident}-{self.weights_hash[:16]}-{self.preproc_version}{'-amp16' if self.amp else ''}"
+        amp = "-amp16" if self.amp else ""
+        return f"{self.ident}-{self.weights_hash[:16]}-{self.preproc_version}{amp}{'-fast' if self.fast else ''}"
+
+    @property
+    def fast(self) -> bool:
+        """Features come from :meth:`preprocess_tensor` (``backbones.preprocess=fast`` and a fast path exists)."""
+        return self.preprocess_mode == "fast" and self.fast_path
 
     def autocast(self):
         """fp16 autocast on CUDA when :attr:`amp` is on, else a no-op context."""
@@ -52,6 +63,15 @@ class ImageBackbone(ABC):
     @abstractmethod
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         """Decoded RGB image -> this backbone's input tensor (C,H,W)."""
+
+    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``backbones.preprocess=fast``: decoded uint8 RGB ``(3, H, W)`` on any device -> the input tensor.
+
+        Backbones with :attr:`fast_path` resize / normalise with torch on the tensor's device (the bank uploads
+        each image once). The default goes back to PIL and :meth:`preprocess`, so it is exact (and used on crops
+        for crop backbones without a fast path)."""
+        arr = pixels.permute(1, 2, 0).contiguous().cpu().numpy()
+        return self.preprocess(Image.fromarray(arr, mode="RGB"))
 
     def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
         """Per-image side information that ``_forward`` needs besides the pixels; none by default.
@@ -79,6 +99,7 @@ class ImageBackbone(ABC):
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
     def describe(self) -> dict[str, object]:
+        fast = {"preprocess": "fast (torch on the device)"} if self.fast else {}  # exact runs: unchanged
         return {
             "ident": self.ident,
             "namespace": self.namespace,
@@ -87,6 +108,7 @@ class ImageBackbone(ABC):
             "random_weights": self.is_random,
             "features": list(self.provides),
             "amp_fp16": self.amp,
+            **fast,
         }
 
 

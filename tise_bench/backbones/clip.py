@@ -224,6 +224,46 @@ class OpenClipEmbedder(ImageBackbone):
         return torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy(), truncated
 
 
+def tensor_transform(transform: Any) -> Any:
+    """open_clip's image transform as a function of a uint8 ``(3, H, W)`` tensor on any device, or None.
+
+    Its own ``Resize`` and ``CenterCrop`` objects run on the tensor (torchvision's tensor path: the same output
+    sizes and crop offsets; bicubic with antialias on float, rounded back to uint8 as PIL does), then ``/255``
+    and its ``Normalize``. A transform with any other step (open_clip's ``ResizeKeepRatio`` for
+    ``resize_mode=longest``, padding, ...) has no tensor version here: None, and the backbone stays exact."""
+    from torchvision import transforms as T
+
+    steps = getattr(transform, "transforms", None)
+    if steps is None:
+        return None
+    plan: list[Any] = []
+    for t in steps:
+        kind = type(t).__name__
+        if isinstance(t, (T.Resize, T.CenterCrop)):
+            plan.append(t)
+        elif kind in ("MaybeConvertMode", "MaybeToTensor", "ToTensor") or getattr(t, "__name__", "") in (
+            "_convert_to_rgb",
+        ):
+            continue  # already RGB; the /255 comes below
+        elif isinstance(t, T.Normalize):
+            plan.append(t)
+        else:
+            return None
+    if not any(isinstance(t, T.Normalize) for t in plan):
+        return None
+
+    def run(pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels
+        for t in plan:
+            if isinstance(t, T.Normalize):
+                x = t(x.float() / 255.0)
+            else:
+                x = t(x)
+        return x
+
+    return run
+
+
 @register_backbone("clip", config=ClipConfig)
 class ClipBackbone(OpenClipEmbedder):
     """open_clip ``model`` with the weights of ``pretrained`` (or the file ``weights``) and the tag's settings.
@@ -301,6 +341,11 @@ class ClipBackbone(OpenClipEmbedder):
         self.preproc_version = st.version(self.image_size)
         self.net = net.to(self.device).eval()
         self._preprocess = preprocess
+        # fast (backbones.preprocess=fast): open_clip's own steps on the uploaded tensor; only for this class's
+        # preprocess (clip_cmmd / clip_fid resize their own way and stay exact)
+        own = type(self).preprocess is ClipBackbone.preprocess
+        self._tensor_preprocess = tensor_transform(preprocess) if own else None
+        self.fast_path = self._tensor_preprocess is not None
         self.tokenizer = open_clip.get_tokenizer(model)
         self.context_length = int(getattr(self.tokenizer, "context_length", 77) or 77)
         self.logit_scale = float(net.logit_scale.exp().item())
@@ -355,3 +400,8 @@ class ClipBackbone(OpenClipEmbedder):
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self._preprocess(img)
+
+    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self._tensor_preprocess is None:
+            return super().preprocess_tensor(pixels)
+        return self._tensor_preprocess(pixels)

@@ -210,8 +210,13 @@ class DetectorBackbone(ImageBackbone):
         self.net = net.to(self.device).eval()
         self.preproc_version = f"letterbox{self.imgsz}-conf{self.conf:g}-iou{self.iou:g}-max{self.max_det}-v1"
 
+    fast_path = True  # backbones.preprocess=fast: the letterbox in torch on the device
+
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return lb.letterbox(img, self.imgsz)  # uint8 (3, imgsz, imgsz)
+
+    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        return lb.letterbox_tensor(pixels, self.imgsz)
 
     def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
         return {"orig_size": torch.tensor([img.width, img.height], dtype=torch.int64)}

@@ -216,6 +216,13 @@ class InceptionBackbone(ImageBackbone):
         )
         return d
 
+    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The uint8 tensor itself (what :meth:`preprocess` makes of the PIL image: the same values, so ``fast``
+        changes nothing here); clean-fid's resize is PIL's, so ``resize=clean`` goes through it."""
+        if self.resize == "clean":
+            return super().preprocess_tensor(pixels)
+        return pixels
+
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = batch.to(self.device, non_blocking=True)
         feats = self._forward_resized(batch) if self.resize == "clean" else self.net(batch)

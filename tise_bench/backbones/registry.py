@@ -37,6 +37,9 @@ def config_only(default: Any) -> Any:
     return field(default=default, metadata={_CONFIG_ONLY: True})
 
 
+PREPROCESS_MODES = ("exact", "fast")
+
+
 @dataclass(frozen=True)
 class BackboneSetConfig:
     """The top level of the ``backbones`` group (``configs/backbones/*.yaml``) besides the backbone blocks."""
@@ -45,6 +48,17 @@ class BackboneSetConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:1
     amp: bool = False  # CUDA only: fp16 autocast for the backbones that allow it (own cache namespace)
+    #: exact: each backbone's reference preprocessing (PIL, bit-identical to the reference tools) | fast: each image
+    #: uploaded once as uint8 and resized / normalised / letterboxed / cropped with torch on the backbone's device
+    #: (own cache namespace, a comparability field; its effect on every metric: ``scripts/bench.py --fast``)
+    preprocess: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESS_MODES:
+            raise ConfigError(
+                f"backbones.preprocess={self.preprocess!r} is not valid; choose exact (the reference tools' PIL "
+                f"preprocessing, bit-identical) or fast (torch on the device, own cache namespace)"
+            )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,12 @@ and preprocesses (and cuts and preprocesses object crops), and a producer thread
 Python thread. Pillow's decode and resize, hashlib and the file reads release the GIL, so threads scale with
 cores without copying images between processes. ``num_workers=0`` is the serial path (no threads); every
 worker count gives the same cache keys and the same features (``tests/features/test_parallel_input.py``).
+
+``backbones.preprocess=fast`` (issue 13): each decoded image becomes one uint8 tensor; backbones with a fast path
+(CLIP, the detector) resize / normalise / letterbox it with torch, and object crops are cut from it and resized with
+torch. On the CPU that runs in the workers; on a GPU the image is uploaded once (per device) and the work runs
+there, between the forwards. Those features have their own cache namespaces (``-fast``); ``exact`` is unchanged
+(``tests/features/test_fast_preprocess.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import os
 import queue
 import threading
+import zipfile
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +43,7 @@ from ..backbones.base import ImageBackbone
 from ..errors import ConfigError, DataError
 from ..fsutil import CACHE, atomic_write
 from .. import imagefile as _decode
-from .crops import CropSpec, crop_boxes, crop_key, make_crop
+from .crops import CropSpec, crop_boxes, crop_key, make_crop, make_crop_tensor
 from .store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,16 @@ def check_num_workers(n: int | None) -> int:
     return n
 
 
+def _pixels(img: Image.Image) -> torch.Tensor:
+    """Decoded RGB image -> uint8 ``(3, H, W)`` (a view of one copy of its pixels)."""
+    return torch.from_numpy(np.array(img.convert("RGB") if img.mode != "RGB" else img)).permute(2, 0, 1)
+
+
+def _device(bb: object) -> torch.device:
+    dev = getattr(bb, "device", None)
+    return dev if isinstance(dev, torch.device) else torch.device("cpu")
+
+
 def _attempt(fn: Callable, *args: object) -> tuple[object, DataError | None]:
     """``fn(*args)`` -> (result, None), or (None, the DataError it raised): a worker's failure is handed back to
     the caller in order, so the same image is reported (or raised) whatever the number of workers."""
@@ -108,8 +125,26 @@ class _Chunk:
     paths: list[str]
     read: list[tuple[object, DataError | None]]  # per path: ((bytes, sha), None) or (None, error)
     data: dict[str, bytes]  # this batch's contents not seen in an earlier batch, by sha
-    #: sha -> (decoded image, None, {backbone: (input tensor, meta)}) or (None, the decode error, {})
-    prepared: dict[str, tuple[Image.Image | None, DataError | None, dict]]
+    #: sha -> (decoded image, None, {backbone: (input tensor, meta)}, pixels) or (None, the decode error, {}, None);
+    #: pixels: the uint8 (3, H, W) tensor under preprocess=fast (else None); an input tensor is None when the
+    #: backbone's fast preprocessing runs on its (non-CPU) device in the main thread
+    prepared: dict[str, tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]]
+
+
+class _Uploads:
+    """One batch's uint8 pixels (``preprocess=fast``), each copied to a device at most once."""
+
+    def __init__(self, pixels: dict[str, torch.Tensor]) -> None:
+        self.pixels = pixels
+        self._on: dict[tuple[str, str], torch.Tensor] = {}
+
+    def get(self, sha: str, device: torch.device) -> torch.Tensor:
+        if device.type == "cpu":
+            return self.pixels[sha]
+        key = (sha, str(device))
+        if key not in self._on:
+            self._on[key] = self.pixels[sha].to(device, non_blocking=True)
+        return self._on[key]
 
 
 class FeatureBank:
@@ -124,6 +159,7 @@ class FeatureBank:
         progress: bool = False,
         num_workers: int | None = 0,
         prefetch: int = 2,
+        preprocess: str | None = None,
     ) -> None:
         self.backbones = backbones
         self.cache_dir = Path(cache_dir)
@@ -133,6 +169,12 @@ class FeatureBank:
         self.progress = progress
         self.num_workers = check_num_workers(num_workers)
         self.prefetch = max(1, int(prefetch))
+        if preprocess is None:  # the backbone set's mode (build_backbone sets it on every backbone)
+            fast = any(getattr(b, "preprocess_mode", "exact") == "fast" for b in backbones.values())
+            preprocess = "fast" if fast else "exact"
+        if preprocess not in ("exact", "fast"):
+            raise ConfigError(f"preprocess={preprocess!r}: choose exact or fast")
+        self.fast = preprocess == "fast"
         self._stores: dict[str, FeatureStore] = {}
 
     def store(self, namespace: str) -> FeatureStore:
@@ -183,7 +225,8 @@ class FeatureBank:
                         shas[p] = got[1]  # type: ignore[index]
                     chunk_data = chunk.data  # this chunk's not-yet-seen contents (bounded memory)
                     sha_to_path = {s: p for p, s in shas.items()}
-                    decoded = self._extract(chunk.prepared, needed, stores, bad, on_bad, sha_to_path)
+                    uploads = _Uploads({s: p[3] for s, p in chunk.prepared.items() if p[3] is not None})
+                    decoded = self._extract(chunk.prepared, needed, stores, bad, on_bad, sha_to_path, uploads)
                     if crops is not None:
                         unreadable = {shas[p] for p in bad if p in shas}
                         self._extract_crops(
@@ -194,6 +237,7 @@ class FeatureBank:
                             on_bad,
                             sha_to_path,
                             mapper,
+                            uploads,
                         )
         bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
         for p, sha in shas.items():  # identical bytes under another name are just as unreadable
@@ -222,14 +266,26 @@ class FeatureBank:
 
     def _prepare_one(
         self, sha: str, data: bytes, path: str, needed: dict[str, tuple[str, ...]], stores: dict[str, FeatureStore]
-    ) -> tuple[Image.Image | None, DataError | None, dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]]]:
-        """Decode one image and run the preprocessing of every backbone whose cache lacks it: (image, None, inputs),
-        or (None, the decode error, {})."""
+    ) -> tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]:
+        """Decode one image and run the preprocessing of every backbone whose cache lacks it: (image, None, inputs,
+        pixels), or (None, the decode error, {}, None). Under ``fast``, a backbone with a fast path gets the uint8
+        pixels preprocessed by torch here when it runs on the CPU, else later on its device (input None)."""
         img, err = _attempt(_decode.decode_image, data, path, self.max_pixels)
         if err is not None:
-            return None, err, {}
+            return None, err, {}, None
         assert isinstance(img, Image.Image)
-        return img, None, {b: self._inputs(b, img, path) for b in needed if sha not in stores[b]}
+        pixels = _pixels(img) if self.fast else None
+        inputs: dict = {}
+        for b in needed:
+            if sha in stores[b]:
+                continue
+            bb = self.backbones[b]
+            if pixels is not None and bb.fast and not getattr(bb, "needs_source", False):
+                on_cpu = _device(bb).type == "cpu"
+                inputs[b] = (bb.preprocess_tensor(pixels) if on_cpu else None, bb.preprocess_meta(img))
+            else:
+                inputs[b] = self._inputs(b, img, path)
+        return img, None, inputs, pixels
 
     def _inputs(self, b: str, img: Image.Image, path: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Backbone ``b``'s input tensor and per-image side information for one decoded image."""
@@ -328,15 +384,16 @@ class FeatureBank:
 
     def _extract(
         self,
-        prepared: dict[str, tuple[Image.Image | None, DataError | None, dict]],
+        prepared: dict[str, tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]],
         needed: dict[str, tuple[str, ...]],
         stores: dict[str, FeatureStore],
         bad: dict[str, str],
         on_bad: str,
         sha_to_path: dict[str, str],
+        uploads: "_Uploads",
     ) -> dict:
         decoded: dict = {}
-        for sha, (img, err, _) in prepared.items():
+        for sha, (img, err, _, _) in prepared.items():
             if err is not None:
                 if on_bad != "skip":
                     raise err
@@ -352,6 +409,9 @@ class FeatureBank:
                 s: prepared[s][2][b] if b in prepared[s][2] else self._inputs(b, decoded[s], sha_to_path.get(s, s))
                 for s in miss
             }
+            for s, (t, meta) in list(inputs.items()):  # fast, on a device: upload once, preprocess there
+                if t is None:
+                    inputs[s] = (bb.preprocess_tensor(uploads.get(s, _device(bb))), meta)
             rows: dict[str, dict[str, np.ndarray]] = {}
             by_shape: dict[tuple[int, ...], list[str]] = {}
             for s, (t, _) in inputs.items():  # same-shape batches: no padding, exact parity with reference tools
@@ -377,7 +437,8 @@ class FeatureBank:
 
     def _crop_store(self, req: CropRequest, name: str) -> FeatureStore:
         det = self.backbones["detector"].namespace
-        return self.store(f"crops-{req.spec.tag}-{self.backbones[name].namespace}--on-{det}")
+        fast = "-torchcrop" if self.fast else ""  # crops cut and resized by torch (preprocess=fast)
+        return self.store(f"crops-{req.spec.tag}{fast}-{self.backbones[name].namespace}--on-{det}")
 
     def _extract_crops(
         self,
@@ -388,9 +449,11 @@ class FeatureBank:
         on_bad: str,
         sha_to_path: dict[str, str],
         mapper: Callable[..., Iterable] = map,
+        uploads: _Uploads | None = None,
     ) -> None:
         plan = self._crop_plan(list(chunk), req.spec)
-        cut: dict[str, Image.Image] = {}
+        cut: dict[str, object] = {}  # crop key -> the cut crop (PIL image, or uint8 tensor under fast)
+        uploads = uploads if uploads is not None else _Uploads({})
         for name in req.backbones:
             bb, store = self.backbones[name], self._crop_store(req, name)
             miss = [(s, k, box) for s, items in plan.items() for k, box in items if k not in store]
@@ -409,17 +472,24 @@ class FeatureBank:
                     bad[sha_to_path.get(s, s)] = str(err)
                 else:
                     decoded[s] = img
+                    if self.fast:
+                        uploads.pixels[s] = _pixels(img)  # type: ignore[arg-type]
             miss = [m for m in miss if m[0] in decoded]
             share = len(req.backbones) > 1  # several crop backbones: each crop is cut once, kept for the next
+            dev = _device(bb)
 
             def prepare(m: tuple[str, str, tuple], bb: ImageBackbone = bb, share: bool = share) -> torch.Tensor:
                 s, k, box = m
-                crop = cut[k] if k in cut else make_crop(decoded[s], box, req.spec.size)
+                if self.fast:  # cut from the (uploaded) uint8 pixels, resized by torch on that device
+                    crop = cut[k] if k in cut else make_crop_tensor(uploads.get(s, dev), box, req.spec.size)
+                else:
+                    crop = cut[k] if k in cut else make_crop(decoded[s], box, req.spec.size)
                 if share:
                     cut[k] = crop
-                return bb.preprocess(crop)
+                return bb.preprocess_tensor(crop) if self.fast else bb.preprocess(crop)  # type: ignore[arg-type]
 
-            tensors = list(mapper(prepare, miss))  # cut + resize + preprocess: one task a crop, in the workers
+            # cut + resize + preprocess: one task a crop, in the workers (on a device: here, between the forwards)
+            tensors = list((mapper if dev.type == "cpu" or not self.fast else map)(prepare, miss))
             for i in range(0, len(miss), self.batch_size):
                 out = bb.forward(torch.stack(tensors[i : i + self.batch_size]))
                 store.put([k for _, k, _ in miss[i : i + self.batch_size]], {f: out[f] for f in bb.provides})
@@ -468,7 +538,7 @@ class FeatureBank:
                 if check != _stats_checksum(mu, sigma):
                     raise ValueError("checksum mismatch")
                 return mu, sigma
-            except (OSError, ValueError, KeyError, EOFError) as e:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # a damaged zip: BadZipFile
                 log.warning("reference statistics cache %s is corrupt (%s); recomputing", path, e)
         mu, sigma = compute()
 

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import ConfigError
@@ -91,6 +93,19 @@ def crop_boxes(dets: np.ndarray, width: int, height: int, spec: CropSpec) -> lis
 
 def crop_key(image_sha: str, box: tuple[int, int, int, int, int]) -> str:
     return hashlib.sha256(f"{image_sha}|{box}".encode()).hexdigest()
+
+
+def make_crop_tensor(pixels: torch.Tensor, box: tuple[int, int, int, int, int], size: int = CROP_SIZE) -> torch.Tensor:
+    """``backbones.preprocess=fast``: the crop of uint8 ``(3, H, W)`` pixels, resized by torch on their device to
+    uint8 ``(3, size, size)``: bilinear with antialias (torch's port of PIL's filter), so a pixel differs from
+    :func:`make_crop` by at most 1 grey level (uint8 arithmetic on the CPU, float rounded on other devices)."""
+    x1, y1, x2, y2 = box[:4]
+    crop = pixels[:, y1:y2, x1:x2][None]
+    if pixels.device.type == "cpu":
+        out = F.interpolate(crop.contiguous(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return out[0]
+    out = F.interpolate(crop.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0].round_().clamp_(0, 255).to(torch.uint8)
 
 
 def make_crop(img: Image.Image, box: tuple[int, int, int, int, int], size: int = CROP_SIZE) -> Image.Image:

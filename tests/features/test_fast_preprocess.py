@@ -1,0 +1,131 @@
+"""``backbones.preprocess=fast`` (issue 13 item 2): torch preprocessing of the uploaded uint8 pixels.
+
+Checked against the exact (PIL / cv2) paths on the same pixels: every input pixel within one grey level, the same
+shapes, geometry and padding; the bank's fast features have their own namespaces (CLIP, detector, crops), leave
+Inception's (identical input) shared, give the same keys and values for any number of workers, and land in
+metrics' comparability fields and protocol. ``exact`` is unchanged (its namespaces are pinned elsewhere:
+``test_random_namespaces_are_unchanged``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import RANDOM_BACKBONES, structured_images
+from tise_bench.backbones import build_backbones
+from tise_bench.backbones.letterbox import PAD_VALUE, geometry, letterbox, letterbox_tensor
+from tise_bench.backbones.registry import validate
+from tise_bench.comparability import comparability
+from tise_bench.errors import ConfigError
+from tise_bench.features.bank import CropRequest, FeatureBank
+from tise_bench.features.crops import CropSpec, make_crop, make_crop_tensor
+from tise_bench.types import MetricValue
+from tise_bench.registry import get_metric
+
+BCFG = {**RANDOM_BACKBONES, "detector": {"arch": "yolov8n.yaml", "imgsz": 64, "conf": 0.001, "max_crops": 3}}
+NEEDS = {"clip": {"image"}, "inception": {"pool3"}, "detector": {"detections", "size"}}
+OPENAI_STD_MIN = 0.26130258  # open_clip's OPENAI_DATASET_STD, smallest channel: one grey level = 1/255/std
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    w = tmp_path_factory.mktemp("weights")
+    names = {"clip", "inception", "detector"}
+    return build_backbones(BCFG, names, w), build_backbones({**BCFG, "preprocess": "fast"}, names, w)
+
+
+def _smooth(w: int, h: int, seed: int = 0) -> Image.Image:
+    """A natural-ish image (smooth colour fields): resampling filters differ by rounding only."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray((rng.random((9, 7, 3)) * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+
+
+def _pixels(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("size", [(256, 256), (300, 180), (90, 160)])  # square, landscape, small portrait (upscaled)
+def test_clip_fast_input_is_open_clips_within_one_grey_level(sets, size) -> None:
+    exact, fast = sets[0]["clip"], sets[1]["clip"]
+    img = _smooth(*size)
+    a, b = exact.preprocess(img), fast.preprocess_tensor(_pixels(img))
+    assert a.shape == b.shape == (3, 224, 224) and b.dtype == torch.float32
+    assert (a - b).abs().max().item() <= 1.0 / 255.0 / OPENAI_STD_MIN + 1e-5
+    assert (a - b).abs().mean().item() < 0.3 / 255.0 / OPENAI_STD_MIN  # most pixels equal, not all off by one
+
+
+@pytest.mark.parametrize("size", [(640, 480), (50, 120), (64, 64)])  # downscaled, upscaled, none
+def test_detector_fast_letterbox_is_cv2s_within_one_grey_level(size) -> None:
+    img = _smooth(*size, seed=1)
+    a, b = letterbox(img, 64), letterbox_tensor(_pixels(img), 64)
+    assert a.shape == b.shape == (3, 64, 64) and b.dtype == torch.uint8
+    assert (a.int() - b.int()).abs().max().item() <= 1
+    g = geometry(*size, 64)
+    pad = torch.ones(64, 64, dtype=torch.bool)
+    pad[g.top : g.top + g.new_h, g.left : g.left + g.new_w] = False
+    assert bool((b[:, pad] == PAD_VALUE).all()) and bool((a[:, pad] == b[:, pad]).all())
+
+
+@pytest.mark.parametrize("box", [(3, 5, 40, 30, 0), (10, 10, 13, 12, 1), (0, 0, 64, 48, 2)])  # small, tiny, all
+def test_crop_fast_is_pils_within_one_grey_level(box) -> None:
+    img = _smooth(64, 48, seed=2)
+    a = torch.from_numpy(np.array(make_crop(img, box, 299))).permute(2, 0, 1)
+    b = make_crop_tensor(_pixels(img), box, 299)
+    assert a.shape == b.shape == (3, 299, 299) and b.dtype == torch.uint8
+    assert (a.int() - b.int()).abs().max().item() <= 1
+
+
+def test_fast_bank_namespaces_and_closeness(sets, tmp_path) -> None:
+    exact, fast = sets
+    assert exact["clip"].fast is False and fast["clip"].fast is True and fast["detector"].fast is True
+    assert fast["clip"].namespace == exact["clip"].namespace + "-fast"
+    assert fast["detector"].namespace == exact["detector"].namespace + "-fast"
+    assert fast["inception"].namespace == exact["inception"].namespace  # same input tensor: one cache
+    assert "preprocess" not in exact["clip"].describe() and "fast" in str(fast["clip"].describe()["preprocess"])
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 5, seed=3, size=48)]
+    crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
+    got = {}
+    for mode, bbs in (("exact", exact), ("fast", fast)):
+        got[mode] = FeatureBank(bbs, tmp_path / "cache", batch_size=2).images(paths, NEEDS, crops=crops)
+    a, b = got["exact"].features, got["fast"].features
+    np.testing.assert_array_equal(a["inception.pool3"], b["inception.pool3"])
+    cos = (a["clip.image"] * b["clip.image"]).sum(1)
+    assert cos.min() > 0.99 and not np.array_equal(a["clip.image"], b["clip.image"])
+    dirs = {p.name for p in (tmp_path / "cache" / "features").iterdir()}
+    assert any(d.startswith("crops-") and "-torchcrop-" in d for d in dirs)
+    assert any(d.startswith("crops-") and "-torchcrop-" not in d for d in dirs)
+    assert len(b["crops.owner"]) > 0
+
+
+def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path) -> None:
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 6, seed=4, size=40)]
+    crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
+    runs = [
+        FeatureBank(sets[1], tmp_path / f"c{w}", batch_size=4, num_workers=w).images(paths, NEEDS, crops=crops)
+        for w in (0, 2)
+    ]
+    assert runs[0].shas == runs[1].shas and sorted(runs[0].features) == sorted(runs[1].features)
+    for k, v in runs[0].features.items():
+        np.testing.assert_array_equal(runs[1].features[k], v, err_msg=k)
+
+
+def test_fast_is_a_comparability_field_and_a_protocol_note(sets) -> None:
+    exact, fast = sets
+    mv = MetricValue(value=1.0, n=4)
+    for mid, touched in (("clip_score", True), ("is", False)):
+        spec = get_metric(mid)
+        _, fe = comparability(mid, spec, {}, mv, exact)
+        proto, ff = comparability(mid, spec, {}, mv, fast)
+        assert "preprocess" not in fe
+        if touched:
+            assert ff["preprocess"] == "fast: clip" and "preprocess=fast" in proto and ff != fe
+        else:  # Inception's input is the same tensor in both modes: IS stays comparable
+            assert ff == fe and "preprocess=fast" not in proto
+
+
+def test_unknown_preprocess_mode_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"backbones.preprocess='quick'.*exact.*fast"):
+        validate({"preprocess": "quick"})
