@@ -118,6 +118,9 @@ def read_bytes(path: str, max_bytes: int | None = DEFAULT_MAX_FILE_BYTES) -> byt
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         why = "symbolic link loop" if e.errno == errno.ELOOP else (e.strerror or str(e))
+        with contextlib.suppress(OSError):  # opening a socket fails with ENXIO ("No such device or address")
+            if e.errno == errno.ENXIO and stat.S_ISSOCK(os.stat(path).st_mode):
+                why = "not a regular file (a socket); only regular files are read"
         raise DataError(f"cannot read image file {path}{_link_note(path)}: {why}\n  {FIX_BAD}") from None
     try:
         st = os.fstat(fd)
