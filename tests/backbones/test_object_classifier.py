@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tise_bench.backbones.object_classifier import TISE_OBJECT_TEMPERATURE, ObjectClassifierBackbone
+from tise_bench.backbones.object_classifier import ObjectClassifierBackbone
 from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
 from tise_bench.errors import WeightsNotFoundError
@@ -62,8 +62,9 @@ def test_o_is_uses_classifier_logits_with_tise_temperature():
     tf = {"split_mode": "torch_fidelity"}  # the default (tise) split loop is tested in tests/metrics
     a = get_metric("o_is").compute(with_clf, tf)
     b = get_metric("o_is").compute(without, tf)
-    assert a.extras["fallback"] is False and a.extras["temperature"] == TISE_OBJECT_TEMPERATURE
-    assert np.isclose(a.value, inception_score(obj, temperature=TISE_OBJECT_TEMPERATURE)[0])
+    t = 2.1737587451934814  # TISE object_centric_inception_score.py: temperature = 2.1737587451934814
+    assert a.extras["fallback"] is False and a.extras["temperature"] == t
+    assert np.isclose(a.value, inception_score(obj, temperature=t)[0])
     assert b.extras["fallback"] is True and "warning" in b.extras
     assert np.isclose(b.value, inception_score(inc)[0])
 

@@ -11,7 +11,6 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
 from tise_bench.metrics.inception import (
-    COCO_TEMPERATURE,
     fid_statistics,
     frechet_distance,
     inception_score,
@@ -83,7 +82,7 @@ def test_is_matches_torch_fidelity(n: int, splits: int) -> None:
 
 def test_is_star_is_is_on_scaled_logits_and_differs() -> None:
     z = _logits(120, 7).astype(np.float64)
-    t = COCO_TEMPERATURE
+    t = 0.9091363549232483  # TISE inception_score_star_coco.py: tf.div(logits, tf.constant(0.9091363549232483))
     star = inception_score(z, temperature=t)
     plain_scaled = inception_score(z / t)
     assert star[0] == pytest.approx(plain_scaled[0], rel=1e-12)
@@ -116,8 +115,9 @@ def test_registered_is_is_star_fid() -> None:
     v = get_metric("is").compute(ctx, {})
     assert v.value == pytest.approx(inception_score(z)[0]) and v.n == 60 and v.extras["temperature"] == 1.0
     s = get_metric("is_star").compute(ctx, {"splits": 5})  # TISE's contiguous splits by default (split_mode tise)
-    assert s.extras["temperature"] == COCO_TEMPERATURE and s.extras["splits"] == 5 and s.extras["split_mode"] == "tise"
-    assert s.value == pytest.approx(inception_score(z, temperature=COCO_TEMPERATURE, splits=5, shuffle=False)[0])
+    t = 0.9091363549232483  # TISE's COCO IS* temperature, pinned literally (tests/test_published_constants.py)
+    assert s.extras["temperature"] == t and s.extras["splits"] == 5 and s.extras["split_mode"] == "tise"
+    assert s.value == pytest.approx(inception_score(z, temperature=t, splits=5, shuffle=False)[0])
     s2 = get_metric("is_star").compute(ctx, {"temperature": 2.0})
     assert s2.extras["temperature"] == 2.0 and s2.value < v.value  # softer predictions → lower IS
     spec = get_metric("fid")
