@@ -1,5 +1,6 @@
 """IS and FID from the FeatureBank pipeline equal torch-fidelity's calculate_metrics on the same images
-and the same Inception weights file (SPEC §3: FID ≤ 1e-4 relative, IS mean ≤ 1e-3 relative)."""
+and the same Inception weights file (SPEC §3 allows FID ≤ 1e-4 relative, IS mean ≤ 1e-3 relative; IS is checked
+at 1e-6: same inputs, same weights, fp32 forwards, float64 statistics — measured 2e-16)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,6 @@ def test_is_fid_equal_torch_fidelity(two_sets, fresh_cache):
     is_ref, fid_ref = ref["inception_score_mean"], ref["frechet_inception_distance"]
     assert ours.metrics["is"].value > 1.05, "random Inception collapsed: IS ~ 1"
     assert fid_ref > 1.0, "random Inception collapsed: FID ~ 0"
-    assert abs(ours.metrics["is"].value - is_ref) / is_ref <= 1e-3
-    assert abs(ours.metrics["is"].std - ref["inception_score_std"]) <= 1e-3 * is_ref
+    assert abs(ours.metrics["is"].value - is_ref) / is_ref <= 1e-6
+    assert abs(ours.metrics["is"].std - ref["inception_score_std"]) <= 1e-6 * is_ref
     assert abs(ours.metrics["fid"].value - fid_ref) / fid_ref <= 1e-4
