@@ -421,16 +421,27 @@ def test_invalid_on_mismatch_choice_is_a_config_error(tmp_path):
         find_images(tmp_path, ["a"], policy="skp")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can list any folder")
-def test_unlistable_samples_folder_names_it(tmp_path):
+def test_unlistable_samples_folder_names_it(tmp_path, monkeypatch):
+    """A folder the user may not list. chmod 0 does not stop root (CI runs as root), so os.listdir, which the
+    real code calls, raises the PermissionError the kernel gives (EACCES) for this folder only."""
+    import errno
+
     d = tmp_path / "locked"
     d.mkdir()
-    d.chmod(0)
-    try:
-        with pytest.raises(DataError, match=r"cannot list the generated-images folder .*locked: Permission denied"):
-            find_images(d, ["a"])
-    finally:
-        d.chmod(0o755)
+    real_listdir = os.listdir
+
+    def listdir(path="."):
+        if os.fspath(path) == os.fspath(d):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(DataError) as e:
+        find_images(d, ["a"])
+    msg = str(e.value)
+    assert msg.startswith(f"cannot list the generated-images folder {d}: Permission denied\n"), msg
+    assert "fix: check its permissions, or point model.samples_dir at a readable folder" in msg
+    assert "[Errno" not in msg  # the OS error's text, not its repr
 
 
 # ------------------------------------------------------------------------------------------- captions
