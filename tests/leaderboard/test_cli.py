@@ -59,6 +59,8 @@ def test_cli_writes_all_files_and_nothing_in_cwd(tmp_path):
     p = _cli(["data=tiny", f"paths.results_dir={results}", f"leaderboard.extra_rows={extra}"], cwd)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "3 rows ranked on tiny" in p.stdout and "RANDOM-WEIGHTS" in p.stderr
+    table = p.stdout[p.stdout.index("#  model") :]  # the ranked table, in the files' order
+    assert table.index("Paper_GAN†") < table.index("good_model‡") < table.index("bad_model")
     formats = ["csv", "md", "tex", "json"] + (
         ["html"] if importlib.util.find_spec("tise_bench.leaderboard.html") else []
     )

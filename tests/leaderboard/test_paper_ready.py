@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 from PIL import Image
 from scipy import ndimage
 
 from tise_bench.errors import ConfigError
 from tise_bench.leaderboard import html_charts as ch
+from tise_bench.leaderboard.__main__ import run
 from tise_bench.leaderboard.build import LeaderboardOptions, make_leaderboard
 from tise_bench.leaderboard.collect import Collected
 from tise_bench.leaderboard.html import render_html
@@ -25,7 +28,7 @@ from tise_bench.leaderboard.schema import Leaderboard, Row
 from tise_bench.leaderboard.tables import TableOptions, to_markdown
 from tise_bench.leaderboard.uncertainty import add_uncertainty
 
-from .test_cli import _cli, _results
+from .test_cli import _results
 from .test_html import _chromium
 from .test_uncertainty import _run
 
@@ -43,11 +46,17 @@ def _board(values: dict[str, dict[str, float]], aspects: dict[str, list[str]]) -
 # --- the CLI's table ---------------------------------------------------------------------------------------------
 
 
-def test_cli_prints_the_ranked_table_in_the_files_order(tmp_path: Path) -> None:
+def test_cli_prints_the_ranked_table_in_the_files_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``python -m tise_bench.leaderboard`` prints (its Hydra entry point is run by tests/leaderboard/test_cli.py;
+    here the packaged config is composed and the same ``run`` called in-process)."""
     results = _results(tmp_path / "results")
-    p = _cli(["data=tiny", f"paths.results_dir={results}", "leaderboard.formats=[json]"], tmp_path / "cwd")
-    assert p.returncode == 0, p.stderr[-3000:]
-    lines = p.stdout.splitlines()
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.leaderboard.conf"):
+        cfg = compose(
+            "leaderboard", overrides=["data=tiny", f"paths.results_dir={results}", "leaderboard.formats=[json]"]
+        )
+    run(LeaderboardOptions.from_config(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    lines = out.splitlines()
     head = next(i for i, ln in enumerate(lines) if ln.startswith("#  model"))
     assert set(lines[head + 1]) <= {"-", " "}  # the rule under the header
     table = lines[head : head + 4]
@@ -62,7 +71,7 @@ def test_cli_prints_the_ranked_table_in_the_files_order(tmp_path: Path) -> None:
     assert [r[1].rstrip("‡") for r in rows] == [r["model"] for r in lb["rows"]] == ["good_model", "bad_model"]
     assert rows[0][0] == "1" and rows[0][1] == "good_model‡" and rows[0][3] == "30.00" and rows[1][3] == "90.00"
     assert [float(r[-1]) for r in rows] == [r["rs"] for r in lb["rows"]]
-    assert "‡ random-weights backbones" in p.stdout
+    assert "‡ random-weights backbones" in out and f"wrote {results / 'tiny' / 'leaderboard.json'}" in out
 
 
 # --- bold: the true best only --------------------------------------------------------------------------------------
