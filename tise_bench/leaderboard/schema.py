@@ -52,7 +52,8 @@ class Leaderboard(TypedDict, total=False):
     comparability: dict[str, Any]  # {"allow_mixed", "mixed": [{metric, kind, field, values: [{value, rows}], note}],
     #                                 "unrecorded": {run: [metric ids]}, "protocols": {metric: [{protocol, rows}]},
     #                                 "notes": [str]} (see comparable.check_comparability)
-    bootstrap: dict[str, Any]  # {"n": int, "seed": int, "level": float} when uncertainty was computed
+    bootstrap: dict[str, Any]  # {"n", "seed", "level", "replicates": {metric: used}, "n_rank", "n_rank_limited_by",
+    #                             "kendall_tau_undefined", "kendall_tau_undefined_why", ...} when uncertainty was computed
     rank_probabilities: dict[str, list[float]]  # model -> P(rank = r) for r = 1..N (N = best)
     kendall_tau: list[float]  # bootstrap distribution of Kendall tau(bootstrap RS ranking, point ranking)
     paired: list[Paired]
