@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 import tise_bench
 from helpers import RANDOM_BACKBONES
 from tise_bench.backbones.registry import BackboneSetConfig, all_backbones
-from tise_bench.config_schema import TISE_BASELINES, compose
+from tise_bench.config_schema import TISE_BASELINES, check_overrides, compose, config_groups
 from tise_bench.errors import ConfigError
 from tise_bench.features.crops import CropSpec
 from tise_bench.runner import resolve_config
@@ -177,3 +177,99 @@ def test_compose_inside_a_hydra_app_keeps_the_app_state(tmp_path):
         timeout=300,
     )
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the command line, checked before Hydra composes
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (
+            "backbone=random",
+            "backbone is not a setting of the config (TiseConfig, tise_bench/config_schema.py) nor a "
+            "config group (tise_bench/configs/: backbones, data, metrics, model, paths). Did you mean backbones?",
+        ),
+        ("+backbone=random", "Did you mean backbones? Valid keys: on_mismatch,"),
+        ("++verbsoe=true", "verbsoe is not a setting of the config"),
+        ("~bakcbones", "Did you mean backbones?"),
+        ("metrics.idss=[clip_score]", "metrics.idss is not a setting of metrics (MetricsConfig"),
+        ("+metrics.idss=[clip_score]", "Did you mean metrics.ids? Valid keys: ids, params, crops; fix: pass"),
+        ("backbones.clip.modle=x", "backbones.clip.modle is not a setting of backbones.clip (ClipConfig"),
+        ("backbones.detector.iuo=0.3", "Did you mean backbones.detector.iou?"),  # a block backbones=real leaves unset
+        ("backbones.clpi.model=x", "backbones.clpi.model=x: backbones.clpi is not a setting of backbones"),
+        ("metrics.params.is.splitz=2", "Did you mean metrics.params.is.splits?"),
+        ("metrics.params.clip_scroe.subset=rp", "Did you mean metrics.params.clip_score?"),
+        ("model.subset_dirs.relism=x", "Did you mean model.subset_dirs.realism?"),
+        ("batch_size.value=3", "batch_size.value=3: batch_size is a single value, not a group of settings"),
+        ("backbones=randmo", "backbones=randmo: the config group backbones has no option 'randmo'"),
+        ("model=dfgan,sd15,dfgn", "model=dfgn: the config group model has no option 'dfgn'"),
+        ("model=choice(lafite,xmcgn)", "Did you mean model=xmcgan? Options: attngan, attngan_plus, cpgan, demo"),
+    ],
+)
+def test_unknown_keys_and_options_on_the_command_line_are_refused(override, expected):
+    with pytest.raises(ConfigError) as e:
+        check_overrides(["backbones=random", override])
+    msg = str(e.value)
+    assert expected in msg and msg.endswith("Nothing was run.")
+    assert "\n" not in msg
+
+
+def test_the_fix_is_the_corrected_override():
+    for override, fix in (
+        ("backbone=random", "fix: pass backbones=random instead."),
+        ("+backbone=random", "fix: pass backbones=random instead."),  # a declared key takes no '+'
+        ("backbones.clpi.model=ViT-B-16", "fix: pass backbones.clip.model=ViT-B-16 instead."),
+        ("~bakcbones", "fix: pass ~backbones instead."),
+        ("backbones=randmo", "fix: pass backbones=random."),
+        ("zzzz=1", "fix: remove or rename it."),
+    ):
+        with pytest.raises(ConfigError) as e:
+            check_overrides([override])
+        assert fix in str(e.value), override
+
+
+def test_every_problem_of_a_command_line_in_one_message():
+    with pytest.raises(ConfigError) as e:
+        check_overrides(["foo=1", "model=folder", "metrics.idz=[fid]", "data=cocco"])
+    msg = str(e.value)
+    assert msg.count(" is not a setting of ") == 2 and "the config group data has no option 'cocco'" in msg
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["backbones=random", "backbones.device=cpu", "backbones.clip.model=ViT-B-16", "backbones.detector.iou=0.3"],
+        ["model=folder", "model.name=x", "model.samples_dir=/s", "model.subset_dirs.rp=/r", "model.layout=tise"],
+        ["data=custom", "data.name=t", "data.manifest=m.jsonl", "data.subsets.rp=a.jsonl", "+data.subsets.pa=b"],
+        ["metrics=modern", "metrics.ids=[clip_score]", "metrics.params.is.splits=2", "metrics.crops.max_per_image=3"],
+        ["model=dfgan,sd15", "model=glob(*gan)", "bootstrap.seed=range(1,3)"],  # sweeps: choice, glob, range
+        ["verbose=true", "progress=false", "bootstrap.seed=3", "max_pixels=null", "paths.results_dir=/r", "~model"],
+        ["hydra.job.chdir=true", "hydra/job_logging=disabled", "hydra.run.dir=/x", "model=null"],  # Hydra's own
+        ["metrics.ids=[clip_score"],  # a syntax error: Hydra's parser names it
+    ],
+)
+def test_valid_command_lines_pass_the_check(overrides):
+    check_overrides(overrides)
+
+
+def test_config_groups_are_the_config_folders_and_the_generated_baselines():
+    groups = config_groups()
+    assert set(groups) == {d.name for d in CONFIGS.iterdir() if d.is_dir() and not d.name.startswith("_")}
+    for group, options in groups.items():
+        on_disk = {f.stem for f in (CONFIGS / group).glob("*.yaml")}
+        assert set(options) == on_disk | (set(TISE_BASELINES) if group == "model" else set()), group
+
+
+def test_help_and_log_file_name_the_command_not_main():
+    """``--help`` printed "__main__ is powered by Hydra."; the run's log file was ``__main__.log``."""
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+        hcfg = hydra_compose("config", return_hydra_config=True).hydra
+    assert hcfg.job.name == "tise_bench"
+    assert hcfg.help.header.startswith("python -m tise_bench [key=value ...]: evaluate text-to-image models")
+    assert "Hydra" not in hcfg.help.header and "__main__" not in hcfg.help.header + hcfg.help.footer
+
+
+def test_verbose_switch_is_typed_and_off_by_default():
+    assert resolve_config(compose())["verbose"] is False
+    assert resolve_config(compose(["verbose=true"]))["verbose"] is True
+    with pytest.raises(Exception, match="verbose"):
+        compose(["verbose=loud"])

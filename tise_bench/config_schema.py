@@ -28,10 +28,13 @@ is ``name: dfgan``, ``samples_dir: ${paths.samples_root}/dfgan/${data.name}``.
 
 from __future__ import annotations
 
+import difflib
+import importlib.resources
 import typing
-from collections.abc import Sequence
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, Optional
 
 import hydra
@@ -41,9 +44,10 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobRuntime
 from hydra.version import VersionBase
 from omegaconf import MISSING as REQUIRED  # '???': the YAML must set it
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .backbones.registry import BackboneSetConfig, all_backbones
+from .errors import ConfigError
 from .registry import all_metrics
 from .evalset import SUBSETS
 from .features.crops import CropSpec
@@ -189,6 +193,7 @@ def schema() -> type:
             ("num_workers", Optional[int], field(default=None)),  # input worker threads; null: cores + 1 (<= 8)
             ("progress", bool, field(default=REQUIRED)),
             ("print_table", bool, field(default=REQUIRED)),
+            ("verbose", bool, field(default=REQUIRED)),  # other libraries' log records below ERROR shown
             ("bootstrap", _bootstrap_config(), field(default_factory=_bootstrap_config())),
             ("paths", PathsConfig, field(default_factory=PathsConfig)),
             ("data", DataConfig, field(default_factory=DataConfig)),
@@ -204,14 +209,145 @@ def baseline(name: str) -> ModelConfig:
     return ModelConfig(name=name, samples_dir=f"${{paths.samples_root}}/{name}/${{data.name}}")
 
 
+def schema_node() -> DictConfig:
+    """The schema as the config node ``config.yaml`` extends (``metrics.params`` typed per registered metric)."""
+    node = OmegaConf.structured(schema())
+    node.metrics.params = metric_params_schema()
+    return node
+
+
 def register() -> None:
     """Store the schema and the generated ``model`` options in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
-    node = OmegaConf.structured(schema())
-    node.metrics.params = metric_params_schema()
-    cs.store(name=SCHEMA_NAME, node=node)
+    cs.store(name=SCHEMA_NAME, node=schema_node())
     for name in TISE_BASELINES:
         cs.store(group="model", name=name, node=baseline(name))
+
+
+def not_a_setting(path: str, valid: Sequence[str], owner: str, *, override: str | None = None) -> str:
+    """The one message for a key the schema does not declare (``path``, dotted): where it is, the closest valid key
+    (difflib), the valid keys and the fix; ``override``: the command-line text it came from, corrected in the fix."""
+    where, _, key = path.rpartition(".")
+    prefix = f"{where}." if where else ""
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+    fix, said = "remove or rename it", ""
+    if override is not None:
+        head, eq, value = override.partition("=")
+        full = head.lstrip("+~")
+        said = "" if full == path else f"{override}: "
+        if close:  # the declared key needs no '+'
+            fix = f"pass {'~' if head.startswith('~') else ''}{prefix}{close[0]}{full[len(path) :]}{eq}{value} instead"
+    place = f"{where} ({owner}" if where else f"the config ({owner}"
+    groups = "" if where else f" nor a config group (tise_bench/configs/: {', '.join(config_groups())})"
+    return (
+        f"{said}{path} is not a setting of {place}, tise_bench/config_schema.py){groups}.{hint} "
+        f"Valid keys: {', '.join(valid)}; fix: {fix}."
+    )
+
+
+@cache
+def config_groups(config_dir: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Config group -> its options: the folders of ``tise_bench/configs/`` (and of a ``--config-dir``), plus the
+    options :func:`register` stores (the TISE baselines of ``model``)."""
+    register()
+    found: dict[str, set[str]] = {}
+    roots: list[Any] = [importlib.resources.files("tise_bench.configs")]
+    if config_dir and Path(config_dir).is_dir():
+        roots.append(Path(config_dir))
+    for root in roots:
+        for d in root.iterdir():
+            if d.is_dir() and not d.name.startswith(("_", ".")):
+                found.setdefault(d.name, set()).update(f.name[:-5] for f in d.iterdir() if f.name.endswith(".yaml"))
+    cs = ConfigStore.instance()
+    for group in cs.list(""):
+        if group != "hydra" and not group.endswith(".yaml"):
+            found.setdefault(group, set()).update(n[:-5] for n in cs.list(group) if n.endswith(".yaml"))
+    return {g: tuple(sorted(opts)) for g, opts in sorted(found.items())}
+
+
+def check_overrides(overrides: Sequence[str], config_dir: str | None = None) -> None:
+    """Refuse command-line overrides that name a key the schema does not declare or a config group option that
+    does not exist, before Hydra composes anything (and so before it writes its run folder), all in one message
+    with a "did you mean". Hydra's own answer to ``backbone=random`` is to suggest ``+backbone=random``; a key past
+    the schema is never what a user means, so it is refused whatever the prefix. Hydra's settings (``hydra.*``),
+    ``group@package`` forms and overrides Hydra cannot parse are left to Hydra."""
+    from hydra.errors import OverrideParseException
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
+
+    try:
+        parsed: list[Override] = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException:
+        return  # Hydra's parser message names the bad override
+    groups = config_groups(config_dir)
+    root = schema_node()
+    problems: list[str] = []
+    for o in parsed:
+        key = o.key_or_group
+        if key.split(".")[0] == "hydra" or "/" in key or o.package is not None:
+            continue
+        if key in groups and not o.is_delete():
+            problems += [_unknown_option(key, c, groups[key]) for c in _choices(o) if c not in groups[key]]
+        elif problem := _unknown_key(root, o.input_line or key, key.split("."), groups):
+            problems.append(problem)
+    if problems:
+        raise ConfigError(" ".join(problems) + " Nothing was run.")
+
+
+def _choices(o: Any) -> list[str]:
+    """The option names a group override picks (each of a choice sweep; globs and ranges: Hydra expands them)."""
+    if o.is_sweep_override():
+        try:
+            return [str(c) for c in o.sweep_string_iterator()]
+        except Exception:  # glob() and range() sweeps are expanded by Hydra against the real options
+            return []
+    value = o.value()
+    return [value] if isinstance(value, str) else []
+
+
+def _unknown_option(group: str, choice: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(choice, options, n=1)
+    hint = f" Did you mean {group}={close[0]}?" if close else ""
+    fix = (
+        f"pass {group}={close[0]}"
+        if close
+        else f"pick one of the options or add tise_bench/configs/{group}/{choice}.yaml"
+    )
+    return (
+        f"{group}={choice}: the config group {group} has no option {choice!r} "
+        f"(tise_bench/configs/{group}/).{hint} Options: {', '.join(options)}; fix: {fix}."
+    )
+
+
+def _unknown_key(root: DictConfig, override: str, parts: list[str], groups: Mapping[str, Any]) -> str | None:
+    """The message for the first part of ``parts`` the schema does not declare (None: every part is declared, or
+    the path enters a free-form mapping such as ``data.subsets``)."""
+    node: Any = root
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i])
+        if isinstance(node, DictConfig) and node._is_none():  # an unset optional block (backbones.clip): its keys
+            ref = node._metadata.ref_type
+            if not is_dataclass(ref):
+                return None
+            node = OmegaConf.structured(ref)
+        if not isinstance(node, DictConfig):
+            if isinstance(node, ListConfig):
+                return None  # list items: Hydra checks the index
+            return (
+                f"{override}: {where} is a single value, not a group of settings (tise_bench/config_schema.py); "
+                f"fix: {where}=<value>."
+            )
+        if OmegaConf.get_type(node) is dict and len(node) == 0:
+            return None  # a free-form mapping the schema leaves empty (data.subsets): any key
+        valid = list(map(str, node.keys()))  # keys(), not `in`: a required key ('???') is declared too
+        if part not in valid:
+            if not where:
+                valid += [g for g in groups if g not in valid]
+            owner = getattr(OmegaConf.get_type(node), "__name__", "dict") if where else "TiseConfig"
+            return not_a_setting(".".join(parts[: i + 1]), valid, owner, override=override)
+        node = node._get_node(part)
+    return None
 
 
 #: Hydra's process-wide state that composing touches; saved and restored around :func:`compose`.
@@ -240,8 +376,12 @@ __all__ = [
     "TISE_BASELINES",
     "baseline",
     "backbones_schema",
+    "check_overrides",
     "compose",
+    "config_groups",
     "metric_params_schema",
+    "not_a_setting",
     "register",
     "schema",
+    "schema_node",
 ]

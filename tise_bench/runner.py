@@ -8,8 +8,8 @@ torchrun group if there is one, writes each result under ``paths.results_dir`` a
 
 from __future__ import annotations
 
-import difflib
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from .backbones import build_backbones
+from .config_schema import not_a_setting
 from .distributed import Dist, init_from_env, rank_device
 from .errors import ConfigError, TiseError
 from .evalset import EvalSet, load_eval_set
@@ -70,19 +71,14 @@ def crop_spec(mcfg: Mapping[str, Any], bcfg: Mapping[str, Any]) -> CropSpec:
 
 
 def check_keys(cfg: DictConfig, where: str = "") -> None:
-    """Refuse keys that a typed node's schema does not declare (Hydra's ``+key=`` appends them past it)."""
+    """Refuse keys that a typed node's schema does not declare (the CLI refuses them earlier, on the command line:
+    :func:`tise_bench.config_schema.check_overrides`; this catches the API's and a ``--config-dir``'s YAML)."""
     typ = OmegaConf.get_type(cfg)
     if is_dataclass(typ):
         valid = [f.name for f in fields(typ)]
         for key in map(str, cfg.keys()):
             if key not in valid:
-                close = difflib.get_close_matches(key, valid, n=1)
-                hint = f" Did you mean {where}{close[0]}?" if close else ""
-                raise ConfigError(
-                    f"{where}{key} is not a setting of {where.rstrip('.') or 'the config'} "
-                    f"({typ.__name__}, tise_bench/config_schema.py).{hint} Valid keys: "
-                    f"{', '.join(valid)}; fix: remove or rename it"
-                )
+                raise ConfigError(not_a_setting(f"{where}{key}", valid, typ.__name__))
     for key in map(str, cfg.keys()):
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and not node._is_none():
@@ -181,6 +177,19 @@ def evaluate_config(
             on_result(res)
         results.append(res)
     return results
+
+
+def quiet_third_party_logs(verbose: bool) -> None:
+    """The CLI's log levels (Hydra has set the handlers up from config.yaml's ``hydra.job_logging``): tise_bench's
+    own records from INFO; other libraries' only from ERROR unless ``verbose=true`` (then from INFO). What this
+    silences, measured on the demo: open_clip's "No pretrained weights loaded" warning (root logger) and
+    ultralytics' settings-file banner (its own stdout handler, level read from ``YOLO_VERBOSE`` when ultralytics
+    is first imported, which happens later, when the detector is built)."""
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.ERROR)
+    logging.getLogger("tise_bench").setLevel(logging.INFO)
+    if not verbose:
+        os.environ.setdefault("YOLO_VERBOSE", "False")
+        logging.getLogger("ultralytics").setLevel(logging.ERROR)  # in case it was imported already
 
 
 class CheckFolders(Callback):

@@ -132,8 +132,8 @@ def test_folder_model_on_custom_manifest_reports_missing(tmp_path, session_cache
     "override, expected",
     [
         ("backbones.detector.imgsz=abc", ["backbones.detector.imgsz", "could not be converted to Integer"]),
-        ("backbones.clip.imgsz=640", ["backbones.clip.imgsz", "Key 'imgsz' not in 'ClipConfig'"]),
-        ("model.nmae=x", ["model.nmae", "Key 'nmae' not in 'ModelConfig'"]),
+        ("backbones.clip.imgsz=640", ["backbones.clip.imgsz is not a setting of backbones.clip (ClipConfig"]),
+        ("model.nmae=x", ["model.nmae is not a setting of model (ModelConfig", "Did you mean model.name?"]),
         ("+model.nmae=x", ["model.nmae is not a setting of model", "Did you mean model.name?"]),
         ("+backbone=random", ["backbone is not a setting of the config", "Did you mean backbones?"]),
     ],
