@@ -273,3 +273,14 @@ def test_verbose_switch_is_typed_and_off_by_default():
     assert resolve_config(compose(["verbose=true"]))["verbose"] is True
     with pytest.raises(Exception, match="verbose"):
         compose(["verbose=loud"])
+
+
+def test_options_of_a_config_dir_are_known(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("name: mine\nsamples_dir: /s\n")
+    check_overrides(["model=mine"], str(tmp_path))
+    check_overrides(["model=mine"], "pkg://elsewhere.conf")  # not a folder here: Hydra looks the option up
+    with pytest.raises(ConfigError, match="Did you mean model=mine?"):
+        check_overrides(["model=mien"], str(tmp_path))
+    with pytest.raises(ConfigError, match="has no option 'mine'"):
+        check_overrides(["model=mine"])

@@ -281,6 +281,7 @@ def check_overrides(overrides: Sequence[str], config_dir: str | None = None) -> 
     except OverrideParseException:
         return  # Hydra's parser message names the bad override
     groups = config_groups(config_dir)
+    options_known = not config_dir or Path(config_dir).is_dir()  # a pkg:// config dir: its options are Hydra's to find
     root = schema_node()
     problems: list[str] = []
     for o in parsed:
@@ -288,7 +289,8 @@ def check_overrides(overrides: Sequence[str], config_dir: str | None = None) -> 
         if key.split(".")[0] == "hydra" or "/" in key or o.package is not None:
             continue
         if key in groups and not o.is_delete():
-            problems += [_unknown_option(key, c, groups[key]) for c in _choices(o) if c not in groups[key]]
+            if options_known:
+                problems += [_unknown_option(key, c, groups[key]) for c in _choices(o) if c not in groups[key]]
         elif problem := _unknown_key(root, o.input_line or key, key.split("."), groups):
             problems.append(problem)
     if problems:
