@@ -2,9 +2,10 @@
 
 ``config.yaml`` extends :class:`TiseConfig` (``defaults: [tise_schema, _self_, ...]``), so every group is
 merged into a typed node: a wrong key or a value of the wrong type in any group stops the composition with
-Hydra's message naming the full key (``backbones.detector.imgsz``, ``model.nmae``). Keys appended past the
-schema with ``+`` (``+backbone=random``) pass Hydra but are refused by :func:`tise_bench.runner.resolve_config`
-before any work.
+Hydra's message naming the full key (``backbones.detector.imgsz``). On the command line, :func:`check_overrides`
+refuses an unknown key (``backbone=random``, ``+backbone=random``, ``model.nmae=x``) or group option before Hydra
+composes, with a "did you mean"; keys that reach a composed config past the schema (the API, a ``--config-dir``'s
+YAML) are refused by :func:`tise_bench.runner.resolve_config` before any work.
 
 Where the defaults live (one place each):
 
