@@ -6,7 +6,9 @@
     python scripts/bench.py --beyond [...]  # issue 12: the beyond-TISE metrics' extra cost (bench_beyond.py, its
                                             # options: --n, --size, --quick, --backbones, --json, ...)
     python scripts/bench.py --overhead [...]  # issue 13: everything but the forwards, images/s (bench_overhead.py,
-                                              # its options: --n, --size, --quick, --workers, --json)
+                                              # its options: --n, --size, --quick, --workers, --preprocess, --json)
+    python scripts/bench.py --fast [...]      # issue 13: backbones.preprocess=fast vs exact on every demo metric
+                                              # (bench_fast.py, its options: --quick, --real, --json)
 
 On the SAME seeded synthetic images (``bench_data``) and the SAME backbone instances with random weights
 (CLIP ViT-B/32, inception-v3-compat, the YOLO detector at imgsz 640; FLOPs matter here, not accuracy):
@@ -186,7 +188,7 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    for flag, module in (("--beyond", "bench_beyond"), ("--overhead", "bench_overhead")):
+    for flag, module in (("--beyond", "bench_beyond"), ("--overhead", "bench_overhead"), ("--fast", "bench_fast")):
         if flag in sys.argv[1:]:  # another bench, with its own options
             import importlib
 

@@ -3,6 +3,7 @@
     python scripts/bench.py --overhead                # N=200 prompts (+ 200 references) at 256 px, 8 crops/image
     python scripts/bench.py --overhead --quick        # smoke: N=16 at 64 px; no timing claims
     python scripts/bench_overhead.py --workers 1,2    # the same, standalone
+    python scripts/bench.py --overhead --preprocess exact,fast   # also backbones.preprocess=fast (torch resizes)
 
 The TISE bag's feature pass (``FeatureBank.images`` over the generated and reference images with the needs of
 the default metrics, object crops included, as ``pipeline.extract`` calls it) with every backbone's forward
@@ -16,7 +17,9 @@ Each configuration runs in a fresh process on a fresh feature cache (a user's fi
 are copied in beforehand). ``--workers 1,2`` times the pass with ``num_workers=1`` and ``=2`` (default: 1 and
 the default worker count, cores + 1); ``num_workers=0`` is the serial path (no thread pool). JSON keys:
 ``overhead_images_per_s`` (the most workers timed), ``overhead_images_per_s_1worker``, and ``stages_ms_per_image`` (each stage alone, serial, in this
-process: read, hash, decode, preprocess per backbone, crops, cache write).
+process: read, hash, decode, preprocess per backbone, crops, cache write). With ``--preprocess exact,fast`` the
+same keys with the suffix ``_fast`` give ``backbones.preprocess=fast`` (CLIP, letterbox and crops resized by torch;
+on a CPU-only machine that runs in the input workers), and the stages gain ``fast.*`` entries.
 """
 
 from __future__ import annotations
@@ -98,12 +101,14 @@ def bag_needs(data: Path) -> tuple[list[str], dict[str, set[str]], bool]:
     return paths, needs, crops
 
 
-def build_bank(cache: Path, weights_from: Path | None, workers: int) -> Any:
+def build_bank(cache: Path, weights_from: Path | None, workers: int, preprocess: str = "exact") -> Any:
     from tise_bench.backbones import build_backbones
     from tise_bench.features.bank import FeatureBank
 
     prepare_cache(cache, weights_from)
     bcfg = backbone_config("yolov8n.yaml")
+    if preprocess != "exact":  # (the key is absent from versions without it: exact runs keep their config)
+        bcfg = {**bcfg, "preprocess": preprocess}
     bbs = build_backbones(bcfg, {"clip", "inception", "detector"}, cache)
     stub_forwards(bbs)
     try:
@@ -119,29 +124,29 @@ def crop_request() -> Any:
     return CropRequest(spec=CropSpec(max_per_image=CROPS_PER_IMAGE), backbones={"inception": ""})
 
 
-def child(data: Path, weights_from: Path, workers: int) -> None:
+def child(data: Path, weights_from: Path, workers: int, preprocess: str = "exact") -> None:
     """Subprocess body: warm the stubs on 2 images (own cache), then time the full pass on a fresh cache."""
     paths, needs, crops = bag_needs(data)
     with tempfile.TemporaryDirectory(prefix="tise-overhead-") as tmp:
-        warm = build_bank(Path(tmp) / "warm", weights_from, workers)
+        warm = build_bank(Path(tmp) / "warm", weights_from, workers, preprocess)
         warm.images(paths[:2], needs, crops=crop_request() if crops else None)  # stubs learn their shapes
-        bank = build_bank(Path(tmp) / "cache", weights_from, workers)
+        bank = build_bank(Path(tmp) / "cache", weights_from, workers, preprocess)
         for name, bb in warm.backbones.items():  # the same (stubbed) instances
             bank.backbones[name] = bb
         t = time.perf_counter()
         feats = bank.images(paths, needs, crops=crop_request() if crops else None)
         secs = time.perf_counter() - t
     n_crops = int(len(feats.features.get("crops.owner", [])))
-    out = {"seconds": secs, "images": len(paths), "crops": n_crops, "workers": workers}
+    out = {"seconds": secs, "images": len(paths), "crops": n_crops, "workers": workers, "preprocess": preprocess}
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def stages(data: Path, weights_from: Path, n: int) -> dict[str, float]:
+def stages(data: Path, weights_from: Path, n: int, modes: tuple[str, ...] = ("exact",)) -> dict[str, float]:
     """Each stage of the serial pass alone on ``n`` images, ms per image (crops: per image, 8 crops each)."""
     import numpy as np
 
     from tise_bench import imagefile
-    from tise_bench.features.crops import crop_boxes, make_crop
+    from tise_bench.features.crops import crop_boxes, make_crop, make_crop_tensor
 
     paths, _, _ = bag_needs(data)
     paths = paths[:n]
@@ -175,16 +180,35 @@ def stages(data: Path, weights_from: Path, n: int) -> dict[str, float]:
 
         crops = timed("crops.cut", cut)
         timed("crops.preprocess.inception", lambda: [inc.preprocess(c) for c in crops])
+        if "fast" in modes:  # backbones.preprocess=fast: the same work in torch on uint8 tensors (CPU here)
+            fast = build_bank(Path(tmp) / "fast", weights_from, 0, "fast")
+            pix = timed("fast.to_tensor", lambda: [np.array(im) for im in imgs])
+            import torch
+
+            tens = [torch.from_numpy(a).permute(2, 0, 1) for a in pix]
+            for name, bb in fast.backbones.items():
+                timed(f"fast.preprocess.{name}", lambda bb=bb: [bb.preprocess_tensor(t) for t in tens])
+
+            def cut_fast() -> list:
+                out = []
+                for im, t in zip(imgs, tens):
+                    w, h = im.size
+                    dets = np.asarray(
+                        [[x1 * w, y1 * h, x2 * w, y2 * h, 0.9, k] for k, (x1, y1, x2, y2) in enumerate(STUB_BOXES)]
+                    )
+                    out += [make_crop_tensor(t, b, spec.size) for b in crop_boxes(dets, w, h, spec)]
+                return out
+
+            timed("fast.crops.cut", cut_fast)
         store = bank.store("stage-bench")
         feats = {"pool3": np.zeros((len(paths), 2048), np.float32), "logits_unbiased": np.zeros((len(paths), 1008))}
         timed("cache_write.inception", lambda: store.put([f"k{i}" for i in range(len(paths))], feats))
     return out
 
 
-def run_child(data: Path, weights_from: Path, workers: int) -> dict[str, Any]:
-    return child_result(
-        [__file__, "--child", str(data), "--weights-from", str(weights_from), "--workers", str(workers)]
-    )
+def run_child(data: Path, weights_from: Path, workers: int, preprocess: str = "exact") -> dict[str, Any]:
+    args = [__file__, "--child", str(data), "--weights-from", str(weights_from), "--workers", str(workers)]
+    return child_result(args + ["--preprocess", preprocess])
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -192,6 +216,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--quick", action="store_true", help="smoke: N=16 at 64 px, no timing claims")
     ap.add_argument("--workers", default="", help="comma-separated num_workers values (default: 1 and all cores)")
+    ap.add_argument(
+        "--preprocess", default="exact", help="comma-separated backbones.preprocess modes: exact (default), fast"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--weights-from", type=Path, default=None, help=argparse.SUPPRESS)
@@ -199,7 +226,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     if args.child is not None:
-        child(args.child, args.weights_from, int(args.workers))
+        child(args.child, args.weights_from, int(args.workers), args.preprocess)
         return
     n, size = (16, 64) if args.quick else (args.n, args.size)
     from tise_bench.features.bank import default_workers
@@ -213,35 +240,45 @@ def run(args: argparse.Namespace) -> None:
         from tise_bench.backbones import build_backbones
 
         build_backbones(backbone_config("yolov8n.yaml"), {"clip", "inception", "detector"}, weights)
-        runs = {w: run_child(data, weights, w) for w in counts}
-        st = stages(data, weights, min(2 * n, 64))
+        modes = tuple(m for m in args.preprocess.split(",") if m) or ("exact",)
+        all_runs = {m: {w: run_child(data, weights, w, m) for w in counts} for m in modes}
+        st = stages(data, weights, min(2 * n, 64), modes)
     report: dict[str, Any] = {"n": n, "size": size, "cores": cores(), "crops_per_image": CROPS_PER_IMAGE}
-    print(f"Overhead (forwards stubbed), N={n} prompts + {n} references at {size} px, fresh process + cache each:")
+    for mode, runs in all_runs.items():
+        report.update(_summarise(mode, runs, counts, args.quick, f"N={n} prompts + {n} references at {size} px"))
+    report["stages_ms_per_image"] = st
+    print("  stages alone, serial, ms per image: " + ", ".join(f"{k} {v}" for k, v in st.items()))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def _summarise(mode: str, runs: dict[int, dict[str, Any]], counts: list[int], quick: bool, what: str) -> dict[str, Any]:
+    """Print one preprocessing mode's runs; -> its report keys (suffix ``_fast`` for the fast mode)."""
+    sfx = "" if mode == "exact" else f"_{mode}"
+    report: dict[str, Any] = {}
+    print(f"Overhead (forwards stubbed), backbones.preprocess={mode}, {what}, fresh process + cache each:")
     for w, r in runs.items():
         ips = r["images"] / r["seconds"]
-        report[f"overhead_images_per_s_{w}worker" if w == 1 else f"overhead_images_per_s_{w}workers"] = round(ips, 1)
+        key = f"overhead_images_per_s_{w}worker" if w == 1 else f"overhead_images_per_s_{w}workers"
+        report[key + sfx] = round(ips, 1)
         print(
             f"  num_workers={w}: {r['images']} images + {r['crops']} crops in {r['seconds']:.2f} s = {ips:.1f} images/s"
         )
-    report["runs"] = {str(w): r for w, r in runs.items()}
+    report["runs" + sfx] = {str(w): r for w, r in runs.items()}
     top = runs[max(counts)]
-    report["overhead_images_per_s"] = round(top["images"] / top["seconds"], 1)
+    report["overhead_images_per_s" + sfx] = ips = round(top["images"] / top["seconds"], 1)
     if 1 in runs:
-        report["overhead_images_per_s_1worker"] = round(runs[1]["images"] / runs[1]["seconds"], 1)
-    report["stages_ms_per_image"] = st
-    claim = "(quick: no claim)" if args.quick else ""
-    ips = report["overhead_images_per_s"]
+        report["overhead_images_per_s_1worker" + sfx] = round(runs[1]["images"] / runs[1]["seconds"], 1)
+    claim = "(quick: no claim)" if quick else ""
     print(
         f"  all cores: {ips:.1f} images/s (target >= {TARGET_IPS:.0f}) {claim or ('PASS' if ips >= TARGET_IPS else 'FAIL')}"
     )
     if 1 in runs and max(counts) > 1:
-        scaling = ips / report["overhead_images_per_s_1worker"]
-        report["scaling"] = round(scaling, 2)
+        scaling = ips / report["overhead_images_per_s_1worker" + sfx]
+        report["scaling" + sfx] = round(scaling, 2)
         verdict = claim or ("PASS" if scaling >= TARGET_SCALING else "FAIL")
         print(f"  scaling 1 -> {max(counts)} workers: {scaling:.2f}x (target >= {TARGET_SCALING}x) {verdict}")
-    print("  stages alone, serial, ms per image: " + ", ".join(f"{k} {v}" for k, v in st.items()))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    return report
 
 
 def main() -> None:

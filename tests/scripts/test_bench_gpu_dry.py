@@ -1,5 +1,6 @@
 """scripts/bench_gpu.sh cannot rot: its CPU dry mode runs the whole GPU bench's code path (full bag, cached re-run,
-bare forwards, torchrun with 2 processes against one) and prints the JSON the README's GPU figures come from."""
+bare forwards, fast vs exact preprocessing, torchrun with 2 processes against one) and prints the JSON the README's
+GPU figures come from."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def test_dry_mode_prints_every_figure(tmp_path) -> None:
     assert rep["images"] == 8 and rep["crops"] > 0 and rep["images_per_s"] > 0
     assert 0 < rep["efficiency"] and rep["cached_rerun_s"] < rep["full_bag_s"]
     assert {"clip_score", "fid", "o_is", "pa"} <= set(rep["metrics"])
-    assert "not built" in rep["fast_vs_exact"]["status"]
+    fx = rep["fast_vs_exact"]  # backbones.preprocess=fast: its own run, every metric compared
+    assert fx["images_per_s"] > 0 and fx["efficiency"] > 0 and set(fx["rel_diff"]) == set(rep["metrics"])
+    finite = {k: v for k, v in fx["rel_diff"].items() if v is not None}  # None: NaN on the dry set in both modes
+    assert {"clip_score", "fid", "pa"} <= set(finite) and all(0 <= v < float("inf") for v in finite.values()), fx
     tr = rep["torchrun"]
     assert tr["processes"] == 2 and tr["same_metrics"] and tr["max_rel_diff"] < 1e-5, tr
