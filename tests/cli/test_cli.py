@@ -52,6 +52,7 @@ def test_real_backbones_offline_fail_fast_with_instructions(tmp_path):
     assert elapsed < 30, f"offline failure took {elapsed:.1f}s (should be seconds, not download retries)"
 
 
+@pytest.mark.slow
 def test_demo_sweep_random_backbones_writes_every_metric(tmp_path, session_cache):
     p = _cli(
         ["backbones=random", "backbones.device=cpu", "data.n_prompts=4", "data.image_size=32", "progress=false"],
@@ -94,6 +95,7 @@ def test_baseline_model_without_images_names_the_folder(tmp_path, session_cache)
         f"paths.samples_root={tmp_path / 'samples'}",
         "data.n_prompts=4",
         "data.image_size=32",
+        "metrics.ids=[clip_score]",  # the default bag builds the random detector first (~8 s) for nothing
     )
     with pytest.raises(DataError, match=r"samples[/\\]dfgan[/\\]demo"):
         run(cfg)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 
 from helpers import tiny_demo_config
 from tise_bench.runner import run
@@ -39,6 +40,7 @@ TINY_AES, TINY_AES_CFG = (
 )
 
 
+@pytest.mark.slow
 def test_modern_preset_runs_the_new_metrics_on_the_demo(tmp_path, monkeypatch, session_cache):
     from open_clip import factory as oc_factory
 

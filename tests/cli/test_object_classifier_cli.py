@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
@@ -26,6 +27,7 @@ def _tise_classifier(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_object_classifier_weights_from_the_cli(tmp_path):
     ckpt = tmp_path / "inceptionv3_fine_to_with_80_coco_classes.pth"
     sha = _tise_classifier(ckpt)

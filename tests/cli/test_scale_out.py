@@ -107,6 +107,7 @@ def _same(got: dict, want: dict) -> None:
         assert got[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_shard_extraction_and_match_single_process(tmp_path, session_cache):
     man = _tiny_set(tmp_path, {"mine": 1})
     ids = "clip_score,clip_rp,is,fid"
@@ -149,6 +150,7 @@ def test_torchrun_two_ranks_shard_extraction_and_match_single_process(tmp_path, 
     _same({k: v["value"] for k, v in saved["metrics"].items()}, want)
 
 
+@pytest.mark.slow
 def test_joblib_launcher_sweep_runs_models_in_parallel_processes(tmp_path, session_cache):
     man = _tiny_set(tmp_path, {"a": 1, "b": 2})
     ids = "is,fid"
