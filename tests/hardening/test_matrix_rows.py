@@ -1,11 +1,12 @@
 """Rows of docs/input_matrix.md that had no test of their own (issue 15 item 3): 32-bit float (``F``) images, a
 tRNS colour key, Adobe-inverted CMYK JPEGs, the reference-statistics checksum (a truncated or altered
 ``<cache>/stats`` file is warned about, recomputed and gives the same FID), an altered feature shard, a socket
-named like an image, a missing samples folder, a 1×1 image through Inception and the 50-entry lists of
-``metrics.json``. Tiny images made here with Pillow."""
+named like an image, a missing samples folder, a 1×1 image through Inception, the 50-entry lists of
+``metrics.json`` and a full disk while a weights file is written. Tiny images made here with Pillow."""
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import socket
@@ -251,3 +252,25 @@ def test_metrics_json_lists_the_first_50_mismatches_and_bad_images():
     assert prov["mismatch"]["missing"] == [f"m{i:02d}" for i in range(50)]
     assert prov["mismatch"]["extra"][-1] == "e49.png" and len(prov["mismatch"]["duplicate"]) == 50
     assert list(prov["bad_images"]) == [f"b{i:02d}.png" for i in range(50)]
+
+
+# ----------------------------------------------------------------------------- a full disk while weights are written
+def test_full_disk_while_writing_random_weights_is_one_message_and_leaves_nothing(tmp_path, monkeypatch):
+    import torch
+
+    from tise_bench.backbones import inception
+    from tise_bench.errors import StorageError
+
+    # a small network in place of Inception (building and initialising it takes seconds): the write is the point
+    monkeypatch.setattr(inception, "_architecture", lambda features: torch.nn.Linear(4, 2))
+    monkeypatch.setattr(inception, "_init_random", lambda net, gen: None)
+    real = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(StorageError, match=r"cannot write to the cache folder .*weights: the disk is full \(ENOSPC"):
+        inception.random_inception_weights(tmp_path / "cache")
+    assert list((tmp_path / "cache" / "weights").iterdir()) == []  # no half file, no temporary
