@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,9 +29,13 @@ def _tise_classifier(path) -> str:
 
 
 @pytest.mark.slow
-def test_object_classifier_weights_from_the_cli(tmp_path):
+def test_object_classifier_weights_from_the_cli(tmp_path, session_cache):
     ckpt = tmp_path / "inceptionv3_fine_to_with_80_coco_classes.pth"
     sha = _tise_classifier(ckpt)
+    cache = tmp_path / "cache"  # the session's random weights files, an empty feature cache: the subprocess
+    for sub in ("weights", "weights-hashes"):  # does not build the random Inception again
+        if (session_cache / sub).is_dir():
+            shutil.copytree(session_cache / sub, cache / sub)
     env = dict(
         os.environ,
         HF_HUB_OFFLINE="1",
@@ -38,8 +43,8 @@ def test_object_classifier_weights_from_the_cli(tmp_path):
         HOME=str(tmp_path / "home"),
         TORCH_HOME=str(tmp_path / "torch"),
         XDG_CACHE_HOME=str(tmp_path / "xdg"),
+        TISE_CACHE_DIR=str(cache),
     )
-    env.pop("TISE_CACHE_DIR", None)
     args = [
         "backbones=random",
         "backbones.device=cpu",
