@@ -25,6 +25,7 @@ def _crop(seed):
     return Image.fromarray(rng.integers(0, 256, (299, 299, 3), dtype=np.uint8))
 
 
+@pytest.mark.slow
 def test_checkpoint_formats_load_to_identical_logits(random_clf, tmp_path):
     x = torch.stack([random_clf.preprocess(_crop(i)) for i in range(2)])
     want = random_clf.forward(x)["logits"]

@@ -202,6 +202,7 @@ DETS = (
 )
 
 
+@pytest.mark.slow
 def test_random_namespaces_are_unchanged(session_cache):
     cfg = {**yaml.safe_load((CONF / "random.yaml").read_text()), "device": "cpu"}
     built = build_backbones(cfg, set(PINNED), session_cache)

@@ -29,6 +29,7 @@ def two_sets(tmp_path):
     return tmp_path / "gen", tmp_path / "ref", manifest
 
 
+@pytest.mark.slow
 def test_is_fid_equal_torch_fidelity(two_sets, fresh_cache):
     gen_dir, ref_dir, manifest = two_sets
     ours = tise_bench.evaluate(
