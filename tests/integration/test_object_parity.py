@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch_fidelity
 from PIL import Image
 
@@ -33,6 +34,7 @@ def _save_crops(paths, det, cache, spec, out):
     return n
 
 
+@pytest.mark.slow
 def test_o_is_o_fid_equal_torch_fidelity_on_the_same_crops(tmp_path, fresh_cache):
     gen = structured_images(tmp_path / "gen", 24, seed=11, size=96)
     ref = structured_images(tmp_path / "ref", 24, seed=12, size=96)
