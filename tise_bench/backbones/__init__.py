@@ -94,10 +94,16 @@ def use_bird_classifier(cfg: dict[str, Any]) -> bool:
 
 def build_backbones(cfg: dict[str, Any], needed: set[str], cache_dir: str | Path) -> dict[str, ImageBackbone]:
     """Build only the backbones some selected metric needs (a CLIP-only run never loads Inception); a stage
-    in ``needed`` (``crops``) stands for the backbones it declares. The whole group is checked first."""
+    in ``needed`` (``crops``) stands for the backbones it declares. The whole group is checked first, then every
+    weights file of the non-random backbones (one error naming all the missing ones, :mod:`tise_bench.weights`)."""
     top = validate(cfg)
+    names = sorted(expand_stages(cfg, needed))
+    if not top.random or any(explicit_weights(cfg.get(n) or {}) for n in names):  # random runs: no file to check
+        from ..weights import check_before_build
+
+        check_before_build(cfg, names, cache_dir)
     out = {}
-    for name in sorted(expand_stages(cfg, needed)):
+    for name in names:
         sub = cfg.get(name)
         if sub is None:
             get_backbone(name)  # an unregistered name gets a did-you-mean first

@@ -34,16 +34,18 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
 from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, resolve_device, state_dict_sha256
-from .clip import ClipBackbone, tag_settings
+from .clip import ClipBackbone, clip_weights_file, tag_settings
 from .hps import random_open_clip
 from .object_classifier import read_state_dict
 from .registry import BackboneConfig, register_backbone
+from .weights_file import WeightsFile, local_file
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,27 @@ def load_head(path: str) -> AestheticMLP:
             f"backbones.aesthetic.head={path} is not the aesthetic MLP head {HEAD_SIZES}: {first}\n  fix: give {what}"
         ) from None
     return head
+
+
+def head_weights_file(head: str | None) -> WeightsFile:
+    """The MLP head :func:`_head_file` reads: only ``backbones.aesthetic.head`` (no cache, never downloaded)."""
+    fix = (
+        f"download {HEAD_FILE} from the GitHub repository {HEAD_REPO} (at its root) and pass "
+        f"backbones.aesthetic.head=/path/to/{HEAD_FILE}"
+    )
+    path, found = local_file(head) if head else ("(backbones.aesthetic.head is not set)", None)
+    what = f"LAION aesthetic MLP head {HEAD_FILE}"
+    return WeightsFile(
+        "aesthetic",
+        what,
+        f"https://github.com/{HEAD_REPO}",
+        (path,),
+        "backbones.aesthetic.head",
+        found=found,
+        run_downloads=False,
+        fix=fix,
+        given=bool(head),
+    )
 
 
 def _head_file(head: str | None) -> str:
@@ -189,6 +212,23 @@ class AestheticBackbone(ImageBackbone):
         self.preproc_version = f"{st.version(self.image_size)}-l2head-{PREPROC_VERSION}"
         self.net = net.to(self.device).eval()
         self.head = self.head.to(self.device).eval()
+
+    @classmethod
+    def weights_needed(
+        cls,
+        *,
+        head: str | None = None,
+        weights: str | None = None,
+        random: bool = False,
+        model: str = AestheticConfig.model,
+        pretrained: str = TAG,
+        **_: Any,
+    ) -> list[WeightsFile]:
+        """The CLIP checkpoint (as :class:`ClipBackbone` finds it) and the head file; random: the head if given."""
+        heads = [head_weights_file(head)] if (head or not random) else []
+        if random:
+            return heads
+        return [clip_weights_file("aesthetic", model, pretrained, weights, "backbones.aesthetic."), *heads]
 
     def describe(self) -> dict[str, object]:
         d = super().describe()

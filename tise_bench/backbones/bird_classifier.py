@@ -280,6 +280,12 @@ class BirdClassifierConfig(BackboneConfig):
 class BirdClassifierBackbone(LocalClassifierBackbone):
     preproc_version = "tise-cub-pil-bilinear299-pm1-v1"
     provides = ("logits",)
+    weights_what = "TISE's CUB bird Inception-v3 (converted from its TF-slim checkpoint)"
+    missing_fix = (
+        "CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted "
+        ".pth> (see tise_bench/backbones/bird_classifier.py), or "
+        "backbones.bird_classifier.random=true for smoke tests"
+    )
 
     def __init__(
         self,
@@ -301,9 +307,7 @@ class BirdClassifierBackbone(LocalClassifierBackbone):
             stem=f"birdcls-inception_v3-{num_classes}bg",
             make_random=lambda: random_bird_classifier(num_classes, seed),
             load=lambda p: load_bird_checkpoint(p, num_classes),
-            missing="CUB IS* needs TISE's bird classifier: set backbones.bird_classifier.weights=<converted "
-            ".pth> (see tise_bench/backbones/bird_classifier.py), or "
-            "backbones.bird_classifier.random=true for smoke tests",
+            missing=self.missing_fix,
         )
 
     def describe(self) -> dict[str, object]:

@@ -38,6 +38,7 @@ from PIL import Image
 from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
 from .registry import BackboneConfig, register_backbone
+from .weights_file import WeightsFile, hf_cache_entry, hf_url, local_file
 
 log = logging.getLogger(__name__)
 NO_TAG = ("", "none", "null")
@@ -153,7 +154,7 @@ def _cached_pretrained(model: str, tag: str, keys: str = "backbones.clip.") -> t
 
         repo, fname = os.path.split(hub)
         for name in _hf_names(fname):
-            looked.append(f"huggingface cache: {repo}/{name}")
+            looked.append(hf_cache_entry(repo, name))
             hit = try_to_load_from_cache(repo, name)
             if isinstance(hit, str) and os.path.isfile(hit):
                 return hit, looked, f"hf://{repo}/{name}"
@@ -184,6 +185,39 @@ def _download(model: str, tag: str, source: str, looked: list[str], keys: str = 
             f"  looked in: " + "; ".join(looked) + f"\n  fix: pass {keys}weights=/path/to/checkpoint"
         )
     return str(got)
+
+
+def clip_weights_file(backbone: str, model: str, pretrained: str | None, weights: str | None, keys: str) -> WeightsFile:
+    """The open_clip checkpoint of ``model``/``pretrained`` (or the file ``weights``) as
+    :meth:`ClipBackbone._resolve_weights` finds it; no network."""
+    what = f"open_clip {model}/{pretrained} checkpoint"
+    if weights:
+        path, found = local_file(weights)
+        fix = f"give an existing open_clip checkpoint for {model} as {keys}weights, or unset it to use the tag"
+        return WeightsFile(
+            backbone, what, "", (path,), f"{keys}weights", found=found, run_downloads=False, fix=fix, given=True
+        )
+    if not pretrained or str(pretrained).lower() in NO_TAG:
+        raise ConfigError(
+            f"{keys.rstrip('.')}: neither weights nor a pretrained tag for {model}; set "
+            f"{keys}pretrained (e.g. openai) or {keys}weights=/path/to/checkpoint"
+        )
+    found, looked, source = _cached_pretrained(model, pretrained, keys)
+    url = source
+    if source.startswith("hf://"):  # found: hf://<org>/<repo>/<file>; else the tag's hf_hub (<org>/<repo>/[file])
+        repo, name = os.path.split(source[len("hf://") :])
+        url = hf_url(repo, name if found else _hf_names(name)[0])  # the file open_clip's download tries first
+    # open_clip checks the sha256 that OpenAI's URLs carry as their last folder (download_pretrained_from_url)
+    sha = url.split("/")[-2] if "openaipublic" in url else None
+
+    def download() -> str:
+        return ClipBackbone._resolve_weights(model, pretrained, None, keys)
+
+    fix = (
+        f"run `python -m tise_bench.weights fetch` (or any run) once with internet to fill open_clip's cache, or "
+        f"download the checkpoint and pass {keys}weights=/path/to/checkpoint"
+    )
+    return WeightsFile(backbone, what, url, tuple(looked), f"{keys}weights", sha, found, download, True, fix)
 
 
 @dataclass(frozen=True)
@@ -380,6 +414,23 @@ class ClipBackbone(OpenClipEmbedder):
                 f"{keys}weights=/path/to/checkpoint; or use backbones=random for offline smoke runs."
             )
         return _download(model, pretrained, source, looked, keys)
+
+    @classmethod
+    def weights_needed(
+        cls,
+        *,
+        model: str = ClipConfig.model,
+        pretrained: str | None = ClipConfig.pretrained,
+        weights: str | None = None,
+        random: bool = False,
+        keys: str | None = None,
+        **_: Any,
+    ) -> list[WeightsFile]:
+        """The checkpoint :meth:`_resolve_weights` loads (no network): ``weights``, or the tag's file in
+        open_clip's caches (:func:`_cached_pretrained`), downloaded by :func:`_download` when missing."""
+        if random:
+            return []
+        return [clip_weights_file(cls.name, model, pretrained, weights, keys or f"backbones.{cls.name}.")]
 
     def describe(self) -> dict[str, object]:
         d = super().describe()

@@ -33,6 +33,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -41,6 +42,7 @@ from ..errors import ConfigError, WeightsNotFoundError
 from . import letterbox as lb
 from .base import ImageBackbone, file_sha256, host_reachable, offline_requested, resolve_device, state_dict_sha256
 from .registry import BackboneConfig, config_only, register_backbone
+from .weights_file import WeightsFile, local_file
 
 log = logging.getLogger(__name__)
 PADDING = -1.0  # value of every field of an unused detections row
@@ -79,6 +81,50 @@ def detector_weights_dir(cache_dir: str | Path) -> Path:
     return Path(cache_dir) / "weights" / "ultralytics"
 
 
+ASSETS_URL = "https://github.com/ultralytics/assets/releases"  # where ultralytics publishes its model files
+
+
+def asset_url(name: str, cache_dir: str | Path) -> str:
+    """The URL ultralytics' ``attempt_download_asset`` downloads model ``name`` from (its default release)."""
+    import inspect
+
+    with ultralytics_guard(cache_dir):
+        from ultralytics.utils.downloads import GITHUB_ASSETS_REPO, attempt_download_asset
+
+    release = inspect.signature(attempt_download_asset).parameters["release"].default
+    return f"https://github.com/{GITHUB_ASSETS_REPO}/releases/download/{release}/{name}"
+
+
+def ultralytics_weights_file(backbone: str, weights: str, cache_dir: str | Path) -> WeightsFile:
+    """The file :func:`find_weights` loads for ``weights`` (a path as given, or a model name in our cache's
+    :func:`detector_weights_dir`), no network; ultralytics publishes no sha256 for its assets."""
+    key = f"backbones.{backbone}.weights"
+    p = Path(weights).expanduser()
+    if p.name != weights:  # a path, not a bare model name
+        path, found = local_file(weights)
+        fix = f"give an existing ultralytics checkpoint (.pt) as {key}"
+        return WeightsFile(
+            backbone, f"ultralytics model {p.name}", "", (path,), key, None, found, None, False, fix, given=True
+        )
+    cand = detector_weights_dir(cache_dir) / weights
+    fix = (
+        f"download {weights} ({ASSETS_URL}) and copy it to {cand} (or pass {key}=/path/to/{weights}); a file in "
+        f"the working directory is not used unless named"
+    )
+    return WeightsFile(
+        backbone,
+        f"ultralytics model {weights}",
+        asset_url(weights, cache_dir),
+        (str(cand),),
+        key,
+        None,
+        str(cand) if cand.is_file() else None,
+        lambda: str(find_weights(weights, cache_dir)),
+        True,
+        fix,
+    )
+
+
 def find_weights(weights: str, cache_dir: str | Path) -> Path:
     """A named file (a path: used as given), or an ultralytics model name found in our cache
     (:func:`detector_weights_dir`) or downloaded there by ultralytics if online.
@@ -98,7 +144,7 @@ def find_weights(weights: str, cache_dir: str | Path) -> Path:
     if cand.is_file():
         return cand
     fix = (
-        f"  fix: download {weights} (https://github.com/ultralytics/assets/releases) on a machine with "
+        f"  fix: download {weights} ({ASSETS_URL}) on a machine with "
         f"internet and copy it to {cand} (or pass backbones.detector.weights=/path/to/{weights}); "
         f"or run offline smoke tests with backbones=random. A file in the working directory is not used "
         f"unless named (ultralytics checkpoints are pickles: trusted files only)."
@@ -211,6 +257,15 @@ class DetectorBackbone(ImageBackbone):
         self.preproc_version = f"letterbox{self.imgsz}-conf{self.conf:g}-iou{self.iou:g}-max{self.max_det}-v1"
 
     fast_path = True  # backbones.preprocess=fast: the letterbox in torch on the device
+
+    @classmethod
+    def weights_needed(
+        cls, *, weights: str | None = None, random: bool = False, cache_dir: str | Path = ".cache", **_: Any
+    ) -> list[WeightsFile]:
+        """The ultralytics model file the real detector loads (:func:`ultralytics_weights_file`)."""
+        if random or not weights:  # no weights: the constructor's ConfigError says what to set
+            return []
+        return [ultralytics_weights_file("detector", weights, cache_dir)]
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return lb.letterbox(img, self.imgsz)  # uint8 (3, imgsz, imgsz)

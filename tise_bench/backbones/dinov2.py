@@ -46,6 +46,7 @@ from ..errors import ConfigError, WeightsNotFoundError
 from .base import ImageBackbone, file_sha256, host_reachable, resolve_device, state_dict_sha256
 from .clean_resize import clean_resize
 from .registry import BackboneConfig, register_backbone
+from .weights_file import WeightsFile, hf_cache_entry, hf_url, local_file
 
 #: timm architectures of DINOv2's released backbones (without registers), as dgm-eval's ``vits14 … vitg14``
 MODELS = (
@@ -123,10 +124,18 @@ def _meta_filename(model: str) -> str:
     return os.path.basename(_pretrained_cfg(model).url)
 
 
+HF_NAMES = ("model.safetensors", "pytorch_model.bin")  # timm's files in the Hugging Face repo, looked up in order
+
+
+def _meta_path(model: str) -> Path:
+    """Where torch hub keeps Meta's checkpoint (looked in after the Hugging Face cache)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / _meta_filename(model)
+
+
 def _hf_cached(repo: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
-    for name in ("model.safetensors", "pytorch_model.bin"):
+    for name in HF_NAMES:
         hit = try_to_load_from_cache(repo, name)
         if isinstance(hit, str) and os.path.isfile(hit):
             return hit
@@ -148,7 +157,7 @@ def find_dinov2_weights(model: str, weights: str | None) -> Path:
     hit = _hf_cached(repo)
     if hit:
         return Path(hit)
-    meta = Path(torch.hub.get_dir()) / "checkpoints" / _meta_filename(model)
+    meta = _meta_path(model)
     if meta.is_file():
         return meta
     if not host_reachable("huggingface.co"):
@@ -269,6 +278,41 @@ class Dinov2Backbone(ImageBackbone):
         )
         self.device = resolve_device(device)
         self.net = net.to(self.device)
+
+    @classmethod
+    def weights_needed(
+        cls, *, model: str = Dinov2Config.model, weights: str | None = None, random: bool = False, **_: Any
+    ) -> list[WeightsFile]:
+        """The file :func:`find_dinov2_weights` loads (no network): ``weights``, else timm's file in the Hugging Face
+        cache, else Meta's in the torch hub cache; downloaded (timm's model.safetensors) when missing."""
+        if random:
+            return []
+        what, key = f"DINOv2 {model}.{TAG} weights", "backbones.dinov2.weights"
+        if weights:
+            path, found = local_file(weights)
+            fix = f"give timm's model.safetensors of timm/{model}.{TAG} or Meta's {_meta_filename(model)} as {key}"
+            return [WeightsFile("dinov2", what, "", (path,), key, None, found, None, False, fix, given=True)]
+        repo, meta = f"timm/{model}.{TAG}", _meta_path(model)
+        hit = _hf_cached(repo) or (str(meta) if meta.is_file() else None)
+        fix = (
+            f"download {hf_url(repo, HF_NAMES[0])} (or Meta's {_pretrained_cfg(model).url}) and pass {key}=/path/to/"
+            f"file (or copy Meta's file to {meta})"
+        )
+        looked = (*(hf_cache_entry(repo, n) for n in HF_NAMES), str(meta))
+        return [
+            WeightsFile(
+                "dinov2",
+                what,
+                hf_url(repo, HF_NAMES[0]),
+                looked,
+                key,
+                None,
+                hit,
+                lambda: str(find_dinov2_weights(model, None)),
+                True,
+                fix,
+            )
+        ]
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return dinov2_pixels(img, self.image_size, self.resize)

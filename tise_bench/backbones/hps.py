@@ -56,6 +56,7 @@ from .base import file_sha256, resolve_device, state_dict_sha256
 from .clip import OpenClipEmbedder
 from .object_classifier import read_state_dict
 from .registry import BackboneConfig, register_backbone
+from .weights_file import WeightsFile, hf_cache_entry, hf_url, local_file
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +137,41 @@ def _cached_checkpoint(version: str) -> tuple[str | None, str]:
     except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
         return None, "huggingface_hub not installed"
     hit = try_to_load_from_cache(HF_REPO, name)
-    where = f"huggingface cache: {HF_REPO}/{name}"
+    where = hf_cache_entry(HF_REPO, name)
     return (hit if isinstance(hit, str) and os.path.isfile(hit) else None), where
+
+
+def _fix(version: str) -> str:
+    name = CHECKPOINTS[version]
+    return (
+        f"download {name} from the Hugging Face repo {HF_REPO} (e.g. `huggingface-cli download {HF_REPO} {name}` or "
+        f"`python -m tise_bench.weights fetch`) and pass backbones.hps.weights=/path/to/{name} (with "
+        f"backbones.hps.version={version}); or use backbones=random for offline smoke runs"
+    )
+
+
+def hps_weights_file(weights: str | None, version: str) -> WeightsFile:
+    """The checkpoint :func:`resolve_checkpoint` loads (no network). Runs never download it; ``fetch`` puts it in
+    the Hugging Face cache, where runs look."""
+    name, key = CHECKPOINTS[version], "backbones.hps.weights"
+    what, url = f"HPS {version} checkpoint {name}", hf_url(HF_REPO, name)
+    if weights:
+        path, found = local_file(weights)
+        return WeightsFile("hps", what, url, (path,), key, None, found, None, False, _fix(version), given=True)
+
+    def download() -> str:
+        from huggingface_hub import hf_hub_download
+
+        return str(hf_hub_download(HF_REPO, name))
+
+    hit, looked = _cached_checkpoint(version)
+    return WeightsFile("hps", what, url, (looked,), key, None, hit, download, False, _fix(version))
 
 
 def resolve_checkpoint(weights: str | None, version: str) -> str:
     """-> the HPS checkpoint file: ``weights``, else the Hugging Face cache's copy; else a clear error."""
     name = CHECKPOINTS[version]
-    fix = (
-        f"download {name} from the Hugging Face repo {HF_REPO} (e.g. `huggingface-cli download {HF_REPO} {name}`) "
-        f"and pass backbones.hps.weights=/path/to/{name} (with backbones.hps.version={version}); "
-        f"or use backbones=random for offline smoke runs"
-    )
+    fix = _fix(version)
     if weights:
         p = Path(weights).expanduser()
         if not p.is_file():
@@ -236,6 +260,13 @@ class HpsBackbone(OpenClipEmbedder):
         self.tokenizer = open_clip.get_tokenizer(ARCH)
         self.context_length = int(getattr(self.tokenizer, "context_length", 77) or 77)
         self.n_forward_texts = 0
+
+    @classmethod
+    def weights_needed(
+        cls, *, version: str = HpsConfig.version, weights: str | None = None, random: bool = False, **_: Any
+    ) -> list[WeightsFile]:
+        """The HPS checkpoint (:func:`hps_weights_file`)."""
+        return [] if random else [hps_weights_file(weights, canonical_version(version))]
 
     def describe(self) -> dict[str, object]:
         d = super().describe()

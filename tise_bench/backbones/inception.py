@@ -29,6 +29,7 @@ from .base import ImageBackbone, file_sha256, host_reachable, resolve_device
 from .clean_resize import CLEAN_FID_SIZE, clean_resize
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
+from .weights_file import WeightsFile, local_file
 
 URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 FILENAME = URL.rsplit("/", 1)[1]
@@ -85,6 +86,11 @@ def _init_random(net: torch.nn.Module, gen: torch.Generator) -> None:
     orthogonal_fc_(net.fc, feats, gen)
 
 
+def hub_path() -> Path:
+    """Where torch hub keeps (and :func:`find_real_weights` looks for / downloads) torch-fidelity's file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+
+
 def find_real_weights(weights: str | None) -> Path:
     """Local file if given, else torch hub's cache, else download if online; offline: a clear error."""
     if weights:
@@ -95,7 +101,7 @@ def find_real_weights(weights: str | None) -> Path:
                 f"'{FILENAME}' (download it from {URL})."
             )
         return p
-    hub = Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+    hub = hub_path()
     if hub.is_file():
         return hub
     if not host_reachable("github.com"):
@@ -198,6 +204,33 @@ class InceptionBackbone(ImageBackbone):
             self.ident += "-clean"
         self.device = resolve_device(device)
         self.net = _load_fidelity(path, random).to(self.device).eval()
+
+    @classmethod
+    def weights_needed(cls, *, weights: str | None = None, random: bool = False, **_: Any) -> list[WeightsFile]:
+        """torch-fidelity's file as :func:`find_real_weights` finds it (no network); its sha256 must start with
+        :data:`PUBLISHED_SHA256_PREFIX` (checked by the loader too)."""
+        if random:
+            return []
+        fix = f"download {URL} and copy it to {hub_path()} or pass backbones.inception.weights=/path/to/{FILENAME}"
+        hub = hub_path()
+        path, found = local_file(weights) if weights else (str(hub), str(hub) if hub.is_file() else None)
+        download = None if weights else (lambda: str(find_real_weights(None)))  # the loader's: torch hub, to ``hub``
+        what, key = "torch-fidelity inception-v3-compat weights", "backbones.inception.weights"
+        return [
+            WeightsFile(
+                "inception",
+                what,
+                URL,
+                (path,),
+                key,
+                PUBLISHED_SHA256_PREFIX,
+                found,
+                download,
+                not weights,
+                fix,
+                given=bool(weights),
+            )
+        ]
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         if self.resize == "clean":  # float32 (3, 299, 299) in [0, 255], clean-fid's resize

@@ -25,6 +25,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ from ..fsutil import CACHE, atomic_write_bytes, torch_save_bytes
 from .base import ImageBackbone, file_sha256, resolve_device
 from .random_init import calibration_images, kaiming_convs_, orthogonal_fc_, restore_bn_momentum_
 from .registry import BackboneConfig, register_backbone
+from .weights_file import WeightsFile, local_file
 
 TISE_OBJECT_TEMPERATURE = 2.1737587451934814
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # TISE O-FID inception.py normalize_input
@@ -196,6 +198,30 @@ class LocalClassifierBackbone(ImageBackbone):
     """A TISE classifier that no library ships: a user-given weights file, or a seeded random variant cached
     under ``<cache>/weights`` (smoke tests). Subclasses call :meth:`_setup` from ``__init__``."""
 
+    weights_what: str = ""  # what the user-given file is (listed by ``python -m tise_bench.weights``)
+    missing_fix: str = ""  # the error when a real classifier is asked for without a weights file
+
+    @classmethod
+    def weights_needed(cls, *, weights: str | None = None, random: bool = False, **_: Any) -> list[WeightsFile]:
+        """The user-given file :meth:`_setup` loads (no library ships it: no URL, never downloaded)."""
+        if random:
+            return []
+        key = f"backbones.{cls.name}.weights"
+        path, found = local_file(weights) if weights else (f"({key} is not set)", None)
+        return [
+            WeightsFile(
+                cls.name,
+                cls.weights_what,
+                "",
+                (path,),
+                key,
+                found=found,
+                run_downloads=False,
+                fix=cls.missing_fix,
+                given=bool(weights),
+            )
+        ]
+
     def _setup(
         self,
         *,
@@ -236,6 +262,12 @@ class ObjectClassifierConfig(BackboneConfig):
 class ObjectClassifierBackbone(LocalClassifierBackbone):
     preproc_version = "tise-ois-pm1+ofid-imagenet-v2"
     provides = ("logits", "pool3")
+    weights_what = "TISE's COCO-80 Inception-v3 (inceptionv3_fine_to_with_80_coco_classes.pth)"
+    missing_fix = (
+        "the object classifier was requested without backbones.object_classifier.weights: give "
+        "TISE's COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for "
+        "smoke tests"
+    )
 
     def __init__(
         self,
@@ -257,9 +289,7 @@ class ObjectClassifierBackbone(LocalClassifierBackbone):
             stem=f"objcls-inception_v3-{num_classes}",
             make_random=lambda: random_object_classifier(num_classes, seed),
             load=lambda p: load_checkpoint(p, num_classes),
-            missing="the object classifier was requested without backbones.object_classifier.weights: give "
-            "TISE's COCO-80 Inception-v3 file, or set backbones.object_classifier.random=true for "
-            "smoke tests",
+            missing=self.missing_fix,
         )
 
     def describe(self) -> dict[str, object]:

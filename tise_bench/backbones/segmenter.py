@@ -61,9 +61,10 @@ from ..errors import ConfigError
 from ..text.coco_classes import COCO_CLASSES
 from . import letterbox as lb
 from .base import ImageBackbone, file_sha256, resolve_device, state_dict_sha256
-from .detector import PADDING, _load_real, find_weights, ultralytics_guard
+from .detector import PADDING, _load_real, find_weights, ultralytics_guard, ultralytics_weights_file
 from .imported_detections import SEGMENTS_FORMAT, ImportedSegments
 from .registry import BackboneConfig, BuildContext, config_only, register_backbone, register_variant
+from .weights_file import WeightsFile
 
 log = logging.getLogger(__name__)
 VERSION = "v1"  # bump when the crop or mask code changes the features
@@ -178,6 +179,31 @@ class SegmenterBackbone(ImageBackbone):
             f"-bg{self.bgcolor.lstrip('#')}-{self.clip_preproc}-{VERSION}"
         )
         self.n_forward_texts = 0
+
+    @classmethod
+    def weights_needed(
+        cls,
+        *,
+        weights: str | None = None,
+        clip_model: str = SegmenterConfig.clip_model,
+        clip_pretrained: str = SegmenterConfig.clip_pretrained,
+        clip_weights: str | None = None,
+        random: bool = False,
+        cache_dir: str | Path = ".cache",
+        **_: Any,
+    ) -> list[WeightsFile]:
+        """The ultralytics segmentation model (:func:`find_weights`) and the crops' CLIP checkpoint (as
+        :class:`ClipBackbone` finds it); none when random (a given ``weights`` makes both real, as ``__init__``).
+        The imported variant has no ``weights``: its CLIP only."""
+        from .clip import clip_weights_file
+
+        if random and not weights:
+            return []
+        seg = [ultralytics_weights_file("segmenter", weights, cache_dir)] if weights else []
+        return [
+            *seg,
+            clip_weights_file("segmenter", clip_model, clip_pretrained, clip_weights, "backbones.segmenter.clip_"),
+        ]
 
     def _init_clip(self, model: str, pretrained: str, weights: str | None, seed: int, cache_dir: str | Path) -> None:
         import open_clip
