@@ -26,7 +26,7 @@ from .features.bank import CropRequest, FeatureBank, ImageFeatures
 from .features.crops import CropSpec
 from .metrics.inception import fid_statistics
 from .planning import ON_UNSUPPORTED, Plan, plan, resolve_metrics
-from .registry import MetricSpec
+from .registry import MetricSpec, reference_images_or_stats
 from .results import EvalResult
 from .types import MetricValue
 
@@ -209,6 +209,24 @@ class Scored:
     metrics: dict[str, MetricValue]
     per_sample: dict[str, dict[tuple[str, str], float | str]]
     samples_by_subset: dict[str, list[Sample]]
+    #: per subset whose reference images some metric reads: records without a ``reference`` (left out of it)
+    no_reference: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def reads_reference_images(spec: MetricSpec, params: dict[str, Any] | None, evalset: EvalSet) -> bool:
+    """Whether ``spec`` reads reference images' features (not served by the eval set's ``reference_stats``)."""
+    if not any(n.role == "ref" for n in spec.needs_for(params)):
+        return False
+    return not (evalset.reference_stats and getattr(spec.fn, "requires", None) is reference_images_or_stats)
+
+
+def _count_references(mv: MetricValue, n_reference: int, no_reference: int) -> MetricValue:
+    """``mv`` with the reference set's size (``extras['n_reference']``, unless the metric recorded it) and the
+    records left out of it for want of a ``reference`` (``skipped['no_reference']``). The value is unchanged."""
+    extras = mv.extras if "n_reference" in mv.extras else {**mv.extras, "n_reference": n_reference}
+    keep = not no_reference or "no_reference" in mv.skipped  # CLIP-I2I counts its own (images without one)
+    skipped = mv.skipped if keep else {**mv.skipped, "no_reference": no_reference}
+    return dataclasses.replace(mv, extras=extras, skipped=skipped)
 
 
 def score(
@@ -265,6 +283,20 @@ def score(
             out.metrics[spec.id] = MetricValue(value=float("nan"), n=0, extras={"reason": "no images found"})
             continue
         mv = spec.compute(ctx, params.get(spec.id))
+        if reads_reference_images(spec, params.get(spec.id), evalset):
+            lacking = sum(1 for r in recs if not r.reference)
+            if lacking and subset not in out.no_reference:
+                log.warning(
+                    "%d of %d records of subset %r have no 'reference': the reference set has %d images, not %d "
+                    "(counted in skipped.no_reference; give every record a 'reference' or data.reference_stats)",
+                    lacking,
+                    len(recs),
+                    subset,
+                    len(sub_refs),
+                    len(recs),
+                )
+            out.no_reference[subset] = lacking
+            mv = _count_references(mv, len(sub_refs), lacking)
         out.metrics[spec.id] = mv
         if mv.per_sample is not None and len(mv.per_sample) == len(samples):
             out.per_sample[spec.id] = {(subset, s.path): float(v) for s, v in zip(samples, mv.per_sample)}
@@ -322,6 +354,7 @@ def evaluate_model(
         "bad_images": len(bad),
         "images": len(ex.gen_paths) - len([p for p in ex.gen_paths if p in bad]),
         "reference_images": len(ex.ref_paths),
+        "no_reference": sum(scored.no_reference.values()),
     }
     result = EvalResult.build(
         model=model_name,

@@ -7,6 +7,7 @@ and then calls each metric's ``compute`` on a :class:`~tise_bench.context.Metric
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -43,6 +44,53 @@ class Need:
 
 
 @dataclass(frozen=True)
+class MinComparable:
+    """Below ``threshold`` of ``what``, a metric's value is not comparable to published numbers (issue 14,
+    item 4). ``count(value)`` reads the number used from the :class:`~tise_bench.types.MetricValue` (its ``n``
+    or ``extras``); None = not known for this run (e.g. FID against a ``reference_stats`` file), no warning.
+    ``source`` names the published protocol the threshold comes from. The value itself is never changed: a run
+    only says so (``warnings`` in ``metrics.json``, a mark in the CLI table)."""
+
+    what: str
+    threshold: int
+    count: Callable[["MetricValue"], float | None]
+    source: str
+
+    def check(self, value: "MetricValue", display: str = "") -> dict[str, Any] | None:
+        """The ``small_n`` warning of ``value``, or None when the count is known and at least the threshold."""
+        used = self.count(value)
+        if used is None or used >= self.threshold or not math.isfinite(float(value.value)):
+            return None
+        used = int(used) if float(used).is_integer() else round(float(used), 2)
+        return {
+            "kind": "small_n",
+            "what": self.what,
+            "used": used,
+            "threshold": self.threshold,
+            "source": self.source,
+            "message": (
+                f"{display or 'value'}: {used} {self.what} < {self.threshold} ({self.source}); "
+                "not comparable to published numbers"
+            ),
+        }
+
+
+def extra_count(key: str) -> Callable[["MetricValue"], float | None]:
+    """A :attr:`MinComparable.count` reading ``extras[key]`` (None when the metric did not record it)."""
+
+    def count(value: "MetricValue") -> float | None:
+        v = value.extras.get(key)
+        return None if v is None else float(v)
+
+    return count
+
+
+def n_count(value: "MetricValue") -> float | None:
+    """A :attr:`MinComparable.count`: the value's sample count ``n`` (generated images)."""
+    return float(value.n)
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     id: str
     display: str
@@ -56,6 +104,12 @@ class MetricSpec:
     description: str = ""
     formerly_fraction: bool = False  # runs written before units were recorded reported it as a fraction 0..1
     params: type | None = None  # the metric's parameters: a dataclass, the one place their defaults live
+    min_comparable: tuple[MinComparable, ...] = ()  # sample sizes below which values are not comparable
+
+    def small_n(self, value: "MetricValue") -> list[dict[str, Any]]:
+        """``small_n`` warnings of one value (empty when every declared count is large enough or unknown)."""
+        out = [rule.check(value, self.display) for rule in self.min_comparable]
+        return [w for w in out if w is not None]
 
     def resolve_params(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``metrics.params.<id>`` completed with the parameter dataclass' defaults; an unknown key or a value of
@@ -194,6 +248,7 @@ def register_metric(
     description: str = "",
     formerly_fraction: bool = False,
     params: type | None = None,
+    min_comparable: tuple[MinComparable, ...] | list[MinComparable] = (),
 ) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn(ctx, params) -> MetricValue`` under ``id``; duplicates are rejected.
 
@@ -202,6 +257,8 @@ def register_metric(
     fraction 0..1 (the leaderboard recognises such old runs instead of ranking 0.27 against 27).
     ``params``: a frozen dataclass of the metric's parameters with their defaults (the config's
     ``metrics.params.<id>`` holds overrides only); ``fn`` receives them resolved, as a dict.
+    ``min_comparable``: the sample sizes below which a value is not comparable to published numbers
+    (:class:`MinComparable`; a run writes a ``small_n`` warning and the CLI table marks the value).
     """
     if unit not in UNITS:
         raise ValueError(
@@ -224,6 +281,7 @@ def register_metric(
             description=description or (fn.__doc__ or "").strip(),
             formerly_fraction=formerly_fraction,
             params=params,
+            min_comparable=tuple(min_comparable),
         )
         return fn
 

@@ -13,7 +13,12 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}"
 
 
-FALLBACK_MARK, PROTOCOL_MARK = "†", "*"
+FALLBACK_MARK, PROTOCOL_MARK, SMALL_N_MARK = "†", "*", "‡"
+
+
+def warnings_of(result: EvalResult, metric_id: str, kind: str) -> list[dict]:
+    """The ``kind`` entries (``small_n``, ``no_reference``) of a metric's ``warnings`` in ``metrics.json``."""
+    return [w for w in (result.meta.get(metric_id) or {}).get("warnings") or [] if w.get("kind") == kind]
 
 
 def flags(result: EvalResult, metric_id: str) -> tuple[bool, str | None]:
@@ -31,6 +36,7 @@ def _cell(result: EvalResult, metric_id: str) -> str:
         return "-"
     fallback, protocol = flags(result, metric_id)
     marks = (FALLBACK_MARK if fallback else "") + (PROTOCOL_MARK if protocol else "")
+    marks += SMALL_N_MARK if warnings_of(result, metric_id, "small_n") else ""
     return _fmt(result.metrics[metric_id].value) + marks
 
 
@@ -55,6 +61,27 @@ def _legend(results: list[EvalResult], ids: list[str], display: dict[str, str]) 
             f"'TISE protocol vs ours'):"
         )
         out += [f"    {', '.join(names)}: {p}" for p, names in proto.items()]
+    small = list(
+        dict.fromkeys(
+            f"{display[i]} {w['used']} {w['what']} < {w['threshold']}"
+            for r in results
+            for i in ids
+            for w in warnings_of(r, i, "small_n")
+        )
+    )
+    if small:
+        out.append(
+            f"{SMALL_N_MARK} too few samples to compare with published numbers ('warnings' in metrics.json): "
+            + "; ".join(small)
+        )
+    for r in results:  # one line per model: the same records are missing for every metric of a subset
+        lacking = {display[i]: w for i in ids for w in warnings_of(r, i, "no_reference")}
+        if lacking:
+            counts = sorted({int(w["skipped"]) for w in lacking.values()})
+            out.append(
+                f"note: {r.model}: {'/'.join(map(str, counts))} left out for want of a 'reference' "
+                f"(skipped.no_reference): {', '.join(lacking)}; give every record a 'reference' or data.reference_stats"
+            )
     return out
 
 
@@ -71,7 +98,7 @@ def format_table(results: list[EvalResult]) -> str:
     rows = []
     for r in results:
         c = r.provenance.get("counts", {})
-        skipped = sum(int(c.get(k, 0)) for k in ("missing", "extra", "duplicate", "bad_images"))
+        skipped = sum(int(c.get(k, 0)) for k in ("missing", "extra", "duplicate", "bad_images", "no_reference"))
         rows.append([r.model] + [_cell(r, i) for i in ids] + [str(c.get("images", "")), str(skipped)])
     widths = [max(len(h), *(len(row[j]) for row in rows)) for j, h in enumerate(heads)]
 

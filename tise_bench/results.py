@@ -108,6 +108,9 @@ class EvalResult:
                 rows.append(row)
         table = pd.DataFrame(rows)
         meta = {mid: {**spec.meta(), "subset": subset} for mid, (spec, subset) in specs.items()}
+        for mid, (spec, _) in specs.items():
+            if mid in metrics and (warnings := value_warnings(spec, metrics[mid])):
+                meta[mid]["warnings"] = warnings
         random = any(b.is_random for b in backbones.values())
         prov = {
             "random_weights": random,
@@ -212,6 +215,31 @@ class EvalResult:
             raise
         _swap_in(tmp, out, old)
         return out / "metrics.json"
+
+
+def value_warnings(spec: Any, value: MetricValue) -> list[dict[str, Any]]:
+    """What makes ``value`` not comparable to published numbers, for its ``metrics.json`` entry (``warnings``):
+    the spec's ``small_n`` checks (:class:`~tise_bench.registry.MinComparable`: what is too small, the number
+    used, the threshold and its source) and records left out of the reference set for want of a
+    ``reference`` (``no_reference``). Empty when there is nothing to say; the value itself is never changed."""
+    out = list(spec.small_n(value))
+    lacking = int(value.skipped.get("no_reference", 0))
+    if lacking:
+        used = value.extras.get("n_reference")
+        out.append(
+            {
+                "kind": "no_reference",
+                "what": "left out for want of a 'reference' (skipped.no_reference)",
+                "skipped": lacking,
+                "used": None if used is None else int(used),
+                "message": (
+                    f"{spec.display}: {lacking} left out for want of a 'reference'"
+                    + ("" if used is None else f"; {int(used)} reference images used")
+                    + " (give every record a 'reference', or data.reference_stats)"
+                ),
+            }
+        )
+    return out
 
 
 def strict_json_value(o: Any) -> Any:

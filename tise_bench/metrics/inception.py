@@ -18,7 +18,7 @@ import numpy as np
 from ..backbones.bird_classifier import TISE_BIRD_TEMPERATURE
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, reference_images_or_stats, register_metric
+from ..registry import MinComparable, Need, extra_count, n_count, reference_images_or_stats, register_metric
 from ..types import MetricValue
 
 POOL3 = "inception.pool3"
@@ -241,6 +241,39 @@ class FidReplicator:
 
 SPLIT_MODES = ("torch_fidelity", "tise")
 
+#: Images per IS split below which IS / IS* are not comparable to published numbers: the smallest split of the
+#: published protocols, TISE's CUB (the 2,933 test images x 10 captions = 29,330 images in 10 splits). TISE's
+#: COCO uses 30,000 images in 10 splits (3,000 per split); torch-fidelity's defaults and Salimans et al. 2016
+#: 50,000 images in 10 splits (5,000). IS grows with the split size, so smaller splits read low.
+IS_MIN_SPLIT_SIZE = 2933
+#: Samples per side below which a Fréchet distance on 2048-d pool3 features is not comparable: Heusel et al.'s
+#: TTUR README ("we recommend using a minimum sample size of 10,000 to calculate the FID otherwise the true FID
+#: of the generator is underestimated"); FID's bias grows as 1/N (Chong & Forsyth 2020, who use 50,000; TISE
+#: and clean-fid's COCO protocol use 30,000). We take the minimum recommendation, 10,000.
+FID_MIN_SAMPLES = 10000
+_TTUR = "Heusel et al. 2017, TTUR README: at least 10,000"
+
+
+def split_size(value: MetricValue) -> float | None:
+    """Images (or crops) per IS split of ``value``: the samples used over ``extras['splits']``."""
+    splits = value.extras.get("splits")
+    used = value.extras.get("n_crops_used", value.n)
+    return float(used) / float(splits) if splits else None
+
+
+IS_SMALL_N = (
+    MinComparable(
+        "images per split",
+        IS_MIN_SPLIT_SIZE,
+        split_size,
+        "TISE's CUB protocol: 29,330 images in 10 splits; COCO 30,000 in 10",
+    ),
+)
+FID_SMALL_N = (
+    MinComparable("generated images", FID_MIN_SAMPLES, n_count, _TTUR),
+    MinComparable("reference images", FID_MIN_SAMPLES, extra_count("n_reference"), _TTUR),
+)
+
 
 @dataclass(frozen=True)
 class ISParams:
@@ -323,6 +356,7 @@ def _is_value(
     citation="Salimans et al. 2016, Improved Techniques for Training GANs",
     needs=(Need("inception", "logits_unbiased", "gen"),),
     params=ISParams,
+    min_comparable=IS_SMALL_N,
 )
 def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Inception Score exp(E KL(p(y|x) ‖ p(y))) on the 1008-way ``logits_unbiased`` of inception-v3-compat, 10
@@ -343,6 +377,7 @@ def compute_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     citation="Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation",
     needs=(Need("inception", "logits_unbiased", "gen"),),
     params=ISStarParams,
+    min_comparable=IS_SMALL_N,
 )
 def compute_is_star(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Calibrated IS (TISE): IS on softmax(z/T); COCO: T = 0.9091363549232483 on inception-v3-compat with TISE's
@@ -385,6 +420,7 @@ compute_is_star.needs_for = needs_is_star  # type: ignore[attr-defined]
     unit="distance",
     citation="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
+    min_comparable=FID_SMALL_N,
 )
 def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """Fréchet distance between the 2048-d pool3 statistics of the generated images and of the references (images

@@ -32,13 +32,18 @@ import numpy as np
 
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, register_metric, resolve_params
+from ..registry import MinComparable, Need, extra_count, n_count, register_metric, resolve_params
 from ..types import MetricValue
 
 POOL3 = "inception.pool3"
 #: torch-fidelity 0.4 defaults (``torch_fidelity/defaults.py``: kid_subsets, kid_subset_size,
 #: kid_kernel_poly_degree / _gamma / _coef0, rng_seed).
 SUBSETS, SUBSET_SIZE, DEGREE, GAMMA, COEF0, SEED = 100, 1000, 3, None, 1.0, 2020
+#: Images per side below which KID is not comparable to published numbers: torch-fidelity's subset size (1,000,
+#: as Bińkowski et al. 2018), which torch-fidelity refuses to go below; ours shrinks it only on request
+#: (``shrink_subset_size``), and a smaller subset gives a noisier, differently averaged estimate.
+KID_MIN_SAMPLES = SUBSET_SIZE
+_KID_SOURCE = "torch-fidelity's kid_subset_size, 1,000 per side"
 
 
 def polynomial_kernel(
@@ -224,6 +229,10 @@ def requires_kid(records: list, evalset: Any, params: dict[str, Any] | None = No
     citation="Bińkowski et al. 2018, Demystifying MMD GANs (KID as torch-fidelity 0.4 computes it)",
     needs=(Need("inception", "pool3", "gen"), Need("inception", "pool3", "ref")),
     params=KIDParams,
+    min_comparable=(
+        MinComparable("generated images", KID_MIN_SAMPLES, n_count, _KID_SOURCE),
+        MinComparable("reference images", KID_MIN_SAMPLES, extra_count("n_reference"), _KID_SOURCE),
+    ),
 )
 def compute_kid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """KID = mean over random subsets of the unbiased MMD² with kernel (x·y/d + 1)³ between pool3 features of

@@ -23,15 +23,18 @@ import numpy as np
 
 from ..backbones.object_classifier import TISE_OBJECT_TEMPERATURE
 from ..context import MetricContext
-from ..registry import Need, register_metric
+from ..registry import MinComparable, Need, extra_count, n_count, register_metric
 from ..types import MetricValue
 from .inception import (
+    FID_MIN_SAMPLES,
+    IS_MIN_SPLIT_SIZE,
     FidReplicator,
     fid_statistics,
     frechet_distance,
     inception_score,
     inception_score_tise_objects,
     split_mode,
+    split_size,
 )
 
 _TISE = "Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation (ECCV)"
@@ -72,6 +75,11 @@ class OISParams:
     citation=_TISE,
     needs=(Need("crops", "logits_unbiased", "gen"), Need("crops", "owner", "gen")),
     params=OISParams,
+    # TISE's O-IS splits the crops of its 30,000 COCO images in 10: at least IS's 2,933 crops per split (a lower
+    # bound: TISE states no crop count, and most COCO images give more than one crop)
+    min_comparable=(
+        MinComparable("crops per split", IS_MIN_SPLIT_SIZE, split_size, "at least IS's split size (TISE: 10 splits)"),
+    ),
 )
 def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """O-IS = IS over object crops (TISE object classifier, T = 2.1737587451934814; else flagged fallback).
@@ -141,6 +149,16 @@ def compute_o_is(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     unit="distance",
     citation=_TISE,
     needs=(Need("crops", "pool3", "gen"), Need("crops", "owner", "gen"), Need("crops", "pool3", "ref")),
+    # the same Fréchet estimator on 2048-d pool3 features as FID: the same minimum per side, in crops
+    min_comparable=(
+        MinComparable("generated crops", FID_MIN_SAMPLES, n_count, "as FID: Heusel et al. 2017, at least 10,000"),
+        MinComparable(
+            "reference crops",
+            FID_MIN_SAMPLES,
+            extra_count("n_reference_crops"),
+            "as FID: Heusel et al. 2017, at least 10,000",
+        ),
+    ),
 )
 def compute_o_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """O-FID = FID between generated-image crops and reference-image crops on the pool3 features of TISE's

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, register_metric
+from ..registry import MinComparable, Need, extra_count, n_count, register_metric
 from ..types import MetricValue
 
 POOL3 = "inception.pool3"
@@ -327,7 +327,21 @@ def _extras(metric: str, key: str, k: int, n_ref: int) -> dict[str, Any]:
     return {"feature": key, _K[metric]: k, "n_reference": n_ref, "ball": f"d {op} r_k", "reference": _REFERENCE[metric]}
 
 
-_COMMON: dict[str, Any] = dict(version="1", subset="realism", unit="score", higher_is_better=True)
+#: Images per side below which precision / recall / density / coverage are not comparable to published numbers:
+#: Naeem et al. 2020 (and clovaai/generative-evaluation-prdc's README example) use 10,000 real and 10,000 fake
+#: samples; k-NN radii shrink as N grows, so the values move with N (Kynkäänniemi et al. 2019 use 50,000).
+PRDC_MIN_SAMPLES = 10000
+_PRDC_SOURCE = "Naeem et al. 2020: 10,000 real and 10,000 generated"
+_COMMON: dict[str, Any] = dict(
+    version="1",
+    subset="realism",
+    unit="score",
+    higher_is_better=True,
+    min_comparable=(
+        MinComparable("generated images", PRDC_MIN_SAMPLES, n_count, _PRDC_SOURCE),
+        MinComparable("reference images", PRDC_MIN_SAMPLES, extra_count("n_reference"), _PRDC_SOURCE),
+    ),
+)
 
 
 @register_metric(

@@ -27,11 +27,14 @@ import numpy as np
 
 from ..context import MetricContext
 from ..data.manifest import Record
-from ..registry import Need, register_metric
+from ..registry import MinComparable, Need, extra_count, register_metric
 from ..types import MetricValue
 from .clip import IMAGE, l2_normalize
 
 TIE_TOL = 1e-6
+#: Candidates per image below which RP is not comparable to published numbers: TISE's and Park et al.'s protocol
+#: ranks the true caption against 99 distractors (100 candidates); with fewer, chance alone scores higher.
+RP_MIN_CANDIDATES = 100
 _CHUNK = 1024
 
 
@@ -158,6 +161,14 @@ class RPParams:
     citation="Park et al. 2021 (CLIP R-precision); Dinh et al. 2022, TISE",
     needs=(Need("clip", "image", "gen"), Need("clip", "text", "text")),
     params=RPParams,
+    min_comparable=(
+        MinComparable(
+            "candidates per image",
+            RP_MIN_CANDIDATES,
+            extra_count("n_candidates"),  # the fewest any image was ranked against
+            "TISE / Park et al. 2021: 1 true + 99 distractors",
+        ),
+    ),
 )
 def compute_clip_rp(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """R-precision: 100·P(the true caption ranks first among it and 99 seeded distractors — or the record's
