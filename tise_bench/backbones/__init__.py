@@ -72,7 +72,9 @@ def build_backbone(
             weights,
             name,
         )
-    key = (name, amp, preprocess, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+    key: tuple = (name, amp, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+    if preprocess != "exact":  # another instance (its namespace differs); exact keeps the key it always had
+        key += (preprocess,)
     if key not in _BUILT:
         bb = cls(**kwargs)
         dev = getattr(bb, "device", None)
