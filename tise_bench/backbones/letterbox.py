@@ -52,15 +52,18 @@ def letterbox_tensor(pixels: torch.Tensor, size: int) -> torch.Tensor:
     """``backbones.preprocess=fast``: uint8 ``(3, H, W)`` on any device -> uint8 ``(3, size, size)`` there.
 
     The geometry of :func:`letterbox`; the resize is torch's bilinear (half-pixel centres, no antialias, as cv2's
-    ``INTER_LINEAR``) on float, rounded: a pixel differs from cv2's fixed-point result by at most 1."""
+    ``INTER_LINEAR``): uint8 arithmetic on the CPU (5x faster than float there), float rounded on other devices; a
+    pixel differs from cv2's fixed-point result by at most 1."""
     _, h, w = pixels.shape
     g = geometry(w, h, size)
     x = pixels
     if (w, h) != (g.new_w, g.new_h):
-        x = torch.nn.functional.interpolate(
-            pixels[None].float(), size=(g.new_h, g.new_w), mode="bilinear", align_corners=False
-        )[0]
-        x = x.round_().clamp_(0, 255).to(torch.uint8)
+        resize = torch.nn.functional.interpolate
+        if pixels.device.type == "cpu":
+            x = resize(pixels[None], size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)[0]
+        else:
+            x = resize(pixels[None].float(), size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)[0]
+            x = x.round_().clamp_(0, 255).to(torch.uint8)
     out = torch.full((3, size, size), PAD_VALUE, dtype=torch.uint8, device=pixels.device)
     out[:, g.top : g.top + g.new_h, g.left : g.left + g.new_w] = x
     return out
