@@ -117,6 +117,8 @@ class DataConfig:
     n_prompts: Optional[int] = None
     image_size: Optional[int] = None
     seed: Optional[int] = None
+    # a quick look: score only the first N records of each subset (file order); null: all (evalset.apply_limit)
+    limit: Optional[int] = None
 
 
 #: ``model.subset_dirs``: one optional folder per subset of the eval sets (overrides ``samples_dir``).

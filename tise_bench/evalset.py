@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import numpy as np
 from .data.manifest import Record, load_manifest
 from .errors import ConfigError, DataError
 from .fsutil import Place, atomic_write
+
+log = logging.getLogger(__name__)
 
 SUBSETS = ("realism", "rp", "pa", "ca", "soa")
 
@@ -39,6 +42,10 @@ class EvalSet:
     domain: str | None = None  # "coco" | "cub": which of TISE's protocols applies (data.domain)
     demo_models_dir: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    #: ``data.limit``: only the first ``limit`` records of each subset are kept (:func:`apply_limit`); None: all
+    limit: int | None = None
+    #: the records each subset left out under ``limit`` (their images are expected in the folder, not extras)
+    beyond_limit: dict[str, list[Record]] = field(default_factory=dict)
 
     @property
     def all_ids(self) -> list[str]:
@@ -58,6 +65,7 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
             "data.name is required (e.g. data=coco, or data=custom data.name=<name> data.manifest=<file>)"
         )
     kind = cfg.get("kind", "manifests")
+    limit = check_limit(cfg.get("limit"))  # refused before any manifest is read
     domain = cfg.get("domain") or None
     if domain is not None and str(domain).lower() not in DOMAINS:
         raise ConfigError(
@@ -90,14 +98,17 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
             seed=int(cfg.get("seed", 0)),
         )
         subsets = {s: load_manifest(p) for s, p in demo.manifests.items()}
-        return EvalSet(
-            name=name,
-            subsets=subsets,
-            reference_stats=stats,
-            demo_models_dir=str(demo.models_dir),
-            sources={s: str(p) for s, p in demo.manifests.items()},
-            reference_stats_extractor=declared,
-            domain=domain,
+        return apply_limit(
+            EvalSet(
+                name=name,
+                subsets=subsets,
+                reference_stats=stats,
+                demo_models_dir=str(demo.models_dir),
+                sources={s: str(p) for s, p in demo.manifests.items()},
+                reference_stats_extractor=declared,
+                domain=domain,
+            ),
+            limit,
         )
     manifest = cfg.get("manifest")
     paths: dict[str, str] = {}
@@ -119,14 +130,50 @@ def load_eval_set(cfg: dict[str, Any], cache_dir: str | Path) -> EvalSet:
         recs = loaded.pop("all")
         for s in all_subsets():
             loaded.setdefault(s, recs)
-    return EvalSet(
-        name=name,
-        subsets=loaded,
-        reference_stats=stats,
-        sources=paths,
-        reference_stats_extractor=declared,
-        domain=domain,
+    return apply_limit(
+        EvalSet(
+            name=name,
+            subsets=loaded,
+            reference_stats=stats,
+            sources=paths,
+            reference_stats_extractor=declared,
+            domain=domain,
+        ),
+        limit,
     )
+
+
+def check_limit(value: Any) -> int | None:
+    """``data.limit`` -> a positive int or None; anything else is refused naming the key."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"data.limit={value!r} is not valid: give a whole number >= 1 (score the first N prompts of each "
+            f"subset), or null (data.limit=null) to score them all"
+        )
+    return value
+
+
+def apply_limit(evalset: EvalSet, limit: int | None) -> EvalSet:
+    """Keep the first ``limit`` records of each subset (file order), in place; returns ``evalset``.
+
+    Every metric then reads the same records; reference images follow the kept records (those of the records
+    left out are not read), while a ``data.reference_stats`` file is used as it is (statistics of its whole
+    reference set). The records left out go to ``evalset.beyond_limit``: their images in the model's folder are
+    expected, not extras (:func:`tise_bench.data.samples.find_images_layout`).
+    """
+    limit = check_limit(limit)
+    if limit is None:
+        return evalset
+    sizes = {s: len(recs) for s, recs in evalset.subsets.items()}
+    evalset.beyond_limit = {s: recs[limit:] for s, recs in evalset.subsets.items()}
+    evalset.subsets = {s: recs[:limit] for s, recs in evalset.subsets.items()}
+    evalset.limit = limit
+    counts = sorted(set(sizes.values()))
+    of = str(counts[0]) if len(counts) == 1 else ", ".join(f"{n} ({s})" for s, n in sizes.items())
+    log.info("data.limit=%d: scoring the first %d of %s prompts per subset", limit, limit, of)
+    return evalset
 
 
 def _stats_array(z: Any, key: str, path: str) -> np.ndarray:

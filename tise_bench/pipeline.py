@@ -108,7 +108,12 @@ def extract(
     other than 0, which only contribute their shard of the image features)."""
     used = sorted({s for _, s in chosen})
     by_subset, report = find_images_layout(
-        samples_dir, {s: evalset.subsets[s] for s in used}, layout=layout, subset_dirs=subset_dirs, policy=on_mismatch
+        samples_dir,
+        {s: evalset.subsets[s] for s in used},
+        layout=layout,
+        subset_dirs=subset_dirs,
+        policy=on_mismatch,
+        beyond={s: evalset.beyond_limit.get(s, []) for s in used},  # data.limit: expected, not extras
     )
     gen_keys, ref_keys, text_subsets, want_crops = _split_needs(chosen, params)
     ref_paths: list[str] = []

@@ -132,6 +132,7 @@ class EvalResult:
                 "name": evalset.name,
                 "manifests": evalset.sources,
                 "reference_stats": evalset.reference_stats,
+                **({"limit": evalset.limit} if evalset.limit is not None else {}),  # data.limit (a quick look)
             },
             "config": config,
         }

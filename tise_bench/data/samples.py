@@ -125,12 +125,19 @@ def _list(d: Path) -> list[str]:
 
 
 def find_images(
-    samples_dir: str | Path, ids: list[str], *, policy: str = "fail", exts: tuple[str, ...] = IMAGE_EXTS
+    samples_dir: str | Path,
+    ids: list[str],
+    *,
+    policy: str = "fail",
+    exts: tuple[str, ...] = IMAGE_EXTS,
+    ignore: Sequence[str] = (),
 ) -> tuple[dict[str, list[tuple[int, str]]], SampleReport]:
     """-> ({id: [(k, path), ...] sorted by k}, report). Listing order never affects the result.
 
     ``policy`` (the ``on_mismatch`` switch): ``"fail"`` raises :class:`DataError` when anything is missing,
     extra or duplicated; ``"skip"`` returns what matches and leaves the rest in the report (counted).
+    ``ignore``: ids whose images are expected in the folder but not scored (the records ``data.limit`` left
+    out): their files are neither returned nor extras.
     """
     if policy not in POLICIES:
         raise ConfigError(f"on_mismatch={policy!r} is not valid; choose one of: {', '.join(POLICIES)}")
@@ -141,9 +148,11 @@ def find_images(
             f"<id>_<k>.png), or point model.samples_dir / paths.samples_root at the folder that has them."
         )
     idset = set(ids)
+    skipped = set(ignore) - idset
     nfc_ids: dict[str, str] = {}
-    for i in ids:
+    for i in [*ids, *sorted(skipped)]:
         nfc_ids.setdefault(_nfc(i), i)
+    idset |= skipped
     found: dict[tuple[str, int], str] = {}
     report = SampleReport()
     names = _list(d)
@@ -161,6 +170,8 @@ def find_images(
         parsed = _parse(stem, idset, nfc_ids)
         if parsed is None:
             report.extra.append(str(path))
+            continue
+        if parsed[0] in skipped:  # beyond data.limit: expected, not scored
             continue
         if parsed in found:
             report.duplicate.append(str(path))
@@ -357,6 +368,7 @@ def find_images_layout(
     subset_dirs: Mapping[str, str | Path | None] | None = None,
     policy: str = "fail",
     exts: tuple[str, ...] = IMAGE_EXTS,
+    beyond: Mapping[str, Sequence[Record]] | None = None,
 ) -> tuple[dict[str, ByID], SampleReport]:
     """-> ({subset: {id: [(k, path), ...]}}, report): each subset's images, found where its layout says.
 
@@ -376,7 +388,9 @@ def find_images_layout(
     of another). In a pa / soa folder, unknown sub-folders are ignored; its top-level files are extras unless
     flat subsets share the folder. The same id may map to different images in different subsets.
     ``policy`` is ``on_mismatch`` as for :func:`find_images` (the error names each subset and folder).
+    ``beyond``: {subset: records left out by ``data.limit``}: their images are expected, neither scored nor extras.
     """
+    beyond = beyond or {}
     if policy not in POLICIES:
         raise ConfigError(f"on_mismatch={policy!r} is not valid; choose one of: {', '.join(POLICIES)}")
     if layout not in LAYOUTS:
@@ -400,11 +414,14 @@ def find_images_layout(
         if s not in nested:
             flat_groups.setdefault(os.path.abspath(dirs[s]), []).append(s)
     ids_of = {s: list(dict.fromkeys(r.id for r in recs)) for s, recs in records_by_subset.items()}
+    left_out = {s: list(dict.fromkeys(r.id for r in beyond.get(s, ()))) for s in records_by_subset}
 
     if not nested.intersection(records_by_subset) and len(flat_groups) <= 1:  # one flat folder: the classic call
         subs = list(records_by_subset)
         ids = list(dict.fromkeys(i for s in subs for i in ids_of[s]))
-        by_id, report = find_images(dirs[subs[0]] if subs else Path(samples_dir or "."), ids, policy=policy, exts=exts)
+        skip = [i for s in subs for i in left_out[s]]
+        folder = dirs[subs[0]] if subs else Path(samples_dir or ".")
+        by_id, report = find_images(folder, ids, policy=policy, exts=exts, ignore=skip)
         return {s: {i: by_id[i] for i in ids_of[s] if i in by_id} for s in subs}, report
 
     out: dict[str, ByID] = {}
@@ -414,14 +431,19 @@ def find_images_layout(
         d = dirs[subs[0]]
         _need_dir(d, subs, given)
         ids = list(dict.fromkeys(i for s in subs for i in ids_of[s]))
-        by_id, rep = find_images(d, ids, policy="skip", exts=exts)
+        by_id, rep = find_images(d, ids, policy="skip", exts=exts, ignore=[i for s in subs for i in left_out[s]])
         for s in subs:
             out[s] = {i: by_id[i] for i in ids_of[s] if i in by_id}
         per.append(("+".join(subs), d, rep))
     for s in (x for x in records_by_subset if x in nested):
         d = dirs[s]
         _need_dir(d, [s], given)
-        by_id, rep = (_tise_pa if s == "pa" else _tise_soa)(d, records_by_subset[s], exts)
+        recs = [*records_by_subset[s], *beyond.get(s, ())]  # kept first: positions (tise_index) unchanged
+        by_id, rep = (_tise_pa if s == "pa" else _tise_soa)(d, recs, exts)
+        if beyond.get(s):  # matched for the record, dropped for the score (data.limit)
+            kept = set(ids_of[s])
+            by_id = {i: v for i, v in by_id.items() if i in kept}
+            rep.missing = [i for i in rep.missing if i in kept]
         if os.path.abspath(d) not in flat_groups:  # files at the top of a pa/soa folder belong to nothing
             rep.extra[:0] = [str(d / n) for n in _list(d) if not n.startswith(".") and (d / n).is_file()]
         out[s] = by_id
