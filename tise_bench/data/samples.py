@@ -136,8 +136,8 @@ def find_images(
 
     ``policy`` (the ``on_mismatch`` switch): ``"fail"`` raises :class:`DataError` when anything is missing,
     extra or duplicated; ``"skip"`` returns what matches and leaves the rest in the report (counted).
-    ``ignore``: ids whose images are expected in the folder but not scored (the records ``data.limit`` left
-    out): their files are neither returned nor extras.
+    ``ignore``: ids whose images are not required (the records ``data.limit`` left out; the reference-only
+    records of ``tise_bench.compare``): their files are neither returned nor extras, and none is missing.
     """
     if policy not in POLICIES:
         raise ConfigError(f"on_mismatch={policy!r} is not valid; choose one of: {', '.join(POLICIES)}")
@@ -147,12 +147,11 @@ def find_images(
             f"generated-images folder not found: {d}\n  fix: put the model's images there (named <id>.png or "
             f"<id>_<k>.png), or point model.samples_dir / paths.samples_root at the folder that has them."
         )
-    idset = set(ids)
-    skipped = set(ignore) - idset
+    skipped = set(ignore)
+    idset = set(ids) | skipped
     nfc_ids: dict[str, str] = {}
     for i in [*ids, *sorted(skipped)]:
         nfc_ids.setdefault(_nfc(i), i)
-    idset |= skipped
     found: dict[tuple[str, int], str] = {}
     report = SampleReport()
     names = _list(d)
@@ -171,7 +170,7 @@ def find_images(
         if parsed is None:
             report.extra.append(str(path))
             continue
-        if parsed[0] in skipped:  # beyond data.limit: expected, not scored
+        if parsed[0] in skipped:  # not required (beyond data.limit): expected, not scored
             continue
         if parsed in found:
             report.duplicate.append(str(path))
@@ -180,7 +179,7 @@ def find_images(
     by_id: dict[str, list[tuple[int, str]]] = {}
     for (rid, k), p in sorted(found.items()):
         by_id.setdefault(rid, []).append((k, p))
-    report.missing = [i for i in ids if i not in by_id]
+    report.missing = [i for i in ids if i not in by_id and i not in skipped]
     problems = [
         (n, lst)
         for n, lst in (("missing", report.missing), ("extra", report.extra), ("duplicate", report.duplicate))
@@ -388,7 +387,9 @@ def find_images_layout(
     of another). In a pa / soa folder, unknown sub-folders are ignored; its top-level files are extras unless
     flat subsets share the folder. The same id may map to different images in different subsets.
     ``policy`` is ``on_mismatch`` as for :func:`find_images` (the error names each subset and folder).
-    ``beyond``: {subset: records left out by ``data.limit``}: their images are expected, neither scored nor extras.
+    ``beyond``: {subset: records whose images are not required}: those ``data.limit`` left out (not in
+    ``records_by_subset``) or a subset's own records that have only a reference (``tise_bench.compare``); their
+    images are neither scored nor extras, and none is missing. An id another record of the folder needs is kept.
     """
     beyond = beyond or {}
     if policy not in POLICIES:
@@ -416,12 +417,17 @@ def find_images_layout(
     ids_of = {s: list(dict.fromkeys(r.id for r in recs)) for s, recs in records_by_subset.items()}
     left_out = {s: list(dict.fromkeys(r.id for r in beyond.get(s, ()))) for s in records_by_subset}
 
+    left_set = {s: set(v) for s, v in left_out.items()}
+
+    def skip(subs: Sequence[str]) -> list[str]:
+        needed = {i for s in subs for i in ids_of[s] if i not in left_set[s]}
+        return [i for s in subs for i in left_out[s] if i not in needed]
+
     if not nested.intersection(records_by_subset) and len(flat_groups) <= 1:  # one flat folder: the classic call
         subs = list(records_by_subset)
         ids = list(dict.fromkeys(i for s in subs for i in ids_of[s]))
-        skip = [i for s in subs for i in left_out[s]]
         folder = dirs[subs[0]] if subs else Path(samples_dir or ".")
-        by_id, report = find_images(folder, ids, policy=policy, exts=exts, ignore=skip)
+        by_id, report = find_images(folder, ids, policy=policy, exts=exts, ignore=skip(subs))
         return {s: {i: by_id[i] for i in ids_of[s] if i in by_id} for s in subs}, report
 
     out: dict[str, ByID] = {}
@@ -431,17 +437,18 @@ def find_images_layout(
         d = dirs[subs[0]]
         _need_dir(d, subs, given)
         ids = list(dict.fromkeys(i for s in subs for i in ids_of[s]))
-        by_id, rep = find_images(d, ids, policy="skip", exts=exts, ignore=[i for s in subs for i in left_out[s]])
+        by_id, rep = find_images(d, ids, policy="skip", exts=exts, ignore=skip(subs))
         for s in subs:
             out[s] = {i: by_id[i] for i in ids_of[s] if i in by_id}
         per.append(("+".join(subs), d, rep))
     for s in (x for x in records_by_subset if x in nested):
         d = dirs[s]
         _need_dir(d, [s], given)
-        recs = [*records_by_subset[s], *beyond.get(s, ())]  # kept first: positions (tise_index) unchanged
+        own = set(ids_of[s])  # kept first: positions (tise_index) unchanged
+        recs = [*records_by_subset[s], *(r for r in beyond.get(s, ()) if r.id not in own)]
         by_id, rep = (_tise_pa if s == "pa" else _tise_soa)(d, recs, exts)
         if beyond.get(s):  # matched for the record, dropped for the score (data.limit)
-            kept = set(ids_of[s])
+            kept = own - set(skip([s]))
             by_id = {i: v for i, v in by_id.items() if i in kept}
             rep.missing = [i for i in rep.missing if i in kept]
         if os.path.abspath(d) not in flat_groups:  # files at the top of a pa/soa folder belong to nothing
