@@ -15,7 +15,7 @@ from tise_bench.bootstrap import BootstrapSpec, draw_key, draws, replicate_metri
 from tise_bench.context import MetricContext, Sample
 from tise_bench.data.manifest import Record
 from tise_bench.errors import ConfigError
-from tise_bench.metrics.inception import FidReplicator, fid_statistics
+from tise_bench.metrics.inception import FidReplicator, fid_statistics, frechet_distance
 from tise_bench.registry import get_metric
 from tise_bench.resampling import MeanResampler, RowsResampler, csr_from_owner, expand, grouped_mean
 from tise_bench.types import MetricValue
@@ -125,6 +125,29 @@ def test_fid_replicator_identity_and_low_rank_path() -> None:
     assert not big.low_rank and big(np.arange(12)) == big.exact(np.arange(12))
     r = RowsResampler(score=big, prompt_of_sample=np.arange(12) // 2, n_prompts=6, kind="fid")
     assert r(np.arange(6)[None, :])[0] == big.exact(np.arange(12))
+
+
+def test_fid_point_low_rank_is_the_exact_value() -> None:
+    """N <= D: the point FID is computed in the N-dim row space. Σ_g Σ_r has rank N - 1, so the exact trace term is
+    the sum of sqrt of its N - 1 non-zero eigenvalues; the full D x D eigvals formula (torch-fidelity's) also sums
+    sqrt(round-off) of the D - N + 1 null ones. The low-rank value equals the exact one to 1e-9 and the full formula
+    to its noise (< 1e-6 here), and is ~100x faster at N = 256, D = 2048."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 384)).astype(np.float32)
+    mu_r, s_r = fid_statistics((rng.normal(size=(6, 384)) + 0.3).astype(np.float32))
+    mu_g, s_g = fid_statistics(x)
+    top = np.sort(np.linalg.eigvals(s_g @ s_r).real)[-5:]  # the N - 1 = 5 non-zero eigenvalues
+    exact = float((mu_g - mu_r) @ (mu_g - mu_r) + np.trace(s_g) + np.trace(s_r) - 2 * np.sqrt(top).sum())
+    point = FidReplicator(x, mu_r, s_r).point()
+    full = frechet_distance(mu_g, s_g, mu_r, s_r)
+    assert point == pytest.approx(exact, rel=1e-9) and full == pytest.approx(exact, rel=1e-6)
+    assert abs(point - exact) < abs(full - exact)
+    with pytest.raises(ValueError, match="dimension mismatch"):  # the checks frechet_distance made are kept
+        FidReplicator(x, mu_r[:10], s_r[:10, :10]).point()
+    bad = x.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        FidReplicator(bad, mu_r, s_r).point()
 
 
 def _mean_metric(values: np.ndarray, n_prompts: int, shift: float = 0.0) -> MetricValue:

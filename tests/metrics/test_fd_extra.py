@@ -74,7 +74,8 @@ def test_adapters_value_replicates_and_small_sets(mid, key) -> None:
     for n in (20, 40):  # n <= d: FidReplicator's low-rank path; n > d: the exact recomputation
         gen, ref = _feats(n, 30, 2).astype(np.float32), _feats(50, 30, 3, shift=0.2).astype(np.float32)
         v = spec.compute(_ctx(key, gen, ref), {})
-        assert v.value == pytest.approx(frechet_distance_features(gen, ref), rel=1e-12)
+        # n <= d: the low-rank symmetric eigenproblem (FidReplicator.point), equal up to round-off; else the same code
+        assert v.value == pytest.approx(frechet_distance_features(gen, ref), rel=1e-7 if n <= 30 else 1e-12)
         assert v.n == n and v.extras["feature"] == key and v.extras["n_reference"] == 50
         rows = np.arange(n)
         assert v.resample.score(rows) == pytest.approx(v.value, rel=1e-6)  # identity resample: the value (round-off)
@@ -113,7 +114,9 @@ def test_fd_metrics_through_the_pipeline(tmp_path, fresh_cache) -> None:
     f = FeatureBank(built, fresh_cache).images([str(p) for p in gen + ref], {"dinov2": {"cls"}, "clip_fid": {"image"}})
     for mid, key in (("fd_dinov2", fd.DINOV2), ("clip_fid", fd.CLIP_FID)):
         x = f.features[key]
-        assert res.metrics[mid].value == pytest.approx(frechet_distance_features(x[:6], x[6:]), rel=1e-10)
+        # 6 rows <= d: FidReplicator.point's low-rank form; the full-d formula adds sqrt(round-off) of the d - 5 (1.5e-6 here)
+        # null eigenvalues (test_resampling: test_fid_point_low_rank_is_the_exact_value)
+        assert res.metrics[mid].value == pytest.approx(frechet_distance_features(x[:6], x[6:]), rel=1e-5)
         meta = res.meta[mid]
         assert meta["unit"] == "distance" and "not in TISE; follows" in meta["comparability"]["protocol"]
         name = key.split(".")[0]

@@ -57,15 +57,8 @@ def _fd(ctx: MetricContext, key: str) -> MetricValue:
     if n_gen < 2 or n_ref < 2:
         reason = f"a Fréchet distance needs at least 2 images per side, got {n_gen} generated / {n_ref} reference"
         return MetricValue(value=float("nan"), n=n_gen, extras={**extras, "reason": reason})
-    mu_g, sigma_g = fid_statistics(gen)
-    mu_r, sigma_r = fid_statistics(ref)
-    value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r, names=("generated", "reference"))
-    return MetricValue(
-        value=value,
-        n=n_gen,
-        extras=extras,
-        resample=ctx.rows_resampler(FidReplicator(gen, mu_r, sigma_r), "fid"),
-    )
+    fid = FidReplicator(gen, *fid_statistics(ref))
+    return MetricValue(value=fid.point(), n=n_gen, extras=extras, resample=ctx.rows_resampler(fid, "fid"))
 
 
 @register_metric(

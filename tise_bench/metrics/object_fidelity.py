@@ -30,7 +30,6 @@ from .inception import (
     IS_MIN_SPLIT_SIZE,
     FidReplicator,
     fid_statistics,
-    frechet_distance,
     inception_score,
     inception_score_tise_objects,
     split_mode,
@@ -187,11 +186,8 @@ def compute_o_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         return MetricValue(
             float("nan"), int(gen.shape[0]), extras={**extras, "reason": "fewer than 2 object crops on one side"}
         )
-    mu1, s1 = fid_statistics(gen)
     mu2, s2 = fid_statistics(ref)
+    fid = FidReplicator(gen, mu2, s2, names=("generated crops", "reference crops"))
     return MetricValue(
-        frechet_distance(mu1, s1, mu2, s2, names=("generated crops", "reference crops")),
-        int(gen.shape[0]),
-        extras=extras,
-        resample=ctx.rows_resampler(FidReplicator(gen, mu2, s2), "fid", crops=True),
+        fid.point(), int(gen.shape[0]), extras=extras, resample=ctx.rows_resampler(fid, "fid", crops=True)
     )
