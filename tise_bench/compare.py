@@ -10,7 +10,8 @@ eval set is built in memory: one record per generated image (id = file stem), th
 the records' ``reference`` (sorted by name). The two folders may hold different numbers of images: these
 metrics compare two sets, not pairs (reference images beyond the generated count go to reference-only records,
 whose missing generated image is not a mismatch). Nothing is written unless ``paths.results_dir=<folder>`` is
-given (the feature cache under ``paths.cache_dir`` is used as by every run).
+given (the feature cache under ``paths.cache_dir`` is used as by every run). No bootstrap replicates are drawn
+unless ``bootstrap.*`` is given; ``data.limit`` is refused (give the folders to compare).
 """
 
 from __future__ import annotations
@@ -154,10 +155,18 @@ def compare(generated_dir: str | Path, reference_dir: str | Path, overrides: Seq
     if cfg["data"].get("limit") is not None:
         raise ConfigError("data.limit is not used by tise_bench.compare: give folders with the images to compare")
     if len(gen) != len(ref):
+        more = (
+            f"; the {len(gen) - len(ref)} generated image(s) past the reference count are counted in "
+            f"skipped.no_reference (records without a reference) but scored all the same"
+            if len(gen) > len(ref)
+            else ""
+        )
         log.info(
-            "%d generated and %d reference images: FID, KID and precision/recall compare two sets, not pairs",
+            "%d generated and %d reference images: distribution metrics compare two sets, not pairs, and use all "
+            "of both%s",
             len(gen),
             len(ref),
+            more,
         )
     evalset = two_folder_evalset(gen, ref, name=str(cfg["data"]["name"]))
     [result] = evaluate_config(cfg, evalset=evalset, fix=COMPARE_FIX)
