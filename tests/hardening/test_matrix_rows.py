@@ -237,7 +237,7 @@ def test_metrics_json_lists_the_first_50_mismatches_and_bad_images():
         specs={},
         metrics={},
         samples_by_subset={},
-        evalset=SimpleNamespace(name="d", subsets={}, sources=[], reference_stats=None),
+        evalset=SimpleNamespace(name="d", subsets={}, sources=[], reference_stats=None, limit=None),
         per_sample={},
         backbones={},
         counts={**report.counts(), "bad_images": n},
