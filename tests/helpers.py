@@ -50,6 +50,45 @@ def tiny_demo_config(cache: Path, results: Path, *extra: str):
         )
 
 
+def custom_run_config(root: Path, manifest: Path, *extra: str):
+    """``model=folder`` (images in ``root/gen``) on ``data=custom`` (``manifest``) with random CPU backbones, cache
+    ``root/cache`` and results ``root/res``, no progress bar, table or bootstrap, composed as the CLI composes it;
+    ``extra`` are more overrides."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
+        return compose(
+            "config",
+            overrides=[
+                "backbones=random",
+                "backbones.device=cpu",
+                "model=folder",
+                "model.name=m",
+                f"model.samples_dir={root / 'gen'}",
+                "data=custom",
+                "data.name=tiny",
+                f"data.manifest={manifest}",
+                f"paths.cache_dir={root / 'cache'}",
+                f"paths.results_dir={root / 'res'}",
+                "progress=false",
+                "print_table=false",
+                "bootstrap.replicates=0",
+                "bootstrap.replicates_features=0",
+                *extra,
+            ],
+        )
+
+
+def cache_with_session_weights(session_cache: Path, cache: Path) -> Path:
+    """A new feature cache holding the session's random-weights files (no backbone is re-initialised)."""
+    import shutil
+
+    for sub in ("weights", "weights-hashes"):
+        if (session_cache / sub).is_dir():
+            shutil.copytree(session_cache / sub, cache / sub)
+    return cache
+
+
 #: A tiny open_clip CLIP (ViT + text transformer, 224 px, two layers per tower), registered under this name by
 #: :func:`tiny_clip_model`: for backbones whose random variant is a real (slow) architecture, e.g.
 #: ``backbones.segmenter.clip_model``.

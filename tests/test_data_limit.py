@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from helpers import structured_images
+from helpers import cache_with_session_weights, custom_run_config, structured_images
 from tise_bench.data.manifest import Record
 from tise_bench.data.samples import find_images_layout
 from tise_bench.errors import ConfigError, DataError
@@ -28,9 +26,7 @@ N_PROMPTS, LIMIT = 8, 5
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, session_cache):
     root = tmp_path_factory.mktemp("limit")
-    for sub in ("weights", "weights-hashes"):  # the session's random weights files, an empty feature cache
-        if (session_cache / sub).is_dir():
-            shutil.copytree(session_cache / sub, root / "cache" / sub)
+    cache_with_session_weights(session_cache, root / "cache")
     structured_images(root / "gen", N_PROMPTS, seed=1511, size=32)
     refs = structured_images(root / "ref", N_PROMPTS, seed=1512, size=32)
     recs = [{"id": f"{i:04d}", "caption": f"scene {i}", "reference": str(refs[i])} for i in range(N_PROMPTS)]
@@ -40,28 +36,7 @@ def tiny(tmp_path_factory, session_cache):
 
 
 def _cfg(root: Path, manifest: str, *extra: str):
-    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        return compose(
-            "config",
-            overrides=[
-                "backbones=random",
-                "backbones.device=cpu",
-                "model=folder",
-                "model.name=m",
-                f"model.samples_dir={root / 'gen'}",
-                "data=custom",
-                "data.name=tiny",
-                f"data.manifest={root / manifest}",
-                f"paths.cache_dir={root / 'cache'}",
-                f"paths.results_dir={root / 'res'}",
-                "progress=false",
-                "print_table=false",
-                "bootstrap.replicates=0",
-                "bootstrap.replicates_features=0",
-                "metrics.ids=[fid]",
-                *extra,
-            ],
-        )
+    return custom_run_config(root, root / manifest, "metrics.ids=[fid]", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,11 @@ import io
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from helpers import structured_images
+from helpers import cache_with_session_weights, custom_run_config, structured_images
 from tise_bench.registry import MinComparable, all_metrics, extra_count, n_count
 from tise_bench.report import SMALL_N_MARK, format_table
 from tise_bench.results import EvalResult, value_warnings
@@ -109,9 +107,7 @@ def test_value_warnings_name_missing_references():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, session_cache):
     root = tmp_path_factory.mktemp("small_n")
-    for sub in ("weights", "weights-hashes"):  # the session's random weights files, an empty feature cache
-        if (session_cache / sub).is_dir():
-            shutil.copytree(session_cache / sub, root / "cache" / sub)
+    cache_with_session_weights(session_cache, root / "cache")
     structured_images(root / "gen", N_PROMPTS, seed=1411, size=32)
     refs = structured_images(root / "ref", N_REFS, seed=1412, size=32)
     man = root / "m.jsonl"
@@ -122,27 +118,7 @@ def tiny_run(tmp_path_factory, session_cache):
             rec["reference"] = str(refs[i])
         lines.append(json.dumps(rec) + "\n")
     man.write_text("".join(lines))
-    with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
-        cfg = compose(
-            "config",
-            overrides=[
-                "backbones=random",
-                "backbones.device=cpu",
-                "model=folder",
-                "model.name=m",
-                f"model.samples_dir={root / 'gen'}",
-                "data=custom",
-                "data.name=tiny",
-                f"data.manifest={man}",
-                f"paths.cache_dir={root / 'cache'}",
-                f"paths.results_dir={root / 'res'}",
-                "progress=false",
-                "print_table=true",
-                "bootstrap.replicates=0",
-                "bootstrap.replicates_features=0",
-                "metrics.ids=[clip_rp,is,fid]",
-            ],
-        )
+    cfg = custom_run_config(root, man, "print_table=true", "metrics.ids=[clip_rp,is,fid]")
     return cfg, root / "res" / "tiny" / "m" / "metrics.json"
 
 

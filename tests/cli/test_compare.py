@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 import tise_bench
-from helpers import structured_images
+from helpers import cache_with_session_weights, structured_images
 from tise_bench.compare import compare, main
 from tise_bench.errors import ConfigError, DataError
 
@@ -25,9 +25,7 @@ KID_SHRINK = "metrics.params.kid.shrink_subset_size=true"  # KID on 6 images: to
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, session_cache):
     root = tmp_path_factory.mktemp("compare")
-    for sub in ("weights", "weights-hashes"):  # the session's random weights files, an empty feature cache
-        if (session_cache / sub).is_dir():
-            shutil.copytree(session_cache / sub, root / "cache" / sub)
+    cache_with_session_weights(session_cache, root / "cache")
     gen = structured_images(root / "gen", N_GEN, seed=1611, size=32, prefix="g")
     ref = structured_images(root / "ref", N_REF, seed=1612, size=32, prefix="r")
     few = root / "few"
