@@ -164,8 +164,6 @@ def inception_score_tise_objects(
     ``N % splits`` rows are dropped; per part ``exp(mean_i scipy.stats.entropy(p_i, mean(part)))``; returns
     ``(mean, population std, split_scores)``. Needs ``N ≥ splits`` (TISE would return NaN below that).
     """
-    from scipy.stats import entropy
-
     z = _as_2d(logits, "inception_score_tise_objects")
     _check_finite_rows(z, "inception_score_tise_objects")
     if not temperature > 0 or not math.isfinite(temperature):
@@ -182,9 +180,23 @@ def inception_score_tise_objects(
     scores = []
     for k in range(splits):
         part = p[k * size : (k + 1) * size]
-        kl = entropy(part, part.mean(axis=0)[None, :], axis=1)
+        kl = _scipy_entropy_rows(part, part.mean(axis=0)[None, :])
         scores.append(float(np.exp(np.mean(kl))))
     return float(np.mean(scores)), float(np.std(scores)), scores
+
+
+def _scipy_entropy_rows(pk: np.ndarray, qk: np.ndarray) -> np.ndarray:
+    """``scipy.stats.entropy(pk, qk, axis=1)`` for 2-D float64 ``pk`` (N, C) and ``qk`` (1, C), with scipy's own
+    arithmetic (scipy 1.17 ``_entropy.py``: broadcast, normalise each row, ``special.rel_entr``, sum over the row),
+    bit-identical (``tests/metrics/test_inception.py``), without the ~0.7 ms per call of scipy's nan-policy wrapper
+    (O-IS's bootstrap calls it once per split per replicate: 7 of a cached demo re-run's 19 s)."""
+    from scipy.special import rel_entr
+
+    pk, qk = np.broadcast_arrays(pk, qk)
+    with np.errstate(invalid="ignore"):
+        qk = qk / np.sum(qk, axis=1, keepdims=True)
+        pk = pk / np.sum(pk, axis=1, keepdims=True)
+    return np.sum(rel_entr(pk, qk), axis=1)
 
 
 class FidReplicator:
