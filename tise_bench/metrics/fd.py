@@ -10,7 +10,9 @@ float64 of each side, then ``‖μ_g − μ_r‖² + Tr Σ_g + Tr Σ_r − 2 Tr 
   part) on the DINOv2 ViT-L/14 CLS features of :mod:`tise_bench.backbones.dinov2`. Difference: the trace of the
   square root is Σ √λ over the eigenvalues of ``σ1·σ2`` (FID's, torch-fidelity's formula, and dgm-eval's own
   ``compute_efficient_FD_with_reps``), not ``sqrtm``'s trace: equal up to round-off (the test checks both), and
-  without dgm-eval's ``eps`` retry on a singular product (never needed by the eigenvalue form).
+  without dgm-eval's ``eps`` retry on a singular product (never needed by the eigenvalue form). As for FID, those
+  eigenvalues are computed as the ones of a symmetric matrix: ``σ_r^½ σ_g σ_r^½`` (``σ_r^½`` cached per reference),
+  or with at most D generated rows their N × N row-space Gram (:class:`~tise_bench.metrics.inception.FidReplicator`).
 * ``clip_fid``: GaParmar/clean-fid ``cleanfid/fid.py`` ``compute_fid(..., model_name="clip_vit_b_32")``
   (``fid_from_feats``: ``np.mean``, ``np.cov(rowvar=False)``, ``frechet_distance`` with ``sqrtm``) on the
   unnormalised CLIP ViT-B/32 embeddings of :mod:`tise_bench.backbones.clip_fid`. Same trace difference as above.
@@ -27,7 +29,7 @@ import numpy as np
 from ..context import MetricContext
 from ..registry import Need, reference_images, register_metric
 from ..types import MetricValue
-from .inception import FidReplicator, fid_statistics, frechet_distance
+from .inception import FidReplicator, fid_statistics, frechet_distance, reference_sqrt_of
 
 DINOV2 = "dinov2.cls"
 CLIP_FID = "clip_fid.image"
@@ -35,7 +37,11 @@ _REFERENCE = {
     DINOV2: "layer6ai-labs/dgm-eval dgm_eval/metrics/fd.py compute_FD_with_reps",
     CLIP_FID: 'GaParmar/clean-fid cleanfid/fid.py compute_fid(model_name="clip_vit_b_32")',
 }
-_DIFFERENCES = "trace of the matrix square root as the sum of sqrt eigenvalues of sigma_g sigma_r (reference: sqrtm)"
+_DIFFERENCES = (
+    "trace of the matrix square root as the sum of sqrt eigenvalues of sigma_g sigma_r (reference: sqrtm), computed "
+    "as those of the symmetric sigma_r^1/2 sigma_g sigma_r^1/2 (N <= D generated rows: of their N x N Gram in "
+    "sigma_r)"
+)
 
 
 def frechet_distance_features(gen: np.ndarray, ref: np.ndarray) -> float:
@@ -57,7 +63,8 @@ def _fd(ctx: MetricContext, key: str) -> MetricValue:
     if n_gen < 2 or n_ref < 2:
         reason = f"a Fréchet distance needs at least 2 images per side, got {n_gen} generated / {n_ref} reference"
         return MetricValue(value=float("nan"), n=n_gen, extras={**extras, "reason": reason})
-    fid = FidReplicator(gen, *fid_statistics(ref))
+    mu_r, sigma_r = fid_statistics(ref)
+    fid = FidReplicator(gen, mu_r, sigma_r, sqrt_r=reference_sqrt_of(ctx, sigma_r))
     return MetricValue(value=fid.point(), n=n_gen, extras=extras, resample=ctx.rows_resampler(fid, "fid"))
 
 

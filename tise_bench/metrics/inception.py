@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 from ..backbones.bird_classifier import TISE_BIRD_TEMPERATURE
 from ..context import MetricContext
 from ..errors import ConfigError
+from ..features.refcache import reference_sqrt
 from ..registry import MinComparable, Need, extra_count, n_count, reference_images_or_stats, register_metric
 from ..types import MetricValue
 
@@ -102,6 +104,23 @@ def frechet_distance(
     eig = np.linalg.eigvals(s1 @ s2).astype(np.complex128)
     tr_covmean = float(np.sum(np.sqrt(eig).real))
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def frechet_distance_sqrt(
+    mu_g: np.ndarray, sigma_g: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray, sqrt_r: np.ndarray
+) -> float:
+    """:func:`frechet_distance` with the reference side's symmetric square root ``A = Σ_r^½`` given
+    (:func:`~tise_bench.features.refcache.reference_sqrt`, computed once per reference and cached).
+
+    ``d² = ‖μ_g − μ_r‖² + Tr Σ_g + Tr Σ_r − 2 Σ √λ⁺`` with ``λ`` the eigenvalues of the symmetric ``A Σ_g A``: they
+    are those of ``Σ_g Σ_r`` (``A Σ_g A`` and ``Σ_g A A`` share their eigenvalues), so ``Tr (Σ_g Σ_r)^½`` is the same
+    number as torch-fidelity's ``Σ Re √eig(Σ_g Σ_r)``; a model then costs one symmetric eigenvalue solve
+    (``eigvalsh``) instead of a general ``D × D`` eigenproblem. Negative round-off eigenvalues count as 0, as
+    ``Re √λ`` does. No checks: callers check the statistics (:func:`_check_gaussians`)."""
+    diff = mu_g - mu_r
+    lam = np.linalg.eigvalsh(sqrt_r @ sigma_g @ sqrt_r)
+    tr_covmean = float(np.sqrt(np.clip(lam, 0.0, None)).sum())
+    return float(diff @ diff + np.trace(sigma_g) + np.trace(sigma_r) - 2.0 * tr_covmean)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -204,9 +223,15 @@ class FidReplicator:
 
     With at most ``D`` rows it uses the exact low-rank identity ``eig(Σ₁Σ₂)\\{0} = eig(Aᵀ Σ₂ A)``
     (``Σ₁ = A Aᵀ``): an eigen-decomposition of a symmetric ``u × u`` matrix (u = distinct rows drawn) built from
-    the Gram matrix ``X Σ₂ Xᵀ`` (computed on the first replicate), instead of a general ``D × D`` eigenproblem;
-    otherwise the metric's own ``fid_statistics`` + ``frechet_distance`` on the resampled rows.
+    the Gram matrix ``X Σ₂ Xᵀ`` (computed on the first replicate), instead of a general ``D × D`` eigenproblem.
+    With more rows (real protocols: 30,000 images) it uses the reference's symmetric square root ``Σ_r^½``
+    (``sqrt_r``: a function returning it, called once, on the first value that needs it; default: computed in this
+    process, :func:`~tise_bench.features.refcache.reference_sqrt` without a disk cache) and
+    :func:`frechet_distance_sqrt`: one symmetric ``D × D`` eigenvalue solve per value, on the weighted covariance of
+    the distinct rows drawn.
     """
+
+    _CHUNK = 2048  # rows per float64 block of the covariance (32 MiB at D = 2048)
 
     def __init__(
         self,
@@ -214,6 +239,7 @@ class FidReplicator:
         mu_r: np.ndarray,
         sigma_r: np.ndarray,
         names: tuple[str, str] = ("generated", "reference"),
+        sqrt_r: Callable[[], np.ndarray] | None = None,
     ) -> None:
         self.x = feats  # as given (no float64 copy held while no replicate is asked for)
         self.names = names
@@ -221,6 +247,8 @@ class FidReplicator:
         n, d = self.x.shape
         self.low_rank = n <= d
         self._gram: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._sqrt_fn = sqrt_r
+        self._sqrt: np.ndarray | None = None
 
     def _grams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._gram is None:  # x_i' Σ_r x_j, x_i' x_j, x_i' μ_r
@@ -228,16 +256,23 @@ class FidReplicator:
             self._gram = ((x @ self.sigma_r) @ x.T, x @ x.T, x @ self.mu_r)
         return self._gram
 
+    def sqrt_r(self) -> np.ndarray:
+        """``Σ_r^½``: from ``sqrt_r`` (a cache) on first use, then held."""
+        if self._sqrt is None:
+            self._sqrt = self._sqrt_fn() if self._sqrt_fn is not None else reference_sqrt(self.sigma_r)
+        return self._sqrt
+
     def point(self) -> float:
         """FID of all rows. With at most ``D`` rows: the low-rank identity above (one symmetric ``N × N``
         eigenproblem on the Gram matrix the bootstrap replicates reuse) instead of a general ``D × D`` eigenproblem
         of ``Σ₁Σ₂`` — the same value up to round-off (≤ 1e-7 relative, tests; torch-fidelity parity ≤ 1e-6), and for
-        N = 256, D = 2048 it replaces a 2048² non-symmetric eigensolve; otherwise :meth:`exact` on every row."""
-        n = int(self.x.shape[0])
-        if not self.low_rank:
-            return self.exact(np.arange(n))
-        x = _as_2d(self.x, "fid_statistics")  # the checks frechet_distance makes, before the Gram is built
+        N = 256, D = 2048 it replaces a 2048² non-symmetric eigensolve; with more rows :func:`frechet_distance_sqrt`
+        on their covariance (one symmetric ``D × D`` eigenvalue solve; torch-fidelity parity ≤ 1e-6, tests)."""
+        x = np.asarray(self.x)  # the checks fid_statistics + frechet_distance make (no float64 copy)
+        if x.ndim != 2:
+            _as_2d(x, "fid_statistics")  # raises, naming the shape
         _check_finite_rows(x, "fid_statistics")
+        n = int(x.shape[0])
         if n < 2:
             raise ValueError(f"fid_statistics: a covariance needs at least 2 samples, got {n}")
         gen = (self.names[0], np.zeros(x.shape[1]), np.zeros((x.shape[1], x.shape[1])))
@@ -245,9 +280,28 @@ class FidReplicator:
         return self.replicate(np.ones(n))
 
     def exact(self, rows: np.ndarray) -> float:
-        """The metric's own computation on ``X[rows]``."""
+        """torch-fidelity's computation on ``X[rows]``: ``fid_statistics`` + :func:`frechet_distance` (a general
+        ``D × D`` eigenproblem; the reference the tests compare the fast paths with)."""
         mu, sigma = fid_statistics(self.x[rows])
         return frechet_distance(mu, sigma, self.mu_r, self.sigma_r, names=self.names)
+
+    def _weighted_stats(self, w_all: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance (ddof 1) of the multiset where row i appears ``w_all[i]`` times, in float64, from
+        its distinct rows in blocks: ``Σ w_i (x_i − μ)(x_i − μ)ᵀ / (n − 1)`` (one symmetric rank-k update per block)."""
+        u = np.flatnonzero(w_all > 0)
+        w = w_all[u]
+        n = float(w.sum())
+        d = int(self.x.shape[1])
+        blocks = [slice(lo, lo + self._CHUNK) for lo in range(0, len(u), self._CHUNK)]
+        mu = np.zeros(d)
+        for b in blocks:
+            mu += w[b] @ np.asarray(self.x[u[b]], dtype=np.float64)
+        mu /= n
+        sigma = np.zeros((d, d))
+        for b in blocks:
+            z = (np.asarray(self.x[u[b]], dtype=np.float64) - mu) * np.sqrt(w[b])[:, None]
+            sigma += z.T @ z
+        return mu, sigma / (n - 1.0)
 
     def replicate(self, row_weights: np.ndarray, rows: np.ndarray | None = None) -> float:
         """FID of the multiset where row i appears ``row_weights[i]`` times (``rows``: same multiset, ordered)."""
@@ -256,9 +310,8 @@ class FidReplicator:
         if n < 2:
             return math.nan
         if not self.low_rank:
-            if rows is None:
-                rows = np.repeat(np.arange(len(w_all)), w_all.astype(np.int64))
-            return self.exact(rows)
+            mu, sigma = self._weighted_stats(w_all)
+            return frechet_distance_sqrt(mu, sigma, self.mu_r, self.sigma_r, self.sqrt_r())
         gram, kern, xmu = self._grams()
         u = np.flatnonzero(w_all > 0)
         w = w_all[u]
@@ -278,6 +331,13 @@ class FidReplicator:
         """FID of ``X[rows]`` (ordered rows of one replicate, duplicates kept): a :class:`RowsResampler` score."""
         rows = np.asarray(rows, dtype=np.int64)
         return self.replicate(np.bincount(rows, minlength=self.x.shape[0]), rows)
+
+
+def reference_sqrt_of(ctx: MetricContext, sigma_r: np.ndarray) -> Callable[[], np.ndarray]:
+    """``sqrt_r`` for :class:`FidReplicator`: ``Σ_r^½`` from the run's cache (``ctx.extra['cache_dir']``,
+    ``<cache>/stats/sqrt-<key>.npz``), computed and written there on first use; memory only without a cache."""
+    cache = ctx.extra.get("cache_dir")
+    return lambda: reference_sqrt(sigma_r, cache)
 
 
 SPLIT_MODES = ("torch_fidelity", "tise")
@@ -474,7 +534,7 @@ def compute_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     if feats.shape[0] < 2:
         return _nan(f"FID needs at least 2 generated images, got {feats.shape[0]}")
     mu_r, sigma_r = ctx.ref_stats(POOL3)
-    fid = FidReplicator(feats, mu_r, sigma_r)
+    fid = FidReplicator(feats, mu_r, sigma_r, sqrt_r=reference_sqrt_of(ctx, sigma_r))
     return MetricValue(
         value=fid.point(),
         n=int(feats.shape[0]),

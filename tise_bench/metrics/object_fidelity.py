@@ -32,6 +32,7 @@ from .inception import (
     fid_statistics,
     inception_score,
     inception_score_tise_objects,
+    reference_sqrt_of,
     split_mode,
     split_size,
 )
@@ -187,7 +188,7 @@ def compute_o_fid(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
             float("nan"), int(gen.shape[0]), extras={**extras, "reason": "fewer than 2 object crops on one side"}
         )
     mu2, s2 = fid_statistics(ref)
-    fid = FidReplicator(gen, mu2, s2, names=("generated crops", "reference crops"))
+    fid = FidReplicator(gen, mu2, s2, names=("generated crops", "reference crops"), sqrt_r=reference_sqrt_of(ctx, s2))
     return MetricValue(
         fid.point(), int(gen.shape[0]), extras=extras, resample=ctx.rows_resampler(fid, "fid", crops=True)
     )
