@@ -141,7 +141,7 @@ def evaluate_config(
     planned = plan(
         list(mcfg["ids"]), evalset, params, bcfg, on_unsupported=str(cfg.get("on_unsupported", "fail")), fix=fix
     )
-    backbones = build_backbones(bcfg, planned.backbones, paths["cache_dir"])
+    backbones = build_backbones(bcfg, planned.backbones, paths["cache_dir"], lazy=True)  # built when features miss
     bank = FeatureBank(
         backbones,
         paths["cache_dir"],

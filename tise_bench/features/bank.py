@@ -475,6 +475,8 @@ class FeatureBank:
                     if self.fast:
                         uploads.pixels[s] = _pixels(img)  # type: ignore[arg-type]
             miss = [m for m in miss if m[0] in decoded]
+            if not miss:  # all cached: the backbone is not touched (a lazy one stays unbuilt)
+                continue
             share = len(req.backbones) > 1  # several crop backbones: each crop is cut once, kept for the next
             dev = _device(bb)
 
