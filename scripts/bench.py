@@ -9,6 +9,8 @@
                                               # its options: --n, --size, --quick, --workers, --preprocess, --json)
     python scripts/bench.py --fast [...]      # issue 13: backbones.preprocess=fast vs exact on every demo metric
                                               # (bench_fast.py, its options: --quick, --real, --json)
+    python scripts/bench.py --cli [...]       # issue 14: cold / cached demo and a cold / cached 256-image run, each
+                                              # a fresh CLI process (bench_cli.py: --n, --size, --quick, --skip-demo)
 
 On the SAME seeded synthetic images (``bench_data``) and the SAME backbone instances with random weights
 (CLIP ViT-B/32, inception-v3-compat, the YOLO detector at imgsz 640; FLOPs matter here, not accuracy):
@@ -188,7 +190,13 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    for flag, module in (("--beyond", "bench_beyond"), ("--overhead", "bench_overhead"), ("--fast", "bench_fast")):
+    others = (
+        ("--beyond", "bench_beyond"),
+        ("--overhead", "bench_overhead"),
+        ("--fast", "bench_fast"),
+        ("--cli", "bench_cli"),
+    )
+    for flag, module in others:
         if flag in sys.argv[1:]:  # another bench, with its own options
             import importlib
 
