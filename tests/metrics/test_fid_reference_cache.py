@@ -44,7 +44,9 @@ def _reference(kind: str, rng: np.random.Generator) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["full", "rank_deficient", "nearly_singular"])
-@pytest.mark.parametrize("n", [300, 40])  # N > D: the cached square root; N <= D: the row-space (Gram) path
+# N > D: the cached square root, A Σ_g A formed as A (Zᵀ Z) A (300 rows, replicates ~190 distinct > 2D) or as
+# (Z A)ᵀ (Z A) (100 rows < 2D); N <= D: the row-space (Gram) path
+@pytest.mark.parametrize("n", [300, 100, 40])
 def test_fid_equals_torch_fidelity(kind: str, n: int) -> None:
     rng = np.random.default_rng(7)
     gen = (rng.normal(size=(n, D)) @ rng.normal(size=(D, D)) * 0.2).astype(np.float32)
