@@ -50,10 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torchvision.models.inception import Inception3, InceptionA, InceptionC, InceptionE
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from .object_classifier import LocalClassifierBackbone, init_random_inception3, read_state_dict
@@ -63,64 +60,14 @@ TISE_BIRD_TEMPERATURE = 0.5980541706085205
 CUB_CLASSES = 50  # + 1 background logit (index 0) in the network
 
 
-def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
-    """TF ``avg_pool`` 3×3, stride 1, SAME: padded positions are not counted in the average."""
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+def __getattr__(name: str) -> object:
+    """``TFSlimInception3`` lives in :mod:`.tfslim.inception3` (torchvision's Inception blocks, imported only when a
+    network is built: a fully cached run does not pay for importing torchvision)."""
+    if name == "TFSlimInception3":
+        from .tfslim.inception3 import TFSlimInception3
 
-
-class _TFInceptionA(InceptionA):
-    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return [self.branch1x1(x), b5, b3, self.branch_pool(_tf_avg_pool(x))]
-
-
-class _TFInceptionC(InceptionC):
-    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        d = x
-        for m in (
-            self.branch7x7dbl_1,
-            self.branch7x7dbl_2,
-            self.branch7x7dbl_3,
-            self.branch7x7dbl_4,
-            self.branch7x7dbl_5,
-        ):
-            d = m(d)
-        return [self.branch1x1(x), b7, d, self.branch_pool(_tf_avg_pool(x))]
-
-
-class _TFInceptionE(InceptionE):
-    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        b3 = self.branch3x3_1(x)
-        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
-        d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        d = torch.cat([self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d)], 1)
-        return [self.branch1x1(x), b3, d, self.branch_pool(_tf_avg_pool(x))]
-
-
-class TFSlimInception3(Inception3):
-    """torchvision's Inception3 with TF-slim's average pools (padding excluded); keys as torchvision's."""
-
-    def __init__(self, num_classes: int = CUB_CLASSES + 1) -> None:
-        from torchvision.models.inception import BasicConv2d, InceptionAux, InceptionB, InceptionD
-
-        with torch.random.fork_rng(devices=[]):
-            super().__init__(
-                num_classes=num_classes,
-                aux_logits=False,
-                transform_input=False,
-                init_weights=False,
-                inception_blocks=[
-                    BasicConv2d,
-                    _TFInceptionA,
-                    InceptionB,
-                    _TFInceptionC,
-                    InceptionD,
-                    _TFInceptionE,
-                    InceptionAux,
-                ],
-            )
+        return TFSlimInception3
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- TF-slim variable names (TISE's inception_model.py) -> torchvision module prefixes ----------------------
@@ -203,6 +150,8 @@ def convert_slim_variables(
     as TISE's ``saver.restore`` of ``variables_to_restore()`` does; a missing one is an error (TISE's restore
     would fail too). Every shape is checked against the network.
     """
+    from .tfslim.inception3 import TFSlimInception3
+
     ref = TFSlimInception3(num_classes + 1).state_dict()
     sd: dict[str, torch.Tensor] = {}
 
@@ -238,6 +187,8 @@ def load_bird_checkpoint(path: str | Path, num_classes: int = CUB_CLASSES) -> to
     )
     sd = read_state_dict(path, "backbones.bird_classifier.weights", what)
     sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}
+    from .tfslim.inception3 import TFSlimInception3
+
     net = TFSlimInception3(num_classes + 1)
     for k, v in net.state_dict().items():  # slim has no BatchNorm gamma: absent weights are 1
         if k.endswith(".bn.weight") and k not in sd:
@@ -264,6 +215,8 @@ def _tf_input(batch: torch.Tensor) -> torch.Tensor:
 
 
 def random_bird_classifier(num_classes: int, seed: int) -> torch.nn.Module:
+    from .tfslim.inception3 import TFSlimInception3
+
     net = TFSlimInception3(num_classes + 1)
     init_random_inception3(net, torch.Generator().manual_seed(seed), _tf_input)
     return net.eval()
@@ -322,6 +275,8 @@ class BirdClassifierBackbone(LocalClassifierBackbone):
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         # scipy.misc.imresize(img, (299, 299, 3), interp="bilinear") is PIL resize((299, 299), BILINEAR)
+        from torchvision.transforms.functional import pil_to_tensor
+
         return pil_to_tensor(img.convert("RGB").resize((299, 299), Image.Resampling.BILINEAR))
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:

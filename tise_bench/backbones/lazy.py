@@ -77,8 +77,9 @@ def source_hash() -> str:
     global _SOURCE_HASH
     if _SOURCE_HASH is None:
         h = hashlib.sha256()
-        for p in sorted(Path(__file__).parent.glob("*.py")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        root = Path(__file__).parent
+        for p in sorted(root.rglob("*.py")):
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
         _SOURCE_HASH = h.hexdigest()
     return _SOURCE_HASH
 

@@ -30,7 +30,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import WeightsNotFoundError
 from ..fsutil import CACHE, atomic_write_bytes, torch_save_bytes
@@ -304,6 +303,8 @@ class ObjectClassifierBackbone(LocalClassifierBackbone):
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         if img.size != (299, 299):  # TISE: transforms.Resize((299, 299)) (PIL bilinear); crops are already 299
             img = img.resize((299, 299), Image.Resampling.BILINEAR)
+        from torchvision.transforms.functional import pil_to_tensor  # imported when a network runs
+
         return pil_to_tensor(img.convert("RGB"))
 
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Network definitions imported only when a backbone is built (not at registry load)."""
