@@ -20,9 +20,11 @@ per metric id) beside ``metrics.json``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
+import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,14 +85,122 @@ def draws(key: str, n_prompts: int, n: int, seed: int) -> np.ndarray:
     return draw_prompts(n_prompts, n, np.random.default_rng([seed, zlib.crc32(key.encode())]))
 
 
+#: Resampler kinds whose replicates are kept in the cache (each replicate recomputes IS / FID from features);
+#: ``mean`` replicates cost milliseconds and are always drawn.
+MEMO_KINDS = ("is", "fid")
+_MEMO_CODE = ("bootstrap.py", "resampling.py", "context.py", "comparability.py", "metrics", "features/refcache.py")
+_CODE_HASH: str | None = None
+
+
+def _code_hash() -> str:
+    """sha256 of the code replicates are computed by (metrics, resampling, bootstrap), plus numpy / scipy versions."""
+    global _CODE_HASH
+    if _CODE_HASH is None:
+        from importlib import metadata
+        from pathlib import Path
+
+        root = Path(__file__).parent
+        h = hashlib.sha256()
+        for part in _MEMO_CODE:
+            p = root / part
+            for f in sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.is_file() else []:
+                h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+        for dist in ("numpy", "scipy"):
+            h.update(f"{dist}={metadata.version(dist)}".encode())
+        _CODE_HASH = h.hexdigest()
+    return _CODE_HASH
+
+
+def replicate_fingerprints(
+    metrics: Mapping[str, MetricValue],
+    subsets: Mapping[str, str],
+    samples_by_subset: Mapping[str, list[Any]],
+    meta: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """Per metric, everything its replicates are computed from: the metric and its subset, its comparability fields
+    (backbone namespaces, params, crop rule, the reference set's hash, the records' hash, the definition version),
+    the generated samples in order (record index, sample index, sha256 of the image), its value and n, and the code
+    (:func:`_code_hash`). Two runs with the same fingerprint draw the same replicates from the same features."""
+    out = {}
+    for mid, mv in metrics.items():
+        subset = subsets[mid]
+        samples = [(s.record_index, s.k, s.sha) for s in samples_by_subset.get(subset, [])]
+        doc = {
+            "metric": mid,
+            "subset": subset,
+            "comparability": (meta.get(mid) or {}).get("comparability"),
+            "samples": samples,
+            "value": repr(float(mv.value)),
+            "n": int(mv.n),
+            "code": _code_hash(),
+        }
+        out[mid] = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return out
+
+
+class ReplicateMemo:
+    """IS / FID-family replicates kept in ``<cache>/replicates/<fingerprint>-<seed>-<draw key hash>-<n>.npz`` (with the
+    identity recomputation and the metric's value): an unchanged re-run reads them instead of recomputing hundreds of
+    IS / FID values. A file that cannot be read, or whose value or length differs, is ignored (recomputed)."""
+
+    def __init__(self, cache_dir: Any, fingerprints: Mapping[str, str]) -> None:
+        from pathlib import Path
+
+        self.root = Path(cache_dir) / "replicates"
+        self.fingerprints = dict(fingerprints)
+
+    def _path(self, mid: str, key: str, n: int, seed: int) -> Any:
+        fp = self.fingerprints.get(mid)
+        if fp is None:
+            return None
+        tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+        return self.root / f"{fp}-s{seed}-{tag}-n{n}.npz"
+
+    def get(self, mid: str, key: str, n: int, seed: int, value: float) -> tuple[np.ndarray, float] | None:
+        path = self._path(mid, key, n, seed)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                reps, ident, val = (
+                    np.asarray(z["replicates"], dtype=np.float64),
+                    float(z["identity"]),
+                    float(z["value"]),
+                )
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            log.warning("bootstrap replicates cache %s is unreadable (%s); recomputing", path, e)
+            return None
+        if reps.shape != (n,) or repr(val) != repr(float(value)):
+            return None
+        return reps, ident
+
+    def put(self, mid: str, key: str, n: int, seed: int, value: float, reps: np.ndarray, ident: float) -> None:
+        path = self._path(mid, key, n, seed)
+        if path is None:
+            return
+        from .fsutil import CACHE, atomic_write
+
+        def save(tmp: Any) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, replicates=reps, identity=np.float64(ident), value=np.float64(value))
+
+        try:
+            atomic_write(path, save, CACHE)
+        except Exception as e:  # noqa: BLE001 (the memo is an optimisation: the run's own replicates stand)
+            log.debug("bootstrap replicates cache %s not written: %s", path, e)
+
+
 def replicate_metrics(
     metrics: Mapping[str, MetricValue],
     subsets: Mapping[str, str],
     records: Mapping[str, list[Record]],
     spec: BootstrapSpec,
+    memo: ReplicateMemo | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Replicates of every metric that defines its resampling -> (``{id: (B,) array}``, the ``bootstrap``
-    section of ``metrics.json``). ``subsets``: metric id -> subset; ``records``: subset -> its records."""
+    section of ``metrics.json``). ``subsets``: metric id -> subset; ``records``: subset -> its records. ``memo``:
+    IS / FID-family replicates of an unchanged earlier run are read from the cache (``cached: true`` in their entry)
+    instead of recomputed."""
     t0 = time.perf_counter()
     out: dict[str, np.ndarray] = {}
     entries: dict[str, dict[str, Any]] = {}
@@ -111,6 +221,21 @@ def replicate_metrics(
             skipped[mid] = f"bootstrap.{'replicates' if mv.resample.kind == 'mean' else 'replicates_features'}=0"
             continue
         key = draw_key(subset, recs)
+        t = time.perf_counter()
+        memo_ok = memo is not None and mv.resample.kind in MEMO_KINDS
+        hit = memo.get(mid, key, n, spec.seed, mv.value) if memo is not None and memo_ok else None
+        if hit is not None:
+            out[mid], ident = hit
+            entries[mid] = {
+                "subset": subset,
+                "draw_key": key,
+                "kind": mv.resample.kind,
+                "replicates": n,
+                "identity": ident,
+                "seconds": round(time.perf_counter() - t, 4),
+                "cached": True,
+            }
+            continue
         ident = float(mv.resample(np.arange(len(recs))[None, :])[0])
         tol = IDENTITY_RTOL[mv.resample.kind]
         if not (math.isfinite(ident) and abs(ident - mv.value) <= tol * max(1.0, abs(mv.value))):
@@ -122,6 +247,8 @@ def replicate_metrics(
             drawn[key] = draws(key, len(recs), n_max, spec.seed)
         t = time.perf_counter()
         out[mid] = np.asarray(mv.resample(drawn[key][:n]), dtype=np.float64)
+        if memo is not None and memo_ok:
+            memo.put(mid, key, n, spec.seed, mv.value, out[mid], ident)
         entries[mid] = {
             "subset": subset,
             "draw_key": key,
