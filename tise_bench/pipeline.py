@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .backbones.base import ImageBackbone, forward_counts
-from .bootstrap import BootstrapSpec, replicate_metrics
+from .bootstrap import BootstrapSpec, ReplicateMemo, replicate_fingerprints, replicate_metrics
 from .comparability import record_comparability
 from .context import MetricContext, Sample
 from .data.samples import SampleReport, find_images_layout
@@ -380,7 +380,14 @@ def evaluate_model(
     record_comparability(result, chosen, params, scored.metrics, backbones, evalset, ex.crops, ex.feats.shas, ex.row_of)
     subsets = {spec.id: subset for spec, subset in chosen}
     result.replicates, result.provenance["bootstrap"] = replicate_metrics(
-        scored.metrics, subsets, {s: evalset.subsets[s] for s in set(subsets.values())}, boot
+        scored.metrics,
+        subsets,
+        {s: evalset.subsets[s] for s in set(subsets.values())},
+        boot,
+        # IS / FID-family replicates of an unchanged earlier run are read from the cache
+        memo=ReplicateMemo(
+            bank.cache_dir, replicate_fingerprints(scored.metrics, subsets, scored.samples_by_subset, result.meta)
+        ),
     )
     # The resamplers hold the features they recompute from (FID: every generated pool3 row): drop them now that
     # the replicates are drawn, so a sweep of many models does not keep every model's features alive.
