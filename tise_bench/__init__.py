@@ -14,7 +14,11 @@ def __getattr__(name: str):
         from .api import evaluate
 
         return evaluate
+    if name == "Evaluator":  # the stateful evaluator for training loops (tise_bench/evaluator.py), imported likewise
+        from .evaluator import Evaluator
+
+        return Evaluator
     raise AttributeError(f"module 'tise_bench' has no attribute {name!r}")
 
 
-__all__ = ["evaluate", "TiseError", "ConfigError", "DataError", "WeightsNotFoundError", "__version__"]
+__all__ = ["evaluate", "Evaluator", "TiseError", "ConfigError", "DataError", "WeightsNotFoundError", "__version__"]

@@ -1,14 +1,14 @@
 """Python API: ``tise_bench.evaluate(...)`` over a folder or in-memory images, e.g. inside a training loop.
 
 Returns the same :class:`~tise_bench.results.EvalResult` as the CLI through the same path: the CLI's Hydra
-config composed with overrides, then :func:`tise_bench.runner.evaluate_config`; only the eval set is built
-in memory (in-memory images are written losslessly as PNG into the cache and found by id).
+config composed with overrides; a folder of images then goes through :func:`tise_bench.runner.evaluate_config`
+(only the eval set is built in memory), in-memory images through :class:`tise_bench.evaluator.Evaluator` (one
+``update``, one ``compute``: their features are computed from the pixels, no file is written), which ends in the
+same :func:`tise_bench.pipeline.finish`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,9 @@ from PIL import Image
 
 from .config_schema import backbones_schema, compose
 from .data.manifest import Record, load_manifest
-from .errors import ConfigError, StorageError
+from .errors import ConfigError
 from .evalset import EvalSet, all_subsets
-from .fsutil import CACHE, RESULTS, atomic_write, check_writable
+from .fsutil import CACHE, RESULTS, check_writable
 from .names import check_file_id, check_name
 from .results import EvalResult
 from .runner import evaluate_config, resolve_config
@@ -51,38 +51,6 @@ def _to_pil(img: Any) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return Image.fromarray(arr).convert("RGB")
-
-
-def _materialise(images: Sequence[Any], ids: list[str], root: Path, what: str = "ids") -> Path:
-    """Write in-memory images as PNG (lossless) into a content-addressed folder under the cache.
-
-    Each id becomes ``<id>.png``: ids that are not a single safe file name (:func:`check_file_id`; ``what``
-    names them in the message) are refused before anything is written, and a failed write leaves no temp folder.
-    """
-    for i, rid in enumerate(ids):
-        check_file_id(rid, f"{what}[{i}]")
-    blobs = []
-    for img in images:
-        buf = io.BytesIO()
-        _to_pil(img).save(buf, format="PNG")
-        blobs.append(buf.getvalue())
-    digest = hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blobs) + "|".join(ids).encode()).hexdigest()[
-        :20
-    ]
-    folder = root / "api-images" / digest
-    if not folder.is_dir():
-
-        def fill(tmp: Path) -> None:
-            tmp.mkdir()
-            for rid, b in zip(ids, blobs):
-                (tmp / f"{rid}.png").write_bytes(b)
-
-        try:
-            atomic_write(folder, fill, CACHE)  # a failed write leaves no temporary folder
-        except (OSError, StorageError):
-            if not folder.is_dir():  # else another process won the race with identical content
-                raise
-    return folder
 
 
 #: ``bootstrap`` of an in-memory API run (no ``write_to``) unless the caller asks: no replicates.
@@ -121,8 +89,9 @@ def evaluate(
     """Score images against captions with the TISE metrics.
 
     ``images``: a folder of ``<id>.png`` files (with ``manifest`` or ``captions`` + ``ids``) or a sequence of
-    PIL images / uint8 arrays / [0,1] tensors aligned with ``captions``. ``references``: real images (paths
-    or in-memory) aligned with ``captions``, needed by FID and CLIP-I2I (or give ``reference_stats``).
+    PIL images / uint8 arrays / [0,1] tensors aligned with ``captions`` (scored in memory: no file is written, and
+    their features are not cached on disk). ``references``: real images aligned with ``captions``, needed by FID
+    and CLIP-I2I (or give ``reference_stats``): file paths, or in-memory images when ``images`` are in memory too.
     ``backbones``: "real", "random" or a dict like the ``backbones`` config group. Default metrics (``metrics``
     None) that the inputs cannot support (e.g. FID without references) are left out and listed in
     ``provenance['not_applicable']``; metrics asked for by name that the inputs cannot support raise
@@ -135,11 +104,28 @@ def evaluate(
 
     The run is the CLI's: the same Hydra config (``backbones=<real|random>``, ``model=folder``, ``data=custom``,
     these arguments merged over it and checked by the schema), recorded in full in ``metrics.json``, and the
-    same function (:func:`tise_bench.runner.evaluate_config`). A ``backbones`` dict replaces the whole group;
+    same functions (a folder: :func:`tise_bench.runner.evaluate_config`; in-memory images:
+    :class:`tise_bench.Evaluator`, which shares its scoring, :func:`tise_bench.pipeline.finish`; for many
+    evaluations in one process keep an Evaluator: its networks stay built). A ``backbones`` dict replaces the whole group;
     ``cache_dir`` None uses ``paths.cache_dir`` ($TISE_CACHE_DIR, else ~/.cache/tise_bench).
     """
     check_name(name, "name")  # model.name and data.name: result folders, checked before any work
     check_name(data_name, "data_name")
+    boot = bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES
+    cfg_args: dict[str, Any] = dict(
+        metrics=metrics,
+        params=params,
+        backbones=backbones,
+        cache_dir=cache_dir,
+        name=name,
+        data_name=data_name,
+        reference_stats=reference_stats,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        crops=crops,
+        bootstrap=boot,
+    )
     cfg = _config(
         metrics=metrics,
         params=params,
@@ -154,10 +140,10 @@ def evaluate(
         num_workers=num_workers,
         device=device,
         crops=crops,
-        bootstrap=bootstrap if bootstrap is not None or write_to is not None else NO_REPLICATES,
+        bootstrap=boot,
     )
     cache = Path(OmegaConf.select(cfg, "paths.cache_dir", throw_on_resolution_failure=True))
-    check_writable(cache, CACHE, create=False)  # before any work (in-memory images are written there first)
+    check_writable(cache, CACHE, create=False)  # before any work
     if write_to is not None:
         check_writable(Path(write_to).parent, RESULTS, create=False)
     if manifest is not None:
@@ -171,28 +157,48 @@ def evaluate(
         if len(ids) != len(captions):
             raise ConfigError(f"evaluate(): {len(ids)} ids for {len(captions)} captions")
         refs: list[str | None] = [None] * len(ids)
+        ref_images: dict[str, Any] = {}
         if references is not None:
             if len(references) != len(ids):
                 raise ConfigError(f"evaluate(): {len(references)} references for {len(ids)} captions")
             if all(isinstance(r, (str, Path)) for r in references):
                 refs = [str(Path(r).resolve()) for r in references]
+            elif isinstance(images, (str, Path)):
+                raise ConfigError(
+                    "evaluate(): in-memory references need in-memory images; with a folder of images give the "
+                    "references as file paths (references=[...paths] or a manifest's 'reference')"
+                )
             else:
-                folder = _materialise(references, ids, cache)
-                refs = [str(folder / f"{i}.png") for i in ids]
+                from .evaluator import REF_KEY
+
+                ref_images = dict(zip(ids, references))
+                refs = [REF_KEY.format(i) for i in ids]
         records = [Record(id=i, caption=c, reference=r) for i, c, r in zip(ids, captions, refs)]
+    evalset = EvalSet(name=data_name, subsets={s: records for s in all_subsets()}, reference_stats=reference_stats)
     if isinstance(images, (str, Path)):
-        samples_dir = Path(images)
+        cfg.model.samples_dir = str(Path(images))
+        [result] = evaluate_config(resolve_config(cfg), evalset=evalset, fix=UNSUPPORTED_FIX)
     else:
         if len(images) != len(records):
             raise ConfigError(f"evaluate(): {len(images)} images for {len(records)} captions")
         what = f"ids (manifest {manifest})" if manifest is not None else "ids"
-        samples_dir = _materialise(images, [r.id for r in records], cache, what)
-    cfg.model.samples_dir = str(samples_dir)
-    evalset = EvalSet(name=data_name, subsets={s: records for s in all_subsets()}, reference_stats=reference_stats)
-    [result] = evaluate_config(resolve_config(cfg), evalset=evalset, fix=UNSUPPORTED_FIX)
+        for i, r in enumerate(records):  # the ids a folder of these images would have as file names
+            check_file_id(r.id, f"{what}[{i}]")
+        result = _in_memory(images, records, ref_images, evalset, cfg_args)
     if write_to is not None:
         result.write(write_to)
     return result
+
+
+def _in_memory(
+    images: Sequence[Any], records: list[Record], ref_images: dict[str, Any], evalset: EvalSet, args: dict[str, Any]
+) -> EvalResult:
+    """:func:`evaluate` on in-memory images: an Evaluator planned on the eval set, one update, one compute."""
+    from .evaluator import _Planned
+
+    ev = _Planned(evalset, **args)
+    ev._add(list(images), records, ref_images)
+    return ev.compute()
 
 
 def _config(

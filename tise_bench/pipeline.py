@@ -1,6 +1,8 @@
 """Score one model's images on one eval set: :func:`extract` (find the samples, one FeatureBank pass) →
-:func:`score` (pure metrics) → :func:`evaluate_model` (the result with its comparability fields and bootstrap
-replicates, ready to write). What runs is decided before, by :mod:`tise_bench.planning`."""
+:func:`finish` (:func:`score`, pure metrics, then the result with its comparability fields and bootstrap
+replicates, ready to write); :func:`evaluate_model` is the two. What runs is decided before, by
+:mod:`tise_bench.planning`. :class:`tise_bench.evaluator.Evaluator` builds its :class:`Extracted` from features
+accumulated in memory and calls the same :func:`finish`."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .errors import ConfigError
 from .evalset import EvalSet, feature_extractor_id, load_reference_stats
 from .features.bank import CropRequest, FeatureBank, ImageFeatures
 from .features.crops import CropSpec
+from .features.memory import is_memory_key
 from .metrics.inception import fid_statistics
 from .planning import ON_UNSUPPORTED, Plan, plan, resolve_metrics
 from .registry import MetricSpec, reference_images_or_stats
@@ -31,7 +34,19 @@ from .results import EvalResult
 from .types import MetricValue
 
 log = logging.getLogger(__name__)
-__all__ = ["ON_UNSUPPORTED", "Extracted", "Plan", "Scored", "evaluate_model", "extract", "plan", "score"]
+__all__ = [
+    "ON_UNSUPPORTED",
+    "Extracted",
+    "Plan",
+    "Scored",
+    "embed_texts",
+    "evaluate_model",
+    "extract",
+    "finish",
+    "plan",
+    "reference_paths",
+    "score",
+]
 
 
 def _attach_crops(
@@ -70,7 +85,7 @@ class Extracted:
     other_text: dict[str, tuple[dict[str, np.ndarray], set[str]]] = dataclasses.field(default_factory=dict)
 
 
-def _split_needs(
+def split_needs(
     chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, set[str]], dict[str, set[str]], set[str], bool]:
     """-> (generated-image features per backbone, reference-image features, subsets needing text, crops?)."""
@@ -115,12 +130,8 @@ def extract(
         policy=on_mismatch,
         beyond={s: evalset.beyond_limit.get(s, []) for s in used},  # data.limit: expected, not extras
     )
-    gen_keys, ref_keys, text_subsets, want_crops = _split_needs(chosen, params)
-    ref_paths: list[str] = []
-    for spec, subset in chosen:
-        if any(n.role == "ref" for n in spec.needs_for(params.get(spec.id))):
-            ref_paths += [r.reference for r in evalset.subsets[subset] if r.reference]
-    ref_paths = list(dict.fromkeys(ref_paths))
+    gen_keys, ref_keys, text_subsets, want_crops = split_needs(chosen, params)
+    ref_paths = reference_paths(chosen, params, evalset)
     missing_refs = [p for p in ref_paths if not Path(p).is_file()]
     if missing_refs:
         raise ConfigError(
@@ -129,37 +140,14 @@ def extract(
         )
     gen_paths = list(dict.fromkeys(p for s in used for v in by_subset[s].values() for _, p in v))
     all_needs = {b: gen_keys.get(b, set()) | ref_keys.get(b, set()) for b in set(gen_keys) | set(ref_keys)}
-    crops = None
-    if want_crops:
-        crops = CropRequest(
-            spec=crop_spec or CropSpec(),
-            backbones={
-                "inception": "",
-                **({"object_classifier": "objcls_"} if "object_classifier" in backbones else {}),
-            },
-        )
+    crops = crop_request(crop_spec, backbones) if want_crops else None
     all_paths = list(dict.fromkeys(gen_paths + ref_paths))
     if dist is not None and dist.enabled:
         extract_shard(bank, all_paths, all_needs, on_bad=on_bad_image, crops=crops, dist=dist)
         if not dist.is_main:
             return None
     feats = bank.images(all_paths, all_needs, on_bad=on_bad_image, crops=crops)
-    text_emb: dict[str, np.ndarray] = {}
-    truncated: set[str] = set()
-    other_text: dict[str, tuple[dict[str, np.ndarray], set[str]]] = {}
-    if text_subsets:
-        by_backbone: dict[str, list[str]] = {}  # each metric's texts, embedded by the backbone(s) it reads them from
-        for spec, subset in chosen:
-            text_nets = dict.fromkeys(n.backbone for n in spec.needs_for(params.get(spec.id)) if n.role == "text")
-            if text_nets:
-                texts = spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
-                for b in text_nets:
-                    by_backbone.setdefault(b, []).extend(texts)
-        for b, texts in by_backbone.items():
-            if b == "clip":
-                text_emb, truncated = bank.texts(backbones["clip"], texts)
-            else:
-                other_text[b] = bank.texts(backbones[b], texts)
+    text_emb, truncated, other_text = embed_texts(chosen, params, evalset, bank, backbones)
     return Extracted(
         feats=feats,
         row_of={p: i for i, p in enumerate(feats.paths)},
@@ -174,6 +162,56 @@ def extract(
         truncated=truncated,
         other_text=other_text,
     )
+
+
+_split_needs = split_needs  # the name scripts/bench_overhead.py imports
+
+
+def reference_paths(
+    chosen: list[tuple[MetricSpec, str]], params: dict[str, dict[str, Any]], evalset: EvalSet
+) -> list[str]:
+    """The reference images the chosen metrics read: records' ``reference`` in record order, each once."""
+    ref_paths: list[str] = []
+    for spec, subset in chosen:
+        if any(n.role == "ref" for n in spec.needs_for(params.get(spec.id))):
+            ref_paths += [r.reference for r in evalset.subsets[subset] if r.reference]
+    return list(dict.fromkeys(ref_paths))
+
+
+def crop_request(crop_spec: CropSpec | None, backbones: dict[str, ImageBackbone]) -> CropRequest:
+    """The object crops O-IS / O-FID read: cut by ``crop_spec``, through Inception (and TISE's object classifier
+    when it is built)."""
+    return CropRequest(
+        spec=crop_spec or CropSpec(),
+        backbones={"inception": "", **({"object_classifier": "objcls_"} if "object_classifier" in backbones else {})},
+    )
+
+
+def embed_texts(
+    chosen: list[tuple[MetricSpec, str]],
+    params: dict[str, dict[str, Any]],
+    evalset: EvalSet,
+    bank: FeatureBank,
+    backbones: dict[str, ImageBackbone],
+) -> tuple[dict[str, np.ndarray], set[str], dict[str, tuple[dict[str, np.ndarray], set[str]]]]:
+    """Every chosen metric's texts, embedded by the backbone(s) it reads them from (cached by the bank) ->
+    (CLIP's embeddings, CLIP's truncated texts, the other text backbones' (embeddings, truncated))."""
+    text_emb: dict[str, np.ndarray] = {}
+    truncated: set[str] = set()
+    other_text: dict[str, tuple[dict[str, np.ndarray], set[str]]] = {}
+    by_backbone: dict[str, list[str]] = {}
+    for spec, subset in chosen:
+        text_nets = dict.fromkeys(n.backbone for n in spec.needs_for(params.get(spec.id)) if n.role == "text")
+        if text_nets:
+            texts = spec.texts(evalset.subsets[subset], params.get(spec.id) or {})
+            for b in text_nets:
+                by_backbone.setdefault(b, []).extend(texts)
+    for b, texts in by_backbone.items():
+        if b == "clip":
+            text_emb, truncated = bank.texts(backbones["clip"], texts)
+        else:
+            other_text[b] = bank.texts(backbones[b], texts)
+    return text_emb, truncated, other_text
 
 
 def _ref_stats_fn(ex: Extracted, evalset: EvalSet, bank: FeatureBank) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
@@ -203,7 +241,12 @@ def _ref_stats_fn(ex: Extracted, evalset: EvalSet, bank: FeatureBank) -> Callabl
             (key + "|" + bank.backbones[key.split(".")[0]].namespace + "|rows-v2|" + ",".join(shas)).encode()
         ).hexdigest()
         if ck not in memo:
-            memo[ck] = bank.cached_stats(ck, lambda: fid_statistics(feats.features[key][rows]))
+
+            def compute() -> tuple[np.ndarray, np.ndarray]:
+                return fid_statistics(feats.features[key][rows])
+
+            # statistics of in-memory reference images are not kept on disk, as their features are not
+            memo[ck] = compute() if any(map(is_memory_key, subset_refs)) else bank.cached_stats(ck, compute)
         return memo[ck]
 
     return ref_stats
@@ -279,6 +322,8 @@ def score(
                 # what the detections came from, for protocol labels ("T2I-CompBench rules, <detector>")
                 "detector": getattr(backbones.get("detector"), "detector", None)
                 or getattr(backbones.get("detector"), "weights_name", None),
+                # where FID / O-FID / FD cache the reference side's square root (features/refcache.py)
+                "cache_dir": bank.cache_dir,
             },
             sample_rank=np.asarray(srows, dtype=np.int64),
         )
@@ -328,13 +373,12 @@ def evaluate_model(
     layout: str = "flat",
     subset_dirs: dict[str, str] | None = None,
 ) -> EvalResult | None:
-    """One model's metrics: resolve → :func:`extract` (one feature pass) → :func:`score` → the result with its
-    comparability fields and bootstrap replicates (``config['bootstrap']``), ready to write. Under torchrun
+    """One model's metrics: resolve → :func:`extract` (one feature pass) → :func:`finish`. Under torchrun
     (``dist.enabled``) the ranks share the image feature extraction and only rank 0 goes on; the others
     return None."""
     chosen, not_applicable = resolve_metrics(metric_ids, evalset, params)
     params = {spec.id: spec.resolve_params(params.get(spec.id)) for spec, _ in chosen}  # defaults filled in
-    boot = BootstrapSpec.from_config((config or {}).get("bootstrap"))
+    boot = BootstrapSpec.from_config((config or {}).get("bootstrap"))  # checked before the feature pass
     fwd0 = forward_counts(backbones)
     ex = extract(
         samples_dir,
@@ -352,6 +396,44 @@ def evaluate_model(
     )
     if ex is None:
         return None
+    result = finish(
+        model_name=model_name,
+        evalset=evalset,
+        chosen=chosen,
+        not_applicable=not_applicable,
+        params=params,
+        ex=ex,
+        bank=bank,
+        backbones=backbones,
+        config=config,
+        boot=boot,
+        memo_replicates=True,  # IS / FID-family replicates of an unchanged earlier run read from the cache
+    )
+    # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
+    fwd1 = forward_counts(backbones)
+    result.provenance["backbone_forwards"] = {k: fwd1[k] - fwd0[k] for k in fwd1}
+    return result
+
+
+def finish(
+    *,
+    model_name: str,
+    evalset: EvalSet,
+    chosen: list[tuple[MetricSpec, str]],
+    not_applicable: dict[str, str],
+    params: dict[str, dict[str, Any]],
+    ex: Extracted,
+    bank: FeatureBank,
+    backbones: dict[str, ImageBackbone],
+    config: dict | None = None,
+    boot: BootstrapSpec | None = None,
+    memo_replicates: bool = False,
+) -> EvalResult:
+    """The second half of :func:`evaluate_model`, on extracted features: :func:`score` → the result (counts,
+    comparability fields, bootstrap replicates per ``config['bootstrap']``, detections), ready to write.
+    ``params``: resolved (:meth:`MetricSpec.resolve_params`) for each chosen metric; ``boot``: ``config['bootstrap']``
+    parsed (None: parsed here)."""
+    boot = boot if boot is not None else BootstrapSpec.from_config((config or {}).get("bootstrap"))
     scored = score(chosen, params, evalset, ex, bank, backbones)
     bad = ex.feats.bad
     counts = {
@@ -384,16 +466,14 @@ def evaluate_model(
         subsets,
         {s: evalset.subsets[s] for s in set(subsets.values())},
         boot,
-        # IS / FID-family replicates of an unchanged earlier run are read from the cache
         memo=ReplicateMemo(
             bank.cache_dir, replicate_fingerprints(scored.metrics, subsets, scored.samples_by_subset, result.meta)
-        ),
+        )
+        if memo_replicates
+        else None,
     )
     # The resamplers hold the features they recompute from (FID: every generated pool3 row): drop them now that
     # the replicates are drawn, so a sweep of many models does not keep every model's features alive.
     result.metrics = {k: dataclasses.replace(v, resample=None) for k, v in result.metrics.items()}
     result.attach_detections(ex.feats, backbones.get("detector"))
-    # Work this run did (0 everywhere on a fully cached re-run; a resumed run shows only what was left).
-    fwd1 = forward_counts(backbones)
-    result.provenance["backbone_forwards"] = {k: fwd1[k] - fwd0[k] for k in fwd1}
     return result

@@ -113,3 +113,40 @@ def format_table(results: list[EvalResult]) -> str:
     for mid, why in na.items():
         out.append(f"note: {mid} not computed: {why}")
     return "\n".join(out)
+
+
+def format_result(result: EvalResult, level: float = 0.95) -> str:
+    """One result as a compact table (``repr`` / ``print`` of an :class:`EvalResult`): one line per metric with its
+    value (and the marks and legend of :func:`format_table`), its ``[lo, hi]`` percentile interval when bootstrap
+    replicates were drawn (else ``± std`` when the metric has one), and n."""
+    from .leaderboard.uncertainty import percentile_ci
+
+    c = result.provenance.get("counts", {})
+    skipped = sum(int(c.get(k, 0)) for k in ("missing", "extra", "duplicate", "bad_images", "no_reference"))
+    rows = []
+    for mid, mv in result.metrics.items():
+        meta = result.meta.get(mid, {})
+        head = f"{meta.get('display', mid)}{'↑' if meta.get('higher_is_better', True) else '↓'}"
+        spread = ""
+        reps = result.replicates.get(mid)
+        if reps is not None and len(reps):
+            lo, hi = percentile_ci(reps, level)
+            spread = f"[{_fmt(lo)}, {_fmt(hi)}]"
+        elif mv.std is not None and math.isfinite(mv.std):
+            spread = f"± {_fmt(mv.std)}"
+        rows.append([mid, head, _cell(result, mid), spread, str(mv.n)])
+    heads = ["id", "metric", "value", f"{level:.0%} interval" if result.replicates else "spread", "n"]
+    widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(heads)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(x.ljust(w) if j < 2 else x.rjust(w) for j, (x, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [f"EvalResult(model={result.model}, data={result.data}, images={c.get('images', '?')}, skipped={skipped})"]
+    out += [line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    ids = list(result.metrics)
+    out += _legend([result], ids, {i: result.meta.get(i, {}).get("display", i) for i in ids})
+    if result.provenance.get("random_weights"):
+        out.append("!! RANDOM-WEIGHTS BACKBONES: smoke-test numbers only, not comparable to published results !!")
+    for mid, why in (result.provenance.get("not_applicable") or {}).items():
+        out.append(f"note: {mid} not computed: {why}")
+    return "\n".join(out)

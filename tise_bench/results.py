@@ -167,6 +167,12 @@ class EvalResult:
     def values(self) -> dict[str, float]:
         return {k: v.value for k, v in self.metrics.items()}
 
+    def __repr__(self) -> str:
+        """A compact table, one line per metric (:func:`tise_bench.report.format_result`), not every field."""
+        from .report import format_result
+
+        return format_result(self)
+
     def to_json(self) -> dict[str, Any]:
         """The ``metrics.json`` document: strict JSON values only (NaN / ±inf anywhere become ``None``)."""
         return strict_json_value(

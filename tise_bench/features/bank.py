@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 import zipfile
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +44,10 @@ from ..errors import ConfigError, DataError
 from ..fsutil import CACHE, atomic_write
 from .. import imagefile as _decode
 from .crops import CropSpec, crop_boxes, crop_key, make_crop, make_crop_tensor
-from .store import FeatureStore
+from .memory import MemoryImage
+from .store import FeatureStore, MemoryStore
+
+Store = FeatureStore | MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,11 @@ class _Uploads:
 
 
 class FeatureBank:
+    #: during :meth:`images` on in-memory images: their sources by key, and the stores that hold their rows (in memory:
+    #: every namespace, crops included, so nothing of theirs reaches the disk cache)
+    _memory: dict[str, MemoryImage] | None = None
+    _transient: dict[str, MemoryStore] | None = None
+
     def __init__(
         self,
         backbones: dict[str, ImageBackbone],
@@ -175,9 +183,13 @@ class FeatureBank:
         if preprocess not in ("exact", "fast"):
             raise ConfigError(f"preprocess={preprocess!r}: choose exact or fast")
         self.fast = preprocess == "fast"
-        self._stores: dict[str, FeatureStore] = {}
+        self._stores: dict[str, Store] = {}
 
-    def store(self, namespace: str) -> FeatureStore:
+    def store(self, namespace: str) -> Store:
+        if self._transient is not None:  # in-memory images: rows kept in memory for this call only
+            if namespace not in self._transient:
+                self._transient[namespace] = MemoryStore(namespace)
+            return self._transient[namespace]
         if namespace not in self._stores:
             self._stores[namespace] = FeatureStore(self.cache_dir, namespace)
         return self._stores[namespace]
@@ -188,14 +200,39 @@ class FeatureBank:
             store.refresh()
 
     def images(
-        self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str = "fail", crops: CropRequest | None = None
+        self,
+        paths: Sequence[str] | Sequence[MemoryImage],
+        needs: dict[str, set[str]],
+        *,
+        on_bad: str = "fail",
+        crops: CropRequest | None = None,
     ) -> ImageFeatures:
         """Features ``{"backbone.feature": (N, D)}`` for ``paths``; ``needs`` maps backbone -> features.
 
         With ``crops``, detections are cut into object crops in the same pass (while the decoded image is
         in memory) and the crop backbones run on them: ``crops.<feature>`` (all crops, concatenated) and
         ``crops.owner`` (row of ``paths`` each crop came from).
+
+        ``paths`` may instead be in-memory images (:class:`~tise_bench.features.memory.MemoryImage`, all of them:
+        the returned ``paths`` are their keys): the same preprocessing and forwards, no file read or written, and
+        their features (crops included) are kept in memory for this call only, never in the disk cache.
         """
+        if any(isinstance(p, MemoryImage) for p in paths):
+            if not all(isinstance(p, MemoryImage) for p in paths):
+                raise TypeError("FeatureBank.images: give file paths or in-memory images, not both in one call")
+            mem = {p.key: p for p in paths if isinstance(p, MemoryImage)}
+            if len(mem) != len(paths):
+                raise ValueError("FeatureBank.images: in-memory images need distinct keys")
+            self._memory, self._transient = mem, {}
+            try:
+                return self._images(list(mem), needs, on_bad=on_bad, crops=crops)
+            finally:
+                self._memory = self._transient = None
+        return self._images([str(p) for p in paths], needs, on_bad=on_bad, crops=crops)
+
+    def _images(
+        self, paths: list[str], needs: dict[str, set[str]], *, on_bad: str, crops: CropRequest | None
+    ) -> ImageFeatures:
         needs = {b: set(f) for b, f in needs.items()}
         if crops is not None:
             needs.setdefault("detector", set()).update({"detections", "size"})
@@ -260,17 +297,28 @@ class FeatureBank:
             return contextlib.nullcontext(None)
         return ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="tise-input")
 
-    def _read_one(self, path: str) -> tuple[bytes, str]:
+    def _read_one(self, path: str) -> tuple[bytes | MemoryImage, str]:
+        if self._memory is not None:  # an in-memory image: hashed from its pixels, nothing read
+            m = self._memory[path]
+            return m, m.sha
         data = _decode.read_bytes(path, self.max_file_bytes)
         return data, _decode.content_hash(data)
 
     def _prepare_one(
-        self, sha: str, data: bytes, path: str, needed: dict[str, tuple[str, ...]], stores: dict[str, FeatureStore]
+        self,
+        sha: str,
+        data: bytes | MemoryImage,
+        path: str,
+        needed: dict[str, tuple[str, ...]],
+        stores: dict[str, Store],
     ) -> tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]:
         """Decode one image and run the preprocessing of every backbone whose cache lacks it: (image, None, inputs,
         pixels), or (None, the decode error, {}, None). Under ``fast``, a backbone with a fast path gets the uint8
         pixels preprocessed by torch here when it runs on the CPU, else later on its device (input None)."""
-        img, err = _attempt(_decode.decode_image, data, path, self.max_pixels)
+        if isinstance(data, MemoryImage):
+            img, err = _attempt(data.decode, self.max_pixels)
+        else:
+            img, err = _attempt(_decode.decode_image, data, path, self.max_pixels)
         if err is not None:
             return None, err, {}, None
         assert isinstance(img, Image.Image)
@@ -302,7 +350,7 @@ class FeatureBank:
         paths: list[str],
         seen: set[str],
         needed: dict[str, tuple[str, ...]],
-        stores: dict[str, FeatureStore],
+        stores: dict[str, Store],
         mapper: Callable[..., Iterable],
     ) -> _Chunk:
         """Read and hash ``paths``; decode and preprocess the contents not seen before that some cache lacks."""
@@ -324,7 +372,7 @@ class FeatureBank:
         self,
         chunks: list[list[str]],
         needed: dict[str, tuple[str, ...]],
-        stores: dict[str, FeatureStore],
+        stores: dict[str, Store],
         mapper: Callable[..., Iterable],
     ) -> Generator[_Chunk, None, None]:
         """The prepared chunks in order: prepared here (serial), or by a producer thread up to ``prefetch`` chunks
@@ -386,7 +434,7 @@ class FeatureBank:
         self,
         prepared: dict[str, tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]],
         needed: dict[str, tuple[str, ...]],
-        stores: dict[str, FeatureStore],
+        stores: dict[str, Store],
         bad: dict[str, str],
         on_bad: str,
         sha_to_path: dict[str, str],
@@ -435,7 +483,7 @@ class FeatureBank:
             plan[s] = [(crop_key(s, b), b) for b in crop_boxes(got["detections"][i], w, h, spec)]
         return plan
 
-    def _crop_store(self, req: CropRequest, name: str) -> FeatureStore:
+    def _crop_store(self, req: CropRequest, name: str) -> Store:
         det = self.backbones["detector"].namespace
         fast = "-torchcrop" if self.fast else ""  # crops cut and resized by torch (preprocess=fast)
         return self.store(f"crops-{req.spec.tag}{fast}-{self.backbones[name].namespace}--on-{det}")

@@ -127,3 +127,28 @@ class FeatureStore:
         self._seen.add(name)
         for row, key in enumerate(keys):
             self._index[key] = (name, row)
+
+
+class MemoryStore:
+    """A :class:`FeatureStore` that lives only in memory: the rows of in-memory images (``features/memory.py``), whose
+    features are not worth keeping on disk (a training loop's samples are new at every evaluation)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._rows: dict[str, dict[str, np.ndarray]] = {}
+
+    def refresh(self) -> None:
+        pass
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._rows
+
+    def get(self, keys: list[str], features: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Rows for ``keys`` (all must be present), stacked per feature."""
+        return {f: np.stack([self._rows[k][f] for k in keys]) for f in features}
+
+    def put(self, keys: list[str], arrays: dict[str, np.ndarray]) -> None:
+        # np.asarray as np.savez stores them (a tensor becomes its numpy array): rows equal FeatureStore's
+        full = {f: np.asarray(a) for f, a in arrays.items()}
+        for row, key in enumerate(keys):
+            self._rows[key] = {f: a[row] for f, a in full.items()}
