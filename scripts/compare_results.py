@@ -28,6 +28,8 @@ def _values(folder: Path) -> dict[str, dict[str, float | None]]:
 def compare(a: Path, b: Path, rel: float) -> list[str]:
     """-> one line per difference (empty when every value agrees)."""
     va, vb = _values(a), _values(b)
+    if not va and not vb:  # nothing compared is not agreement: the folders are probably one level too high
+        return [f"no <model>/metrics.json under {a} or {b}; give <results_dir>/<data> folders"]
     problems = [f"model {m!r} only in {a if m in va else b}" for m in sorted(set(va) ^ set(vb))]
     for model in sorted(set(va) & set(vb)):
         for mid in sorted(set(va[model]) | set(vb[model])):
