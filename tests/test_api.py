@@ -27,25 +27,35 @@ def test_in_memory_and_folder_agree(tmp_path, fresh_cache):
         torch.from_numpy(np.asarray(pil[2])).permute(2, 0, 1).float() / 255.0,
         *pil[3:],
     ]
-    mem = tise_bench.evaluate(mixed, caps, backbones=CFG, cache_dir=fresh_cache)
+    # ids whose sorted order is not the records' order: the folder scan orders image rows by id, and O-IS reads its
+    # object crops in row order (its splits), so the in-memory path must order them the same way
+    ids = ["0003", "0000", "0004", "0001", "0005", "0002"]
+    o_is = {"o_is": {"splits": 3}}  # a few crops: 3 splits, which crops share one depends on their order
+    mem = tise_bench.evaluate(mixed, caps, ids=ids, params=o_is, backbones=CFG, cache_dir=fresh_cache)
     assert isinstance(mem, EvalResult)
     assert {"clip_score", "clip_rp", "is", "is_star", "o_is"} <= set(mem.metrics)
     na = mem.provenance["not_applicable"]
     assert {"fid", "clip_i2i", "o_fid", "soa_c", "ca", "pa"} <= set(na) and "reference" in na["fid"]
     assert np.isfinite(mem.metrics["clip_score"].value) and mem.metrics["clip_score"].n == 6
 
+    (tmp_path / "named").mkdir()
+    for p, rid in zip(paths, ids):
+        (tmp_path / "named" / f"{rid}.png").write_bytes(p.read_bytes())
     man = tmp_path / "m.jsonl"
-    man.write_text("".join(json.dumps({"id": p.stem, "caption": c}) + "\n" for p, c in zip(paths, caps)))
+    man.write_text("".join(json.dumps({"id": rid, "caption": c}) + "\n" for rid, c in zip(ids, caps)))
     folder = tise_bench.evaluate(
-        tmp_path / "imgs",
+        tmp_path / "named",
         manifest=man,
-        metrics=["clip_score", "is"],
+        metrics=["clip_score", "is", "o_is"],
+        params=o_is,
         backbones=CFG,
         cache_dir=fresh_cache,
         write_to=tmp_path / "written",
     )
     assert folder.metrics["clip_score"].value == mem.metrics["clip_score"].value
     assert folder.metrics["is"].value == mem.metrics["is"].value
+    assert np.isfinite(mem.metrics["o_is"].value) and mem.metrics["o_is"].n > 6  # crops, not images
+    assert folder.metrics["o_is"].value == mem.metrics["o_is"].value
     # bootstrap replicates: a written run gets the CLI's (the leaderboard reads them), an in-memory one none
     assert mem.replicates == {} and mem.provenance["bootstrap"]["replicates"] == 0
     assert folder.replicates["clip_score"].shape == (1000,) and folder.replicates["is"].shape == (200,)

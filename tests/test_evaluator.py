@@ -165,3 +165,30 @@ def test_signatures_are_visible_to_help():
     assert {"metrics", "backbones", "cache_dir", "device", "batch_size", "process_group"} <= set(ev)
     upd = inspect.signature(tise_bench.Evaluator.update).parameters
     assert list(upd) == ["self", "images", "captions", "references", "ids"]
+
+
+def test_rows_are_selected_with_their_crops_in_the_folder_scans_order():
+    """compute() orders image rows as the CLI's folder scan does (by id) and object crops follow their images, in
+    their own order, renumbered (O-IS reads crops in row order); rows of several updates are joined first."""
+    from tise_bench.evaluator import _concat, _select
+    from tise_bench.features.bank import ImageFeatures
+
+    def feats(paths, owner):
+        n = len(paths)
+        return ImageFeatures(
+            paths=paths,
+            shas=[f"sha-{p}" for p in paths],
+            features={
+                "inception.pool3": np.arange(n, dtype=np.float32)[:, None] + 10 * (paths[0] == "c"),
+                "crops.pool3": np.asarray([[100.0 * o + i + 1000 * (paths[0] == "c")] for i, o in enumerate(owner)]),
+                "crops.owner": np.asarray(owner, dtype=np.int64),
+            },
+        )
+
+    joined = _concat([feats(["b", "a"], [0, 0, 1]), feats(["c", "d"], [1, 1]), feats(["e"], [])])
+    assert joined.paths == ["b", "a", "c", "d", "e"] and joined.features["crops.owner"].tolist() == [0, 0, 1, 3, 3]
+    sel = _select(joined, ["a", "b", "d", "zz"])  # "zz": a bad (left-out) image, "c", "e": not asked for
+    assert sel.paths == ["a", "b", "d"] and sel.shas == ["sha-a", "sha-b", "sha-d"]
+    assert sel.features["inception.pool3"][:, 0].tolist() == [1.0, 0.0, 11.0]
+    assert sel.features["crops.owner"].tolist() == [0, 1, 1, 2, 2]
+    assert sel.features["crops.pool3"][:, 0].tolist() == [102.0, 0.0, 1.0, 1100.0, 1101.0]
