@@ -157,3 +157,28 @@ def test_feature_bank_caches_detections(det: DetectorBackbone, tmp_path: Path) -
     assert det.n_forward_images - before == len(paths)  # second pass: zero forwards
     for k, v in first.features.items():
         assert np.array_equal(v, again.features[k])
+
+
+def test_random_detector_is_calibrated_once_per_cache(tmp_path: Path, monkeypatch) -> None:
+    """The calibrated random weights are written to the cache once; later builds read them back: the same tensors
+    (same weights_hash, so the same namespace), BatchNorm momentum and outputs as a calibration from scratch."""
+    from tise_bench.backbones import detector_random as dr
+    from tise_bench.backbones.base import state_dict_sha256
+
+    fresh, _ = dr.random_detector("yolov8n.yaml", 5, 64)  # no cache: calibrated here, nothing written
+    first, _ = dr.random_detector("yolov8n.yaml", 5, 64, tmp_path)  # calibrated and written
+    saved = dr.random_weights_file(tmp_path, "yolov8n.yaml", 5, 64)
+    assert saved.is_file()
+
+    def no_calibration(*_a: object) -> None:
+        raise AssertionError("calibrated again although the cache holds the weights")
+
+    monkeypatch.setattr(dr, "_init_random", no_calibration)
+    loaded, names = dr.random_detector("yolov8n.yaml", 5, 64, tmp_path)
+    assert len(names) == 80
+    assert state_dict_sha256(fresh) == state_dict_sha256(first) == state_dict_sha256(loaded)
+    bn = [m.momentum for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn == [m.momentum for m in loaded.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(fresh(x)[0], loaded(x)[0])

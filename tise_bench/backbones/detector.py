@@ -236,7 +236,7 @@ class DetectorBackbone(ImageBackbone):
             if random:
                 from .detector_random import random_detector
 
-                net, self.names = random_detector(arch, seed, self.imgsz)
+                net, self.names = random_detector(arch, seed, self.imgsz, cache_dir)
                 self.weights_hash = state_dict_sha256(net)
                 self.ident = f"detector-{Path(arch).stem}-random-seed{seed}"
                 self.weights_name = f"{Path(arch).name} (random seed {seed})"

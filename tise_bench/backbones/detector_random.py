@@ -32,14 +32,29 @@ def coco80_names() -> dict[int, str]:
     return {int(k): str(v) for k, v in yaml.safe_load(path.read_text())["names"].items()}
 
 
-def random_detector(arch: str, seed: int, imgsz: int) -> tuple[torch.nn.Module, dict[int, str]]:
+def random_weights_file(cache_dir: str | Path, arch: str, seed: int, imgsz: int) -> Path:
+    """Where the calibrated random state dict of ``arch`` is kept (torch and ultralytics versions in the name: their
+    init code draws the weights)."""
+    from importlib import metadata
+
+    versions = f"torch{torch.__version__.split('+')[0]}-ultralytics{metadata.version('ultralytics')}"
+    name = f"detector-{Path(arch).stem}-random-seed{seed}-imgsz{imgsz}-calib-v1-{versions}.pth"
+    return Path(cache_dir) / "weights" / name
+
+
+def random_detector(
+    arch: str, seed: int, imgsz: int, cache_dir: str | Path | None = None
+) -> tuple[torch.nn.Module, dict[int, str]]:
     """-> (eval-mode DetectionModel of ``arch`` with seeded, calibrated random weights, COCO-80 names).
 
     A segmentation architecture (``yolov8n-seg.yaml``: a ``-seg`` model yaml) gives a SegmentationModel, whose
-    random mask head is left as initialised (its masks are noise, as its boxes)."""
+    random mask head is left as initialised (its masks are noise, as its boxes). With ``cache_dir`` the calibrated
+    state dict is written once to :func:`random_weights_file` and later processes load it (the same tensors, so the
+    same ``weights_hash`` and namespace) instead of calibrating again (~8 s on 2 CPU cores)."""
     from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
     names = coco80_names()
+    saved = random_weights_file(cache_dir, arch, seed, imgsz) if cache_dir is not None else None
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(seed)
         try:
@@ -49,8 +64,16 @@ def random_detector(arch: str, seed: int, imgsz: int) -> tuple[torch.nn.Module, 
             raise FileNotFoundError(
                 f"backbones.detector.arch={arch}: no such ultralytics model yaml ({e}); use e.g. yolov8n.yaml"
             ) from e
-        gen = torch.Generator().manual_seed(seed)
-        _init_random(net, gen, imgsz)
+        if saved is not None and saved.is_file():
+            net.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+            restore_bn_momentum_(net, 0.03)  # an attribute, not in the state dict
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            _init_random(net, gen, imgsz)
+            if saved is not None:
+                from ..fsutil import CACHE, atomic_write_bytes, torch_save_bytes
+
+                atomic_write_bytes(saved, torch_save_bytes(net.state_dict()), CACHE)
     net.names = names
     return net.eval(), names
 

@@ -152,7 +152,7 @@ class SegmenterBackbone(ImageBackbone):
             if self.is_random:
                 from .detector_random import random_detector
 
-                net, names = random_detector(arch, seed, self.imgsz)
+                net, names = random_detector(arch, seed, self.imgsz, cache_dir)
                 det_hash = state_dict_sha256(net)
                 det_ident = f"{Path(arch).stem}-random-seed{seed}"
                 self.weights_name = f"{Path(arch).name} (random seed {seed})"
