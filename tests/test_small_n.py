@@ -14,9 +14,12 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import cache_with_session_weights, custom_run_config, structured_images
+from tise_bench.context import MetricContext, Sample
+from tise_bench.data.manifest import Record
 from tise_bench.registry import MinComparable, all_metrics, extra_count, n_count
 from tise_bench.report import SMALL_N_MARK, format_table
 from tise_bench.results import EvalResult, value_warnings
@@ -45,6 +48,9 @@ def test_thresholds_are_the_published_protocols():
     # precision / recall / density / coverage: Naeem et al. 2020, 10,000 real and 10,000 generated
     for mid in ("precision", "recall", "density", "coverage"):
         assert _rules(mid) == {"generated images": 10000, "reference images": 10000}, mid
+    # SOA-C / SOA-I: Hinz et al.'s smallest class (label_78_hairdrier.pkl, 35 captions) x 3 images per caption;
+    # all 80 COCO label files (both reference scripts warn on fewer)
+    assert _rules("soa_c") == _rules("soa_i") == {"images in the smallest class": 105, "classes": 80}
 
 
 def test_readme_states_every_threshold():
@@ -74,6 +80,46 @@ def test_is_split_size_is_images_over_splits():
     o_is = all_metrics()["o_is"]
     (w,) = o_is.small_n(MetricValue(value=1.1, n=105, extras={"splits": 10, "n_crops_used": 100}))
     assert w["used"] == 10  # TISE's O-IS loop uses splits * (n // splits) crops
+
+
+def _soa_ctx(per_class: dict[str, int], found: int = 1):
+    """SOA records of ``per_class[c]`` images of class c (id 0, 1, ...), the first ``found`` of each with a box of
+    their class, the others with no detection at all."""
+    names = list(per_class)
+    recs, dets = [], []
+    for cid, (c, k) in enumerate(per_class.items()):
+        for j in range(k):
+            recs.append(Record(f"{c}_{j}", f"a {c}", category=c))
+            d = np.full((2, 6), -1.0, dtype=np.float32)
+            if j < found:
+                d[0] = [0, 0, 5, 5, 0.9, cid]
+            dets.append(d)
+    return MetricContext(
+        subset="soa",
+        records=recs,
+        samples=[Sample(i, 0, f"{i}.png", str(i)) for i in range(len(recs))],
+        gen_features={"detector.detections": np.stack(dets)},
+        extra={"class_names": dict(enumerate(names))},
+    )
+
+
+def test_soa_warns_on_its_smallest_class_and_missing_classes():
+    for mid in ("soa_c", "soa_i"):
+        spec = all_metrics()[mid]
+        at = MetricValue(value=50.0, n=9000, extras={"min_images_per_class": 105, "n_classes_generated": 80})
+        assert spec.small_n(at) == []  # the published protocol's size: comparable
+        (w,) = spec.small_n(MetricValue(value=50.0, n=9000, extras={**at.extras, "min_images_per_class": 104}))
+        assert (w["what"], w["used"], w["threshold"]) == ("images in the smallest class", 104, 105), mid
+        # the counts each metric records: images of its smallest class, classes with images
+        mv = spec.compute(_soa_ctx({"c00": 3, "c01": 5}), {})
+        assert (mv.extras["min_images_per_class"], mv.extras["n_classes_generated"]) == (3, 2), mid
+        few = {w["what"]: (w["used"], w["threshold"]) for w in spec.small_n(mv)}
+        assert few == {"images in the smallest class": (3, 105), "classes": (2, 80)}, mid
+    # empty_images=drop (TISE's code) leaves images without detections out of the score, not out of the count:
+    # the protocol fixes the images generated
+    drop = all_metrics()["soa_c"].compute(_soa_ctx({"c00": 3, "c01": 5}, found=1), {"empty_images": "drop"})
+    assert drop.skipped == {"no_detection_dropped": 2 + 4} and drop.n == 2
+    assert drop.extras["min_images_per_class"] == 3
 
 
 def _result(warn_ids: dict[str, list[dict]]) -> EvalResult:

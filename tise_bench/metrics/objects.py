@@ -14,13 +14,36 @@ import numpy as np
 
 from ..context import MetricContext
 from ..errors import ConfigError
-from ..registry import Need, records_with, register_metric
+from ..registry import MinComparable, Need, extra_count, records_with, register_metric
 from ..resampling import MeanResampler
 from ..types import MetricValue
 
 _HINZ = "Hinz et al. 2020, Semantic Object Accuracy for Generative Text-to-Image Synthesis (TPAMI)"
 _TISE = "Dinh et al. 2022, TISE: Bag of Metrics for Text-to-Image Synthesis Evaluation (ECCV)"
 DETS = "detector.detections"
+
+#: Images per class below which SOA-C / SOA-I are not comparable to published numbers: the smallest class of the
+#: published protocol. Hinz et al.'s caption files (tohinz/semantic-object-accuracy-for-generative-text-to-image-
+#: synthesis, ``SOA/captions/label_XX_*.pkl``) hold 35 captions for the smallest class (``label_78_hairdrier``;
+#: next ``label_35_baseballglove`` 39, ``label_64_computermouse`` 72), and the protocol generates three images per
+#: caption (its README.md l. 44 "generate **three images for each caption**", SOA/README.md l. 13-18; TISE's
+#: README.md l. 118 "We generate `3` images for each caption in each file"): 105 images. Person is the largest
+#: (30,000 sampled captions, one image each: README.md l. 45). A class with fewer images has a noisier per-class
+#: accuracy than any the published tables averaged. (TISE's AttnGAN++ script ``coco_gen_soa_input_images.py`` saves
+#: one image per caption, against its README; its own captions.zip is on Google Drive, not in the repository.)
+SOA_MIN_IMAGES_PER_CLASS = 35 * 3
+#: Classes SOA-C averages over (and SOA-I pools): all 80 COCO classes. Both reference scripts warn "results will
+#: not be conclusive" on fewer label folders (Hinz's ``SOA/calculate_soa.py`` l. 57, TISE's ``SOA.py`` l. 54).
+SOA_CLASSES = 80
+_SOA_SOURCE = "Hinz et al.'s protocol: 3 images per caption, smallest class (hair drier) 35 captions"
+SOA_SMALL_N = (
+    # counted as generated (scored, plus any left out by empty_images=drop): the protocol fixes the images
+    # generated; TISE's SOA.py counts only images with a detection, so a full run would otherwise read as too small
+    MinComparable(
+        "images in the smallest class", SOA_MIN_IMAGES_PER_CLASS, extra_count("min_images_per_class"), _SOA_SOURCE
+    ),
+    MinComparable("classes", SOA_CLASSES, extra_count("n_classes_generated"), "SOA's 80 COCO label files"),
+)
 
 
 def detected_counts(dets: np.ndarray, threshold: float) -> dict[int, int]:
@@ -112,12 +135,15 @@ def _soa(
     per_sample = np.full(len(ctx.samples), np.nan)
     empty = _empty_mode(params)
     skipped = {"no_target_class": 0, "class_not_in_detector": 0, "no_detection_dropped": 0}
+    generated: dict[str, int] = {}  # images per named (detector-known) class, before empty_images=drop
     for i, s in enumerate(ctx.samples):
         targets = _targets(ctx.records[s.record_index])
         if not targets:
             skipped["no_target_class"] += 1
             continue
         found = detected_counts(dets[i], thr)
+        for c in dict.fromkeys(c for c in targets if c in n2i):
+            generated[c] = generated.get(c, 0) + 1
         if not found and empty == "drop":  # TISE's SOA.py keeps only images with >= 1 detection
             skipped["no_detection_dropped"] += 1
             continue
@@ -133,6 +159,10 @@ def _soa(
     scores = soa_scores(
         [ok for _, _, ok in pairs], [c for _, c, _ in pairs], int(params.get("top_bottom", SOACParams.top_bottom))
     )
+    scores["sample_size"] = {
+        "min_images_per_class": min(generated.values()) if generated else 0,
+        "n_classes_generated": len(generated),
+    }
     return scores, per_sample, pairs, {k: v for k, v in skipped.items() if v}
 
 
@@ -157,6 +187,7 @@ def _soa_resampler(ctx: MetricContext, pairs: list[tuple[int, str, bool]], per_c
     formerly_fraction=True,
     params=SOACParams,
     needs=(Need("detector", "detections", "gen"),),
+    min_comparable=SOA_SMALL_N,
 )
 def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-C (%): mean over classes of the percentage of a class's images in which the detector finds it.
@@ -175,6 +206,7 @@ def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
             "bottom40": s["soa_c_bottom"],
             "per_class": s["per_class"],
             "n_classes": len(s["per_class"]),
+            **s["sample_size"],
         },
     )
 
@@ -190,6 +222,7 @@ def compute_soa_c(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     formerly_fraction=True,
     params=SOAParams,
     needs=(Need("detector", "detections", "gen"),),
+    min_comparable=SOA_SMALL_N,
 )
 def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
     """SOA-I (%): percentage of all (image, named class) pairs in which the detector finds the class."""
@@ -200,7 +233,7 @@ def compute_soa_i(ctx: MetricContext, params: dict[str, Any]) -> MetricValue:
         per_sample=per,
         skipped=skipped,
         resample=_soa_resampler(ctx, pairs, per_class=False),
-        extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params)},
+        extras={"threshold": float(params["threshold"]), "empty_images": _empty_mode(params), **s["sample_size"]},
     )
 
 
