@@ -119,3 +119,31 @@ def test_cached_rerun_builds_no_backbone_and_writes_the_same_metrics(tiny, monke
     changed, built, _ = _run(tiny, monkeypatch, may_build=True)
     assert sorted(built) == ["clip", "inception"]
     assert changed.provenance["backbone_forwards"]["clip"] == 1
+
+
+def test_threads_asking_at_once_build_once():
+    """The bank's input workers reach an unbuilt backbone at the same moment: one builds, the others wait (two
+    concurrent random-weight builds would interleave draws from torch's one global RNG: wrong weights under the
+    card's namespace, as CI caught on a resumed run)."""
+    import threading
+    import time
+
+    builds: list[int] = []
+
+    class Net:
+        def preprocess(self, x):
+            return x
+
+    def build():
+        builds.append(1)
+        time.sleep(0.2)  # a slow construction: every thread arrives while it runs
+        return Net()
+
+    proxy = LazyBackbone("clip", {"attrs": {}, "absent": set(), "describe": {}, "counters": []}, build)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(proxy.preprocess(1))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert builds == [1] and got == [1] * 6

@@ -19,6 +19,7 @@ given or their random variant is asked for explicitly (``backbones.<name>.random
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = ["build_backbone", "build_backbones", "explicit_weights", "use_bird_cl
 
 log = logging.getLogger(__name__)
 _BUILT: dict[tuple, ImageBackbone] = {}  # one instance per process and config (sweeps reuse networks)
+_BUILD_LOCK = threading.RLock()
 
 
 def _construction(
@@ -94,16 +96,23 @@ def build_backbone(
             kwargs["weights"],
             name,
         )
-    if key not in _BUILT:
-        bb = cls(**kwargs)
-        dev = getattr(bb, "device", None)
-        bb.amp = bool(amp and bb.amp_capable and isinstance(dev, torch.device) and dev.type == "cuda")
-        bb.preprocess_mode = preprocess
-        _BUILT[key] = bb
+    with _BUILD_LOCK:  # one construction per key, also when input worker threads ask at once (seeded RNG)
+        bb = _BUILT.get(key)
+        if bb is None:
+            bb = _construct(cls, kwargs, key, amp, preprocess)
     ck = card_key(cls, key, kwargs, device_type(device))
     if ck is not None and not has_card(cache_dir, ck):  # what a later run reads without building it (lazy.py)
-        write_card(_BUILT[key], cache_dir, ck)
-    return _BUILT[key]
+        write_card(bb, cache_dir, ck)
+    return bb
+
+
+def _construct(cls: type, kwargs: dict[str, Any], key: tuple, amp: bool, preprocess: str) -> ImageBackbone:
+    bb = cls(**kwargs)
+    dev = getattr(bb, "device", None)
+    bb.amp = bool(amp and bb.amp_capable and isinstance(dev, torch.device) and dev.type == "cuda")
+    bb.preprocess_mode = preprocess
+    _BUILT[key] = bb
+    return bb
 
 
 def use_object_classifier(cfg: dict[str, Any]) -> bool:

@@ -60,14 +60,14 @@ TISE_BIRD_TEMPERATURE = 0.5980541706085205
 CUB_CLASSES = 50  # + 1 background logit (index 0) in the network
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(attr: str) -> object:
     """``TFSlimInception3`` lives in :mod:`.tfslim.inception3` (torchvision's Inception blocks, imported only when a
     network is built: a fully cached run does not pay for importing torchvision)."""
-    if name == "TFSlimInception3":
+    if attr == "TFSlimInception3":
         from .tfslim.inception3 import TFSlimInception3
 
         return TFSlimInception3
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 # --- TF-slim variable names (TISE's inception_model.py) -> torchvision module prefixes ----------------------

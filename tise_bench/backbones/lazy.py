@@ -23,6 +23,7 @@ import ast
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -202,15 +203,20 @@ class LazyBackbone:
         self._card = card
         self._build = build
         self._built: Any = None
+        self._lock = threading.Lock()
 
     @property
     def is_built(self) -> bool:
         return self._built is not None
 
     def materialise(self) -> Any:
+        """The built backbone, built once. The bank's input workers may all need it at the same moment: one
+        builds, the others wait (two concurrent builds would also draw random weights from one global RNG)."""
         if self._built is None:
-            log.info("building backbone %s (features missing from the cache)", self._lazy_name)
-            self._built = self._build()
+            with self._lock:
+                if self._built is None:
+                    log.info("building backbone %s (features missing from the cache)", self._lazy_name)
+                    self._built = self._build()
         return self._built
 
     def describe(self) -> dict[str, object]:
@@ -219,7 +225,7 @@ class LazyBackbone:
         return dict(self._card["describe"])
 
     def __getattr__(self, attr: str) -> Any:  # only called for what the instance itself does not have
-        if attr.startswith("_lazy") or attr in ("_card", "_build", "_built"):
+        if attr.startswith("_lazy") or attr in ("_card", "_build", "_built", "_lock"):
             raise AttributeError(attr)
         if self._built is None:
             if attr in self._card["attrs"]:
