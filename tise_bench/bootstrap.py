@@ -224,31 +224,22 @@ def replicate_metrics(
         t = time.perf_counter()
         memo_ok = memo is not None and mv.resample.kind in MEMO_KINDS
         hit = memo.get(mid, key, n, spec.seed, mv.value) if memo is not None and memo_ok else None
-        if hit is not None:
+        if hit is not None:  # an unchanged earlier run's replicates and identity recomputation
             out[mid], ident = hit
-            entries[mid] = {
-                "subset": subset,
-                "draw_key": key,
-                "kind": mv.resample.kind,
-                "replicates": n,
-                "identity": ident,
-                "seconds": round(time.perf_counter() - t, 4),
-                "cached": True,
-            }
-            continue
-        ident = float(mv.resample(np.arange(len(recs))[None, :])[0])
-        tol = IDENTITY_RTOL[mv.resample.kind]
-        if not (math.isfinite(ident) and abs(ident - mv.value) <= tol * max(1.0, abs(mv.value))):
-            skipped[mid] = (
-                f"recomputation on the identity resample gives {ident!r}, the metric {mv.value!r}: no replicates"
-            )
-            continue
-        if key not in drawn:
-            drawn[key] = draws(key, len(recs), n_max, spec.seed)
-        t = time.perf_counter()
-        out[mid] = np.asarray(mv.resample(drawn[key][:n]), dtype=np.float64)
-        if memo is not None and memo_ok:
-            memo.put(mid, key, n, spec.seed, mv.value, out[mid], ident)
+        else:
+            ident = float(mv.resample(np.arange(len(recs))[None, :])[0])
+            tol = IDENTITY_RTOL[mv.resample.kind]
+            if not (math.isfinite(ident) and abs(ident - mv.value) <= tol * max(1.0, abs(mv.value))):
+                skipped[mid] = (
+                    f"recomputation on the identity resample gives {ident!r}, the metric {mv.value!r}: no replicates"
+                )
+                continue
+            if key not in drawn:
+                drawn[key] = draws(key, len(recs), n_max, spec.seed)
+            t = time.perf_counter()
+            out[mid] = np.asarray(mv.resample(drawn[key][:n]), dtype=np.float64)
+            if memo is not None and memo_ok:
+                memo.put(mid, key, n, spec.seed, mv.value, out[mid], ident)
         entries[mid] = {
             "subset": subset,
             "draw_key": key,
@@ -256,6 +247,7 @@ def replicate_metrics(
             "replicates": n,
             "identity": ident,
             "seconds": round(time.perf_counter() - t, 4),
+            **({"cached": True} if hit is not None else {}),
         }
     meta = {
         "replicates": spec.replicates,
