@@ -12,13 +12,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dry_mode_prints_every_figure(tmp_path) -> None:
+def test_dry_mode_prints_every_figure(tmp_path, session_cache) -> None:
     out = tmp_path / "gpu.json"
     env = dict(os.environ, HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     p = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "bench_gpu.sh"), "--dry", "--json", str(out)],
+        # the session's random weights files: the bench does not draw and calibrate Inception again (~20 s)
+        [
+            "bash",
+            str(ROOT / "scripts" / "bench_gpu.sh"),
+            "--dry",
+            "--json",
+            str(out),
+            "--weights-from",
+            str(session_cache),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
