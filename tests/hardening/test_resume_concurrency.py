@@ -29,9 +29,10 @@ def _random_cfg() -> dict:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    """Two models' images, references, a manifest, a weights-only cache and each model's reference values
-    (computed in-process through the API on their own cache)."""
+def ws(tmp_path_factory, session_cache):
+    """Two models' images, references, a manifest, a weights-only cache (the session's random weights files:
+    no Inception calibration here) and each model's reference values (computed in-process through the API on
+    one cache of their own: b's run reads the reference features a's run wrote)."""
     root = tmp_path_factory.mktemp("ws")
     for name, seed in (("a", 1), ("b", 2), ("refs", 3)):
         structured_images(root / name, N, seed=seed, size=40)
@@ -42,13 +43,10 @@ def ws(tmp_path_factory):
             for i in range(N)
         )
     )
-    weights = root / "weights-cache"
-    from tise_bench.backbones import build_backbones
-
-    build_backbones(_random_cfg(), {"clip", "inception"}, weights)
+    weights = session_cache
     expected = {}
+    cache = _cache_with_weights(weights, root / "api-cache")
     for name in ("a", "b"):
-        cache = _cache_with_weights(weights, root / f"api-cache-{name}")
         res = tise_bench.evaluate(
             root / name, manifest=man, metrics=METRICS, backbones=_random_cfg(), cache_dir=cache, batch_size=4
         )
