@@ -62,6 +62,7 @@ def test_modern_preset_runs_the_new_metrics_on_the_demo(tmp_path, monkeypatch, s
         "backbones.dinov2.model=vit_small_patch14_dinov2",  # random.yaml: ViT-L/14
         "backbones.dinov2.image_size=56",
         "backbones.detector.imgsz=64",
+        "backbones.detector.max_crops=2",  # the object path still runs; 8 crops per image cost ~10 s of Inception
         "bootstrap.replicates=20",
         "bootstrap.replicates_features=5",
     )
