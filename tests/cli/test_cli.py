@@ -55,7 +55,17 @@ def test_real_backbones_offline_fail_fast_with_instructions(tmp_path):
 @pytest.mark.slow
 def test_demo_sweep_random_backbones_writes_every_metric(tmp_path, session_cache):
     p = _cli(
-        ["backbones=random", "backbones.device=cpu", "data.n_prompts=4", "data.image_size=32", "progress=false"],
+        [
+            "backbones=random",
+            "backbones.device=cpu",
+            "data.n_prompts=4",
+            "data.image_size=32",
+            "progress=false",
+            # the crop metrics' path at a tenth of its cost: 2 crops per image (8 by default: ~200 Inception
+            # forwards here), the detector at 64 px (as test_modern_preset, whose run reuses its weights file)
+            "backbones.detector.max_crops=2",
+            "backbones.detector.imgsz=64",
+        ],
         tmp_path,
         TISE_CACHE_DIR=str(session_cache),
     )
