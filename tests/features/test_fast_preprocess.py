@@ -80,9 +80,18 @@ def test_crop_fast_is_pils_within_one_grey_level(box) -> None:
 
 def test_fast_bank_namespaces_and_closeness(sets, tmp_path) -> None:
     exact, fast = sets
-    assert exact["clip"].fast is False and fast["clip"].fast is True and fast["detector"].fast is True
+    assert exact["clip"].fast is False and fast["clip"].fast is True
     assert fast["clip"].namespace == exact["clip"].namespace + "-fast"
-    assert fast["detector"].namespace == exact["detector"].namespace + "-fast"
+    # the detector letterboxes in torch on a device only: on the CPU cv2 (its exact path) is faster, so it keeps
+    # its exact namespace there; on another device it gets its own
+    det = fast["detector"]
+    assert det.fast is False and det.namespace == exact["detector"].namespace
+    det.device = torch.device("cuda")  # (the attribute only: nothing is moved)
+    try:
+        assert det.fast is True and det.namespace == exact["detector"].namespace + "-fast"
+        assert exact["detector"].fast is False
+    finally:
+        det.device = torch.device("cpu")
     assert fast["inception"].namespace == exact["inception"].namespace  # same input tensor: one cache
     assert "preprocess" not in exact["clip"].describe() and "fast" in str(fast["clip"].describe()["preprocess"])
     paths = [str(p) for p in structured_images(tmp_path / "imgs", 5, seed=3, size=48)]

@@ -23,8 +23,8 @@ NEEDS = {"clip": {"image"}, "inception": {"pool3", "logits_unbiased"}, "detector
 
 
 @pytest.fixture(scope="module")
-def backbones(tmp_path_factory):
-    return build_backbones(BCFG, {"clip", "inception", "detector"}, tmp_path_factory.mktemp("weights"))
+def backbones(session_cache):  # the session's random weights (the detector's are added there once)
+    return build_backbones(BCFG, {"clip", "inception", "detector"}, session_cache)
 
 
 def _eval_set(folder: Path) -> list[str]:

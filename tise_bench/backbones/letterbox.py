@@ -39,13 +39,17 @@ def letterbox(img: Image.Image, size: int) -> torch.Tensor:
     """RGB PIL image -> uint8 tensor (3, size, size): aspect kept, padded with 114 (as ultralytics)."""
     import cv2  # ultralytics' own dependency; same resize kernel as its predictor
 
-    arr = np.asarray(img.convert("RGB"))
     g = geometry(img.width, img.height, size)
-    if (img.width, img.height) != (g.new_w, g.new_h):
-        arr = cv2.resize(arr, (g.new_w, g.new_h), interpolation=cv2.INTER_LINEAR)
-    out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    out[g.top : g.top + g.new_h, g.left : g.left + g.new_w] = arr
-    return torch.from_numpy(out).permute(2, 0, 1).contiguous()
+    out = np.full((3, size, size), PAD_VALUE, dtype=np.uint8)
+    # channel by channel, written straight into the (3, S, S) output: cv2's INTER_LINEAR treats channels
+    # independently, so the values are those of one 3-channel resize (tests/backbones/test_letterbox_planar.py),
+    # without transposing the S x S x 3 result (a copy that cost more than the resize)
+    for c, band in enumerate((img if img.mode == "RGB" else img.convert("RGB")).split()):
+        arr = np.asarray(band)
+        if (img.width, img.height) != (g.new_w, g.new_h):
+            arr = cv2.resize(arr, (g.new_w, g.new_h), interpolation=cv2.INTER_LINEAR)
+        out[c, g.top : g.top + g.new_h, g.left : g.left + g.new_w] = arr
+    return torch.from_numpy(out)
 
 
 def letterbox_tensor(pixels: torch.Tensor, size: int) -> torch.Tensor:

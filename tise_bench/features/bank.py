@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import queue
@@ -45,7 +46,7 @@ from ..fsutil import CACHE, atomic_write
 from .. import imagefile as _decode
 from .crops import CropSpec, crop_boxes, crop_key, make_crop, make_crop_tensor
 from .memory import MemoryImage
-from .store import FeatureStore, MemoryStore
+from .store import FeatureStore, MemoryStore, ShardWriter
 
 Store = FeatureStore | MemoryStore
 
@@ -132,6 +133,9 @@ class _Chunk:
     #: pixels: the uint8 (3, H, W) tensor under preprocess=fast (else None); an input tensor is None when the
     #: backbone's fast preprocessing runs on its (non-CPU) device in the main thread
     prepared: dict[str, tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]]
+    #: backbone -> its input batches, collated ahead (``_collate``): [(shas, stacked input, stacked meta)] per input
+    #: shape, in the order the forwards take them; a backbone missing here is collated by the consumer
+    batches: dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]] = field(default_factory=dict)
 
 
 class _Uploads:
@@ -155,6 +159,8 @@ class FeatureBank:
     #: every namespace, crops included, so nothing of theirs reaches the disk cache)
     _memory: dict[str, MemoryImage] | None = None
     _transient: dict[str, MemoryStore] | None = None
+    #: during one chunk: sha -> (detections, size) rows the detector has just computed (read by ``_crop_plan``)
+    _fresh_detections: dict[str, tuple[np.ndarray, np.ndarray]]
 
     def __init__(
         self,
@@ -184,6 +190,8 @@ class FeatureBank:
             raise ConfigError(f"preprocess={preprocess!r}: choose exact or fast")
         self.fast = preprocess == "fast"
         self._stores: dict[str, Store] = {}
+        self._fresh_detections = {}
+        self._writer: ShardWriter | None = None  # during a threaded pass: writes the cache shards (issue 13 item 3)
 
     def store(self, namespace: str) -> Store:
         if self._transient is not None:  # in-memory images: rows kept in memory for this call only
@@ -192,7 +200,10 @@ class FeatureBank:
             return self._transient[namespace]
         if namespace not in self._stores:
             self._stores[namespace] = FeatureStore(self.cache_dir, namespace)
-        return self._stores[namespace]
+        store = self._stores[namespace]
+        if isinstance(store, FeatureStore):
+            store.writer = self._writer
+        return store
 
     def refresh(self) -> None:
         """See the shards other processes added to the cache since the stores were opened."""
@@ -247,7 +258,7 @@ class FeatureBank:
         shas: dict[str, str] = {}
         bad: dict[str, str] = {}
         chunks = list(_chunks(list(paths), self.batch_size))
-        with _decode.pil_settings(), self._pool() as pool:
+        with _decode.pil_settings(), self._pool() as pool, self._writing(stores):
             mapper: Callable[..., Iterable] = pool.map if pool is not None else map
             # closing(): a failure below stops and joins the producer now, not whenever the generator is collected
             ahead = contextlib.closing(self._ahead(chunks, needed, stores, mapper))
@@ -263,7 +274,9 @@ class FeatureBank:
                     chunk_data = chunk.data  # this chunk's not-yet-seen contents (bounded memory)
                     sha_to_path = {s: p for p, s in shas.items()}
                     uploads = _Uploads({s: p[3] for s, p in chunk.prepared.items() if p[3] is not None})
-                    decoded = self._extract(chunk.prepared, needed, stores, bad, on_bad, sha_to_path, uploads)
+                    decoded = self._extract(
+                        chunk.prepared, needed, stores, bad, on_bad, sha_to_path, uploads, chunk.batches
+                    )
                     if crops is not None:
                         unreadable = {shas[p] for p in bad if p in shas}
                         self._extract_crops(
@@ -290,6 +303,34 @@ class FeatureBank:
         if crops is not None:
             features.update(self._gather_crops(keys, crops))
         return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
+
+    @contextlib.contextmanager
+    def _writing(self, stores: dict[str, Store]) -> Generator[None, None, None]:
+        """With worker threads (``num_workers`` > 0): the pass's cache shards are written by a :class:`ShardWriter`
+        thread, and all of them are on disk when the pass ends, or fails (as the serial path leaves them)."""
+        if self.num_workers == 0 or self._transient is not None:
+            yield
+            return
+        self._writer = writer = ShardWriter()
+        for st in stores.values():
+            if isinstance(st, FeatureStore):
+                st.writer = writer
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._writer = None
+            for st in self._stores.values():
+                st.writer = None  # type: ignore[union-attr]
+            try:
+                writer.close()
+            except Exception as e:
+                if not failed:
+                    raise
+                log.warning("feature cache: a shard could not be written while the pass was failing: %s", e)
 
     # ---- input: read, hash, decode, preprocess (in worker threads when num_workers > 0) ------------------------
     def _pool(self) -> "contextlib.AbstractContextManager[ThreadPoolExecutor | None]":
@@ -365,8 +406,50 @@ class FeatureBank:
                     data.setdefault(sha, blob)
         seen.update(data)
         todo = [s for s in data if any(s not in stores[b] for b in needed)]
-        prepared = mapper(lambda s: self._prepare_one(s, data[s], path_of[s], needed, stores), todo)
-        return _Chunk(paths=paths, read=read, data=data, prepared=dict(zip(todo, prepared)))
+        prepared = dict(zip(todo, mapper(lambda s: self._prepare_one(s, data[s], path_of[s], needed, stores), todo)))
+        batches = self._collate(prepared, needed, stores, mapper) if self.num_workers else {}
+        return _Chunk(paths=paths, read=read, data=data, prepared=prepared, batches=batches)
+
+    def _collate(
+        self,
+        prepared: dict[str, tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]],
+        needed: dict[str, tuple[str, ...]],
+        stores: dict[str, Store],
+        mapper: Callable[..., Iterable],
+    ) -> dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]]:
+        """Each backbone's input batches of one chunk, collated ahead (the workers copy each image's inputs into
+        them) so that the thread running the forwards only runs them: the same groups, order and values as
+        :meth:`_extract` would stack (one batch per input shape, images in chunk order), the per-image inputs then
+        dropped. A backbone whose inputs are made on its device (``fast`` on a GPU) is left to the consumer. On
+        CUDA the batches are in pinned memory, for asynchronous copies."""
+        out: dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]] = {}
+        copies: dict[str, list[tuple[torch.Tensor, int, torch.Tensor]]] = {}  # sha -> [(batch, row, its input)]
+        ok = [s for s, p in prepared.items() if p[1] is None]
+        for b in needed:
+            miss = [s for s in ok if s not in stores[b]]
+            if not miss or any(b not in prepared[s][2] or prepared[s][2][b][0] is None for s in miss):
+                continue
+            by_shape: dict[tuple[int, ...], list[str]] = {}
+            for s in miss:
+                by_shape.setdefault(tuple(prepared[s][2][b][0].shape), []).append(s)
+            pin = _device(self.backbones[b]).type == "cuda"
+            groups = []
+            for group in by_shape.values():
+                xs = [prepared[s][2][b][0] for s in group]
+                if len({x.dtype for x in xs}) == 1:  # (else torch.stack's type promotion, as the consumer would)
+                    x = torch.empty((len(xs), *xs[0].shape), dtype=xs[0].dtype, pin_memory=pin)
+                    for i, (s, t) in enumerate(zip(group, xs)):
+                        copies.setdefault(s, []).append((x, i, t))
+                else:
+                    x = torch.stack(xs)
+                    x = x.pin_memory() if pin else x
+                meta = {k: torch.stack([prepared[s][2][b][1][k] for s in group]) for k in prepared[group[0]][2][b][1]}
+                groups.append((group, x, meta))
+            for s in miss:
+                del prepared[s][2][b]
+            out[b] = groups
+        list(mapper(lambda s: [x[i].copy_(t) for x, i, t in copies[s]], list(copies)))  # one task per image
+        return out
 
     def _ahead(
         self,
@@ -439,8 +522,10 @@ class FeatureBank:
         on_bad: str,
         sha_to_path: dict[str, str],
         uploads: "_Uploads",
+        batches: dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]] | None = None,
     ) -> dict:
         decoded: dict = {}
+        self._fresh_detections = {}
         for sha, (img, err, _, _) in prepared.items():
             if err is not None:
                 if on_bad != "skip":
@@ -453,6 +538,15 @@ class FeatureBank:
             miss = [s for s in decoded if s not in stores[b]]
             if not miss:
                 continue
+            rows: dict[str, dict[str, np.ndarray]] = {}
+            ahead = (batches or {}).get(b)
+            if ahead is not None and sorted(s for g, _, _ in ahead for s in g) == sorted(miss):
+                for group, x, meta in ahead:  # collated by the producer (``_collate``)
+                    out = bb.forward(x, meta)
+                    for i, s in enumerate(group):
+                        rows[s] = {f: out[f][i] for f in bb.provides}
+                self._put_rows(b, bb, stores[b], miss, rows)
+                continue
             inputs = {
                 s: prepared[s][2][b] if b in prepared[s][2] else self._inputs(b, decoded[s], sha_to_path.get(s, s))
                 for s in miss
@@ -460,7 +554,6 @@ class FeatureBank:
             for s, (t, meta) in list(inputs.items()):  # fast, on a device: upload once, preprocess there
                 if t is None:
                     inputs[s] = (bb.preprocess_tensor(uploads.get(s, _device(bb))), meta)
-            rows: dict[str, dict[str, np.ndarray]] = {}
             by_shape: dict[tuple[int, ...], list[str]] = {}
             for s, (t, _) in inputs.items():  # same-shape batches: no padding, exact parity with reference tools
                 by_shape.setdefault(tuple(t.shape), []).append(s)
@@ -469,18 +562,32 @@ class FeatureBank:
                 out = bb.forward(torch.stack([inputs[s][0] for s in group]), meta)
                 for i, s in enumerate(group):
                     rows[s] = {f: out[f][i] for f in bb.provides}
-            stores[b].put(miss, {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides})
+            self._put_rows(b, bb, stores[b], miss, rows)
         return decoded
+
+    def _put_rows(
+        self, b: str, bb: ImageBackbone, store: Store, miss: list[str], rows: dict[str, dict[str, np.ndarray]]
+    ) -> None:
+        """Write one backbone's new rows; the detector's are also kept for this chunk's crop plan (no re-read)."""
+        arrays = {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides}
+        store.put(miss, arrays)
+        if b == "detector" and {"detections", "size"} <= set(arrays):
+            for i, s in enumerate(miss):
+                self._fresh_detections[s] = (arrays["detections"][i], arrays["size"][i])
 
     def _crop_plan(self, shas: list[str], spec: CropSpec) -> dict[str, list[tuple[str, tuple]]]:
         """Per image sha: [(crop key, box)] from its cached detections — no pixels needed."""
         if not shas:
             return {}
-        got = self.store(self.backbones["detector"].namespace).get(shas, ("detections", "size"))
+        fresh = self._fresh_detections  # rows this chunk's forwards just wrote: the values the store would return
+        rest = [s for s in shas if s not in fresh]
+        got = self.store(self.backbones["detector"].namespace).get(rest, ("detections", "size")) if rest else {}
+        row = {s: i for i, s in enumerate(rest)}
         plan = {}
-        for i, s in enumerate(shas):
-            w, h = (int(round(v)) for v in got["size"][i])
-            plan[s] = [(crop_key(s, b), b) for b in crop_boxes(got["detections"][i], w, h, spec)]
+        for s in shas:
+            dets, size = fresh[s] if s in fresh else (got["detections"][row[s]], got["size"][row[s]])
+            w, h = (int(round(v)) for v in size)
+            plan[s] = [(crop_key(s, b), b) for b in crop_boxes(dets, w, h, spec)]
         return plan
 
     def _crop_store(self, req: CropRequest, name: str) -> Store:
@@ -538,10 +645,26 @@ class FeatureBank:
                     cut[k] = crop
                 return bb.preprocess_tensor(crop) if self.fast else bb.preprocess(crop)  # type: ignore[arg-type]
 
-            # cut + resize + preprocess: one task a crop, in the workers (on a device: here, between the forwards)
-            tensors = list((mapper if dev.type == "cpu" or not self.fast else map)(prepare, miss))
+            # cut + resize + preprocess, each crop copied into its row of one buffer (the batches are slices of it:
+            # nothing is stacked here): one task per image, in the workers (on a device: here, between the forwards)
+            first = prepare(miss[0])
+            buf = torch.empty((len(miss), *first.shape), dtype=first.dtype, device=first.device)
+            buf[0].copy_(first)
+
+            def fill(rows: list[tuple[int, tuple[str, str, tuple]]], buf: torch.Tensor = buf, name: str = name) -> None:
+                for row, m in rows:
+                    t = prepare(m)
+                    if t.shape != buf.shape[1:] or t.dtype != buf.dtype:
+                        raise RuntimeError(
+                            f"crop inputs of {name!r} differ: {tuple(t.shape)} {t.dtype}, {buf[0].shape}"
+                        )
+                    buf[row].copy_(t)
+
+            rows = list(enumerate(miss))[1:]  # miss lists each image's crops together
+            per_image = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1][0])]
+            list((mapper if dev.type == "cpu" or not self.fast else map)(fill, per_image))
             for i in range(0, len(miss), self.batch_size):
-                out = bb.forward(torch.stack(tensors[i : i + self.batch_size]))
+                out = bb.forward(buf[i : i + self.batch_size])
                 store.put([k for _, k, _ in miss[i : i + self.batch_size]], {f: out[f] for f in bb.provides})
 
     def _gather_crops(self, shas: list[str], req: CropRequest) -> dict[str, np.ndarray]:

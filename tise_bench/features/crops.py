@@ -101,9 +101,9 @@ def make_crop_tensor(pixels: torch.Tensor, box: tuple[int, int, int, int, int], 
     :func:`make_crop` by at most 1 grey level (uint8 arithmetic on the CPU, float rounded on other devices)."""
     x1, y1, x2, y2 = box[:4]
     crop = pixels[:, y1:y2, x1:x2][None]
-    if pixels.device.type == "cpu":
-        out = F.interpolate(crop.contiguous(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return out[0]
+    if pixels.device.type == "cpu":  # the strided view as it is: torch's uint8 path reads it (as fast, no copy)
+        out = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return out[0].contiguous()
     out = F.interpolate(crop.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out[0].round_().clamp_(0, 255).to(torch.uint8)
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,65 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+class ShardWriter:
+    """A background thread that writes :class:`FeatureStore` shards (issue 13 item 3), so that the thread running the
+    forwards does not serialise, checksum and write them. Each shard is still written whole and atomically (a crash
+    loses at most the shards not yet written, which a re-run recomputes); at most ``max_pending`` shards wait in
+    memory (``submit`` blocks beyond that). The first failed write is raised by the next ``submit`` or ``flush``,
+    and the shards submitted after it are not written."""
+
+    def __init__(self, max_pending: int = 8) -> None:
+        self._q: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=max(1, max_pending))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tise-cache-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:
+                    job()
+            except BaseException as e:  # handed to the caller's thread (submit / flush)
+                self._error = e
+            finally:
+                self._q.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._raise()
+        self._q.put(job)
+
+    def flush(self) -> None:
+        """Wait until every submitted shard is written; raise the first failure."""
+        self._q.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Flush and stop the thread."""
+        try:
+            self.flush()
+        finally:
+            self._q.put(None)
+            self._thread.join()
+
+
+class _Pending:
+    """A shard handed to the :class:`ShardWriter` and not yet on disk: its rows are served from memory (the same
+    arrays the file will hold)."""
+
+    name = "(a shard not yet written)"
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+
 class FeatureStore:
     """All shards of one namespace; ``get`` returns cached rows, ``put`` writes a new shard."""
 
@@ -41,9 +103,12 @@ class FeatureStore:
         self.dir = Path(root) / "features" / namespace
         with disk_errors(self.dir, CACHE):
             self.dir.mkdir(parents=True, exist_ok=True)
-        self._index: dict[str, tuple[Path, int]] = {}
+        self._index: dict[str, tuple[Path | _Pending, int]] = {}
         self._seen: set[Path] = set()
+        self._lock = threading.Lock()
         self.n_corrupt = 0
+        #: set (by FeatureBank, for one pass) to write shards on that thread; None: ``put`` writes before returning
+        self.writer: ShardWriter | None = None
         self._scan()
 
     def _scan(self) -> None:
@@ -91,14 +156,14 @@ class FeatureStore:
 
     def get(self, keys: list[str], features: tuple[str, ...]) -> dict[str, np.ndarray]:
         """Rows for ``keys`` (all must be present), stacked per feature."""
-        by_shard: dict[Path, list[tuple[int, int]]] = {}
+        by_shard: dict[Path | _Pending, list[tuple[int, int]]] = {}
         for i, key in enumerate(keys):
             shard, row = self._index[key]
             by_shard.setdefault(shard, []).append((i, row))
         out: dict[str, np.ndarray] = {}
-        first: dict[str, Path] = {}
+        first: dict[str, Path | _Pending] = {}
         for shard, pairs in by_shard.items():
-            arrays = self._read(shard)
+            arrays = shard.arrays if isinstance(shard, _Pending) else self._read(shard)
             if arrays is None or any(f not in arrays for f in features):
                 raise KeyError(f"shard {shard} vanished or lacks {features}")
             dst = np.asarray([i for i, _ in pairs])
@@ -117,16 +182,32 @@ class FeatureStore:
         return out
 
     def put(self, keys: list[str], arrays: dict[str, np.ndarray]) -> None:
+        """A new shard of ``keys`` (row-aligned ``arrays``, not to be changed afterwards). With a :attr:`writer` it is
+        written on that thread: the keys are found at once, their rows served from memory until the file exists."""
         if not keys:
             return
+        keys = list(keys)
+        arrays = {f: np.asarray(a) for f, a in arrays.items()}  # as np.savez stores them (a tensor: its array)
+        if self.writer is None:
+            self._write(keys, arrays, None)
+            return
+        pending = _Pending(arrays)
+        with self._lock:
+            for row, key in enumerate(keys):
+                self._index[key] = (pending, row)
+        self.writer.submit(lambda: self._write(keys, arrays, pending))
+
+    def _write(self, keys: list[str], arrays: dict[str, np.ndarray], pending: _Pending | None) -> None:
         buf = io.BytesIO()
         # numpy's stub types savez(**kwds: ArrayLike) beside allow_pickle: bool, so mypy rejects any **dict
         np.savez(buf, keys=np.asarray(keys), **arrays)  # type: ignore[arg-type]
         data = buf.getvalue()
         name = atomic_write_bytes(self.dir / f"{_digest(data)}.npz", data, CACHE)
-        self._seen.add(name)
-        for row, key in enumerate(keys):
-            self._index[key] = (name, row)
+        with self._lock:
+            self._seen.add(name)
+            for row, key in enumerate(keys):  # (a key put again since then keeps its newer entry)
+                if pending is None or self._index.get(key, (None, 0))[0] is pending:
+                    self._index[key] = (name, row)
 
 
 class MemoryStore:
