@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,13 @@ from tise_bench.backbones.inception import random_inception_weights
 
 
 @pytest.fixture(scope="session")
-def fidelity_ckpt(tmp_path_factory) -> Path:
-    """A state dict of torch-fidelity's FeatureExtractorInceptionV3 (the format of its released file)."""
-    return random_inception_weights(tmp_path_factory.mktemp("fid-w"), seed=1)
+def fidelity_ckpt(tmp_path_factory, session_cache) -> Path:
+    """A state dict of torch-fidelity's FeatureExtractorInceptionV3 (the format of its released file): a copy of
+    the session's calibrated random Inception file (features that do not collapse; drawing and calibrating
+    another seed cost ~20 s), at another path, so the loader hashes and reads it as a file of its own."""
+    out = tmp_path_factory.mktemp("fid-w") / "weights-inception-local.pth"
+    shutil.copyfile(random_inception_weights(session_cache), out)  # the session cache's file: no new draw
+    return out
 
 
 @pytest.fixture(autouse=True)
