@@ -18,14 +18,16 @@ METRICS = ["clip_score", "clip_rp", "is", "fid", "clip_i2i"]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("det")
-    structured_images(root / "gen", 12, seed=5, size=32)
-    structured_images(root / "refs", 12, seed=6, size=32)
+    # 8 prompts: batch size 5 still splits each side into a full and a partial batch; CLIP-RP's 5 distractors and
+    # IS's 2 splits still fit
+    structured_images(root / "gen", 8, seed=5, size=32)
+    structured_images(root / "refs", 8, seed=6, size=32)
     man = root / "m.jsonl"
     man.write_text(
         "".join(
             json.dumps({"id": f"{i:04d}", "caption": f"a picture with shapes {i}", "reference": f"refs/{i:04d}.png"})
             + "\n"
-            for i in range(12)
+            for i in range(8)
         )
     )
     return root, man
