@@ -76,8 +76,11 @@ def _weights_only_cache(session_cache: Path, dst: Path) -> Path:
 
 
 def _single_process(tmp_path: Path, session_cache: Path, man: Path, ids: str, model: str, samples: Path) -> dict:
-    """The reference: a plain in-process run on its own empty feature cache."""
-    cache = _weights_only_cache(session_cache, tmp_path / f"cache-ref-{model}")
+    """The reference: a plain in-process run on a feature cache of its own, empty at a test's first reference run
+    (a test's later reference runs read the reference images' features the first one wrote)."""
+    cache = tmp_path / "cache-ref"
+    if not cache.exists():
+        _weights_only_cache(session_cache, cache)
     with initialize_config_module(version_base="1.3", config_module="tise_bench.configs"):
         cfg = compose(
             "config",
