@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_module
 
 from tise_bench.runner import run
 
-N = 12  # images per model; references as many
+N = 8  # images per model; references as many (each rank extracts 8 of the 16)
 
 
 def _tiny_set(root: Path, models: dict[str, int]) -> Path:
@@ -134,7 +134,7 @@ def test_torchrun_two_ranks_shard_extraction_and_match_single_process(tmp_path, 
     log = p.stdout + p.stderr
     assert p.returncode == 0, log[-4000:]
 
-    # every rank extracted its own half of the 24 images (12 generated + 12 references) with real forwards
+    # every rank extracted its own half of the 2N images (N generated + N references) with real forwards
     shards = {
         int(m[1]): (int(m[2]), int(m[3]), int(m[4]))
         for m in re.finditer(r"rank (\d) extracted its shard of (\d+)/(\d+) images \((\d+) backbone forwards\)", log)
