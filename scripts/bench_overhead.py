@@ -163,8 +163,13 @@ def stages(data: Path, weights_from: Path, n: int, modes: tuple[str, ...] = ("ex
         blobs = timed("read", lambda: [imagefile.read_bytes(p) for p in paths])
         timed("hash", lambda: [imagefile.content_hash(b) for b in blobs])
         imgs = timed("decode", lambda: [imagefile.decode_image(b, p) for b, p in zip(blobs, paths)])
+        inputs = {}
         for name, bb in bank.backbones.items():
-            timed(f"preprocess.{name}", lambda bb=bb: [bb.preprocess(im) for im in imgs])
+            inputs[name] = timed(f"preprocess.{name}", lambda bb=bb: [bb.preprocess(im) for im in imgs])
+        import torch
+
+        for name, xs in inputs.items():  # one batch of each backbone's inputs (the bank collates them ahead)
+            timed(f"collate.{name}", lambda xs=xs: [torch.stack(xs[i : i + 32]) for i in range(0, len(xs), 32)])
         spec = crop_request().spec
         inc = bank.backbones["inception"]
 
@@ -183,11 +188,10 @@ def stages(data: Path, weights_from: Path, n: int, modes: tuple[str, ...] = ("ex
         if "fast" in modes:  # backbones.preprocess=fast: the same work in torch on uint8 tensors (CPU here)
             fast = build_bank(Path(tmp) / "fast", weights_from, 0, "fast")
             pix = timed("fast.to_tensor", lambda: [np.array(im) for im in imgs])
-            import torch
-
             tens = [torch.from_numpy(a).permute(2, 0, 1) for a in pix]
-            for name, bb in fast.backbones.items():
-                timed(f"fast.preprocess.{name}", lambda bb=bb: [bb.preprocess_tensor(t) for t in tens])
+            for name, bb in fast.backbones.items():  # (a CPU detector keeps cv2 under fast: its exact stage)
+                if bb.fast:
+                    timed(f"fast.preprocess.{name}", lambda bb=bb: [bb.preprocess_tensor(t) for t in tens])
 
             def cut_fast() -> list:
                 out = []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFile
 
 from helpers import RANDOM_BACKBONES, structured_images
@@ -107,3 +108,31 @@ def test_num_workers_is_checked() -> None:
         with pytest.raises(ConfigError, match="num_workers"):
             FeatureBank({}, ".", num_workers=bad)  # type: ignore[arg-type]
     assert FeatureBank({}, ".", num_workers=None).num_workers >= 1
+
+
+def test_workers_run_torch_single_threaded_and_the_count_is_put_back(backbones, tmp_path, monkeypatch) -> None:
+    """Each input worker runs torch with 1 intra-op thread (the workers are the parallelism; N workers x the cores'
+    OpenMP threads oversubscribe); the thread running the forwards keeps its count, and threads started after the
+    pass get the process's count again."""
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 4, seed=21, size=40)]
+    n0 = torch.get_num_threads()
+    torch.set_num_threads(max(2, n0))  # (a count the workers' 1 differs from)
+    try:
+        inc, seen = backbones["inception"], []
+        real = inc.preprocess
+
+        def probe(img):
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+            return real(img)
+
+        monkeypatch.setattr(inc, "preprocess", probe)
+        FeatureBank(backbones, tmp_path / "c", batch_size=2, num_workers=2).images(paths, {"inception": {"pool3"}})
+        assert seen and all(name.startswith("tise-input") and n == 1 for name, n in seen), seen
+        assert torch.get_num_threads() == max(2, n0)
+        later: list[int] = []
+        t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert later == [max(2, n0)]
+    finally:
+        torch.set_num_threads(n0)
