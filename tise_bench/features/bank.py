@@ -196,6 +196,8 @@ class FeatureBank:
         self.fast = preprocess == "fast"
         self._stores: dict[str, Store] = {}
         self._fresh_detections = {}
+        self._plans: dict[str, list[tuple[str, tuple]]] = {}  # during one pass: sha -> its crop plan
+        self._crop_buffers: dict[tuple, torch.Tensor] = {}  # reused crop input rows (``_crop_buffer``)
         self._writer: ShardWriter | None = None  # during a threaded pass: writes the cache shards (issue 13 item 3)
 
     def store(self, namespace: str) -> Store:
@@ -253,6 +255,7 @@ class FeatureBank:
         if crops is not None:
             needs.setdefault("detector", set()).update({"detections", "size"})
         needed = {b: tuple(sorted(f)) for b, f in needs.items() if f}
+        self._plans, self._fresh_detections = {}, {}  # (per pass: another call may use another crop rule)
         for b, feats in needed.items():
             if b not in self.backbones:
                 raise DataError(f"a selected metric needs backbone {b!r}, which is not configured under backbones")
@@ -307,6 +310,7 @@ class FeatureBank:
                 features[f"{b}.{f}"] = got.get(f, np.zeros((0,), dtype=np.float32))
         if crops is not None:
             features.update(self._gather_crops(keys, crops))
+        self._plans, self._fresh_detections, self._crop_buffers = {}, {}, {}
         return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
 
     @contextlib.contextmanager
@@ -596,9 +600,15 @@ class FeatureBank:
                 self._fresh_detections[s] = (arrays["detections"][i], arrays["size"][i])
 
     def _crop_plan(self, shas: list[str], spec: CropSpec) -> dict[str, list[tuple[str, tuple]]]:
-        """Per image sha: [(crop key, box)] from its cached detections — no pixels needed."""
-        if not shas:
-            return {}
+        """Per image sha: [(crop key, box)] from its detections (just computed, or cached) — no pixels needed; each
+        image's plan is made once per pass (the crops are cut from it, then gathered by it)."""
+        plans = self._plans
+        todo = [s for s in shas if s not in plans]
+        if todo:
+            plans.update(self._new_crop_plan(todo, spec))
+        return {s: plans[s] for s in shas}
+
+    def _new_crop_plan(self, shas: list[str], spec: CropSpec) -> dict[str, list[tuple[str, tuple]]]:
         fresh = self._fresh_detections  # rows this chunk's forwards just wrote: the values the store would return
         rest = [s for s in shas if s not in fresh]
         got = self.store(self.backbones["detector"].namespace).get(rest, ("detections", "size")) if rest else {}
@@ -668,7 +678,7 @@ class FeatureBank:
             # cut + resize + preprocess, each crop copied into its row of one buffer (the batches are slices of it:
             # nothing is stacked here): one task per image, in the workers (on a device: here, between the forwards)
             first = prepare(miss[0])
-            buf = torch.empty((len(miss), *first.shape), dtype=first.dtype, device=first.device)
+            buf = self._crop_buffer(name, len(miss), first)
             buf[0].copy_(first)
 
             def fill(rows: list[tuple[int, tuple[str, str, tuple]]], buf: torch.Tensor = buf, name: str = name) -> None:
@@ -686,6 +696,18 @@ class FeatureBank:
             for i in range(0, len(miss), self.batch_size):
                 out = bb.forward(buf[i : i + self.batch_size])
                 store.put([k for _, k, _ in miss[i : i + self.batch_size]], {f: out[f] for f in bb.provides})
+
+    def _crop_buffer(self, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
+        """``n`` rows shaped like ``like`` for crop backbone ``name``'s inputs: one buffer kept per backbone and reused
+        from chunk to chunk (grown when a chunk has more crops), so its pages are not faulted in again for every chunk
+        (a fresh 70 MB buffer cost as much as the crops' copies into it). Safe to reuse: a chunk's crop forwards have
+        returned (and copied their input to the device) before the next chunk's crops are cut."""
+        key = (name, tuple(like.shape), like.dtype, str(like.device))
+        buf = self._crop_buffers.get(key)
+        if buf is None or buf.shape[0] < n:
+            buf = torch.empty((n, *like.shape), dtype=like.dtype, device=like.device)
+            self._crop_buffers = {key: buf}  # (one at a time: a buffer of another shape is let go)
+        return buf[:n]
 
     def _gather_crops(self, shas: list[str], req: CropRequest) -> dict[str, np.ndarray]:
         plan = self._crop_plan(list(dict.fromkeys(shas)), req.spec)

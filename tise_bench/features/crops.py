@@ -74,11 +74,11 @@ def crop_boxes(dets: np.ndarray, width: int, height: int, spec: CropSpec) -> lis
     """-> [(x1, y1, x2, y2, class_id)] integer pixel boxes for detections at score ≥ threshold."""
     out: list[tuple[int, int, int, int, int]] = []
     order = np.argsort(-np.asarray(dets)[:, 4], kind="stable")  # highest score first
-    for x1, y1, x2, y2, score, cls in np.asarray(dets, dtype=np.float64)[order]:
+    rows = np.asarray(dets, dtype=np.float64)[order]
+    rows = rows[~(rows[:, 4] < spec.threshold)]  # rows below the threshold (padding rows among them) never count
+    for x1, y1, x2, y2, score, cls in rows.tolist():
         if spec.max_per_image is not None and len(out) >= spec.max_per_image:
             break
-        if score < spec.threshold:
-            continue
         x1, y1 = max(0.0, x1), max(0.0, y1)
         x2, y2 = min(float(width), x2), min(float(height), y2)
         if spec.rounding == "nearest":
