@@ -10,6 +10,15 @@ from PIL import Image
 RANDOM_BACKBONES = {"random": True, "seed": 0, "device": "cpu", "clip": {"model": "ViT-B-32"}, "inception": {}}
 
 
+def cached_keys(cache: Path) -> dict[str, set[str]]:
+    """Every key in a feature cache's shards on disk, per namespace folder (crop namespaces included)."""
+    out: dict[str, set[str]] = {}
+    for shard in (cache / "features").rglob("*.npz"):
+        with np.load(shard) as z:
+            out.setdefault(shard.parent.name, set()).update(z["keys"].tolist())
+    return out
+
+
 def structured_images(folder: Path, n: int, seed: int, size: int = 64, prefix: str = "") -> list[Path]:
     """Seeded images with large coloured shapes (random-weight Inception features do not collapse on them)."""
     folder.mkdir(parents=True, exist_ok=True)

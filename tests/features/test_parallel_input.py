@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from helpers import RANDOM_BACKBONES, structured_images
+from helpers import RANDOM_BACKBONES, cached_keys, structured_images
 from tise_bench import imagefile as decode
 from tise_bench.backbones import build_backbones
 from tise_bench.errors import ConfigError, DataError
@@ -39,15 +39,6 @@ def _eval_set(folder: Path) -> list[str]:
     return paths[:3] + [str(folder / "corrupt.png")] + paths[3:] + [str(folder / "dup.png"), str(folder / "text.png")]
 
 
-def _index(cache: Path) -> dict[str, set[str]]:
-    """Every cached key, per namespace folder (crop namespaces included)."""
-    out: dict[str, set[str]] = {}
-    for shard in (cache / "features").rglob("*.npz"):
-        with np.load(shard) as z:
-            out.setdefault(shard.parent.name, set()).update(z["keys"].tolist())
-    return out
-
-
 def _run(backbones, paths, cache: Path, workers: int, **kw):
     bank = FeatureBank(backbones, cache, batch_size=4, num_workers=workers, **kw)
     crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
@@ -69,7 +60,7 @@ def test_any_worker_count_gives_the_serial_keys_features_and_skips(backbones, tm
         assert sorted(got.features) == sorted(ref.features)
         for k, v in ref.features.items():
             np.testing.assert_array_equal(got.features[k], v, err_msg=f"{k}, num_workers={workers}")
-        assert _index(tmp_path / f"c{workers}") == _index(tmp_path / "c0")
+        assert cached_keys(tmp_path / f"c{workers}") == cached_keys(tmp_path / "c0")
 
 
 def test_the_first_bad_image_is_raised_whatever_the_workers(backbones, tmp_path) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import RANDOM_BACKBONES, structured_images
+from helpers import RANDOM_BACKBONES, cached_keys, structured_images
 from tise_bench.backbones import build_backbones
 from tise_bench.features import store as store_mod
 from tise_bench.features.bank import CropRequest, FeatureBank
@@ -26,14 +25,6 @@ CROPS = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"i
 def _rows(n: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"a": rng.normal(size=(n, 5)).astype(np.float32), "b": rng.integers(0, 9, size=(n,))}
-
-
-def _on_disk(folder: Path) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for shard in (folder / "features").rglob("*.npz"):
-        with np.load(shard) as z:
-            out.setdefault(shard.parent.name, set()).update(z["keys"].tolist())
-    return out
 
 
 def test_pending_rows_are_served_from_memory_then_from_the_file(tmp_path) -> None:
@@ -98,7 +89,7 @@ def test_a_failing_pass_leaves_on_disk_what_the_serial_path_leaves(backbones, tm
         bank = FeatureBank(backbones, tmp_path / f"c{workers}", batch_size=4, num_workers=workers)
         with pytest.raises(RuntimeError, match="forward failed"):
             bank.images(paths, NEEDS)
-        left[workers] = _on_disk(tmp_path / f"c{workers}")
+        left[workers] = cached_keys(tmp_path / f"c{workers}")
         monkeypatch.setattr(inc, "_forward", real)
     assert left[2] == left[0]
     # per batch clip runs, then inception, then the detector: the third batch's inception forward fails after

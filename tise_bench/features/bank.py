@@ -197,7 +197,7 @@ class FeatureBank:
         self._stores: dict[str, Store] = {}
         self._fresh_detections = {}
         self._plans: dict[str, list[tuple[str, tuple]]] = {}  # during one pass: sha -> its crop plan
-        self._crop_buffers: dict[tuple, torch.Tensor] = {}  # reused crop input rows (``_crop_buffer``)
+        self._crop_buffers: dict[str, torch.Tensor] = {}  # crop backbone -> its reused input rows (``_crop_buffer``)
         self._writer: ShardWriter | None = None  # during a threaded pass: writes the cache shards (issue 13 item 3)
 
     def store(self, namespace: str) -> Store:
@@ -698,15 +698,17 @@ class FeatureBank:
                 store.put([k for _, k, _ in miss[i : i + self.batch_size]], {f: out[f] for f in bb.provides})
 
     def _crop_buffer(self, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
-        """``n`` rows shaped like ``like`` for crop backbone ``name``'s inputs: one buffer kept per backbone and reused
+        """``n`` rows shaped like ``like`` for crop backbone ``name``'s inputs: one buffer per crop backbone, reused
         from chunk to chunk (grown when a chunk has more crops), so its pages are not faulted in again for every chunk
         (a fresh 70 MB buffer cost as much as the crops' copies into it). Safe to reuse: a chunk's crop forwards have
         returned (and copied their input to the device) before the next chunk's crops are cut."""
-        key = (name, tuple(like.shape), like.dtype, str(like.device))
-        buf = self._crop_buffers.get(key)
-        if buf is None or buf.shape[0] < n:
-            buf = torch.empty((n, *like.shape), dtype=like.dtype, device=like.device)
-            self._crop_buffers = {key: buf}  # (one at a time: a buffer of another shape is let go)
+        buf = self._crop_buffers.get(name)
+        if (
+            buf is None
+            or buf.shape[0] < n
+            or (buf.shape[1:], buf.dtype, buf.device) != (like.shape, like.dtype, like.device)
+        ):
+            buf = self._crop_buffers[name] = torch.empty((n, *like.shape), dtype=like.dtype, device=like.device)
         return buf[:n]
 
     def _gather_crops(self, shas: list[str], req: CropRequest) -> dict[str, np.ndarray]:
