@@ -1,5 +1,6 @@
 """The detector's exact letterbox resizes channel by channel (no transposed copy of the 640 x 640 x 3 result); its
-values must be those of ultralytics' one 3-channel cv2 resize of the HWC image, padded with 114."""
+values must be those of ultralytics' one 3-channel cv2 resize of the HWC image, padded with 114, also when written
+into a batch row (``out=``; a non-square image's region of the row is strided)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,5 @@ def test_planar_letterbox_equals_one_three_channel_resize(h, w, size, mode) -> N
     got = letterbox(img, size)
     assert got.shape == (3, size, size) and got.dtype == torch.uint8 and got.is_contiguous()
     assert torch.equal(got, _reference(img, size))
+    row = torch.full((2, 3, size, size), 7, dtype=torch.uint8)[1]  # a batch row holding stale values
+    assert letterbox(img, size, out=row) is row and torch.equal(row, got)

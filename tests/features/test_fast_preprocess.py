@@ -53,6 +53,9 @@ def test_clip_fast_input_is_open_clips_within_one_grey_level(sets, size) -> None
     img = _smooth(*size)
     a, b = exact.preprocess(img), fast.preprocess_tensor(_pixels(img))
     assert a.shape == b.shape == (3, 224, 224) and b.dtype == torch.float32
+    assert fast.input_row(True) == ((3, 224, 224), torch.float32) and fast.input_row(False) is None
+    row = torch.full((3, 224, 224), 7.0)  # its batch row: the same values written there
+    assert fast.preprocess_tensor(_pixels(img), out=row) is row and torch.equal(row, b)
     assert (a - b).abs().max().item() <= 1.0 / 255.0 / OPENAI_STD_MIN + 1e-5
     assert (a - b).abs().mean().item() < 0.3 / 255.0 / OPENAI_STD_MIN  # most pixels equal, not all off by one
 
@@ -62,6 +65,8 @@ def test_detector_fast_letterbox_is_cv2s_within_one_grey_level(size) -> None:
     img = _smooth(*size, seed=1)
     a, b = letterbox(img, 64), letterbox_tensor(_pixels(img), 64)
     assert a.shape == b.shape == (3, 64, 64) and b.dtype == torch.uint8
+    row = torch.full((3, 64, 64), 7, dtype=torch.uint8)
+    assert letterbox_tensor(_pixels(img), 64, out=row) is row and torch.equal(row, b)
     assert (a.int() - b.int()).abs().max().item() <= 1
     g = geometry(*size, 64)
     pad = torch.ones(64, 64, dtype=torch.bool)
@@ -76,6 +81,30 @@ def test_crop_fast_is_pils_within_one_grey_level(box) -> None:
     b = make_crop_tensor(_pixels(img), box, 299)
     assert a.shape == b.shape == (3, 299, 299) and b.dtype == torch.uint8
     assert (a.int() - b.int()).abs().max().item() <= 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_crop_fast_written_into_its_row_is_pils_within_one_grey_level(seed) -> None:
+    """Random boxes on random images, smooth and noise: crops enlarged on both axes (cv2 on the CPU) and crops
+    shrunk on an axis (torch's antialiased filter) both land in the row given as ``out`` within 1 of PIL."""
+    rng = np.random.default_rng(seed)
+    kinds = {"enlarged": 0, "shrunk": 0}
+    for _ in range(32):
+        w, h = (int(v) for v in rng.integers(8, 900, 2))
+        noise = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        img = noise if seed % 2 else _smooth(w, h, seed=seed)
+        x1, x2 = sorted(int(v) for v in rng.integers(0, w + 1, 2))
+        y1, y2 = sorted(int(v) for v in rng.integers(0, h + 1, 2))
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            continue
+        box = (x1, y1, x2, y2, 0)
+        kinds["enlarged" if x2 - x1 <= 299 and y2 - y1 <= 299 else "shrunk"] += 1
+        a = torch.from_numpy(np.array(make_crop(img, box, 299))).permute(2, 0, 1)
+        row = torch.full((3, 299, 299), 7, dtype=torch.uint8)
+        b = make_crop_tensor(_pixels(img), box, 299, out=row)
+        assert b.data_ptr() == row.data_ptr()
+        assert (a.int() - row.int()).abs().max().item() <= 1, box
+    assert kinds["enlarged"] >= 5 and kinds["shrunk"] >= 2, kinds
 
 
 def test_fast_bank_namespaces_and_closeness(sets, tmp_path) -> None:
@@ -104,8 +133,8 @@ def test_fast_bank_namespaces_and_closeness(sets, tmp_path) -> None:
     cos = (a["clip.image"] * b["clip.image"]).sum(1)
     assert cos.min() > 0.99 and not np.array_equal(a["clip.image"], b["clip.image"])
     dirs = {p.name for p in (tmp_path / "cache" / "features").iterdir()}
-    assert any(d.startswith("crops-") and "-torchcrop-" in d for d in dirs)
-    assert any(d.startswith("crops-") and "-torchcrop-" not in d for d in dirs)
+    assert any(d.startswith("crops-") and "-fastcrop-" in d for d in dirs)
+    assert any(d.startswith("crops-") and "-fastcrop-" not in d for d in dirs)
     assert len(b["crops.owner"]) > 0
 
 

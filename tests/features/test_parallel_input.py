@@ -63,6 +63,45 @@ def test_any_worker_count_gives_the_serial_keys_features_and_skips(backbones, tm
         assert cached_keys(tmp_path / f"c{workers}") == cached_keys(tmp_path / "c0")
 
 
+def test_one_shape_inputs_are_written_into_the_batch_the_forward_gets(backbones, tmp_path, monkeypatch) -> None:
+    """The detector's letterbox has one shape for every image: the workers write it straight into its row of a
+        batch allocated before preprocessing, and the forward gets that very batch (nothing copied), with the serial
+        path's values; a square and a non-square image size (a strided region of the row). (The batch is still
+    referenced by its chunk while the forward runs, so a copy could not sit at its address.)"""
+    folder = tmp_path / "imgs"
+    paths = [str(p) for p in structured_images(folder, 4, seed=21, size=48)]
+    for i in range(3):
+        p = folder / f"wide{i}.png"
+        Image.open(paths[i]).resize((48, 30)).save(p)
+        paths.append(str(p))
+    allocated: list[int] = []
+    real_rows = FeatureBank._batch_rows
+
+    def spy_rows(self, *args):
+        rows, batches = real_rows(self, *args)
+        allocated.extend(buf.data_ptr() for b, (_, buf) in batches.items() if b == "detector")
+        return rows, batches
+
+    forwarded: list[int] = []
+    det = backbones["detector"]
+    real_forward = det.forward
+
+    def spy_forward(batch, meta=None):
+        forwarded.append(batch.data_ptr())
+        return real_forward(batch, meta)
+
+    monkeypatch.setattr(FeatureBank, "_batch_rows", spy_rows)
+    monkeypatch.setattr(det, "forward", spy_forward)
+    needs = {"detector": {"detections", "size"}}
+    got = FeatureBank(backbones, tmp_path / "c2", batch_size=4, num_workers=2).images(paths, needs)
+    assert len(allocated) == 2 and forwarded == allocated  # 7 images: batches of 4 and 3, each forwarded as is
+    forwarded.clear()
+    ref = FeatureBank(backbones, tmp_path / "c0", batch_size=4, num_workers=0).images(paths, needs)
+    assert len(forwarded) == 2  # serial: stacked from the per-image inputs, as before
+    for k, v in ref.features.items():
+        np.testing.assert_array_equal(got.features[k], v, err_msg=k)
+
+
 def test_the_first_bad_image_is_raised_whatever_the_workers(backbones, tmp_path) -> None:
     paths = _eval_set(tmp_path / "imgs")
     messages = []

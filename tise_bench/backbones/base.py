@@ -73,6 +73,14 @@ class ImageBackbone(ABC):
         arr = pixels.permute(1, 2, 0).contiguous().cpu().numpy()
         return self.preprocess(Image.fromarray(arr, mode="RGB"))
 
+    def input_row(self, tensor_path: bool) -> tuple[tuple[int, ...], torch.dtype] | None:
+        """The ``(shape, dtype)`` of every input this backbone makes, whatever the image, or None (the default:
+        the shape depends on the image). A backbone that gives one accepts ``out=`` (its row of a preallocated
+        batch) in :meth:`preprocess_tensor` (``tensor_path``: ``preprocess=fast``) or else :meth:`preprocess`,
+        writes there exactly the values it would return, and returns ``out``: the bank's input workers then
+        preprocess each image straight into its batch row (no per-image tensor, no copy into the batch)."""
+        return None
+
     def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
         """Per-image side information that ``_forward`` needs besides the pixels; none by default.
 

@@ -286,11 +286,19 @@ def tensor_transform(transform: Any) -> Any:
     if not any(isinstance(t, T.Normalize) for t in plan):
         return None
 
-    def run(pixels: torch.Tensor) -> torch.Tensor:
+    def run(pixels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """-> the input; with ``out`` (float, the output's shape) the ``/255`` and the normalisation are written
+        there: the same ops in the same order (``Normalize`` subtracts, then divides, in place on its copy)."""
+        from torchvision.transforms import functional as TF
+
         x = pixels
         for t in plan:
             if isinstance(t, T.Normalize):
-                x = t(x.float() / 255.0)
+                if out is None:
+                    x = t(x.float() / 255.0)
+                else:
+                    out.copy_(x).div_(255.0)  # (uint8 -> float in the copy is exact: x.float() / 255.0)
+                    x = TF.normalize(out, t.mean, t.std, inplace=True)
             else:
                 x = t(x)
         return x
@@ -452,7 +460,17 @@ class ClipBackbone(OpenClipEmbedder):
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self._preprocess(img)
 
-    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+    def preprocess_tensor(self, pixels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         if self._tensor_preprocess is None:
             return super().preprocess_tensor(pixels)
-        return self._tensor_preprocess(pixels)
+        return self._tensor_preprocess(pixels, out)
+
+    def input_row(self, tensor_path: bool) -> tuple[tuple[int, ...], torch.dtype] | None:
+        """Under ``fast`` (open_clip's resize and centre crop: one output size for any image), learnt once from a
+        tiny image; the exact path is open_clip's PIL transform, which has no ``out``."""
+        if not tensor_path or self._tensor_preprocess is None:
+            return None
+        if getattr(self, "_row", None) is None:
+            x = self._tensor_preprocess(torch.zeros((3, 8, 8), dtype=torch.uint8))
+            self._row = (tuple(x.shape), x.dtype)
+        return self._row

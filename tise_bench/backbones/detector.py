@@ -272,11 +272,14 @@ class DetectorBackbone(ImageBackbone):
             return []
         return [ultralytics_weights_file("detector", weights, cache_dir)]
 
-    def preprocess(self, img: Image.Image) -> torch.Tensor:
-        return lb.letterbox(img, self.imgsz)  # uint8 (3, imgsz, imgsz)
+    def input_row(self, tensor_path: bool) -> tuple[tuple[int, ...], torch.dtype]:
+        return (3, self.imgsz, self.imgsz), torch.uint8
 
-    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
-        return lb.letterbox_tensor(pixels, self.imgsz)
+    def preprocess(self, img: Image.Image, out: torch.Tensor | None = None) -> torch.Tensor:
+        return lb.letterbox(img, self.imgsz, out)  # uint8 (3, imgsz, imgsz)
+
+    def preprocess_tensor(self, pixels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return lb.letterbox_tensor(pixels, self.imgsz, out)
 
     def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
         return {"orig_size": torch.tensor([img.width, img.height], dtype=torch.int64)}

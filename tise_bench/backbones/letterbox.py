@@ -35,25 +35,41 @@ def geometry(w: int, h: int, size: int) -> Geometry:
     return Geometry(new_w, new_h, left, top)
 
 
-def letterbox(img: Image.Image, size: int) -> torch.Tensor:
-    """RGB PIL image -> uint8 tensor (3, size, size): aspect kept, padded with 114 (as ultralytics)."""
+def letterbox(img: Image.Image, size: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """RGB PIL image -> uint8 tensor (3, size, size): aspect kept, padded with 114 (as ultralytics). Written into
+    ``out`` (a CPU uint8 ``(3, size, size)``, e.g. its row of a batch) when given."""
     import cv2  # ultralytics' own dependency; same resize kernel as its predictor
 
     g = geometry(img.width, img.height, size)
-    out = np.full((3, size, size), PAD_VALUE, dtype=np.uint8)
+    dst = torch.empty((3, size, size), dtype=torch.uint8) if out is None else out
+    arr_out = dst.numpy()
+    _pad(arr_out, g, size)
     # channel by channel, written straight into the (3, S, S) output: cv2's INTER_LINEAR treats channels
     # independently, so the values are those of one 3-channel resize (tests/backbones/test_letterbox_planar.py),
     # without transposing the S x S x 3 result (a copy that cost more than the resize)
     for c, band in enumerate((img if img.mode == "RGB" else img.convert("RGB")).split()):
         arr = np.asarray(band)
-        if (img.width, img.height) != (g.new_w, g.new_h):
-            arr = cv2.resize(arr, (g.new_w, g.new_h), interpolation=cv2.INTER_LINEAR)
-        out[c, g.top : g.top + g.new_h, g.left : g.left + g.new_w] = arr
-    return torch.from_numpy(out)
+        region = arr_out[c, g.top : g.top + g.new_h, g.left : g.left + g.new_w]
+        if (img.width, img.height) == (g.new_w, g.new_h):
+            region[...] = arr
+            continue
+        got = cv2.resize(arr, (g.new_w, g.new_h), dst=region, interpolation=cv2.INTER_LINEAR)
+        if got.ctypes.data != region.ctypes.data:  # cv2 wrote a new array (a strided region): copy it in
+            region[...] = got
+    return dst
 
 
-def letterbox_tensor(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """``backbones.preprocess=fast``: uint8 ``(3, H, W)`` on any device -> uint8 ``(3, size, size)`` there.
+def _pad(arr: np.ndarray, g: Geometry, size: int) -> None:
+    """Fill the padding bands of a ``(3, size, size)`` letterbox with 114 (the image region is written next)."""
+    arr[:, : g.top] = PAD_VALUE
+    arr[:, g.top + g.new_h :] = PAD_VALUE
+    arr[:, g.top : g.top + g.new_h, : g.left] = PAD_VALUE
+    arr[:, g.top : g.top + g.new_h, g.left + g.new_w :] = PAD_VALUE
+
+
+def letterbox_tensor(pixels: torch.Tensor, size: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``backbones.preprocess=fast``: uint8 ``(3, H, W)`` on any device -> uint8 ``(3, size, size)`` there (into
+    ``out`` when given, on the same device).
 
     The geometry of :func:`letterbox`; the resize is torch's bilinear (half-pixel centres, no antialias, as cv2's
     ``INTER_LINEAR``): uint8 arithmetic on the CPU (5x faster than float there), float rounded on other devices; a
@@ -68,7 +84,10 @@ def letterbox_tensor(pixels: torch.Tensor, size: int) -> torch.Tensor:
         else:
             x = resize(pixels[None].float(), size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)[0]
             x = x.round_().clamp_(0, 255).to(torch.uint8)
-    out = torch.full((3, size, size), PAD_VALUE, dtype=torch.uint8, device=pixels.device)
+    if out is None:
+        out = torch.full((3, size, size), PAD_VALUE, dtype=torch.uint8, device=pixels.device)
+    else:
+        out.fill_(PAD_VALUE)
     out[:, g.top : g.top + g.new_h, g.left : g.left + g.new_w] = x
     return out
 

@@ -376,10 +376,13 @@ class FeatureBank:
         path: str,
         needed: dict[str, tuple[str, ...]],
         stores: dict[str, Store],
+        rows: dict[str, torch.Tensor] | None = None,
     ) -> tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]:
         """Decode one image and run the preprocessing of every backbone whose cache lacks it: (image, None, inputs,
         pixels), or (None, the decode error, {}, None). Under ``fast``, a backbone with a fast path gets the uint8
-        pixels preprocessed by torch here when it runs on the CPU, else later on its device (input None)."""
+        pixels preprocessed by torch here when it runs on the CPU, else later on its device (input None). A backbone
+        given a row (``rows``, its row of this chunk's batch: :meth:`_batch_rows`) is preprocessed into it."""
+        rows = rows or {}
         if isinstance(data, MemoryImage):
             img, err = _attempt(data.decode, self.max_pixels)
         else:
@@ -395,20 +398,56 @@ class FeatureBank:
             bb = self.backbones[b]
             if pixels is not None and bb.fast and not getattr(bb, "needs_source", False):
                 on_cpu = _device(bb).type == "cpu"
-                inputs[b] = (bb.preprocess_tensor(pixels) if on_cpu else None, bb.preprocess_meta(img))
+                x = (
+                    (bb.preprocess_tensor(pixels) if b not in rows else bb.preprocess_tensor(pixels, out=rows[b]))
+                    if on_cpu
+                    else None
+                )
+                inputs[b] = (x, bb.preprocess_meta(img))
             else:
-                inputs[b] = self._inputs(b, img, path)
+                inputs[b] = self._inputs(b, img, path, rows.get(b))
         return img, None, inputs, pixels
 
-    def _inputs(self, b: str, img: Image.Image, path: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Backbone ``b``'s input tensor and per-image side information for one decoded image."""
+    def _inputs(
+        self, b: str, img: Image.Image, path: str, row: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Backbone ``b``'s input tensor (written into ``row`` when given) and per-image side information for one
+        decoded image."""
         bb = self.backbones[b]
         if getattr(bb, "needs_source", False):  # looked up by image file (imported detections)
             assert isinstance(bb, SourceMetaBackbone), (
                 f"backbone {b!r} sets needs_source but has no preprocess_meta_for(path, img)"
             )
             return bb.preprocess(img), bb.preprocess_meta_for(path, img)
-        return bb.preprocess(img), bb.preprocess_meta(img)  # meta: {} for most backbones
+        x = bb.preprocess(img) if row is None else bb.preprocess(img, out=row)
+        return x, bb.preprocess_meta(img)  # meta: {} for most backbones
+
+    def _batch_rows(
+        self, todo: list[str], needed: dict[str, tuple[str, ...]], stores: dict[str, Store]
+    ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, tuple[list[str], torch.Tensor]]]:
+        """One chunk's batches, allocated before its images are preprocessed, for each backbone whose inputs all
+        have one shape (:meth:`ImageBackbone.input_row`): (sha -> {backbone: its row}, backbone -> (shas, batch)).
+        The workers then write each image's input into its row, and the forwards take the batch as it is. On CUDA
+        the batches are in pinned memory, for asynchronous copies."""
+        rows: dict[str, dict[str, torch.Tensor]] = {}
+        batches: dict[str, tuple[list[str], torch.Tensor]] = {}
+        for b in needed:
+            miss = [s for s in todo if s not in stores[b]]
+            bb = self.backbones[b]
+            if not miss or getattr(bb, "needs_source", False):
+                continue
+            tensor_path = self.fast and bool(bb.fast)
+            if tensor_path and _device(bb).type != "cpu":  # made on its device, between the forwards
+                continue
+            spec = bb.input_row(tensor_path)
+            if spec is None:
+                continue
+            shape, dtype = spec
+            buf = torch.empty((len(miss), *shape), dtype=dtype, pin_memory=_device(bb).type == "cuda")
+            batches[b] = (miss, buf)
+            for i, sha in enumerate(miss):
+                rows.setdefault(sha, {})[b] = buf[i]
+        return rows, batches
 
     def _prepare_chunk(
         self,
@@ -430,8 +469,11 @@ class FeatureBank:
                     data.setdefault(sha, blob)
         seen.update(data)
         todo = [s for s in data if any(s not in stores[b] for b in needed)]
-        prepared = dict(zip(todo, mapper(lambda s: self._prepare_one(s, data[s], path_of[s], needed, stores), todo)))
-        batches = self._collate(prepared, needed, stores, mapper) if self.num_workers else {}
+        rows, ahead = self._batch_rows(todo, needed, stores) if self.num_workers else ({}, {})
+        prepared = dict(
+            zip(todo, mapper(lambda s: self._prepare_one(s, data[s], path_of[s], needed, stores, rows.get(s)), todo))
+        )
+        batches = self._collate(prepared, needed, stores, mapper, ahead) if self.num_workers else {}
         return _Chunk(paths=paths, read=read, data=data, prepared=prepared, batches=batches)
 
     def _collate(
@@ -440,18 +482,27 @@ class FeatureBank:
         needed: dict[str, tuple[str, ...]],
         stores: dict[str, Store],
         mapper: Callable[..., Iterable],
+        ahead: dict[str, tuple[list[str], torch.Tensor]] | None = None,
     ) -> dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]]:
         """Each backbone's input batches of one chunk, collated ahead (the workers copy each image's inputs into
         them) so that the thread running the forwards only runs them: the same groups, order and values as
         :meth:`_extract` would stack (one batch per input shape, images in chunk order), the per-image inputs then
         dropped. A backbone whose inputs are made on its device (``fast`` on a GPU) is left to the consumer. On
-        CUDA the batches are in pinned memory, for asynchronous copies."""
+        CUDA the batches are in pinned memory, for asynchronous copies. A batch allocated ahead (``ahead``:
+        :meth:`_batch_rows`), whose rows the workers wrote, is taken as it is when every one of its images decoded
+        (else its rows are copied, as any input)."""
         out: dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]] = {}
         copies: dict[str, list[tuple[torch.Tensor, int, torch.Tensor]]] = {}  # sha -> [(batch, row, its input)]
         ok = [s for s, p in prepared.items() if p[1] is None]
         for b in needed:
             miss = [s for s in ok if s not in stores[b]]
             if not miss or any(b not in prepared[s][2] or prepared[s][2][b][0] is None for s in miss):
+                continue
+            if ahead and b in ahead and ahead[b][0] == miss:  # written in place by the workers: nothing to copy
+                meta = {k: torch.stack([prepared[s][2][b][1][k] for s in miss]) for k in prepared[miss[0]][2][b][1]}
+                out[b] = [(miss, ahead[b][1], meta)]
+                for s in miss:
+                    del prepared[s][2][b]
                 continue
             by_shape: dict[tuple[int, ...], list[str]] = {}
             for s in miss:
@@ -622,7 +673,9 @@ class FeatureBank:
 
     def _crop_store(self, req: CropRequest, name: str) -> Store:
         det = self.backbones["detector"].namespace
-        fast = "-torchcrop" if self.fast else ""  # crops cut and resized by torch (preprocess=fast)
+        # preprocess=fast: crops cut from the uint8 tensor, resized by cv2 (enlarged, CPU) or torch (-torchcrop until
+        # the cv2 path: its values moved by up to 1 grey level, so a new namespace)
+        fast = "-fastcrop" if self.fast else ""
         return self.store(f"crops-{req.spec.tag}{fast}-{self.backbones[name].namespace}--on-{det}")
 
     def _extract_crops(
@@ -665,30 +718,37 @@ class FeatureBank:
             share = len(req.backbones) > 1  # several crop backbones: each crop is cut once, kept for the next
             dev = _device(bb)
 
-            def prepare(m: tuple[str, str, tuple], bb: ImageBackbone = bb, share: bool = share) -> torch.Tensor:
+            def prepare(
+                m: tuple[str, str, tuple], bb: ImageBackbone = bb, share: bool = share, row: torch.Tensor | None = None
+            ) -> torch.Tensor:
+                """One crop's input; under fast, resized straight into ``row`` (its batch row) when that is shaped
+                like the crop (a backbone fed the uint8 crop as it is, Inception: no copy at all)."""
                 s, k, box = m
-                if self.fast:  # cut from the (uploaded) uint8 pixels, resized by torch on that device
-                    crop = cut[k] if k in cut else make_crop_tensor(uploads.get(s, dev), box, req.spec.size)
+                if self.fast:  # cut from the (uploaded) uint8 pixels, resized on that device
+                    into = None if share or row is None or (row.dtype, row.shape) != (torch.uint8, crop_shape) else row
+                    crop = cut[k] if k in cut else make_crop_tensor(uploads.get(s, dev), box, req.spec.size, into)
                 else:
                     crop = cut[k] if k in cut else make_crop(decoded[s], box, req.spec.size)
                 if share:
                     cut[k] = crop
                 return bb.preprocess_tensor(crop) if self.fast else bb.preprocess(crop)  # type: ignore[arg-type]
 
-            # cut + resize + preprocess, each crop copied into its row of one buffer (the batches are slices of it:
+            # cut + resize + preprocess, each crop written into its row of one buffer (the batches are slices of it:
             # nothing is stacked here): one task per image, in the workers (on a device: here, between the forwards)
+            crop_shape = (3, req.spec.size, req.spec.size)
             first = prepare(miss[0])
             buf = self._crop_buffer(name, len(miss), first)
             buf[0].copy_(first)
 
             def fill(rows: list[tuple[int, tuple[str, str, tuple]]], buf: torch.Tensor = buf, name: str = name) -> None:
                 for row, m in rows:
-                    t = prepare(m)
+                    t = prepare(m, row=buf[row])
                     if t.shape != buf.shape[1:] or t.dtype != buf.dtype:
                         raise RuntimeError(
                             f"crop inputs of {name!r} differ: {tuple(t.shape)} {t.dtype}, {buf[0].shape}"
                         )
-                    buf[row].copy_(t)
+                    if t.data_ptr() != buf[row].data_ptr():  # (else resized into its row, returned as it is)
+                        buf[row].copy_(t)
 
             rows = list(enumerate(miss))[1:]  # miss lists each image's crops together
             per_image = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1][0])]
