@@ -113,6 +113,16 @@ def _pixels(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img.convert("RGB") if img.mode != "RGB" else img)).permute(2, 0, 1)
 
 
+def _copy_row(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """``dst.copy_(src)`` for one input into its batch row. On the CPU numpy makes the copy: for a transposed uint8
+    view (an HWC array seen as CHW: Inception's input, an exact crop) its strided loop is ~2x faster than torch's
+    (0.08 vs 0.17 ms for 3 x 299 x 299); the same bytes either way."""
+    if dst.device.type == "cpu" and src.device.type == "cpu" and dst.dtype == src.dtype:
+        np.copyto(dst.numpy(), src.numpy())
+    else:
+        dst.copy_(src)
+
+
 def _device(bb: object) -> torch.device:
     dev = getattr(bb, "device", None)
     return dev if isinstance(dev, torch.device) else torch.device("cpu")
@@ -523,7 +533,7 @@ class FeatureBank:
             for s in miss:
                 del prepared[s][2][b]
             out[b] = groups
-        list(mapper(lambda s: [x[i].copy_(t) for x, i, t in copies[s]], list(copies)))  # one task per image
+        list(mapper(lambda s: [_copy_row(x[i], t) for x, i, t in copies[s]], list(copies)))  # one task per image
         return out
 
     def _ahead(
@@ -738,7 +748,7 @@ class FeatureBank:
             crop_shape = (3, req.spec.size, req.spec.size)
             first = prepare(miss[0])
             buf = self._crop_buffer(name, len(miss), first)
-            buf[0].copy_(first)
+            _copy_row(buf[0], first)
 
             def fill(rows: list[tuple[int, tuple[str, str, tuple]]], buf: torch.Tensor = buf, name: str = name) -> None:
                 for row, m in rows:
@@ -748,7 +758,7 @@ class FeatureBank:
                             f"crop inputs of {name!r} differ: {tuple(t.shape)} {t.dtype}, {buf[0].shape}"
                         )
                     if t.data_ptr() != buf[row].data_ptr():  # (else resized into its row, returned as it is)
-                        buf[row].copy_(t)
+                        _copy_row(buf[row], t)
 
             rows = list(enumerate(miss))[1:]  # miss lists each image's crops together
             per_image = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1][0])]
