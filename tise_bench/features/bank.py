@@ -39,7 +39,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -84,6 +84,15 @@ class SourceMetaBackbone(Protocol):
     def preprocess_meta_for(self, path: str, img: Image.Image) -> dict[str, torch.Tensor]: ...
 
 
+class RowBackbone(Protocol):
+    """A backbone whose :meth:`~tise_bench.backbones.base.ImageBackbone.input_row` gives a shape: its preprocessing
+    writes into ``out`` (its row of a batch) and returns it."""
+
+    def preprocess(self, img: Image.Image, out: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def preprocess_tensor(self, pixels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
 def _chunks(seq: list, n: int) -> Iterable[list]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -121,6 +130,12 @@ def _copy_row(dst: torch.Tensor, src: torch.Tensor) -> None:
         np.copyto(dst.numpy(), src.numpy())
     else:
         dst.copy_(src)
+
+
+def _copy_rows(copies: list[tuple[torch.Tensor, int, torch.Tensor]]) -> None:
+    """One image's inputs into their rows: [(batch, row, input)]."""
+    for x, i, t in copies:
+        _copy_row(x[i], t)
 
 
 def _device(bb: object) -> torch.device:
@@ -409,7 +424,11 @@ class FeatureBank:
             if pixels is not None and bb.fast and not getattr(bb, "needs_source", False):
                 on_cpu = _device(bb).type == "cpu"
                 x = (
-                    (bb.preprocess_tensor(pixels) if b not in rows else bb.preprocess_tensor(pixels, out=rows[b]))
+                    (
+                        bb.preprocess_tensor(pixels)
+                        if b not in rows
+                        else cast(RowBackbone, bb).preprocess_tensor(pixels, out=rows[b])
+                    )
                     if on_cpu
                     else None
                 )
@@ -429,7 +448,7 @@ class FeatureBank:
                 f"backbone {b!r} sets needs_source but has no preprocess_meta_for(path, img)"
             )
             return bb.preprocess(img), bb.preprocess_meta_for(path, img)
-        x = bb.preprocess(img) if row is None else bb.preprocess(img, out=row)
+        x = bb.preprocess(img) if row is None else cast(RowBackbone, bb).preprocess(img, out=row)
         return x, bb.preprocess_meta(img)  # meta: {} for most backbones
 
     def _batch_rows(
@@ -533,7 +552,7 @@ class FeatureBank:
             for s in miss:
                 del prepared[s][2][b]
             out[b] = groups
-        list(mapper(lambda s: [_copy_row(x[i], t) for x, i, t in copies[s]], list(copies)))  # one task per image
+        list(mapper(lambda s: _copy_rows(copies[s]), list(copies)))  # one task per image
         return out
 
     def _ahead(
