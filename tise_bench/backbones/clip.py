@@ -466,11 +466,13 @@ class ClipBackbone(OpenClipEmbedder):
         return self._tensor_preprocess(pixels, out)
 
     def input_row(self, tensor_path: bool) -> tuple[tuple[int, ...], torch.dtype] | None:
-        """Under ``fast`` (open_clip's resize and centre crop: one output size for any image), learnt once from a
-        tiny image; the exact path is open_clip's PIL transform, which has no ``out``."""
+        """Under ``fast`` (open_clip's resize and centre crop: one output size for any image), learnt once from two
+        tiny images of different aspect ratios; None if their outputs differ (a transform without a fixed output
+        size: each input is then made on its own, as before). The exact path is open_clip's PIL transform, which has
+        no ``out``."""
         if not tensor_path or self._tensor_preprocess is None:
             return None
-        if getattr(self, "_row", None) is None:
-            x = self._tensor_preprocess(torch.zeros((3, 8, 8), dtype=torch.uint8))
-            self._row = (tuple(x.shape), x.dtype)
+        if not hasattr(self, "_row"):
+            a, b = (self._tensor_preprocess(torch.zeros((3, 8, w), dtype=torch.uint8)) for w in (8, 13))
+            self._row = (tuple(a.shape), a.dtype) if (a.shape, a.dtype) == (b.shape, b.dtype) else None
         return self._row
