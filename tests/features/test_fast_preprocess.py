@@ -138,6 +138,29 @@ def test_fast_bank_namespaces_and_closeness(sets, tmp_path) -> None:
     assert len(b["crops.owner"]) > 0
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_fast_hands_inception_the_pixels_it_made_with_the_exact_values(sets, tmp_path, monkeypatch, workers) -> None:
+    """Under fast, Inception's input is the uint8 pixels the bank decoded for the fast paths (one conversion of the
+    image, not two): bit-equal to the exact run's features, computed into separate caches, palette and grey
+    images included (their conversion to RGB is the same)."""
+    exact, fast = sets
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 4, seed=5, size=40)]
+    for mode in ("L", "P", "RGBA"):
+        path = tmp_path / "imgs" / f"mode-{mode}.png"
+        Image.open(paths[0]).convert(mode).save(path)
+        paths.append(str(path))
+    needs = {"inception": {"pool3", "logits_unbiased"}, "clip": {"image"}}
+    called = []
+    real = fast["inception"].preprocess
+    monkeypatch.setattr(fast["inception"], "preprocess", lambda img: called.append(1) or real(img))
+    a = FeatureBank(exact, tmp_path / "e", batch_size=3, num_workers=workers).images(paths, needs)
+    b = FeatureBank(fast, tmp_path / "f", batch_size=3, num_workers=workers).images(paths, needs)
+    assert a.shas == b.shas and len(a.shas) == 7
+    for k in ("inception.pool3", "inception.logits_unbiased"):
+        np.testing.assert_array_equal(a.features[k], b.features[k], err_msg=k)
+    assert called == [] and fast["inception"].pixels_input
+
+
 def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path) -> None:
     paths = [str(p) for p in structured_images(tmp_path / "imgs", 6, seed=4, size=40)]
     crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
@@ -148,6 +171,22 @@ def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path
     assert runs[0].shas == runs[1].shas and sorted(runs[0].features) == sorted(runs[1].features)
     for k, v in runs[0].features.items():
         np.testing.assert_array_equal(runs[1].features[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_chunks_crops_are_one_shard_whatever_the_forward_batches(sets, tmp_path, workers) -> None:
+    """The crop rows of one chunk are written as one shard (fewer files to write, index and read back), not one
+    per forward batch; they read back as the same rows."""
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 6, seed=6, size=40)]
+    crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
+    bank = FeatureBank(sets[0], tmp_path / "c", batch_size=3, num_workers=workers)  # 2 chunks of 3 images
+    got = bank.images(paths, NEEDS, crops=crops)
+    owners = got.features["crops.owner"]
+    assert (owners < 3).sum() > 3 and (owners >= 3).sum() > 3  # each chunk's crops need 2+ forward batches
+    dirs = [d for d in (tmp_path / "c" / "features").iterdir() if d.name.startswith("crops-")]
+    assert len(dirs) == 1 and len(list(dirs[0].glob("*.npz"))) == 2
+    again = FeatureBank(sets[0], tmp_path / "c", batch_size=3).images(paths, NEEDS, crops=crops)
+    np.testing.assert_array_equal(again.features["crops.pool3"], got.features["crops.pool3"])
 
 
 def test_fast_is_a_comparability_field_and_a_protocol_note(sets) -> None:

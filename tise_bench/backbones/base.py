@@ -39,6 +39,10 @@ class ImageBackbone(ABC):
     fast_path: bool = False
     #: The backbone set's ``backbones.preprocess`` (``exact`` | ``fast``), set by build_backbone.
     preprocess_mode: str = "exact"
+    #: :meth:`preprocess` returns the decoded RGB pixels as they are, uint8 ``(3, H, W)`` (Inception's input under
+    #: torch-fidelity's resize): the bank then hands it the pixels it already made for the ``fast`` paths (the same
+    #: values) instead of converting the image again.
+    pixels_input: bool = False
 
     def __init__(self) -> None:
         self.n_forward_images = 0  # counted for the "cached re-run makes zero forwards" guarantee

@@ -232,6 +232,10 @@ class InceptionBackbone(ImageBackbone):
             )
         ]
 
+    @property
+    def pixels_input(self) -> bool:  # type: ignore[override]
+        return self.resize != "clean"
+
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         if self.resize == "clean":  # float32 (3, 299, 299) in [0, 255], clean-fid's resize
             return torch.from_numpy(clean_resize(img, CLEAN_FID_SIZE).transpose(2, 0, 1).copy())

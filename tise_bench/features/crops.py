@@ -113,11 +113,13 @@ def make_crop_tensor(
         import cv2  # ultralytics' own dependency (the detector's letterbox uses it too)
 
         dst = out if out is not None else torch.empty((3, size, size), dtype=torch.uint8)
-        src = pixels.numpy()
+        # the crop copied out once, channel-planar: cv2 would copy each strided channel itself (the pixels are an
+        # (H, W, 3) array seen as (3, H, W)) in its argument conversion, which holds the GIL; numpy's copy does not
+        src, planes = np.ascontiguousarray(pixels.numpy()[:, y1:y2, x1:x2]), dst.numpy()
         for c in range(3):
-            row = dst[c].numpy()
-            got = cv2.resize(src[c, y1:y2, x1:x2], (size, size), dst=row, interpolation=cv2.INTER_LINEAR)
-            if got.ctypes.data != row.ctypes.data:  # (cv2 wrote elsewhere: never seen, but never silently lost)
+            row = planes[c]
+            got = cv2.resize(src[c], (size, size), dst=row, interpolation=cv2.INTER_LINEAR)
+            if got is not row:  # (cv2 returns dst itself; were it ever another array, never silently lost)
                 row[...] = got
         return dst
     crop = pixels[:, y1:y2, x1:x2][None]
