@@ -648,6 +648,10 @@ class FeatureBank:
             rows: dict[str, dict[str, np.ndarray]] = {}
             ahead = (batches or {}).get(b)
             if ahead is not None and sorted(s for g, _, _ in ahead for s in g) == sorted(miss):
+                if len(ahead) == 1 and ahead[0][0] == miss:  # one batch in chunk order: its output is the shard
+                    out = bb.forward(ahead[0][1], ahead[0][2])
+                    self._put_rows(b, bb, stores[b], miss, arrays={f: out[f] for f in bb.provides})
+                    continue
                 for group, x, meta in ahead:  # collated by the producer (``_collate``)
                     out = bb.forward(x, meta)
                     for i, s in enumerate(group):
@@ -673,10 +677,19 @@ class FeatureBank:
         return decoded
 
     def _put_rows(
-        self, b: str, bb: ImageBackbone, store: Store, miss: list[str], rows: dict[str, dict[str, np.ndarray]]
+        self,
+        b: str,
+        bb: ImageBackbone,
+        store: Store,
+        miss: list[str],
+        rows: dict[str, dict[str, np.ndarray]] | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Write one backbone's new rows; the detector's are also kept for this chunk's crop plan (no re-read)."""
-        arrays = {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides}
+        """Write one backbone's new rows (``rows`` per image, or ``arrays`` already stacked in ``miss`` order); the
+        detector's are also kept for this chunk's crop plan (no re-read)."""
+        if arrays is None:
+            assert rows is not None
+            arrays = {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides}
         store.put(miss, arrays)
         if b == "detector" and {"detections", "size"} <= set(arrays):
             for i, s in enumerate(miss):
