@@ -161,6 +161,24 @@ def test_fast_hands_inception_the_pixels_it_made_with_the_exact_values(sets, tmp
     assert called == [] and fast["inception"].pixels_input
 
 
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))],
+)
+def test_upload_gives_the_pixels_contiguous_on_the_device(device) -> None:
+    """A device's copy of an image's pixels: the decoded (H, W, 3) array copied as it is and transposed there, or a
+    (3, H, W) tensor of any layout: the same values, contiguous."""
+    from tise_bench.features.bank import _pixels, upload
+
+    img = _smooth(7, 5, seed=2)
+    pixels = _pixels(img)
+    assert pixels.permute(1, 2, 0).is_contiguous()  # the bank's pixels: a view of the decoded array
+    for src in (pixels, pixels.contiguous(), pixels[:, 1:4, 2:6]):
+        got = upload(src, torch.device(device))
+        assert got.device.type == device and got.is_contiguous() and got.dtype == torch.uint8
+        assert torch.equal(got.cpu(), src), tuple(src.shape)
+
+
 def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path) -> None:
     paths = [str(p) for p in structured_images(tmp_path / "imgs", 6, seed=4, size=40)]
     crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})

@@ -180,8 +180,18 @@ class _Uploads:
             return self.pixels[sha]
         key = (sha, str(device))
         if key not in self._on:
-            self._on[key] = self.pixels[sha].to(device, non_blocking=True)
+            self._on[key] = upload(self.pixels[sha], device)
         return self._on[key]
+
+
+def upload(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` pixels -> the same values, contiguous, on ``device``. The bank's pixels are a view of the
+    decoded ``(H, W, 3)`` array: that array is copied as it is (one plain memcpy; a strided ``(3, H, W)`` source would
+    first be made contiguous on the host, by the thread that runs the forwards) and transposed on the device."""
+    hwc = pixels.permute(1, 2, 0)
+    if not hwc.is_contiguous():
+        return pixels.to(device, non_blocking=True).contiguous()
+    return hwc.to(device, non_blocking=True).permute(2, 0, 1).contiguous()
 
 
 class FeatureBank:
