@@ -38,8 +38,6 @@ def geometry(w: int, h: int, size: int) -> Geometry:
 def letterbox(img: Image.Image, size: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """RGB PIL image -> uint8 tensor (3, size, size): aspect kept, padded with 114 (as ultralytics). Written into
     ``out`` (a CPU uint8 ``(3, size, size)``, e.g. its row of a batch) when given."""
-    import cv2  # ultralytics' own dependency; same resize kernel as its predictor
-
     g = geometry(img.width, img.height, size)
     dst = torch.empty((3, size, size), dtype=torch.uint8) if out is None else out
     arr_out = dst.numpy()
@@ -53,10 +51,19 @@ def letterbox(img: Image.Image, size: int, out: torch.Tensor | None = None) -> t
         if (img.width, img.height) == (g.new_w, g.new_h):
             region[...] = arr
             continue
-        got = cv2.resize(arr, (g.new_w, g.new_h), dst=region, interpolation=cv2.INTER_LINEAR)
-        if got.ctypes.data != region.ctypes.data:  # cv2 wrote a new array (a strided region): copy it in
-            region[...] = got
+        resize_into(arr, region)
     return dst
+
+
+def resize_into(src: np.ndarray, dst: np.ndarray) -> None:
+    """cv2's ``INTER_LINEAR`` resize of the 2-D uint8 ``src`` to ``dst``'s shape, written into ``dst`` (a row of a
+    batch, or a strided region of one). cv2 returns ``dst`` itself when it writes there; were it ever to return
+    another array, that is copied in, never silently lost."""
+    import cv2  # ultralytics' own dependency; same resize kernel as its predictor
+
+    got = cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+    if got is not dst:
+        dst[...] = got
 
 
 def _pad(arr: np.ndarray, g: Geometry, size: int) -> None:

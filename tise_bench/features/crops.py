@@ -110,17 +110,14 @@ def make_crop_tensor(
       arithmetic on the CPU, float rounded on other devices."""
     x1, y1, x2, y2 = box[:4]
     if pixels.device.type == "cpu" and x2 - x1 <= size and y2 - y1 <= size:
-        import cv2  # ultralytics' own dependency (the detector's letterbox uses it too)
+        from ..backbones.letterbox import resize_into  # (cv2: ultralytics' own dependency)
 
         dst = out if out is not None else torch.empty((3, size, size), dtype=torch.uint8)
         # the crop copied out once, channel-planar: cv2 would copy each strided channel itself (the pixels are an
         # (H, W, 3) array seen as (3, H, W)) in its argument conversion, which holds the GIL; numpy's copy does not
         src, planes = np.ascontiguousarray(pixels.numpy()[:, y1:y2, x1:x2]), dst.numpy()
         for c in range(3):
-            row = planes[c]
-            got = cv2.resize(src[c], (size, size), dst=row, interpolation=cv2.INTER_LINEAR)
-            if got is not row:  # (cv2 returns dst itself; were it ever another array, never silently lost)
-                row[...] = got
+            resize_into(src[c], planes[c])
         return dst
     crop = pixels[:, y1:y2, x1:x2][None]
     if pixels.device.type == "cpu":  # the strided view as it is: torch's uint8 path reads it (as fast, no copy)
