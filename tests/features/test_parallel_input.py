@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from tise_bench.backbones import build_backbones
 from tise_bench.errors import ConfigError, DataError
 from tise_bench.features.bank import CropRequest, FeatureBank
 from tise_bench.features.crops import CropSpec
+from tise_bench.features.store import FeatureStore
 
 BCFG = {**RANDOM_BACKBONES, "detector": {"arch": "yolov8n.yaml", "imgsz": 64, "conf": 0.001, "max_crops": 3}}
 NEEDS = {"clip": {"image"}, "inception": {"pool3", "logits_unbiased"}, "detector": {"detections", "size"}}
@@ -100,6 +102,41 @@ def test_one_shape_inputs_are_written_into_the_batch_the_forward_gets(backbones,
     assert len(forwarded) == 2  # serial: stacked from the per-image inputs, as before
     for k, v in ref.features.items():
         np.testing.assert_array_equal(got.features[k], v, err_msg=k)
+
+
+def test_a_forward_reusing_its_output_buffer_does_not_change_the_stored_rows(backbones, tmp_path, monkeypatch) -> None:
+    """The rows of a batch are stored from the forward's output, written to disk later by the writer thread: a
+    forward that hands out the same buffer for every batch (refilled in place) must not change earlier batches'
+    rows, with or without workers."""
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 9, seed=22, size=48)]
+    needs = {"detector": {"detections", "size"}}
+    ref = FeatureBank(backbones, tmp_path / "ref", batch_size=4).images(paths, needs)
+    det = backbones["detector"]
+    real_forward = det.forward
+    reused: dict[str, np.ndarray] = {}
+
+    def reusing_forward(batch, meta=None):
+        out = real_forward(batch, meta)
+        for k, v in out.items():
+            if k not in reused or reused[k].shape != v.shape:
+                reused[k] = np.empty_like(v)
+            reused[k][...] = v
+        return dict(reused)
+
+    monkeypatch.setattr(det, "forward", reusing_forward)
+    real_write = FeatureStore._write
+
+    def slow_write(self, *args):  # the writer thread lags behind the forwards (as on a busy disk)
+        time.sleep(0.3)
+        return real_write(self, *args)
+
+    monkeypatch.setattr(FeatureStore, "_write", slow_write)
+    for workers in (0, 2):
+        got = FeatureBank(backbones, tmp_path / f"c{workers}", batch_size=4, num_workers=workers).images(paths, needs)
+        again = FeatureBank(backbones, tmp_path / f"c{workers}", batch_size=4).images(paths, needs)  # from the files
+        for k, v in ref.features.items():
+            np.testing.assert_array_equal(got.features[k], v, err_msg=f"{k}, num_workers={workers}")
+            np.testing.assert_array_equal(again.features[k], v, err_msg=f"{k} read back, num_workers={workers}")
 
 
 def test_the_first_bad_image_is_raised_whatever_the_workers(backbones, tmp_path) -> None:

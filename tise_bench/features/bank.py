@@ -660,7 +660,8 @@ class FeatureBank:
             if ahead is not None and sorted(s for g, _, _ in ahead for s in g) == sorted(miss):
                 if len(ahead) == 1 and ahead[0][0] == miss:  # one batch in chunk order: its output is the shard
                     out = bb.forward(ahead[0][1], ahead[0][2])
-                    self._put_rows(b, bb, stores[b], miss, arrays={f: out[f] for f in bb.provides})
+                    # copied (as np.stack did): a forward may hand out a buffer it reuses, and the shard is written later
+                    self._put_rows(b, bb, stores[b], miss, arrays={f: np.array(out[f]) for f in bb.provides})
                     continue
                 for group, x, meta in ahead:  # collated by the producer (``_collate``)
                     out = bb.forward(x, meta)
