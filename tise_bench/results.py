@@ -17,6 +17,7 @@ import contextlib
 import datetime as _dt
 import errno
 import json
+import logging
 import os
 import platform
 import shutil
@@ -32,6 +33,8 @@ import pandas as pd
 from .errors import DataError
 from .fsutil import RESULTS, disk_errors
 from .types import MetricValue
+
+log = logging.getLogger(__name__)
 
 RESULT_SCHEMA = 1
 BOOTSTRAP_FILE = "bootstrap.npz"
@@ -198,6 +201,7 @@ class EvalResult:
 
     def _write(self, out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
+        recover_run_folder(out)  # (if this write fails too, the previous run is in place)
         tag = f"{os.getpid()}-{threading.get_ident()}"
         tmp, old = out.parent / f".{out.name}.tmp-{tag}", out.parent / f".{out.name}.old-{tag}"
         if out.is_dir():  # the folder is replaced whole: never take someone's other files with it
@@ -281,6 +285,51 @@ def dumps_strict(obj: Any, **kw: Any) -> str:
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
         np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle-compatible
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid():  # another thread of this process, between its two renames
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (exists, another user's)
+        return True
+    return True
+
+
+def recover_run_folder(out: Path) -> Path | None:
+    """Put a run folder back that a writer killed between the two renames of :func:`_swap_in` left out of place: no
+    ``out``, the previous run in ``.<name>.old-<pid>-<thread>-<n>`` and the new one, complete, in
+    ``.<name>.tmp-<pid>-<thread>``. The newest of them whose ``metrics.json`` reads whole (it is written last) and
+    whose writer's process is gone is renamed to ``out`` (a live writer finishes its own swap); a warning names it.
+    Returns the folder restored, or None."""
+    if out.exists() or not out.parent.is_dir():
+        return None
+    found: list[tuple[float, Path]] = []
+    for p in out.parent.iterdir():
+        rest = p.name[len(out.name) + 2 :] if p.name.startswith(f".{out.name}.") else ""
+        kind, _, tag = rest.partition("-")
+        pid = tag.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or _writer_alive(int(pid)):
+            continue
+        try:
+            json.loads((p / "metrics.json").read_text(encoding="utf-8"))
+            found.append(((p / "metrics.json").stat().st_mtime, p))
+        except (OSError, ValueError):  # no metrics.json, or a cut one: not a run
+            continue
+    if not found:
+        return None
+    _, best = max(found)
+    try:
+        os.rename(best, out)
+    except OSError:  # another reader or writer put a folder there first
+        return None
+    log.warning(
+        "run folder %s was missing (a writer was killed while replacing it); restored it from %s", out, best.name
+    )
+    return best
 
 
 def _swap_in(tmp: Path, out: Path, old: Path) -> None:

@@ -191,22 +191,6 @@ def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path
         np.testing.assert_array_equal(runs[1].features[k], v, err_msg=k)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_a_chunks_crops_are_one_shard_whatever_the_forward_batches(sets, tmp_path, workers) -> None:
-    """The crop rows of one chunk are written as one shard (fewer files to write, index and read back), not one
-    per forward batch; they read back as the same rows."""
-    paths = [str(p) for p in structured_images(tmp_path / "imgs", 6, seed=6, size=40)]
-    crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": ""})
-    bank = FeatureBank(sets[0], tmp_path / "c", batch_size=3, num_workers=workers)  # 2 chunks of 3 images
-    got = bank.images(paths, NEEDS, crops=crops)
-    owners = got.features["crops.owner"]
-    assert (owners < 3).sum() > 3 and (owners >= 3).sum() > 3  # each chunk's crops need 2+ forward batches
-    dirs = [d for d in (tmp_path / "c" / "features").iterdir() if d.name.startswith("crops-")]
-    assert len(dirs) == 1 and len(list(dirs[0].glob("*.npz"))) == 2
-    again = FeatureBank(sets[0], tmp_path / "c", batch_size=3).images(paths, NEEDS, crops=crops)
-    np.testing.assert_array_equal(again.features["crops.pool3"], got.features["crops.pool3"])
-
-
 def test_fast_is_a_comparability_field_and_a_protocol_note(sets) -> None:
     exact, fast = sets
     mv = MetricValue(value=1.0, n=4)

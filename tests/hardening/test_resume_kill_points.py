@@ -64,6 +64,15 @@ elif point == "results":  # samples.parquet, the first file of the run folder
         cut_and_die(path)
 
     pd.DataFrame.to_parquet = to_parquet
+elif point == "swap":  # the run folder written whole, killed between the renames that put it in place
+    real_replace = os.replace
+
+    def replace(src, dst, *a, **k):
+        if ".tmp-" in os.path.basename(str(src)) and os.path.isdir(src):  # the new folder, about to move in
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst, *a, **k)
+
+    os.replace = replace
 else:
     raise SystemExit(f"unknown kill point {point!r}")
 
@@ -135,3 +144,20 @@ def test_sigkill_while_writing_statistics_then_results_then_rerun(tiny, tmp_path
     assert find_runs(data_dir) == [data_dir / "a"]  # the killed run's dot-folder is never read as a run
     assert len(pd.read_parquet(data_dir / "a" / "samples.parquet")) == N
     assert list(stats.glob("*.npz")) == [final]
+
+
+def test_sigkill_between_the_run_folders_renames_then_the_next_reader_puts_it_back(tiny, tmp_path):
+    """Killed after the old run folder was moved away and before the new one moved in: no run folder is left in
+    place; the next reader (the leaderboard's find_runs) restores the newest complete one, the killed run's."""
+    cache = _cache_with_weights(tiny["weights"], tmp_path / "cache")
+    results = tmp_path / "res"
+    data_dir = results / "t"
+    assert _cli(tiny, cache, results, None, tmp_path).returncode == 0
+    p = _cli(tiny, cache, results, "swap", tmp_path)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
+    assert not (data_dir / "a").exists()
+    left = sorted(d.name.split("-")[0] for d in data_dir.iterdir())
+    assert left == [".a.old", ".a.tmp"], left
+    assert find_runs(data_dir) == [data_dir / "a"]
+    assert [d.name.split("-")[0] for d in data_dir.iterdir() if d.name.startswith(".")] == [".a.old"]  # the new one
+    _assert_values(_saved(results, "a"), tiny["expected"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -84,3 +85,54 @@ def test_a_shard_renamed_to_its_digest_is_still_checked_for_structure(tmp_path, 
     assert store.get(["a" * 64], ("pool3",))["pool3"].shape == (1, 4)
     with pytest.raises(DataError, match=r"'pool3' rows are float32 \(5,\).*fix: delete"):
         store.get(["a" * 64, "d" * 64], ("pool3",))
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (a writer killed long ago)."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(p.stdout)
+
+
+def test_a_run_folder_left_out_of_place_by_a_killed_writer_is_put_back(tmp_path, caplog, monkeypatch):
+    """A writer SIGKILLed between its two renames leaves no run folder: the previous run as ``.m.old-…`` and the new
+    one, complete, as ``.m.tmp-…``. The next reader (find_runs) or writer puts the newest complete one back, never
+    a cut one, and never the folder of a writer still alive (it is between its renames and finishes itself)."""
+    from tise_bench.leaderboard.collect import find_runs
+
+    data = tmp_path / "d"
+    out = data / "m"
+    _result(1.0, with_replicates=False).write(out)
+    _result(2.0, with_replicates=False).write(data / "new")
+    dead = _dead_pid()
+    (data / "m").rename(data / f".m.old-{dead}-7-0")
+    (data / "new").rename(data / f".m.tmp-{dead}-7")
+    assert find_runs(data) == [out]  # the killed writer's new run, the newer of the two
+    assert _state(out) == (2.0, [2.0] * 3) and (data / f".m.old-{dead}-7-0").is_dir()
+    assert "restored it from .m.tmp-" in caplog.text
+
+    # the new run cut while its metrics.json was written: the previous run comes back
+    (data / "m").rename(data / f".m.tmp-{dead}-8")
+    (data / f".m.tmp-{dead}-8" / "metrics.json").write_text('{"schema_version": 1, "metr')
+    assert find_runs(data) == [out] and _state(out) == (1.0, [1.0] * 3)
+
+    # a live writer (this process) between its renames: left alone
+    (data / "m").rename(data / f".m.old-{os.getpid()}-9-0")
+    assert find_runs(data) == [] and not out.exists()
+    assert results.recover_run_folder(out) is None
+
+    # a writer after a killed one puts the previous run back first: if its own write fails, that run is in place
+    (data / f".m.old-{os.getpid()}-9-0").rename(data / f".m.old-{dead}-9-0")
+
+    def full_disk(path, arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results, "_save_npz", full_disk)
+    with pytest.raises(StorageError):
+        _result(3.0, with_replicates=True).write(out)
+    assert _state(out) == (1.0, [1.0] * 3)
+    monkeypatch.undo()
+    _result(3.0, with_replicates=True).write(out)
+    assert _state(out) == (3.0, [3.0] * 3) and find_runs(data) == [out]

@@ -809,10 +809,11 @@ class FeatureBank:
             rows = list(enumerate(miss))[1:]  # miss lists each image's crops together
             per_image = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1][0])]
             list((mapper if dev.type == "cpu" or not self.fast else map)(fill, per_image))
-            outs = [bb.forward(buf[i : i + self.batch_size]) for i in range(0, len(miss), self.batch_size)]
-            # one shard per chunk (not per forward batch): ~8x fewer files to write, index and read back in the gather
-            keys = [k for _, k, _ in miss]
-            store.put(keys, {f: np.concatenate([np.asarray(o[f]) for o in outs]) for f in bb.provides})
+            for i in range(0, len(miss), self.batch_size):
+                out = bb.forward(buf[i : i + self.batch_size])
+                # copied: a forward may reuse its output buffer while the writer thread has not written the shard yet
+                keys = [k for _, k, _ in miss[i : i + self.batch_size]]
+                store.put(keys, {f: np.array(out[f]) for f in bb.provides})
 
     def _crop_buffer(self, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
         """``n`` rows shaped like ``like`` for crop backbone ``name``'s inputs: one buffer per crop backbone, reused
