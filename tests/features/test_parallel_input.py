@@ -104,6 +104,31 @@ def test_one_shape_inputs_are_written_into_the_batch_the_forward_gets(backbones,
         np.testing.assert_array_equal(got.features[k], v, err_msg=k)
 
 
+def test_input_batches_are_reused_only_after_their_forwards(backbones, tmp_path, monkeypatch) -> None:
+    """A chunk's input batches are taken back for a later chunk (no fresh memory per chunk), but only once its
+    forwards have returned: a slow forward keeps its batch while the workers prepare the chunks behind it, and the
+    values are the serial path's (a batch given back early would be overwritten under the forward)."""
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 14, seed=23, size=48)]
+    needs = {"detector": {"detections", "size"}}
+    ref = FeatureBank(backbones, tmp_path / "c0", batch_size=2).images(paths, needs)
+    det = backbones["detector"]
+    real_forward = det.forward
+    seen: list[tuple[int, bytes]] = []
+
+    def slow_forward(batch, meta=None):
+        before = batch.numpy().tobytes()
+        time.sleep(0.05)  # the producer fills the chunks behind this one meanwhile
+        seen.append((batch.data_ptr(), before))
+        assert batch.numpy().tobytes() == before, "an input batch changed while its forward ran"
+        return real_forward(batch, meta)
+
+    monkeypatch.setattr(det, "forward", slow_forward)
+    got = FeatureBank(backbones, tmp_path / "c2", batch_size=2, num_workers=2, prefetch=2).images(paths, needs)
+    assert len(seen) == 7 and len({ptr for ptr, _ in seen}) < 7  # 7 chunks, fewer batches
+    for k, v in ref.features.items():
+        np.testing.assert_array_equal(got.features[k], v, err_msg=k)
+
+
 def test_a_forward_reusing_its_output_buffer_does_not_change_the_stored_rows(backbones, tmp_path, monkeypatch) -> None:
     """The rows of a batch are stored from the forward's output, written to disk later by the writer thread: a
     forward that hands out the same buffer for every batch (refilled in place) must not change earlier batches'

@@ -166,6 +166,45 @@ class _Chunk:
     #: backbone -> its input batches, collated ahead (``_collate``): [(shas, stacked input, stacked meta)] per input
     #: shape, in the order the forwards take them; a backbone missing here is collated by the consumer
     batches: dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]] = field(default_factory=dict)
+    #: the :class:`_Buffers` this chunk's batches were taken from, given back once its forwards have run
+    buffers: list[tuple[tuple, torch.Tensor]] = field(default_factory=list)
+
+
+class _Buffers:
+    """Input batches reused from chunk to chunk of a threaded pass. A fresh batch is fresh memory: ~40 MB of
+    letterboxed detector input per chunk of 32 (640 px, uint8) is over the allocator's mmap threshold, so each
+    chunk's batches were mapped, faulted in page by page by the workers writing their rows (~77 % of the pass's
+    page faults, ~20 % of its CPU in the kernel), and unmapped again. A chunk takes its batches here (in the
+    producer) and the consumer gives them back when the chunk's forwards have returned (their outputs are on the
+    host by then, so a device's copy of a pinned batch is done). At most ``keep`` batches wait here, so a pass over
+    images of many sizes does not hold one per size."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._free: list[tuple[tuple, torch.Tensor]] = []
+        self._lock = threading.Lock()
+
+    def take(
+        self, n: int, shape: tuple[int, ...], dtype: torch.dtype, pin: bool, held: list[tuple[tuple, torch.Tensor]]
+    ) -> torch.Tensor:
+        """``n`` rows shaped ``shape`` (a view of a free batch with room for them, or a new one), noted in ``held``."""
+        key = (tuple(shape), dtype, pin)
+        got = None
+        with self._lock:
+            for i, (k, buf) in enumerate(self._free):
+                if k == key and buf.shape[0] >= n:
+                    got = self._free.pop(i)[1]
+                    break
+        if got is None:
+            got = torch.empty((n, *shape), dtype=dtype, pin_memory=pin)
+        held.append((key, got))
+        return got[:n]
+
+    def give(self, held: list[tuple[tuple, torch.Tensor]]) -> None:
+        with self._lock:
+            self._free.extend(held)
+            del self._free[: max(0, len(self._free) - self.keep)]  # the oldest go
+        held.clear()
 
 
 class _Uploads:
@@ -233,6 +272,7 @@ class FeatureBank:
         self._fresh_detections = {}
         self._plans: dict[str, list[tuple[str, tuple]]] = {}  # during one pass: sha -> its crop plan
         self._crop_buffers: dict[str, torch.Tensor] = {}  # crop backbone -> its reused input rows (``_crop_buffer``)
+        self._buffers = _Buffers(keep=0)  # during a threaded pass: the chunks' reused input batches
         self._writer: ShardWriter | None = None  # during a threaded pass: writes the cache shards (issue 13 item 3)
 
     def store(self, namespace: str) -> Store:
@@ -301,6 +341,8 @@ class FeatureBank:
         shas: dict[str, str] = {}
         bad: dict[str, str] = {}
         chunks = list(_chunks(list(paths), self.batch_size))
+        # enough for the chunks in flight (queued, being prepared, being run) with a few input shapes each
+        self._buffers = _Buffers(keep=4 * (self.prefetch + 2) * max(1, len(needed)))
         with _decode.pil_settings(), self._pool() as pool, self._writing(stores):
             mapper: Callable[..., Iterable] = pool.map if pool is not None else map
             # closing(): a failure below stops and joins the producer now, not whenever the generator is collected
@@ -332,6 +374,7 @@ class FeatureBank:
                             mapper,
                             uploads,
                         )
+                    self._buffers.give(chunk.buffers)  # its forwards have returned
         bad_shas = {shas[p]: reason for p, reason in bad.items() if p in shas}
         for p, sha in shas.items():  # identical bytes under another name are just as unreadable
             if sha in bad_shas and p not in bad:
@@ -346,6 +389,7 @@ class FeatureBank:
         if crops is not None:
             features.update(self._gather_crops(keys, crops))
         self._plans, self._fresh_detections, self._crop_buffers = {}, {}, {}
+        self._buffers = _Buffers(keep=0)
         return ImageFeatures(paths=good, shas=keys, features=features, bad=bad)
 
     @contextlib.contextmanager
@@ -465,7 +509,11 @@ class FeatureBank:
         return x, bb.preprocess_meta(img)  # meta: {} for most backbones
 
     def _batch_rows(
-        self, todo: list[str], needed: dict[str, tuple[str, ...]], stores: dict[str, Store]
+        self,
+        todo: list[str],
+        needed: dict[str, tuple[str, ...]],
+        stores: dict[str, Store],
+        held: list[tuple[tuple, torch.Tensor]],
     ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, tuple[list[str], torch.Tensor]]]:
         """One chunk's batches, allocated before its images are preprocessed, for each backbone whose inputs all
         have one shape (:meth:`ImageBackbone.input_row`): (sha -> {backbone: its row}, backbone -> (shas, batch)).
@@ -485,7 +533,7 @@ class FeatureBank:
             if spec is None:
                 continue
             shape, dtype = spec
-            buf = torch.empty((len(miss), *shape), dtype=dtype, pin_memory=_device(bb).type == "cuda")
+            buf = self._buffers.take(len(miss), shape, dtype, _device(bb).type == "cuda", held)
             batches[b] = (miss, buf)
             for i, sha in enumerate(miss):
                 rows.setdefault(sha, {})[b] = buf[i]
@@ -511,12 +559,13 @@ class FeatureBank:
                     data.setdefault(sha, blob)
         seen.update(data)
         todo = [s for s in data if any(s not in stores[b] for b in needed)]
-        rows, ahead = self._batch_rows(todo, needed, stores) if self.num_workers else ({}, {})
+        held: list[tuple[tuple, torch.Tensor]] = []  # the batches taken from self._buffers
+        rows, ahead = self._batch_rows(todo, needed, stores, held) if self.num_workers else ({}, {})
         prepared = dict(
             zip(todo, mapper(lambda s: self._prepare_one(s, data[s], path_of[s], needed, stores, rows.get(s)), todo))
         )
-        batches = self._collate(prepared, needed, stores, mapper, ahead) if self.num_workers else {}
-        return _Chunk(paths=paths, read=read, data=data, prepared=prepared, batches=batches)
+        batches = self._collate(prepared, needed, stores, mapper, held, ahead) if self.num_workers else {}
+        return _Chunk(paths=paths, read=read, data=data, prepared=prepared, batches=batches, buffers=held)
 
     def _collate(
         self,
@@ -524,6 +573,7 @@ class FeatureBank:
         needed: dict[str, tuple[str, ...]],
         stores: dict[str, Store],
         mapper: Callable[..., Iterable],
+        held: list[tuple[tuple, torch.Tensor]],
         ahead: dict[str, tuple[list[str], torch.Tensor]] | None = None,
     ) -> dict[str, list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]]:
         """Each backbone's input batches of one chunk, collated ahead (the workers copy each image's inputs into
@@ -554,7 +604,7 @@ class FeatureBank:
             for group in by_shape.values():
                 xs = [prepared[s][2][b][0] for s in group]
                 if len({x.dtype for x in xs}) == 1:  # (else torch.stack's type promotion, as the consumer would)
-                    x = torch.empty((len(xs), *xs[0].shape), dtype=xs[0].dtype, pin_memory=pin)
+                    x = self._buffers.take(len(xs), tuple(xs[0].shape), xs[0].dtype, pin, held)
                     for i, (s, t) in enumerate(zip(group, xs)):
                         copies.setdefault(s, []).append((x, i, t))
                 else:
