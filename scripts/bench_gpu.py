@@ -17,7 +17,11 @@ torch-fidelity's Inception, YOLOv8x at 640 (``--detector-arch``), object crops c
   CLIP's resize, the letterbox and the crops in torch on the GPU) on its own fresh cache: its images/s and
   efficiency, and each metric's relative difference from the exact run;
 * ``torchrun``: the CLI under ``torch.distributed.run`` on every visible GPU (NCCL) against one process, metric by
-  metric (relative difference); skipped with one GPU. ``--dry`` runs it with 2 CPU processes (gloo).
+  metric (relative difference); skipped with one GPU. ``--dry`` runs it with 2 CPU processes (gloo);
+* ``input_scaling``: ``scripts/bench_overhead.py`` on this machine's cores (forwards stubbed, backbones on the CPU,
+  N=100 + 100 at 256 px, each count in a fresh process): input images/s with 1, 2, 4 and 8 workers (``exact`` and
+  ``fast``), the scaling the 2-core CI machine cannot show (``--no-overhead`` skips it; ``--dry``: 1 and 2 workers,
+  quick).
 """
 
 from __future__ import annotations
@@ -108,6 +112,29 @@ def _rel(a: float, b: float) -> float | None:
     return abs(b - a) / max(abs(a), 1e-12)
 
 
+def input_scaling(root: Path, weights_from: Path, dry: bool) -> dict[str, Any]:
+    """``scripts/bench_overhead.py`` with 1, 2, 4 and 8 input workers (``--dry``: 1 and 2, quick): images/s per
+    worker count and mode, and the scaling from 1 worker."""
+    out = root / "overhead.json"
+    workers = "1,2" if dry else "1,2,4,8"
+    cmd = [sys.executable, str(Path(__file__).with_name("bench_overhead.py")), "--workers", workers]
+    cmd += ["--preprocess", "exact,fast", "--json", str(out), "--weights-from", str(weights_from)]
+    cmd += ["--quick"] if dry else ["--n", "100"]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench_overhead failed ({p.returncode}):\n{(p.stdout + p.stderr)[-3000:]}")
+    got = json.loads(out.read_text())
+    counts = [int(w) for w in workers.split(",")]
+    result: dict[str, Any] = {"cores": got["cores"], "n_images": 2 * got["n"], "size": got["size"]}
+    for mode, sfx in (("exact", ""), ("fast", "_fast")):
+        ips = {w: got["runs" + sfx][str(w)]["images"] / got["runs" + sfx][str(w)]["seconds"] for w in counts}
+        result[mode] = {
+            "images_per_s": {str(w): round(v, 1) for w, v in ips.items()},
+            "scaling_from_1": {str(w): round(v / ips[1], 2) for w, v in ips.items() if w > 1},
+        }
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry", action="store_true", help="CPU, N=4 at 64 px: the code path only, no timing claims")
@@ -116,6 +143,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--detector-arch", default="yolov8x.yaml")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-overhead", action="store_true", help="skip the input-scaling runs (input_scaling)")
     ap.add_argument(
         "--weights-from",
         type=Path,
@@ -198,6 +226,8 @@ def main() -> None:
                 "rel_diff": rel,
                 "same_metrics": sorted(one) == sorted(many),
             }
+        if not args.no_overhead:
+            report["input_scaling"] = input_scaling(root, cache, args.dry)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

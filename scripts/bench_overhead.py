@@ -235,7 +235,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--weights-from", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--weights-from",
+        type=Path,
+        default=None,
+        help="a tise_bench cache whose random weights files the bench's caches start from (skips drawing them)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -250,7 +255,7 @@ def run(args: argparse.Namespace) -> None:
         data = Path(tmp)
         make_dataset(data, n, size)
         weights = data / "warm" / "cache"  # random-weights files, written once, copied into each fresh cache
-        prepare_cache(weights, None)
+        prepare_cache(weights, args.weights_from)
         from tise_bench.backbones import build_backbones
 
         build_backbones(backbone_config("yolov8n.yaml"), {"clip", "inception", "detector"}, weights)

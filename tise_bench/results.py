@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -299,6 +300,22 @@ def _writer_alive(pid: int) -> bool:
     return True
 
 
+#: a run-folder writer's temporary folders (:meth:`EvalResult.write`): ``.<name>.tmp-<pid>-<thread>`` (the new run)
+#: and ``.<name>.old-<pid>-<thread>-<n>`` (the run it replaces)
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-\d+(?:-\d+)?")
+
+
+def leftover_run_folders(parent: Path) -> list[tuple[str, str, int, Path]]:
+    """The temporary folders run-folder writers left under ``parent``: [(run name, "tmp" or "old", writer pid,
+    path)]. The one parser of those names (:func:`recover_run_folder`, ``leaderboard.collect.find_runs``)."""
+    found = []
+    for p in parent.iterdir():
+        m = _LEFTOVER.fullmatch(p.name)
+        if m is not None:
+            found.append((m["name"], m["kind"], int(m["pid"]), p))
+    return found
+
+
 def recover_run_folder(out: Path) -> Path | None:
     """Put a run folder back that a writer killed between the two renames of :func:`_swap_in` left out of place: no
     ``out``, the previous run in ``.<name>.old-<pid>-<thread>-<n>`` and the new one, complete, in
@@ -308,11 +325,8 @@ def recover_run_folder(out: Path) -> Path | None:
     if out.exists() or not out.parent.is_dir():
         return None
     found: list[tuple[float, Path]] = []
-    for p in out.parent.iterdir():
-        rest = p.name[len(out.name) + 2 :] if p.name.startswith(f".{out.name}.") else ""
-        kind, _, tag = rest.partition("-")
-        pid = tag.split("-")[0]
-        if kind not in ("tmp", "old") or not pid.isdigit() or _writer_alive(int(pid)):
+    for name, _, pid, p in leftover_run_folders(out.parent):
+        if name != out.name or _writer_alive(pid):
             continue
         try:
             json.loads((p / "metrics.json").read_text(encoding="utf-8"))

@@ -136,3 +136,22 @@ def test_a_run_folder_left_out_of_place_by_a_killed_writer_is_put_back(tmp_path,
     monkeypatch.undo()
     _result(3.0, with_replicates=True).write(out)
     assert _state(out) == (3.0, [3.0] * 3) and find_runs(data) == [out]
+
+
+def test_leftover_folder_names_are_parsed_by_one_rule(tmp_path):
+    """Run names with dots and dashes; only the writer's own two patterns count, nothing else hidden."""
+    for name in (
+        ".dfgan.v2.tmp-41-7",
+        ".dfgan.v2.old-41-7-0",
+        ".my-model.old-9-3-12",
+        ".m.tmp-x-1",
+        ".m.tmp-",
+        ".cache",
+    ):
+        (tmp_path / name).mkdir()
+    got = sorted((n, k, pid, p.name) for n, k, pid, p in results.leftover_run_folders(tmp_path))
+    assert got == [
+        ("dfgan.v2", "old", 41, ".dfgan.v2.old-41-7-0"),
+        ("dfgan.v2", "tmp", 41, ".dfgan.v2.tmp-41-7"),
+        ("my-model", "old", 9, ".my-model.old-9-3-12"),
+    ]

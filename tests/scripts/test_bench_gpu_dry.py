@@ -1,5 +1,5 @@
 """scripts/bench_gpu.sh cannot rot: its CPU dry mode runs the whole GPU bench's code path (full bag, cached re-run,
-bare forwards, fast vs exact preprocessing, torchrun with 2 processes against one) and prints the JSON the README's
+bare forwards, fast vs exact preprocessing, torchrun with 2 processes against one, input-worker scaling) and prints the JSON the README's
 GPU figures come from."""
 
 from __future__ import annotations
@@ -47,3 +47,7 @@ def test_dry_mode_prints_every_figure(tmp_path, session_cache) -> None:
     assert {"clip_score", "fid", "pa"} <= set(finite) and all(0 <= v < float("inf") for v in finite.values()), fx
     tr = rep["torchrun"]
     assert tr["processes"] == 2 and tr["same_metrics"] and tr["max_rel_diff"] < 1e-5, tr
+    sc = rep["input_scaling"]  # bench_overhead on this machine's cores, 1 and 2 workers in the dry mode
+    for mode in ("exact", "fast"):
+        assert set(sc[mode]["images_per_s"]) == {"1", "2"} and all(v > 0 for v in sc[mode]["images_per_s"].values())
+        assert set(sc[mode]["scaling_from_1"]) == {"2"}

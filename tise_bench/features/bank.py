@@ -233,6 +233,19 @@ def upload(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
     return hwc.to(device, non_blocking=True).permute(2, 0, 1).contiguous()
 
 
+def _in_order(
+    miss: list[str], outs: list[tuple[list[str], dict[str, np.ndarray]]], provides: tuple[str, ...] | list[str]
+) -> dict[str, np.ndarray]:
+    """The forwards' outputs, one per batch ``[(shas, output)]`` -> each feature's rows in ``miss`` order, copied: a
+    forward may hand out a buffer it reuses for its next batch, and the shard is written later, by the writer thread
+    (a single batch already in order is copied as it is)."""
+    if len(outs) == 1 and outs[0][0] == miss:
+        return {f: np.array(outs[0][1][f]) for f in provides}
+    pos = {s: i for i, s in enumerate(s for group, _ in outs for s in group)}
+    order = np.asarray([pos[s] for s in miss], dtype=np.int64)
+    return {f: np.concatenate([np.asarray(out[f]) for _, out in outs])[order] for f in provides}
+
+
 class FeatureBank:
     #: during :meth:`images` on in-memory images: their sources by key, and the stores that hold their rows (in memory:
     #: every namespace, crops included, so nothing of theirs reaches the disk cache)
@@ -700,57 +713,52 @@ class FeatureBank:
                 bad[sha_to_path.get(sha, sha)] = str(err)
                 continue
             decoded[sha] = img
-        for b, feats in needed.items():
+        for b in needed:
             bb = self.backbones[b]
             miss = [s for s in decoded if s not in stores[b]]
             if not miss:
                 continue
-            rows: dict[str, dict[str, np.ndarray]] = {}
-            ahead = (batches or {}).get(b)
-            if ahead is not None and sorted(s for g, _, _ in ahead for s in g) == sorted(miss):
-                if len(ahead) == 1 and ahead[0][0] == miss:  # one batch in chunk order: its output is the shard
-                    out = bb.forward(ahead[0][1], ahead[0][2])
-                    # copied (as np.stack did): a forward may hand out a buffer it reuses, and the shard is written later
-                    self._put_rows(b, bb, stores[b], miss, arrays={f: np.array(out[f]) for f in bb.provides})
-                    continue
-                for group, x, meta in ahead:  # collated by the producer (``_collate``)
-                    out = bb.forward(x, meta)
-                    for i, s in enumerate(group):
-                        rows[s] = {f: out[f][i] for f in bb.provides}
-                self._put_rows(b, bb, stores[b], miss, rows)
-                continue
-            inputs = {
-                s: prepared[s][2][b] if b in prepared[s][2] else self._inputs(b, decoded[s], sha_to_path.get(s, s))
-                for s in miss
-            }
-            for s, (t, meta) in list(inputs.items()):  # fast, on a device: upload once, preprocess there
-                if t is None:
-                    inputs[s] = (bb.preprocess_tensor(uploads.get(s, _device(bb))), meta)
-            by_shape: dict[tuple[int, ...], list[str]] = {}
-            for s, (t, _) in inputs.items():  # same-shape batches: no padding, exact parity with reference tools
-                by_shape.setdefault(tuple(t.shape), []).append(s)
-            for group in by_shape.values():
-                meta = {k: torch.stack([inputs[s][1][k] for s in group]) for k in inputs[group[0]][1]}
-                out = bb.forward(torch.stack([inputs[s][0] for s in group]), meta)
-                for i, s in enumerate(group):
-                    rows[s] = {f: out[f][i] for f in bb.provides}
-            self._put_rows(b, bb, stores[b], miss, rows)
+            groups = (batches or {}).get(b)  # collated by the producer (``_collate``)
+            if groups is None or sorted(s for g, _, _ in groups for s in g) != sorted(miss):
+                groups = self._stack(b, miss, prepared, decoded, sha_to_path, uploads)
+            outs = [(group, bb.forward(x, meta)) for group, x, meta in groups]
+            self._put_rows(b, stores[b], miss, _in_order(miss, outs, bb.provides))
         return decoded
 
-    def _put_rows(
+    def _stack(
         self,
         b: str,
-        bb: ImageBackbone,
-        store: Store,
         miss: list[str],
-        rows: dict[str, dict[str, np.ndarray]] | None = None,
-        arrays: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        """Write one backbone's new rows (``rows`` per image, or ``arrays`` already stacked in ``miss`` order); the
-        detector's are also kept for this chunk's crop plan (no re-read)."""
-        if arrays is None:
-            assert rows is not None
-            arrays = {f: np.stack([rows[s][f] for s in miss]) for f in bb.provides}
+        prepared: dict[str, tuple[Image.Image | None, DataError | None, dict, torch.Tensor | None]],
+        decoded: dict,
+        sha_to_path: dict[str, str],
+        uploads: "_Uploads",
+    ) -> list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]:
+        """Backbone ``b``'s input batches for ``miss``, stacked here (serial path; inputs made on a device): one batch
+        per input shape (no padding: exact parity with the reference tools), images in chunk order."""
+        bb = self.backbones[b]
+        inputs = {
+            s: prepared[s][2][b] if b in prepared[s][2] else self._inputs(b, decoded[s], sha_to_path.get(s, s))
+            for s in miss
+        }
+        for s, (t, meta) in list(inputs.items()):  # fast, on a device: upload once, preprocess there
+            if t is None:
+                inputs[s] = (bb.preprocess_tensor(uploads.get(s, _device(bb))), meta)
+        by_shape: dict[tuple[int, ...], list[str]] = {}
+        for s, (t, _) in inputs.items():
+            by_shape.setdefault(tuple(t.shape), []).append(s)
+        return [
+            (
+                group,
+                torch.stack([inputs[s][0] for s in group]),
+                {k: torch.stack([inputs[s][1][k] for s in group]) for k in inputs[group[0]][1]},
+            )
+            for group in by_shape.values()
+        ]
+
+    def _put_rows(self, b: str, store: Store, miss: list[str], arrays: dict[str, np.ndarray]) -> None:
+        """Write one backbone's new rows (``arrays``, in ``miss`` order); the detector's are also kept for this
+        chunk's crop plan (no re-read)."""
         store.put(miss, arrays)
         if b == "detector" and {"detections", "size"} <= set(arrays):
             for i, s in enumerate(miss):

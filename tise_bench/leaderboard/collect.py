@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError, DataError
 from ..registry import display_to_id
-from ..results import recover_run_folder
+from ..results import leftover_run_folders, recover_run_folder
 from .schema import Row
 
 _STEP_RE = re.compile(r"(?:^|[_\-.])(?:step|ckpt|iter|it)[_\-]?(\d+)$", re.IGNORECASE)
@@ -70,10 +70,8 @@ def find_runs(data_dir: Path) -> list[Path]:
     folder whose writer was killed while replacing it is first put back: :func:`~tise_bench.results.recover_run_folder`)."""
     if not data_dir.is_dir():
         return []
-    for name in {p.name[1:].rsplit(".", 1)[0] for p in data_dir.glob(".*.old-*")} | {
-        p.name[1:].rsplit(".", 1)[0] for p in data_dir.glob(".*.tmp-*")
-    }:
-        if name and not (data_dir / name).exists():
+    for name in {name for name, _, _, _ in leftover_run_folders(data_dir)}:
+        if not (data_dir / name).exists():
             recover_run_folder(data_dir / name)
     return sorted(
         p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()
