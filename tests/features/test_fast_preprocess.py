@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import RANDOM_BACKBONES, structured_images
+from helpers import RANDOM_BACKBONES, cached_keys, structured_images
 from tise_bench.backbones import build_backbones
+from tise_bench.backbones.base import ImageBackbone
 from tise_bench.backbones.letterbox import PAD_VALUE, geometry, letterbox, letterbox_tensor
 from tise_bench.backbones.registry import validate
 from tise_bench.comparability import comparability
@@ -189,6 +190,53 @@ def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path
     assert runs[0].shas == runs[1].shas and sorted(runs[0].features) == sorted(runs[1].features)
     for k, v in runs[0].features.items():
         np.testing.assert_array_equal(runs[1].features[k], v, err_msg=k)
+
+
+def test_preprocess_batch_rows_are_each_images_input(sets) -> None:
+    """``preprocess_batch`` (``fast`` on a device: one call per batch of images of one size) gives, row by row, what
+    ``preprocess_tensor`` gives each image: CLIP's transform, Inception's pixels, the letterbox with torch's uint8
+    (CPU) and float (device) kernels, and the image-by-image default."""
+    fast = sets[1]
+    for size in ((48, 48), (60, 36)):
+        px = torch.stack([_pixels(_smooth(*size, seed=i)) for i in range(3)])
+        for name in ("clip", "inception"):
+            bb = fast[name]
+            want = torch.stack([bb.preprocess_tensor(p) for p in px])
+            assert torch.equal(bb.preprocess_batch(px), want), (name, size)
+            assert torch.equal(ImageBackbone.preprocess_batch(bb, px), want), (name, size)
+        for uint8_math in (True, False):
+            got = letterbox_tensor(px, 64, uint8_math=uint8_math)
+            want = torch.stack([letterbox_tensor(p, 64, uint8_math=uint8_math) for p in px])
+            assert got.shape == (3, 3, 64, 64) and torch.equal(got, want), (size, uint8_math)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_device_path_gives_the_input_workers_values(sets, tmp_path, monkeypatch, workers) -> None:
+    """``fast`` on an accelerator: images preprocessed there in one batch per image size, crops cut one by one and
+    preprocessed as one batch, all in the thread that runs the forwards. Run on the CPU (through the bank's one
+    switch, ``_on_device``), it gives the CPU path's cache keys and values, with two image sizes and two crop
+    backbones sharing each cut."""
+    paths = [str(p) for p in structured_images(tmp_path / "imgs", 5, seed=8, size=40)]
+    paths += [str(p) for p in structured_images(tmp_path / "imgs", 3, seed=9, size=32, prefix="small")]
+    crops = CropRequest(spec=CropSpec(threshold=0.0, max_per_image=3), backbones={"inception": "", "clip": "clip_"})
+    ref = FeatureBank(sets[1], tmp_path / "cpu", batch_size=4, num_workers=workers).images(paths, NEEDS, crops=crops)
+    clip = sets[1]["clip"]
+    batched: list[int] = []
+    real = clip.preprocess_batch
+
+    def spy(pixels):
+        batched.append(pixels.shape[0])
+        return real(pixels)
+
+    monkeypatch.setattr(clip, "preprocess_batch", spy)
+    monkeypatch.setattr(FeatureBank, "_on_device", lambda self, bb: True)
+    got = FeatureBank(sets[1], tmp_path / "dev", batch_size=4, num_workers=workers).images(paths, NEEDS, crops=crops)
+    assert len(ref.features["crops.owner"]) > 0 and sorted(got.features) == sorted(ref.features)
+    for k, v in ref.features.items():
+        np.testing.assert_array_equal(got.features[k], v, err_msg=k)
+    assert cached_keys(tmp_path / "dev") == cached_keys(tmp_path / "cpu")
+    # per chunk of 4: one batch per image size, one for the crops (never image by image)
+    assert sum(batched) == len(paths) + len(ref.features["crops.owner"]) and len(batched) < sum(batched) / 2
 
 
 def test_fast_is_a_comparability_field_and_a_protocol_note(sets) -> None:

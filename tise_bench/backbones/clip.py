@@ -465,6 +465,13 @@ class ClipBackbone(OpenClipEmbedder):
             return super().preprocess_tensor(pixels)
         return self._tensor_preprocess(pixels, out)
 
+    def preprocess_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """open_clip's resize, centre crop and normalisation as torchvision ops on the whole ``(B, 3, H, W)`` batch
+        (each works image by image: the rows equal :meth:`preprocess_tensor`'s)."""
+        if self._tensor_preprocess is None:
+            return super().preprocess_batch(pixels)
+        return self._tensor_preprocess(pixels)
+
     def input_row(self, tensor_path: bool) -> tuple[tuple[int, ...], torch.dtype] | None:
         """Under ``fast`` (open_clip's resize and centre crop: one output size for any image), learnt once from two
         tiny images of different aspect ratios; None if their outputs differ (a transform without a fixed output

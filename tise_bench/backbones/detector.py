@@ -281,6 +281,9 @@ class DetectorBackbone(ImageBackbone):
     def preprocess_tensor(self, pixels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return lb.letterbox_tensor(pixels, self.imgsz, out)
 
+    def preprocess_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        return lb.letterbox_tensor(pixels, self.imgsz)  # (one geometry for images of one size)
+
     def preprocess_meta(self, img: Image.Image) -> dict[str, torch.Tensor]:
         return {"orig_size": torch.tensor([img.width, img.height], dtype=torch.int64)}
 

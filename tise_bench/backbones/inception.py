@@ -260,6 +260,11 @@ class InceptionBackbone(ImageBackbone):
             return super().preprocess_tensor(pixels)
         return pixels
 
+    def preprocess_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.resize == "clean":
+            return super().preprocess_batch(pixels)
+        return pixels
+
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = batch.to(self.device, non_blocking=True)
         feats = self._forward_resized(batch) if self.resize == "clean" else self.net(batch)

@@ -74,28 +74,35 @@ def _pad(arr: np.ndarray, g: Geometry, size: int) -> None:
     arr[:, g.top : g.top + g.new_h, g.left + g.new_w :] = PAD_VALUE
 
 
-def letterbox_tensor(pixels: torch.Tensor, size: int, out: torch.Tensor | None = None) -> torch.Tensor:
+def letterbox_tensor(
+    pixels: torch.Tensor, size: int, out: torch.Tensor | None = None, *, uint8_math: bool | None = None
+) -> torch.Tensor:
     """``backbones.preprocess=fast``: uint8 ``(3, H, W)`` on any device -> uint8 ``(3, size, size)`` there (into
-    ``out`` when given, on the same device).
+    ``out`` when given, on the same device); a batch ``(B, 3, H, W)`` of images of one size -> ``(B, 3, size,
+    size)``, each row the single image's letterbox (one resize for the batch).
 
     The geometry of :func:`letterbox`; the resize is torch's bilinear (half-pixel centres, no antialias, as cv2's
-    ``INTER_LINEAR``): uint8 arithmetic on the CPU (5x faster than float there), float rounded on other devices; a
-    pixel differs from cv2's fixed-point result by at most 1."""
-    _, h, w = pixels.shape
+    ``INTER_LINEAR``): uint8 arithmetic on the CPU (5x faster than float there), float rounded on other devices
+    (``uint8_math`` overrides the choice; tests); a pixel differs from cv2's fixed-point result by at most 1."""
+    h, w = pixels.shape[-2:]
     g = geometry(w, h, size)
-    x = pixels
+    batch = pixels if pixels.dim() == 4 else pixels[None]
+    x = batch
+    if uint8_math is None:
+        uint8_math = pixels.device.type == "cpu"
     if (w, h) != (g.new_w, g.new_h):
         resize = torch.nn.functional.interpolate
-        if pixels.device.type == "cpu":
-            x = resize(pixels[None], size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)[0]
+        if uint8_math:
+            x = resize(batch, size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)
         else:
-            x = resize(pixels[None].float(), size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)[0]
+            x = resize(batch.float(), size=(g.new_h, g.new_w), mode="bilinear", align_corners=False)
             x = x.round_().clamp_(0, 255).to(torch.uint8)
+    shape = (*pixels.shape[:-3], 3, size, size)
     if out is None:
-        out = torch.full((3, size, size), PAD_VALUE, dtype=torch.uint8, device=pixels.device)
+        out = torch.full(shape, PAD_VALUE, dtype=torch.uint8, device=pixels.device)
     else:
         out.fill_(PAD_VALUE)
-    out[:, g.top : g.top + g.new_h, g.left : g.left + g.new_w] = x
+    out[..., g.top : g.top + g.new_h, g.left : g.left + g.new_w] = x if pixels.dim() == 4 else x[0]
     return out
 
 

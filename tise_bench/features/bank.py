@@ -492,7 +492,7 @@ class FeatureBank:
                 inputs[b] = (pixels, bb.preprocess_meta(img))
                 continue
             if pixels is not None and bb.fast and not getattr(bb, "needs_source", False):
-                on_cpu = _device(bb).type == "cpu"
+                on_cpu = not self._on_device(bb)
                 x = (
                     (
                         bb.preprocess_tensor(pixels)
@@ -540,7 +540,7 @@ class FeatureBank:
             if not miss or getattr(bb, "needs_source", False):
                 continue
             tensor_path = self.fast and bool(bb.fast)
-            if tensor_path and _device(bb).type != "cpu":  # made on its device, between the forwards
+            if tensor_path and self._on_device(bb):  # made on its device, between the forwards
                 continue
             spec = bb.input_row(tensor_path)
             if spec is None:
@@ -741,9 +741,14 @@ class FeatureBank:
             s: prepared[s][2][b] if b in prepared[s][2] else self._inputs(b, decoded[s], sha_to_path.get(s, s))
             for s in miss
         }
-        for s, (t, meta) in list(inputs.items()):  # fast, on a device: upload once, preprocess there
+        on_device: dict[tuple[int, ...], list[str]] = {}  # fast, on a device: uploaded once, preprocessed there
+        for s, (t, _) in inputs.items():
             if t is None:
-                inputs[s] = (bb.preprocess_tensor(uploads.get(s, _device(bb))), meta)
+                on_device.setdefault(tuple(uploads.pixels[s].shape), []).append(s)
+        for group in on_device.values():  # one batch per image size (the resize's geometry)
+            x = bb.preprocess_batch(torch.stack([uploads.get(s, _device(bb)) for s in group]))
+            for s, row in zip(group, x):
+                inputs[s] = (row, inputs[s][1])
         by_shape: dict[tuple[int, ...], list[str]] = {}
         for s, (t, _) in inputs.items():
             by_shape.setdefault(tuple(t.shape), []).append(s)
@@ -763,6 +768,12 @@ class FeatureBank:
         if b == "detector" and {"detections", "size"} <= set(arrays):
             for i, s in enumerate(miss):
                 self._fresh_detections[s] = (arrays["detections"][i], arrays["size"][i])
+
+    def _on_device(self, bb: ImageBackbone) -> bool:
+        """Whether ``bb``'s ``fast`` preprocessing (and its crops') runs on its device, in the thread that runs the
+        forwards and in batches (``preprocess_batch``), rather than in the input workers image by image: a
+        backbone on an accelerator. (One place to decide it; tests run the device path on the CPU through it.)"""
+        return _device(bb).type != "cpu"
 
     def _crop_plan(self, shas: list[str], spec: CropSpec) -> dict[str, list[tuple[str, tuple]]]:
         """Per image sha: [(crop key, box)] from its detections (just computed, or cached) — no pixels needed; each
@@ -831,6 +842,19 @@ class FeatureBank:
                 continue
             share = len(req.backbones) > 1  # several crop backbones: each crop is cut once, kept for the next
             dev = _device(bb)
+            if self.fast and self._on_device(bb):  # cut and resized there one by one, preprocessed as one batch
+                crops: list[torch.Tensor] = []
+                for s, k, box in miss:
+                    crop = (
+                        cast(torch.Tensor, cut[k])
+                        if k in cut
+                        else make_crop_tensor(uploads.get(s, dev), box, req.spec.size)
+                    )
+                    if share:
+                        cut[k] = crop
+                    crops.append(crop)
+                self._crop_forwards(bb, store, miss, bb.preprocess_batch(torch.stack(crops)))
+                continue
 
             def prepare(
                 m: tuple[str, str, tuple], bb: ImageBackbone = bb, share: bool = share, row: torch.Tensor | None = None
@@ -848,7 +872,7 @@ class FeatureBank:
                 return bb.preprocess_tensor(crop) if self.fast else bb.preprocess(crop)  # type: ignore[arg-type]
 
             # cut + resize + preprocess, each crop written into its row of one buffer (the batches are slices of it:
-            # nothing is stacked here): one task per image, in the workers (on a device: here, between the forwards)
+            # nothing is stacked here): one task per image, in the input workers
             crop_shape = (3, req.spec.size, req.spec.size)
             first = prepare(miss[0])
             buf = self._crop_buffer(name, len(miss), first)
@@ -866,12 +890,19 @@ class FeatureBank:
 
             rows = list(enumerate(miss))[1:]  # miss lists each image's crops together
             per_image = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1][0])]
-            list((mapper if dev.type == "cpu" or not self.fast else map)(fill, per_image))
-            for i in range(0, len(miss), self.batch_size):
-                out = bb.forward(buf[i : i + self.batch_size])
-                # copied: a forward may reuse its output buffer while the writer thread has not written the shard yet
-                keys = [k for _, k, _ in miss[i : i + self.batch_size]]
-                store.put(keys, {f: np.array(out[f]) for f in bb.provides})
+            list(mapper(fill, per_image))
+            self._crop_forwards(bb, store, miss, buf)
+
+    def _crop_forwards(
+        self, bb: ImageBackbone, store: Store, miss: list[tuple[str, str, tuple]], x: torch.Tensor
+    ) -> None:
+        """Crop backbone ``bb``'s forwards over ``x`` (row i: the input of crop ``miss[i]``), in batches, each
+        batch's rows stored as one shard."""
+        for i in range(0, len(miss), self.batch_size):
+            out = bb.forward(x[i : i + self.batch_size])
+            # copied: a forward may reuse its output buffer while the writer thread has not written the shard yet
+            keys = [k for _, k, _ in miss[i : i + self.batch_size]]
+            store.put(keys, {f: np.array(out[f]) for f in bb.provides})
 
     def _crop_buffer(self, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
         """``n`` rows shaped like ``like`` for crop backbone ``name``'s inputs: one buffer per crop backbone, reused
