@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from helpers import RANDOM_BACKBONES, cached_keys, structured_images
@@ -22,7 +23,7 @@ from tise_bench.backbones.registry import validate
 from tise_bench.comparability import comparability
 from tise_bench.errors import ConfigError
 from tise_bench.features.bank import CropRequest, FeatureBank
-from tise_bench.features.crops import CropSpec, make_crop, make_crop_tensor
+from tise_bench.features.crops import CropSpec, crop_batch_tensor, make_crop, make_crop_tensor
 from tise_bench.types import MetricValue
 from tise_bench.registry import get_metric
 
@@ -190,6 +191,39 @@ def test_fast_gives_the_same_keys_and_values_for_any_worker_count(sets, tmp_path
     assert runs[0].shas == runs[1].shas and sorted(runs[0].features) == sorted(runs[1].features)
     for k, v in runs[0].features.items():
         np.testing.assert_array_equal(runs[1].features[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_crops_cut_in_one_batch_are_pils_within_one_grey_level(seed) -> None:
+    """``crop_batch_tensor`` (fast on a device): random boxes of three images, several per image (one grid_sample,
+    the crops as tiles) and some shrunk on an axis (one by one, antialiased): crop i is the crop of ``items[i]``,
+    within 1 grey level of PIL's and of the one-by-one device path (float bilinear, rounded) it replaces."""
+    rng = np.random.default_rng(seed)
+    w, h = 320, 240
+    imgs = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) if seed else _smooth(w, h, i) for i in range(3)
+    ]
+    items = []
+    while len(items) < 14:
+        x1, x2 = sorted(int(v) for v in rng.integers(0, w + 1, 2))
+        y1, y2 = sorted(int(v) for v in rng.integers(0, h + 1, 2))
+        if x2 - x1 >= 1 and y2 - y1 >= 1:
+            items.append((int(rng.integers(0, 3)), (x1, y1, x2, y2, 0)))
+    items.append((1, (0, 0, w, h, 0)))  # shrunk on x (320 > 299)
+    px = torch.stack([_pixels(im) for im in imgs])
+    got = crop_batch_tensor(px, items, 299, sampled=True)
+    assert got.shape == (len(items), 3, 299, 299) and got.dtype == torch.uint8
+    for i, (b, box) in enumerate(items):
+        pil = torch.from_numpy(np.array(make_crop(imgs[b], box, 299))).permute(2, 0, 1)
+        crop = px[b][:, box[1] : box[3], box[0] : box[2]][None].float()
+        one = F.interpolate(crop, size=(299, 299), mode="bilinear", antialias=True, align_corners=False)[0]
+        one = one.round().clamp(0, 255).to(torch.uint8)
+        assert (pil.int() - got[i].int()).abs().max().item() <= 1, (i, box)
+        assert (one.int() - got[i].int()).abs().max().item() <= 1, (i, box)
+        if box[2] - box[0] <= 299 and box[3] - box[1] <= 299:  # sampled: the same bilinear, rounding aside
+            assert (one != got[i]).float().mean() < 0.01, (i, box)
+    cpu = crop_batch_tensor(px, items, 299)  # on the CPU: each crop as make_crop_tensor makes it (cv2)
+    assert all(torch.equal(cpu[i], make_crop_tensor(px[b], box, 299)) for i, (b, box) in enumerate(items))
 
 
 def test_preprocess_batch_rows_are_each_images_input(sets) -> None:

@@ -49,7 +49,7 @@ from ..backbones.base import ImageBackbone
 from ..errors import ConfigError, DataError
 from ..fsutil import CACHE, atomic_write
 from .. import imagefile as _decode
-from .crops import CropSpec, crop_boxes, crop_key, make_crop, make_crop_tensor
+from .crops import CropSpec, crop_batch_tensor, crop_boxes, crop_key, make_crop, make_crop_tensor
 from .memory import MemoryImage
 from .store import FeatureStore, MemoryStore, ShardWriter
 
@@ -842,18 +842,10 @@ class FeatureBank:
                 continue
             share = len(req.backbones) > 1  # several crop backbones: each crop is cut once, kept for the next
             dev = _device(bb)
-            if self.fast and self._on_device(bb):  # cut and resized there one by one, preprocessed as one batch
-                crops: list[torch.Tensor] = []
-                for s, k, box in miss:
-                    crop = (
-                        cast(torch.Tensor, cut[k])
-                        if k in cut
-                        else make_crop_tensor(uploads.get(s, dev), box, req.spec.size)
-                    )
-                    if share:
-                        cut[k] = crop
-                    crops.append(crop)
-                self._crop_forwards(bb, store, miss, bb.preprocess_batch(torch.stack(crops)))
+            if self.fast and self._on_device(bb):  # cut there in batches, preprocessed as one batch
+                self._cut_on_device([m for m in miss if m[1] not in cut], uploads, dev, req.spec.size, cut)
+                x = torch.stack([cast(torch.Tensor, cut[k]) for _, k, _ in miss])
+                self._crop_forwards(bb, store, miss, bb.preprocess_batch(x))
                 continue
 
             def prepare(
@@ -892,6 +884,23 @@ class FeatureBank:
             per_image = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1][0])]
             list(mapper(fill, per_image))
             self._crop_forwards(bb, store, miss, buf)
+
+    @staticmethod
+    def _cut_on_device(
+        todo: list[tuple[str, str, tuple]], uploads: _Uploads, dev: torch.device, size: int, cut: dict[str, object]
+    ) -> None:
+        """The crops ``todo`` [(image sha, crop key, box)] cut from the images uploaded to ``dev`` and resized there,
+        one :func:`crop_batch_tensor` per image size; each kept in ``cut`` by key (for every crop backbone)."""
+        by_size: dict[tuple[int, ...], list[str]] = {}
+        for s in dict.fromkeys(s for s, _, _ in todo):
+            by_size.setdefault(tuple(uploads.pixels[s].shape), []).append(s)
+        for shas in by_size.values():
+            row = {s: i for i, s in enumerate(shas)}
+            mine = [m for m in todo if m[0] in row]
+            images = torch.stack([uploads.get(s, dev) for s in shas])
+            crops = crop_batch_tensor(images, [(row[s], box) for s, _, box in mine], size)
+            for (_, k, _), crop in zip(mine, crops):
+                cut[k] = crop
 
     def _crop_forwards(
         self, bb: ImageBackbone, store: Store, miss: list[tuple[str, str, tuple]], x: torch.Tensor

@@ -132,3 +132,56 @@ def make_crop_tensor(
 
 def make_crop(img: Image.Image, box: tuple[int, int, int, int, int], size: int = CROP_SIZE) -> Image.Image:
     return img.crop(box[:4]).resize((size, size), Image.Resampling.BILINEAR)
+
+
+def crop_batch_tensor(
+    images: torch.Tensor,
+    items: list[tuple[int, tuple[int, int, int, int, int]]],
+    size: int = CROP_SIZE,
+    *,
+    sampled: bool | None = None,
+) -> torch.Tensor:
+    """``backbones.preprocess=fast`` on a device: the crops ``items`` = [(row of ``images``, box)] of uint8
+    ``(B, 3, H, W)`` images of one size -> uint8 ``(n, 3, size, size)`` on their device, crop i for ``items[i]``.
+
+    The crops enlarged on both axes (the usual case) are sampled in one ``grid_sample`` for the whole batch: each
+    image's crops stacked as tiles of one output, at the source coordinates ``F.interpolate`` computes for the cut
+    crop (half-pixel centres, clamped to the crop's edge pixels: nothing outside the box is sampled), in float and
+    rounded, as :func:`make_crop_tensor` does on a device (within 1 grey level of it and of PIL). Crops shrunk on an
+    axis need the antialiased filter and are made one by one by :func:`make_crop_tensor`. On the CPU (``sampled``
+    unset) every crop is made by :func:`make_crop_tensor`, cv2's resize (``sampled`` forces the choice; tests)."""
+    if sampled is None:
+        sampled = images.device.type != "cpu"
+    out = torch.empty((len(items), 3, size, size), dtype=torch.uint8, device=images.device)
+    tiles: dict[int, list[int]] = {}  # image row -> the crops sampled from it (their index in ``items``)
+    for i, (b, box) in enumerate(items):
+        x1, y1, x2, y2 = box[:4]
+        if sampled and x2 - x1 <= size and y2 - y1 <= size:
+            tiles.setdefault(b, []).append(i)
+        else:
+            make_crop_tensor(images[b], box, size, out=out[i])
+    if not tiles:
+        return out
+    _, _, h, w = images.shape
+    rows = list(tiles)
+    k = max(len(v) for v in tiles.values())
+    # source pixel coordinates per tile: (B', k, size) along x and y, in float64, then normalised for grid_sample
+    # (align_corners=False: pixel p is at (2p + 1) / W - 1); an unused tile samples pixel (0, 0)
+    j = torch.arange(size, dtype=torch.float64) + 0.5
+    sx = torch.zeros((len(rows), k, size), dtype=torch.float64)
+    sy = torch.zeros((len(rows), k, size), dtype=torch.float64)
+    for r, b in enumerate(rows):
+        for t, i in enumerate(tiles[b]):
+            x1, y1, x2, y2 = items[i][1][:4]
+            sx[r, t] = x1 + (j * ((x2 - x1) / size) - 0.5).clamp(0, x2 - x1 - 1)
+            sy[r, t] = y1 + (j * ((y2 - y1) / size) - 0.5).clamp(0, y2 - y1 - 1)
+    gx = ((2 * sx + 1) / w - 1).float()[:, :, None, :].expand(-1, -1, size, -1)  # (B', k, size_y, size_x)
+    gy = ((2 * sy + 1) / h - 1).float()[:, :, :, None].expand(-1, -1, -1, size)
+    grid = torch.stack((gx, gy), dim=-1).reshape(len(rows), k * size, size, 2).to(images.device)
+    src = images[torch.tensor(rows, device=images.device)].float()
+    res = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    res = res.round_().clamp_(0, 255).to(torch.uint8).reshape(len(rows), 3, k, size, size)
+    for r, b in enumerate(rows):
+        for t, i in enumerate(tiles[b]):
+            out[i] = res[r, :, t]
+    return out
