@@ -747,6 +747,8 @@ class FeatureBank:
                 on_device.setdefault(tuple(uploads.pixels[s].shape), []).append(s)
         for group in on_device.values():  # one batch per image size (the resize's geometry)
             x = bb.preprocess_batch(torch.stack([uploads.get(s, _device(bb)) for s in group]))
+            if group == miss:  # (the usual case: images of one size) that batch, as it is
+                return [(miss, x, {k: torch.stack([inputs[s][1][k] for s in miss]) for k in inputs[miss[0]][1]})]
             for s, row in zip(group, x):
                 inputs[s] = (row, inputs[s][1])
         by_shape: dict[tuple[int, ...], list[str]] = {}
