@@ -284,7 +284,8 @@ class FeatureBank:
         self._stores: dict[str, Store] = {}
         self._fresh_detections = {}
         self._plans: dict[str, list[tuple[str, tuple]]] = {}  # during one pass: sha -> its crop plan
-        self._crop_buffers: dict[str, torch.Tensor] = {}  # crop backbone -> its reused input rows (``_crop_buffer``)
+        #: crop backbone -> its reused input rows and whether they are pinned (``_crop_buffer``)
+        self._crop_buffers: dict[str, tuple[torch.Tensor, bool]] = {}
         self._buffers = _Buffers(keep=0)  # during a threaded pass: the chunks' reused input batches
         self._writer: ShardWriter | None = None  # during a threaded pass: writes the cache shards (issue 13 item 3)
 
@@ -869,7 +870,7 @@ class FeatureBank:
             # nothing is stacked here): one task per image, in the input workers
             crop_shape = (3, req.spec.size, req.spec.size)
             first = prepare(miss[0])
-            buf = self._crop_buffer(name, len(miss), first)
+            buf = self._crop_buffer(name, len(miss), first, pin=dev.type == "cuda" and first.device.type == "cpu")
             _copy_row(buf[0], first)
 
             def fill(rows: list[tuple[int, tuple[str, str, tuple]]], buf: torch.Tensor = buf, name: str = name) -> None:
@@ -915,19 +916,22 @@ class FeatureBank:
             keys = [k for _, k, _ in miss[i : i + self.batch_size]]
             store.put(keys, {f: np.array(out[f]) for f in bb.provides})
 
-    def _crop_buffer(self, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
+    def _crop_buffer(self, name: str, n: int, like: torch.Tensor, pin: bool = False) -> torch.Tensor:
         """``n`` rows shaped like ``like`` for crop backbone ``name``'s inputs: one buffer per crop backbone, reused
         from chunk to chunk (grown when a chunk has more crops), so its pages are not faulted in again for every chunk
-        (a fresh 70 MB buffer cost as much as the crops' copies into it). Safe to reuse: a chunk's crop forwards have
-        returned (and copied their input to the device) before the next chunk's crops are cut."""
-        buf = self._crop_buffers.get(name)
+        (a fresh 70 MB buffer cost as much as the crops' copies into it); in pinned memory (``pin``: a CUDA crop
+        backbone) for asynchronous copies, pinned once per pass. Safe to reuse: a chunk's crop forwards have
+        returned (their outputs, and so their input's copy to the device, are done) before the next chunk's crops
+        are cut."""
+        got = self._crop_buffers.get(name)
         if (
-            buf is None
-            or buf.shape[0] < n
-            or (buf.shape[1:], buf.dtype, buf.device) != (like.shape, like.dtype, like.device)
+            got is None
+            or got[0].shape[0] < n
+            or (got[0].shape[1:], got[0].dtype, got[0].device, got[1]) != (like.shape, like.dtype, like.device, pin)
         ):
-            buf = self._crop_buffers[name] = torch.empty((n, *like.shape), dtype=like.dtype, device=like.device)
-        return buf[:n]
+            buf = torch.empty((n, *like.shape), dtype=like.dtype, device=like.device, pin_memory=pin)
+            got = self._crop_buffers[name] = (buf, pin)
+        return got[0][:n]
 
     def _gather_crops(self, shas: list[str], req: CropRequest) -> dict[str, np.ndarray]:
         plan = self._crop_plan(list(dict.fromkeys(shas)), req.spec)
