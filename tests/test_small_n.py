@@ -141,6 +141,16 @@ def test_table_marks_only_warned_values():
     assert SMALL_N_MARK not in format_table([_result({})])  # no warning: no mark, no legend
 
 
+def test_small_n_legend_gives_each_metric_once_with_the_models_range():
+    """Several models: one legend entry per metric and count kind, the models' counts as a range."""
+    spec = all_metrics()["clip_rp"]
+    runs = [
+        _result({"clip_rp": spec.small_n(MetricValue(value=1.0, n=12, extras={"n_candidates": k}))}) for k in (9, 7, 9)
+    ]
+    legend = [ln for ln in format_table(runs).splitlines() if ln.startswith(f"{SMALL_N_MARK} too few samples")]
+    assert len(legend) == 1 and legend[0].count("RP ") == 1 and "RP 7–9 candidates per image < 100" in legend[0]
+
+
 def test_value_warnings_name_missing_references():
     spec = all_metrics()["fid"]
     mv = MetricValue(value=3.0, n=20000, extras={"n_reference": 15000}, skipped={"no_reference": 5})

@@ -40,6 +40,12 @@ def _cell(result: EvalResult, metric_id: str) -> str:
     return _fmt(result.metrics[metric_id].value) + marks
 
 
+def _span(counts: list) -> str:
+    """One count, or the range of the models' counts (``4–8``), in the small-N legend."""
+    lo, hi = min(counts), max(counts)
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def _legend(results: list[EvalResult], ids: list[str], display: dict[str, str]) -> list[str]:
     fb: list[str] = []
     proto: dict[str, list[str]] = {}
@@ -61,14 +67,12 @@ def _legend(results: list[EvalResult], ids: list[str], display: dict[str, str]) 
             f"'TISE protocol vs ours'):"
         )
         out += [f"    {', '.join(names)}: {p}" for p, names in proto.items()]
-    small = list(
-        dict.fromkeys(
-            f"{display[i]} {w['used']} {w['what']} < {w['threshold']}"
-            for r in results
-            for i in ids
-            for w in warnings_of(r, i, "small_n")
-        )
-    )
+    used: dict[tuple[str, str, object], list] = {}  # (metric, what, threshold) -> the counts of every model
+    for r in results:
+        for i in ids:
+            for w in warnings_of(r, i, "small_n"):
+                used.setdefault((display[i], str(w["what"]), w["threshold"]), []).append(w["used"])
+    small = [f"{d} {_span(counts)} {what} < {thr}" for (d, what, thr), counts in used.items()]
     if small:
         out.append(
             f"{SMALL_N_MARK} too few samples to compare with published numbers ('warnings' in metrics.json): "
