@@ -233,6 +233,12 @@ def upload(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
     return hwc.to(device, non_blocking=True).permute(2, 0, 1).contiguous()
 
 
+def _stack_meta(metas: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The images' side information (``preprocess_meta``: one dict per image, the same keys) stacked per key, as
+    ``forward`` takes it."""
+    return {k: torch.stack([m[k] for m in metas]) for k in metas[0]}
+
+
 def _in_order(
     miss: list[str], outs: list[tuple[list[str], dict[str, np.ndarray]]], provides: tuple[str, ...] | list[str]
 ) -> dict[str, np.ndarray]:
@@ -605,7 +611,7 @@ class FeatureBank:
             if not miss or any(b not in prepared[s][2] or prepared[s][2][b][0] is None for s in miss):
                 continue
             if ahead and b in ahead and ahead[b][0] == miss:  # written in place by the workers: nothing to copy
-                meta = {k: torch.stack([prepared[s][2][b][1][k] for s in miss]) for k in prepared[miss[0]][2][b][1]}
+                meta = _stack_meta([prepared[s][2][b][1] for s in miss])
                 out[b] = [(miss, ahead[b][1], meta)]
                 for s in miss:
                     del prepared[s][2][b]
@@ -624,7 +630,7 @@ class FeatureBank:
                 else:
                     x = torch.stack(xs)
                     x = x.pin_memory() if pin else x
-                meta = {k: torch.stack([prepared[s][2][b][1][k] for s in group]) for k in prepared[group[0]][2][b][1]}
+                meta = _stack_meta([prepared[s][2][b][1] for s in group])
                 groups.append((group, x, meta))
             for s in miss:
                 del prepared[s][2][b]
@@ -749,7 +755,7 @@ class FeatureBank:
         for group in on_device.values():  # one batch per image size (the resize's geometry)
             x = bb.preprocess_batch(torch.stack([uploads.get(s, _device(bb)) for s in group]))
             if group == miss:  # (the usual case: images of one size) that batch, as it is
-                return [(miss, x, {k: torch.stack([inputs[s][1][k] for s in miss]) for k in inputs[miss[0]][1]})]
+                return [(miss, x, _stack_meta([inputs[s][1] for s in miss]))]
             for s, row in zip(group, x):
                 inputs[s] = (row, inputs[s][1])
         by_shape: dict[tuple[int, ...], list[str]] = {}
@@ -759,7 +765,7 @@ class FeatureBank:
             (
                 group,
                 torch.stack([inputs[s][0] for s in group]),
-                {k: torch.stack([inputs[s][1][k] for s in group]) for k in inputs[group[0]][1]},
+                _stack_meta([inputs[s][1] for s in group]),
             )
             for group in by_shape.values()
         ]
